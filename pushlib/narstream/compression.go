@@ -1,0 +1,167 @@
+// Package narstream serialises a store path to a NAR straight from the
+// filesystem and streams it through SHA-256, a compressor and a second
+// SHA-256 into any writer, in bounded memory. The NAR hash and size are
+// checked against what the Nix database records before the stream is
+// declared good, so a corrupted store path is never published.
+package narstream
+
+import (
+	"fmt"
+	"io"
+	"strings"
+	"sync"
+
+	"github.com/klauspost/compress/zstd"
+	"github.com/ulikunitz/xz"
+)
+
+// Method is a NAR compression method.
+type Method string
+
+// The compression methods a binary cache can hold.
+const (
+	Zstd Method = "zstd"
+	XZ   Method = "xz"
+	None Method = "none"
+)
+
+// ParseMethod accepts the names users type (zstd, zst, xz, none).
+func ParseMethod(s string) (Method, error) {
+	switch strings.ToLower(s) {
+	case "zstd", "zst":
+		return Zstd, nil
+	case "xz":
+		return XZ, nil
+	case "none":
+		return None, nil
+	}
+	return "", fmt.Errorf("unknown compression method %q (want zstd or xz)", s)
+}
+
+// Compression is a method and its level (0–16 for zstd, 0–9 for xz, as in cachix).
+type Compression struct {
+	Method Method
+	Level  int
+}
+
+// DefaultCompression is what `cachix push` uses: zstd at level 2.
+var DefaultCompression = Compression{Method: Zstd, Level: 2}
+
+// FileExt is the NAR file extension in a binary cache ("nar.zst", "nar.xz", "nar").
+func (c Compression) FileExt() string {
+	switch c.Method {
+	case Zstd:
+		return "nar.zst"
+	case XZ:
+		return "nar.xz"
+	}
+	return "nar"
+}
+
+// String renders e.g. "zstd level 2".
+func (c Compression) String() string {
+	if c.Method == None {
+		return "no compression"
+	}
+	return fmt.Sprintf("%s level %d", c.Method, c.Level)
+}
+
+// Validate checks the level range the way cachix does.
+func (c Compression) Validate() error {
+	switch c.Method {
+	case Zstd:
+		if c.Level < 0 || c.Level > 16 {
+			return fmt.Errorf("zstd compression level %d out of range 0–16", c.Level)
+		}
+	case XZ:
+		if c.Level < 0 || c.Level > 9 {
+			return fmt.Errorf("xz compression level %d out of range 0–9", c.Level)
+		}
+	case None:
+	default:
+		return fmt.Errorf("unknown compression method %q", c.Method)
+	}
+	return nil
+}
+
+// zstdLevel maps cachix's libzstd levels onto klauspost's four encoder
+// levels. Level 2 maps to SpeedDefault rather than SpeedFastest: klauspost's
+// fastest level compresses markedly worse than libzstd -2, while its default
+// level lands close to libzstd -2/-3 in both ratio and speed.
+func zstdLevel(l int) zstd.EncoderLevel {
+	switch {
+	case l <= 1:
+		return zstd.SpeedFastest
+	case l <= 5:
+		return zstd.SpeedDefault
+	case l <= 9:
+		return zstd.SpeedBetterCompression
+	}
+	return zstd.SpeedBestCompression
+}
+
+// zstdWindow bounds the encoder's window (and so its memory) per stream;
+// libzstd's levels 1–3 use 1–2 MiB windows.
+const zstdWindow = 4 << 20
+
+// encoderPools reuses zstd encoders (their buffers are several MiB) across paths.
+var encoderPools sync.Map // zstd.EncoderLevel -> *sync.Pool
+
+// compressor wraps w in a compressing writer; Close flushes the compressor
+// (never closes w) and returns its resources.
+func (c Compression) compressor(w io.Writer) (io.WriteCloser, error) {
+	switch c.Method {
+	case Zstd:
+		lvl := zstdLevel(c.Level)
+		pool, _ := encoderPools.LoadOrStore(lvl, &sync.Pool{})
+		p := pool.(*sync.Pool)
+		if enc, ok := p.Get().(*zstd.Encoder); ok {
+			enc.Reset(w)
+			return &pooledZstd{enc, p}, nil
+		}
+		enc, err := zstd.NewWriter(w, zstd.WithEncoderLevel(lvl), zstd.WithWindowSize(zstdWindow),
+			zstd.WithEncoderConcurrency(2))
+		if err != nil {
+			return nil, err
+		}
+		return &pooledZstd{enc, p}, nil
+	case XZ:
+		cfg := xz.WriterConfig{DictCap: xzDictCap(c.Level)}
+		return cfg.NewWriter(w)
+	case None:
+		return nopCloser{w}, nil
+	}
+	return nil, fmt.Errorf("unknown compression method %q", c.Method)
+}
+
+// xzDictCap follows xz's presets: 256 KiB at -0, 1 MiB at -1, 2 MiB at -2,
+// 4 MiB at -3/-4, 8 MiB at -5/-6, 16/32/64 MiB at -7/-8/-9.
+func xzDictCap(level int) int {
+	caps := []int{256 << 10, 1 << 20, 2 << 20, 4 << 20, 4 << 20, 8 << 20, 8 << 20, 16 << 20, 32 << 20, 64 << 20}
+	if level < 0 {
+		level = 0
+	}
+	if level >= len(caps) {
+		level = len(caps) - 1
+	}
+	return caps[level]
+}
+
+// pooledZstd returns its encoder to the pool once the stream is closed.
+type pooledZstd struct {
+	*zstd.Encoder
+	pool *sync.Pool
+}
+
+func (p *pooledZstd) Close() error {
+	err := p.Encoder.Close()
+	if err == nil {
+		p.Encoder.Reset(nil)
+		p.pool.Put(p.Encoder)
+	}
+	return err
+}
+
+type nopCloser struct{ io.Writer }
+
+func (nopCloser) Close() error { return nil }

@@ -1,0 +1,355 @@
+// Package store reads the local Nix store: it resolves user inputs to store
+// paths, computes runtime closures and reports the metadata (NAR hash, NAR
+// size, references, deriver, signatures, content address) that the Nix
+// database records for each path.
+//
+// It talks to Nix through the `nix` command (`nix path-info --json`), passing
+// the experimental features it needs on the command line so that nothing is
+// required of the user's configuration. The JSON output changed shape across
+// Nix and Lix releases; ParsePathInfoJSON accepts all of them.
+package store
+
+import (
+	"bytes"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"path"
+	"sort"
+	"strings"
+
+	"github.com/nix-community/go-nix/pkg/nixbase32"
+)
+
+// DefaultStoreDir is the store directory used when Nix does not say otherwise.
+const DefaultStoreDir = "/nix/store"
+
+// PathInfo is what the local Nix database records about one valid store path.
+type PathInfo struct {
+	// Path is the absolute store path, e.g. /nix/store/<hash>-hello-2.12.1.
+	Path string
+	// NarHash is the SHA-256 digest (32 bytes) of the path's NAR serialisation.
+	NarHash []byte
+	// NarSize is the length in bytes of the NAR serialisation.
+	NarSize uint64
+	// References are the absolute store paths this path refers to, sorted,
+	// including Path itself when it is self-referencing.
+	References []string
+	// Deriver is the absolute path of the .drv that built it, or "".
+	Deriver string
+	// Signatures are the signatures the local store holds, in Nix text form.
+	Signatures []string
+	// CA is the content address in narinfo text form, or "".
+	CA string
+}
+
+// HashPart returns the 32-character nix-base32 hash part of p.
+func HashPart(p string) string {
+	base := path.Base(p)
+	if len(base) < 32 {
+		return base
+	}
+	return base[:32]
+}
+
+// NarHashString renders the NAR hash as Nix writes it in narinfo files:
+// "sha256:" followed by 52 nix-base32 characters.
+func (pi *PathInfo) NarHashString() string {
+	return "sha256:" + nixbase32.EncodeToString(pi.NarHash)
+}
+
+// ReferenceNames returns the base names (<hash>-<name>) of the references,
+// sorted, as narinfo files and the Cachix API list them.
+func (pi *PathInfo) ReferenceNames() []string {
+	out := make([]string, len(pi.References))
+	for i, r := range pi.References {
+		out[i] = path.Base(r)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// Fingerprint is the string Nix signs for a path ("1;path;narHash;narSize;refs").
+// References appear as full paths, sorted and comma-separated.
+func (pi *PathInfo) Fingerprint() string {
+	refs := append([]string(nil), pi.References...)
+	sort.Strings(refs)
+	return "1;" + pi.Path + ";" + pi.NarHashString() + ";" + fmt.Sprint(pi.NarSize) + ";" + strings.Join(refs, ",")
+}
+
+// ErrParsePathInfo marks output of `nix path-info --json` that could not be understood.
+var ErrParsePathInfo = errors.New("unexpected output from nix path-info --json")
+
+// rawPathInfo is one entry of `nix path-info --json` in any of its shapes.
+type rawPathInfo struct {
+	Path       string          `json:"path"`
+	NarHash    json.RawMessage `json:"narHash"`
+	NarSize    uint64          `json:"narSize"`
+	References []string        `json:"references"`
+	Deriver    *string         `json:"deriver"`
+	Signatures []string        `json:"signatures"`
+	CA         json.RawMessage `json:"ca"`
+	Valid      *bool           `json:"valid"`
+}
+
+// ParsePathInfoJSON parses the output of `nix path-info --json [--recursive]`
+// in every shape Nix and Lix have produced:
+//
+//   - Nix ≤ 2.18 and Lix: an array of objects, each with a "path" field;
+//   - Nix 2.19–2.32: an object keyed by absolute store path (null for invalid paths);
+//   - Nix ≥ 2.33: {"version": N, "storeDir": "...", "info": {...}}, keyed by
+//     base name in version 2, with base-name references and structured
+//     "narHash"/"ca" objects.
+//
+// Hashes may be SRI ("sha256-<base64>"), "sha256:<nix32|hex|base64>" or a
+// {"algorithm","format","hash"} object. Invalid paths (null entries or
+// "valid": false) are left out of the result. storeDir is used to complete
+// base names; pass "" for DefaultStoreDir.
+func ParsePathInfoJSON(data []byte, storeDir string) (map[string]*PathInfo, error) {
+	if storeDir == "" {
+		storeDir = DefaultStoreDir
+	}
+	data = bytes.TrimSpace(data)
+	if len(data) == 0 {
+		return nil, fmt.Errorf("%w: empty output", ErrParsePathInfo)
+	}
+	var entries []rawPathInfo
+	switch data[0] {
+	case '[':
+		if err := json.Unmarshal(data, &entries); err != nil {
+			return nil, fmt.Errorf("%w: %v", ErrParsePathInfo, err)
+		}
+	case '{':
+		var top map[string]json.RawMessage
+		if err := json.Unmarshal(data, &top); err != nil {
+			return nil, fmt.Errorf("%w: %v", ErrParsePathInfo, err)
+		}
+		if info, ok := top["info"]; ok && isObject(info) {
+			if sd, ok := top["storeDir"]; ok {
+				var s string
+				if json.Unmarshal(sd, &s) == nil && s != "" {
+					storeDir = s
+				}
+			}
+			top = nil
+			if err := json.Unmarshal(info, &top); err != nil {
+				return nil, fmt.Errorf("%w: info: %v", ErrParsePathInfo, err)
+			}
+		}
+		keys := make([]string, 0, len(top))
+		for k := range top {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			v := top[k]
+			if !isObject(v) {
+				continue // null (invalid path), or top-level metadata such as "version"
+			}
+			var e rawPathInfo
+			if err := json.Unmarshal(v, &e); err != nil {
+				return nil, fmt.Errorf("%w: %s: %v", ErrParsePathInfo, k, err)
+			}
+			e.Path = k
+			entries = append(entries, e)
+		}
+	default:
+		return nil, fmt.Errorf("%w: neither a JSON array nor an object", ErrParsePathInfo)
+	}
+
+	out := make(map[string]*PathInfo, len(entries))
+	for _, e := range entries {
+		if e.Valid != nil && !*e.Valid {
+			continue
+		}
+		if e.Path == "" {
+			return nil, fmt.Errorf("%w: entry without a path", ErrParsePathInfo)
+		}
+		p := absolute(storeDir, e.Path)
+		h, err := parseNarHashJSON(e.NarHash)
+		if err != nil {
+			return nil, fmt.Errorf("%w: narHash of %s: %v", ErrParsePathInfo, p, err)
+		}
+		ca, err := parseCAJSON(e.CA)
+		if err != nil {
+			return nil, fmt.Errorf("%w: ca of %s: %v", ErrParsePathInfo, p, err)
+		}
+		pi := &PathInfo{Path: p, NarHash: h, NarSize: e.NarSize, Signatures: e.Signatures, CA: ca}
+		for _, r := range e.References {
+			pi.References = append(pi.References, absolute(storeDir, r))
+		}
+		sort.Strings(pi.References)
+		if e.Deriver != nil && *e.Deriver != "" {
+			pi.Deriver = absolute(storeDir, *e.Deriver)
+		}
+		out[p] = pi
+	}
+	return out, nil
+}
+
+// isObject reports whether raw JSON is an object.
+func isObject(raw json.RawMessage) bool {
+	raw = bytes.TrimSpace(raw)
+	return len(raw) > 0 && raw[0] == '{'
+}
+
+// absolute turns a base name into a full store path; full paths pass through.
+func absolute(storeDir, p string) string {
+	if strings.HasPrefix(p, "/") {
+		return p
+	}
+	return storeDir + "/" + p
+}
+
+// hashSizes are the digest sizes of the algorithms Nix uses.
+var hashSizes = map[string]int{"md5": 16, "sha1": 20, "sha256": 32, "sha512": 64}
+
+// parseHashJSON decodes a hash given as a string or a structured object and
+// returns its algorithm and digest.
+func parseHashJSON(raw json.RawMessage) (string, []byte, error) {
+	raw = bytes.TrimSpace(raw)
+	if len(raw) == 0 || string(raw) == "null" {
+		return "", nil, errors.New("missing")
+	}
+	if raw[0] == '"' {
+		var s string
+		if err := json.Unmarshal(raw, &s); err != nil {
+			return "", nil, err
+		}
+		return parseHash(s)
+	}
+	var obj struct {
+		Algorithm string `json:"algorithm"`
+		Format    string `json:"format"`
+		Hash      string `json:"hash"`
+	}
+	if err := json.Unmarshal(raw, &obj); err != nil {
+		return "", nil, err
+	}
+	d, err := decodeDigest(obj.Algorithm, obj.Format, obj.Hash)
+	return obj.Algorithm, d, err
+}
+
+// parseNarHashJSON decodes a narHash field, which is always SHA-256.
+func parseNarHashJSON(raw json.RawMessage) ([]byte, error) {
+	algo, d, err := parseHashJSON(raw)
+	if err != nil {
+		return nil, err
+	}
+	if algo != "sha256" {
+		return nil, fmt.Errorf("algorithm %q, want sha256", algo)
+	}
+	return d, nil
+}
+
+// ParseSHA256 parses a SHA-256 hash written as "sha256-<base64>" (SRI) or
+// "sha256:<digest>" with a nix-base32, hex or base64 digest.
+func ParseSHA256(s string) ([]byte, error) {
+	algo, d, err := parseHash(s)
+	if err != nil {
+		return nil, err
+	}
+	if algo != "sha256" {
+		return nil, fmt.Errorf("hash %q: algorithm %q, want sha256", s, algo)
+	}
+	return d, nil
+}
+
+// parseHash parses "<algo>-<base64>" (SRI) or "<algo>:<digest>".
+func parseHash(s string) (string, []byte, error) {
+	i := strings.IndexAny(s, ":-")
+	if i < 0 {
+		return "", nil, fmt.Errorf("hash %q has no algorithm prefix", s)
+	}
+	format := ""
+	if s[i] == '-' {
+		format = "base64"
+	}
+	d, err := decodeDigest(s[:i], format, s[i+1:])
+	if err != nil {
+		return "", nil, fmt.Errorf("hash %q: %w", s, err)
+	}
+	return s[:i], d, nil
+}
+
+// decodeDigest decodes a digest of the given algorithm, detecting the
+// encoding by length when format is empty, as Nix does.
+func decodeDigest(algo, format, digest string) ([]byte, error) {
+	size, ok := hashSizes[algo]
+	if !ok {
+		return nil, fmt.Errorf("unknown hash algorithm %q", algo)
+	}
+	if format == "" {
+		switch len(digest) {
+		case hex.EncodedLen(size):
+			format = "base16"
+		case nixbase32.EncodedLen(size):
+			format = "nix32"
+		case base64.StdEncoding.EncodedLen(size):
+			format = "base64"
+		default:
+			return nil, fmt.Errorf("digest %q has the wrong length for %s", digest, algo)
+		}
+	}
+	var (
+		b   []byte
+		err error
+	)
+	switch format {
+	case "base16", "hex":
+		b, err = hex.DecodeString(digest)
+	case "nix32", "base32":
+		b, err = nixbase32.DecodeString(digest)
+	case "base64", "sri":
+		b, err = base64.StdEncoding.DecodeString(digest)
+	default:
+		return nil, fmt.Errorf("unknown digest format %q", format)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("decoding %s digest: %w", format, err)
+	}
+	if len(b) != size {
+		return nil, fmt.Errorf("%s digest has %d bytes, want %d", algo, len(b), size)
+	}
+	return b, nil
+}
+
+// parseCAJSON renders a content address in narinfo text form from either the
+// old string form or the Nix 2.33+ {"method","hash"} object.
+func parseCAJSON(raw json.RawMessage) (string, error) {
+	raw = bytes.TrimSpace(raw)
+	if len(raw) == 0 || string(raw) == "null" {
+		return "", nil
+	}
+	if raw[0] == '"' {
+		var s string
+		err := json.Unmarshal(raw, &s)
+		return s, err
+	}
+	var obj struct {
+		Method string          `json:"method"`
+		Hash   json.RawMessage `json:"hash"`
+	}
+	if err := json.Unmarshal(raw, &obj); err != nil {
+		return "", err
+	}
+	algo, h, err := parseHashJSON(obj.Hash)
+	if err != nil {
+		return "", err
+	}
+	nix32 := algo + ":" + nixbase32.EncodeToString(h)
+	switch obj.Method {
+	case "text":
+		return "text:" + nix32, nil
+	case "flat":
+		return "fixed:" + nix32, nil
+	case "nar":
+		return "fixed:r:" + nix32, nil
+	case "git":
+		return "fixed:git:" + nix32, nil
+	default:
+		return "", fmt.Errorf("unknown content-address method %q", obj.Method)
+	}
+}
