@@ -46,11 +46,11 @@ type Event struct {
 	Bytes   uint64 `json:"bytes,omitempty"`
 	Attempt int    `json:"attempt,omitempty"`
 	// Counts for Plan and Summary.
-	Closure int `json:"closure,omitempty"`
-	Missing int `json:"missing,omitempty"`
-	Present int `json:"present,omitempty"`
-	Pushed  int `json:"pushed,omitempty"`
-	Failed  int `json:"failedCount,omitempty"`
+	Closure int  `json:"closure,omitempty"`
+	Missing int  `json:"missing,omitempty"`
+	Present int  `json:"present,omitempty"`
+	Pushed  int  `json:"pushed,omitempty"`
+	Failed  int  `json:"failedCount,omitempty"`
 	DryRun  bool `json:"dryRun,omitempty"`
 	// Pin is the pin name for Pinned.
 	Pin     string `json:"pin,omitempty"`

@@ -22,9 +22,9 @@ var ErrHashMismatch = errors.New("NAR hash mismatch")
 
 // MismatchError tells which path disagreed with the Nix database and how.
 type MismatchError struct {
-	Path                     string
-	WantHash, GotHash        []byte
-	WantSize, GotSize        uint64
+	Path              string
+	WantHash, GotHash []byte
+	WantSize, GotSize uint64
 }
 
 func (e *MismatchError) Error() string {
