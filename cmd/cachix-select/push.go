@@ -1,0 +1,203 @@
+package main
+
+import (
+	"bufio"
+	"errors"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/mattn/go-isatty"
+	"github.com/urfave/cli/v2"
+
+	"github.com/cachix-select/cachix-select/pushlib"
+	"github.com/cachix-select/cachix-select/pushlib/manifest"
+	"github.com/cachix-select/cachix-select/pushlib/store"
+)
+
+// cacheFlags select the target cache and its secrets (shared by push and activate).
+func cacheFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: "cache", Aliases: []string{"c"}, Usage: "push to the Cachix cache `NAME` (instead of the manifest's cache)"},
+		&cli.StringFlag{Name: "host", Usage: "Cachix API host `URL` (default https://cachix.org, or hostname in cachix.dhall)"},
+		&cli.StringFlag{Name: "to", Usage: "push to the plain Nix binary cache at `URL` (file:///dir) instead"},
+		&cli.StringFlag{Name: "auth-token-file", Usage: "read the Cachix auth token from `FILE` (default: manifest, $CACHIX_AUTH_TOKEN, cachix.dhall)"},
+		&cli.StringFlag{Name: "signing-key-file", Usage: "read the signing key from `FILE` (Nix name:base64 or Cachix bare base64)"},
+		&cli.StringFlag{Name: "signing-key-name", Usage: "key `NAME` for a bare (Cachix-form) signing key when pushing to a plain binary cache"},
+	}
+}
+
+// pushTuningFlags are the knobs of the upload itself.
+func pushTuningFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.IntFlag{Name: "jobs", Aliases: []string{"j"}, Usage: "number of paths uploaded at once (default: manifest, else 8)"},
+		&cli.StringFlag{Name: "compression-method", Aliases: []string{"m"}, Usage: "`zstd` or xz (default: manifest, else the cache's preference, else zstd)"},
+		&cli.IntFlag{Name: "compression-level", Aliases: []string{"l"}, Usage: "compression `LEVEL`, 0-16 for zstd, 0-9 for xz (default 2)"},
+		&cli.BoolFlag{Name: "omit-deriver", Usage: "do not publish which derivation built each path"},
+	}
+}
+
+// outputFlags control what is printed.
+func outputFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.BoolFlag{Name: "json", Usage: "print machine-readable JSON lines (events, then the result) on stdout"},
+		&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "print only errors"},
+		&cli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, Usage: "print every path and debug logs"},
+	}
+}
+
+// pushCommand is `cachix-select push`.
+func pushCommand() *cli.Command {
+	flags := append(cacheFlags(), pushTuningFlags()...)
+	flags = append(flags, &cli.BoolFlag{Name: "dry-run", Aliases: []string{"n"}, Usage: "report what would be pushed, with NAR sizes; upload nothing"})
+	flags = append(flags, outputFlags()...)
+	return &cli.Command{
+		Name:      "push",
+		Usage:     "push manifests, or store paths, with their runtime closures",
+		ArgsUsage: "MANIFEST.json... | --cache NAME PATH... | --to URL PATH...",
+		Description: "With manifests (files ending in .json), pushes each manifest's paths to its cache.\n" +
+			"With --cache or --to, the arguments are store paths (./result symlinks and paths inside\n" +
+			"store paths are resolved); with no arguments they are read from stdin.\n" +
+			"Each path is pushed with its runtime closure; paths the cache has are skipped.\n\n" + exitCodesHelp,
+		Flags:        flags,
+		OnUsageError: onUsageError,
+		Action:       pushAction,
+	}
+}
+
+// pushAction parses the inputs, builds one job per cache and runs them.
+func pushAction(c *cli.Context) error {
+	st := store.New()
+	manifests, paths, err := readInputs(c, st)
+	if err != nil {
+		return err
+	}
+	req, err := requestFromFlags(c, manifests, paths)
+	if err != nil {
+		return err
+	}
+	jobs, err := pushlib.BuildJobs(req, st)
+	if err != nil {
+		return err
+	}
+	out := newRenderer(c, c.App.Writer, c.App.ErrWriter)
+	defer out.Close()
+	return runJobs(c, jobs, out)
+}
+
+// runJobs pushes each job in turn and reports; the first failure decides the error.
+func runJobs(c *cli.Context, jobs []pushlib.Job, out *renderer) error {
+	var firstErr error
+	for _, job := range jobs {
+		job.Events = out
+		res, err := pushlib.Push(c.Context, job)
+		out.Result(res, err)
+		if err != nil && firstErr == nil {
+			firstErr = err
+		}
+		if c.Context.Err() != nil {
+			break
+		}
+	}
+	if firstErr != nil && out.reportedErrors {
+		return &alreadyReported{firstErr}
+	}
+	return firstErr
+}
+
+// requestFromFlags collects the command-line settings into a pushlib.Request.
+func requestFromFlags(c *cli.Context, manifests []*manifest.Manifest, paths []string) (pushlib.Request, error) {
+	req := pushlib.Request{
+		Manifests: manifests,
+		Paths:     paths,
+		Overrides: pushlib.Overrides{
+			Cache: c.String("cache"), Host: c.String("host"), To: c.String("to"),
+			AuthTokenFile: c.String("auth-token-file"), SigningKeyFile: c.String("signing-key-file"),
+		},
+		Settings: pushlib.Settings{
+			Jobs:              c.Int("jobs"),
+			CompressionMethod: c.String("compression-method"),
+			OmitDeriver:       c.Bool("omit-deriver"),
+			DryRun:            c.Bool("dry-run"),
+		},
+		Backend: pushlib.BackendOptions{SigningKeyName: c.String("signing-key-name")},
+	}
+	if c.IsSet("compression-level") {
+		l := c.Int("compression-level")
+		req.Settings.CompressionLevel = &l
+	}
+	if c.IsSet("jobs") && (req.Settings.Jobs < 1 || req.Settings.Jobs > 256) {
+		return req, usageErrorf("--jobs must be between 1 and 256")
+	}
+	if req.Overrides.Cache != "" && req.Overrides.To != "" {
+		return req, usageErrorf("give either --cache or --to, not both")
+	}
+	return req, nil
+}
+
+// readInputs sorts the arguments into manifests and store paths; with no
+// arguments and a non-terminal stdin, store paths are read from stdin.
+func readInputs(c *cli.Context, st *store.Store) ([]*manifest.Manifest, []string, error) {
+	args := c.Args().Slice()
+	for _, a := range args {
+		if strings.HasPrefix(a, "-") && a != "-" {
+			return nil, nil, usageErrorf("flag %s after an argument: put flags before MANIFEST or PATH arguments", a)
+		}
+	}
+	var manifests []*manifest.Manifest
+	var paths []string
+	for _, a := range args {
+		if isManifestArg(a) {
+			m, err := manifest.ParseFile(a, st.Dir)
+			if err != nil {
+				return nil, nil, err
+			}
+			manifests = append(manifests, m)
+			continue
+		}
+		paths = append(paths, a)
+	}
+	if len(manifests) > 0 && len(paths) > 0 {
+		return nil, nil, usageErrorf("give either manifests or store paths, not both (%s is not a .json manifest)", paths[0])
+	}
+	if len(args) == 0 {
+		if c.String("cache") == "" && c.String("to") == "" {
+			return nil, nil, usageErrorf("nothing to push: give MANIFEST.json files, or --cache NAME / --to URL with store paths (arguments or stdin)")
+		}
+		if f, ok := c.App.Reader.(*os.File); ok && isatty.IsTerminal(f.Fd()) {
+			return nil, nil, usageErrorf("give store paths as arguments or on stdin")
+		}
+		var err error
+		if paths, err = readPathsFrom(c.App.Reader); err != nil {
+			return nil, nil, err
+		}
+		if len(paths) == 0 {
+			return nil, nil, usageErrorf("no store paths on stdin")
+		}
+	}
+	return manifests, paths, nil
+}
+
+// isManifestArg: a regular file whose name ends in .json is a manifest.
+func isManifestArg(a string) bool {
+	if !strings.HasSuffix(a, ".json") {
+		return false
+	}
+	fi, err := os.Stat(a)
+	return err != nil || fi.Mode().IsRegular() // a missing .json file is reported as a manifest error
+}
+
+// readPathsFrom splits r on whitespace, like `cachix push` reading stdin.
+func readPathsFrom(r io.Reader) ([]string, error) {
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	sc.Split(bufio.ScanWords)
+	var out []string
+	for sc.Scan() {
+		out = append(out, sc.Text())
+	}
+	if err := sc.Err(); err != nil && !errors.Is(err, io.EOF) {
+		return nil, err
+	}
+	return out, nil
+}

@@ -1,0 +1,303 @@
+// Package filecache writes a plain Nix binary cache on the local filesystem,
+// in the layout `nix copy --to file://DIR` produces and every Nix can
+// substitute from: nix-cache-info, <hash>.narinfo and nar/<filehash>.nar.<ext>.
+//
+// Every file is written to a temporary name in the same directory and
+// renamed into place, so a killed push never leaves a half-written NAR or
+// narinfo; a narinfo is written only after its NAR is in place (and, as the
+// pipeline guarantees, after every reference's narinfo).
+package filecache
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/nix-community/go-nix/pkg/narinfo"
+	"github.com/nix-community/go-nix/pkg/narinfo/signature"
+	"github.com/nix-community/go-nix/pkg/nixhash"
+
+	"github.com/cachix-select/cachix-select/pushlib/backend"
+	"github.com/cachix-select/cachix-select/pushlib/narstream"
+	"github.com/cachix-select/cachix-select/pushlib/signing"
+	"github.com/cachix-select/cachix-select/pushlib/store"
+)
+
+// ErrBadLocation marks a cache directory that cannot be used.
+var ErrBadLocation = errors.New("unusable cache location")
+
+// Options configure a file cache.
+type Options struct {
+	// URL is file:///absolute/dir.
+	URL string
+	// StoreDir is the store the cache serves (default /nix/store).
+	StoreDir string
+	// SigningKey, if set, signs every narinfo (Sig: name:signature).
+	SigningKey *signing.Key
+	// OmitDeriver leaves the Deriver line out of narinfos.
+	OmitDeriver bool
+	// NoSync skips fsync before renames (faster, but a power loss may leave
+	// empty files; a killed process never does either way).
+	NoSync bool
+}
+
+// Cache is a file:// binary cache.
+type Cache struct {
+	opts Options
+	dir  string
+}
+
+// New checks the URL and returns the cache; it touches nothing on disk.
+func New(opts Options) (*Cache, error) {
+	dir, err := DirFromURL(opts.URL)
+	if err != nil {
+		return nil, err
+	}
+	if opts.StoreDir == "" {
+		opts.StoreDir = store.DefaultStoreDir
+	}
+	return &Cache{opts: opts, dir: dir}, nil
+}
+
+// DirFromURL extracts the directory of a file:// URL; query parameters are
+// not supported and rejected rather than silently ignored.
+func DirFromURL(raw string) (string, error) {
+	u, err := url.Parse(raw)
+	if err != nil || u.Scheme != "file" {
+		return "", fmt.Errorf("%w: %q is not a file:// URL", ErrBadLocation, raw)
+	}
+	if u.Host != "" && u.Host != "localhost" {
+		return "", fmt.Errorf("%w: %q names a host; use file:///absolute/path", ErrBadLocation, raw)
+	}
+	if u.RawQuery != "" {
+		return "", fmt.Errorf("%w: %q: query parameters are not supported (use --compression-method, --signing-key-file)", ErrBadLocation, raw)
+	}
+	if !filepath.IsAbs(u.Path) {
+		return "", fmt.Errorf("%w: %q needs an absolute path", ErrBadLocation, raw)
+	}
+	return filepath.Clean(u.Path), nil
+}
+
+// String names the cache for messages.
+func (c *Cache) String() string { return "file://" + c.dir }
+
+// Dir is the cache's directory.
+func (c *Cache) Dir() string { return c.dir }
+
+// Open creates the cache directory (but not its parent) and nix-cache-info
+// if needed, and checks that an existing cache serves the same store.
+func (c *Cache) Open(ctx context.Context) (backend.Info, error) {
+	parent := filepath.Dir(c.dir)
+	if fi, err := os.Stat(parent); err != nil || !fi.IsDir() {
+		return backend.Info{}, fmt.Errorf("%w: %s does not exist; create it first or choose another cache directory", ErrBadLocation, parent)
+	}
+	if err := os.MkdirAll(filepath.Join(c.dir, "nar"), 0o755); err != nil {
+		return backend.Info{}, fmt.Errorf("%w: creating %s: %v", ErrBadLocation, c.dir, unwrapPathErr(err))
+	}
+	infoFile := filepath.Join(c.dir, "nix-cache-info")
+	data, err := os.ReadFile(infoFile)
+	switch {
+	case err == nil:
+		for _, line := range strings.Split(string(data), "\n") {
+			if v, ok := strings.CutPrefix(line, "StoreDir:"); ok && strings.TrimSpace(v) != c.opts.StoreDir {
+				return backend.Info{}, fmt.Errorf("%w: %s serves store %s, not %s", ErrBadLocation, c.dir, strings.TrimSpace(v), c.opts.StoreDir)
+			}
+		}
+	case errors.Is(err, fs.ErrNotExist):
+		content := "StoreDir: " + c.opts.StoreDir + "\nWantMassQuery: 1\nPriority: 30\n"
+		if err := c.writeAtomic(infoFile, []byte(content)); err != nil {
+			return backend.Info{}, fmt.Errorf("%w: writing nix-cache-info: %v", ErrBadLocation, err)
+		}
+	default:
+		return backend.Info{}, fmt.Errorf("%w: reading %s: %v", ErrBadLocation, infoFile, unwrapPathErr(err))
+	}
+	c.removeStaleTemps()
+	return backend.Info{}, nil
+}
+
+// removeStaleTemps deletes temporary files a killed push left behind (older
+// than an hour, so a concurrent push's files are left alone).
+func (c *Cache) removeStaleTemps() {
+	for _, d := range []string{c.dir, filepath.Join(c.dir, "nar")} {
+		entries, _ := os.ReadDir(d)
+		for _, e := range entries {
+			if !strings.HasPrefix(e.Name(), ".tmp-") {
+				continue
+			}
+			if fi, err := e.Info(); err == nil && time.Since(fi.ModTime()) > time.Hour {
+				_ = os.Remove(filepath.Join(d, e.Name()))
+			}
+		}
+	}
+}
+
+// narinfoFile is where a path's narinfo lives.
+func (c *Cache) narinfoFile(storePath string) string {
+	return filepath.Join(c.dir, store.HashPart(storePath)+".narinfo")
+}
+
+// Missing reports the paths without a narinfo.
+func (c *Cache) Missing(ctx context.Context, paths []string) (map[string]bool, error) {
+	missing := map[string]bool{}
+	for _, p := range paths {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		_, err := os.Lstat(c.narinfoFile(p))
+		switch {
+		case err == nil:
+		case errors.Is(err, fs.ErrNotExist):
+			missing[p] = true
+		default:
+			return nil, fmt.Errorf("checking %s: %w", c.narinfoFile(p), err)
+		}
+	}
+	return missing, nil
+}
+
+// Upload streams the compressed NAR into nar/ under its content hash.
+func (c *Cache) Upload(ctx context.Context, info *store.PathInfo, comp narstream.Compression, stream backend.StreamFunc) (backend.Pending, error) {
+	narDir := filepath.Join(c.dir, "nar")
+	tmp, err := os.CreateTemp(narDir, ".tmp-*")
+	if err != nil {
+		return nil, fmt.Errorf("creating a file in %s: %w", narDir, unwrapPathErr(err))
+	}
+	tmpName := tmp.Name()
+	defer func() {
+		if tmp != nil {
+			tmp.Close()
+			os.Remove(tmpName)
+		}
+	}()
+	bw := bufio.NewWriterSize(tmp, 256<<10)
+	res, err := stream(ctx, bw)
+	if err != nil {
+		return nil, err
+	}
+	if err := bw.Flush(); err != nil {
+		return nil, fmt.Errorf("writing %s: %w", tmpName, unwrapPathErr(err))
+	}
+	if !c.opts.NoSync {
+		if err := tmp.Sync(); err != nil {
+			return nil, fmt.Errorf("syncing %s: %w", tmpName, unwrapPathErr(err))
+		}
+	}
+	if err := tmp.Chmod(0o644); err != nil {
+		return nil, fmt.Errorf("setting mode of %s: %w", tmpName, err)
+	}
+	if err := tmp.Close(); err != nil {
+		return nil, fmt.Errorf("closing %s: %w", tmpName, unwrapPathErr(err))
+	}
+	rel := "nar/" + res.FileHashHex() + "." + comp.FileExt()
+	if err := os.Rename(tmpName, filepath.Join(c.dir, rel)); err != nil {
+		return nil, fmt.Errorf("renaming NAR into place: %w", err)
+	}
+	tmp = nil
+	return &pending{cache: c, info: info, res: res, url: rel}, nil
+}
+
+// pending is a NAR in nar/ whose narinfo is not written yet.
+type pending struct {
+	cache *Cache
+	info  *store.PathInfo
+	res   narstream.Result
+	url   string
+}
+
+func (p *pending) Result() narstream.Result { return p.res }
+
+// Commit writes the narinfo.
+func (p *pending) Commit(ctx context.Context) error {
+	text, err := p.cache.Narinfo(p.info, p.res, p.url)
+	if err != nil {
+		return err
+	}
+	return p.cache.writeAtomic(p.cache.narinfoFile(p.info.Path), []byte(text))
+}
+
+// Discard leaves the NAR file: it is content-addressed, harmless, and may be
+// shared with another path's upload.
+func (p *pending) Discard(ctx context.Context) error { return nil }
+
+// Narinfo renders the narinfo text for an uploaded NAR. The local store's
+// existing signatures are kept and the cache's key, if any, adds one.
+func (c *Cache) Narinfo(info *store.PathInfo, res narstream.Result, url string) (string, error) {
+	ni := narinfo.NarInfo{
+		StorePath:   info.Path,
+		URL:         url,
+		Compression: string(res.Compression.Method),
+		FileHash:    nixhash.MustNewHashWithEncoding(nixhash.SHA256, res.FileHash, nixhash.NixBase32, true),
+		FileSize:    res.FileSize,
+		NarHash:     nixhash.MustNewHashWithEncoding(nixhash.SHA256, res.NarHash, nixhash.NixBase32, true),
+		NarSize:     res.NarSize,
+		References:  info.ReferenceNames(),
+		CA:          info.CA,
+	}
+	if info.Deriver != "" && !c.opts.OmitDeriver {
+		ni.Deriver = filepath.Base(info.Deriver)
+	}
+	seen := map[string]bool{}
+	for _, s := range info.Signatures {
+		sig, err := signature.ParseSignature(s)
+		if err != nil || seen[sig.Name] {
+			continue // an unparsable local signature is not ours to publish
+		}
+		seen[sig.Name] = true
+		ni.Signatures = append(ni.Signatures, sig)
+	}
+	if k := c.opts.SigningKey; k != nil && !seen[k.Name] {
+		ni.Signatures = append(ni.Signatures, signature.Signature{Name: k.Name, Data: k.Sign(info.Fingerprint())})
+	}
+	return ni.String(), nil
+}
+
+// writeAtomic writes data to a temporary file next to dst and renames it.
+func (c *Cache) writeAtomic(dst string, data []byte) error {
+	tmp, err := os.CreateTemp(filepath.Dir(dst), ".tmp-*")
+	if err != nil {
+		return fmt.Errorf("creating a file in %s: %w", filepath.Dir(dst), unwrapPathErr(err))
+	}
+	name := tmp.Name()
+	ok := false
+	defer func() {
+		if !ok {
+			tmp.Close()
+			os.Remove(name)
+		}
+	}()
+	if _, err := tmp.Write(data); err != nil {
+		return fmt.Errorf("writing %s: %w", dst, unwrapPathErr(err))
+	}
+	if !c.opts.NoSync {
+		if err := tmp.Sync(); err != nil {
+			return fmt.Errorf("syncing %s: %w", dst, unwrapPathErr(err))
+		}
+	}
+	if err := tmp.Chmod(0o644); err != nil {
+		return fmt.Errorf("setting mode of %s: %w", dst, err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("closing %s: %w", dst, unwrapPathErr(err))
+	}
+	if err := os.Rename(name, dst); err != nil {
+		return fmt.Errorf("renaming %s into place: %w", dst, err)
+	}
+	ok = true
+	return nil
+}
+
+// unwrapPathErr keeps error messages from repeating long temp-file names.
+func unwrapPathErr(err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
+}

@@ -1,0 +1,154 @@
+package manifest_test
+
+import (
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/cachix-select/cachix-select/pushlib/manifest"
+)
+
+const sp = "/nix/store/0123456789abcdfghijklmnpqrsvwxyz-hello-2.12.1"
+
+func TestParseValid(t *testing.T) {
+	t.Parallel()
+	in := `{
+	  "version": 1,
+	  "cache": {"name": "mycache", "host": null, "url": null, "authTokenFile": "/run/secrets/cachix-token", "signingKeyFile": null},
+	  "paths": [
+	    {"name": "hello", "storePath": "` + sp + `", "pin": {"name": "laptop-hello", "keep": {"revisions": 3}}},
+	    {"storePath": "/nix/store/zyxwvsrqpnmlkjihgfdcba9876543210-glibc-2.40", "pin": {"name": "g", "keep": "forever"}},
+	    {"storePath": "/nix/store/zyxwvsrqpnmlkjihgfdcba9876543211-x", "pin": {"name": "d", "keep": {"days": 7}}}
+	  ],
+	  "push": {"jobs": 4, "compression": "xz", "compressionLevel": 6, "omitDeriver": true},
+	  "origin": "home-manager",
+	  "someFutureField": {"ignored": true}
+	}`
+	m, err := manifest.Parse([]byte(in), "m.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Cache.Name != "mycache" || m.Cache.Host != manifest.DefaultHost || m.Cache.AuthTokenFile != "/run/secrets/cachix-token" {
+		t.Errorf("cache = %+v", m.Cache)
+	}
+	if len(m.Paths) != 3 || m.Paths[1].Name != "glibc-2.40" || m.Paths[0].Pin.Keep.Revisions != 3 ||
+		!m.Paths[1].Pin.Keep.Forever || m.Paths[2].Pin.Keep.Days != 7 {
+		t.Errorf("paths = %+v", m.Paths)
+	}
+	if m.Push.Jobs != 4 || m.Push.Compression != "xz" || *m.Push.CompressionLevel != 6 || !m.Push.OmitDeriver || m.Origin != "home-manager" {
+		t.Errorf("push = %+v", m.Push)
+	}
+	// Round trip: what we marshal parses back to the same thing.
+	b, err := json.Marshal(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m2, err := manifest.Parse(b, "again.json")
+	if err != nil {
+		t.Fatalf("re-parsing %s: %v", b, err)
+	}
+	if m2.Paths[1].Pin.Keep.Forever != true || m2.Paths[2].Pin.Keep.Days != 7 {
+		t.Errorf("round trip lost keep: %s", b)
+	}
+}
+
+func TestParseMinimalFileCache(t *testing.T) {
+	t.Parallel()
+	m, err := manifest.Parse([]byte(`{"version":1,"cache":{"url":"file:///srv/cache"},"paths":[]}`), "m.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Cache.URL != "file:///srv/cache" || len(m.Paths) != 0 || m.Cache.Host != "" {
+		t.Errorf("got %+v", m)
+	}
+}
+
+func TestParseErrors(t *testing.T) {
+	t.Parallel()
+	ok := `"cache":{"name":"c"},"paths":[]`
+	tests := []struct {
+		name, in, wantField, wantText string
+	}{
+		{"malformed JSON", `{"version": 1,`, "", "not valid JSON"},
+		{"not an object", `[1]`, "", "must be a JSON object"},
+		{"no version", `{` + ok + `}`, "version", "is required"},
+		{"wrong version", `{"version":2,` + ok + `}`, "version", "only version 1"},
+		{"version type", `{"version":"1",` + ok + `}`, "version", "must be a number, not a string"},
+		{"no cache", `{"version":1,"paths":[]}`, "cache", "is required"},
+		{"cache not object", `{"version":1,"cache":"c","paths":[]}`, "cache", "must be an object"},
+		{"name and url", `{"version":1,"cache":{"name":"c","url":"file:///x"},"paths":[]}`, "cache", "exactly one"},
+		{"neither", `{"version":1,"cache":{},"paths":[]}`, "cache", "either name"},
+		{"bad url", `{"version":1,"cache":{"url":"http://x"},"paths":[]}`, "cache.url", "not a supported"},
+		{"relative file url", `{"version":1,"cache":{"url":"file://rel/x"},"paths":[]}`, "cache.url", "absolute path"},
+		{"bad name", `{"version":1,"cache":{"name":"My Cache"},"paths":[]}`, "cache.name", "not a valid"},
+		{"name type", `{"version":1,"cache":{"name":3},"paths":[]}`, "cache.name", "must be a string, not a number"},
+		{"token in store", `{"version":1,"cache":{"name":"c","authTokenFile":"/nix/store/0123456789abcdfghijklmnpqrsvwxyz-token"},"paths":[]}`, "cache.authTokenFile", "inside the Nix store"},
+		{"key in store", `{"version":1,"cache":{"name":"c","signingKeyFile":"/nix/./store//x"},"paths":[]}`, "cache.signingKeyFile", "inside the Nix store"},
+		{"relative token", `{"version":1,"cache":{"name":"c","authTokenFile":"token"},"paths":[]}`, "cache.authTokenFile", "absolute path"},
+		{"no paths", `{"version":1,"cache":{"name":"c"}}`, "paths", "is required"},
+		{"paths type", `{"version":1,"cache":{"name":"c"},"paths":{}}`, "paths", "must be an array, not an object"},
+		{"missing storePath", `{"version":1,"cache":{"name":"c"},"paths":[{"name":"x"}]}`, "paths[0].storePath", "is required"},
+		{"storePath outside store", `{"version":1,"cache":{"name":"c"},"paths":[{"storePath":"/usr/bin/ls"}]}`, "paths[0].storePath", "not a path in /nix/store"},
+		{"storePath inside path", `{"version":1,"cache":{"name":"c"},"paths":[{"storePath":"` + sp + `/bin/hello"}]}`, "paths[0].storePath", "points inside a store path"},
+		{"pin without name", `{"version":1,"cache":{"name":"c"},"paths":[{"storePath":"` + sp + `","pin":{}}]}`, "paths[0].pin.name", "is required"},
+		{"bad keep", `{"version":1,"cache":{"name":"c"},"paths":[{"storePath":"` + sp + `","pin":{"name":"p","keep":{"weeks":2}}}]}`, "paths[0].pin.keep", "unknown key"},
+		{"keep zero", `{"version":1,"cache":{"name":"c"},"paths":[{"storePath":"` + sp + `","pin":{"name":"p","keep":{"days":0}}}]}`, "paths[0].pin.keep.days", "at least 1"},
+		{"keep string", `{"version":1,"cache":{"name":"c"},"paths":[{"storePath":"` + sp + `","pin":{"name":"p","keep":"always"}}]}`, "paths[0].pin.keep", "not a keep policy"},
+		{"duplicate pin", `{"version":1,"cache":{"name":"c"},"paths":[{"storePath":"` + sp + `","pin":{"name":"p"}},{"storePath":"` + sp + `","pin":{"name":"p"}}]}`, "paths[1].pin.name", "also used by paths[0]"},
+		{"jobs", `{"version":1,` + ok + `,"push":{"jobs":0}}`, "push.jobs", "between 1 and 256"},
+		{"compression", `{"version":1,` + ok + `,"push":{"compression":"gzip"}}`, "push.compression", `"zstd" or "xz"`},
+		{"level", `{"version":1,` + ok + `,"push":{"compressionLevel":2.5}}`, "push.compressionLevel", "whole number"},
+		{"omitDeriver", `{"version":1,` + ok + `,"push":{"omitDeriver":"yes"}}`, "push.omitDeriver", "true or false"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			_, err := manifest.Parse([]byte(tt.in), "my.json")
+			if !errors.Is(err, manifest.ErrInvalid) {
+				t.Fatalf("got %v, want ErrInvalid", err)
+			}
+			var me *manifest.Error
+			if !errors.As(err, &me) || me.File != "my.json" || me.Field != tt.wantField {
+				t.Fatalf("error %q: want field %q in file my.json", err, tt.wantField)
+			}
+			if !strings.Contains(err.Error(), tt.wantText) || strings.Contains(err.Error(), "\n") {
+				t.Errorf("error %q: want one line containing %q", err, tt.wantText)
+			}
+		})
+	}
+}
+
+func TestSecretBehindSymlinkToStore(t *testing.T) {
+	t.Parallel()
+	// Any existing store file will do as the link target; /nix/store itself is enough.
+	link := filepath.Join(t.TempDir(), "token")
+	if err := os.Symlink("/nix/store", link); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat("/nix/store"); err != nil {
+		t.Skip("no /nix/store on this machine")
+	}
+	_, err := manifest.Parse([]byte(`{"version":1,"cache":{"name":"c","authTokenFile":"`+link+`"},"paths":[]}`), "m.json")
+	if !errors.Is(err, manifest.ErrInvalid) || !strings.Contains(err.Error(), "inside the Nix store") {
+		t.Fatalf("got %v", err)
+	}
+}
+
+func TestLoadMissingFile(t *testing.T) {
+	t.Parallel()
+	f := filepath.Join(t.TempDir(), "nope.json")
+	_, err := manifest.Load(f)
+	if !errors.Is(err, manifest.ErrInvalid) || !strings.Contains(err.Error(), f) {
+		t.Fatalf("got %v", err)
+	}
+	if err := os.WriteFile(f, []byte("{\n  \"version\": 1,\n  oops\n}"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err = manifest.Load(f)
+	if err == nil || !strings.Contains(err.Error(), "line 3") {
+		t.Fatalf("want a line number, got %v", err)
+	}
+}

@@ -1,0 +1,151 @@
+package narstream_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/hex"
+	"errors"
+	"io"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/klauspost/compress/zstd"
+	"github.com/nix-community/go-nix/pkg/nixbase32"
+	"github.com/ulikunitz/xz"
+
+	"github.com/cachix-select/cachix-select/pushlib/narstream"
+	"github.com/cachix-select/cachix-select/pushlib/store"
+)
+
+// helloFile writes the file of the cachix-protocol.md §10 test vector.
+func helloFile(t *testing.T) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "hello")
+	if err := os.WriteFile(p, []byte("hello\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// vectorInfo is the path info the §10 vector prescribes for helloFile.
+func vectorInfo(t *testing.T, p string) *store.PathInfo {
+	t.Helper()
+	h, err := store.ParseSHA256("sha256:04zwf782yjwnh3q6hz5izfd6jyip8kgw6g6yj43fiqhbyhdd0dqw")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &store.PathInfo{Path: p, NarHash: h, NarSize: 120}
+}
+
+func TestStreamVector(t *testing.T) {
+	t.Parallel()
+	p := helloFile(t)
+	for _, c := range []narstream.Compression{
+		{Method: narstream.None},
+		{Method: narstream.Zstd, Level: 2},
+		{Method: narstream.Zstd, Level: 16},
+		{Method: narstream.XZ, Level: 2},
+	} {
+		t.Run(c.String(), func(t *testing.T) {
+			t.Parallel()
+			var out bytes.Buffer
+			res, err := narstream.Stream(context.Background(), vectorInfo(t, p), c, &out, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := "sha256:" + nixbase32.EncodeToString(res.NarHash); got != "sha256:04zwf782yjwnh3q6hz5izfd6jyip8kgw6g6yj43fiqhbyhdd0dqw" {
+				t.Errorf("narHash = %s", got)
+			}
+			if hex.EncodeToString(res.NarHash) != "1c37d01af40be2e80691de3cc3df44377a699afbb17c68f080964b2fd071fc13" {
+				t.Errorf("narHash hex = %x", res.NarHash)
+			}
+			if res.NarSize != 120 || res.FileSize != uint64(out.Len()) {
+				t.Errorf("sizes: nar %d, file %d (wrote %d)", res.NarSize, res.FileSize, out.Len())
+			}
+			nar := decompress(t, c.Method, out.Bytes())
+			if len(nar) != 120 || !bytes.Contains(nar, []byte("nix-archive-1")) || !bytes.Contains(nar, []byte("hello\n")) {
+				t.Errorf("decompressed NAR is wrong: %q", nar)
+			}
+		})
+	}
+}
+
+// decompress undoes a compression method with an independent decoder.
+func decompress(t *testing.T, m narstream.Method, b []byte) []byte {
+	t.Helper()
+	var r io.Reader = bytes.NewReader(b)
+	switch m {
+	case narstream.Zstd:
+		d, err := zstd.NewReader(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer d.Close()
+		r = d
+	case narstream.XZ:
+		x, err := xz.NewReader(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r = x
+	}
+	out, err := io.ReadAll(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func TestStreamMismatch(t *testing.T) {
+	t.Parallel()
+	p := helloFile(t)
+	info := vectorInfo(t, p)
+	info.NarSize = 121
+	_, err := narstream.Stream(context.Background(), info, narstream.DefaultCompression, io.Discard, nil)
+	var me *narstream.MismatchError
+	if !errors.Is(err, narstream.ErrHashMismatch) || !errors.As(err, &me) || me.GotSize != 120 {
+		t.Fatalf("want a size mismatch, got %v", err)
+	}
+	info = vectorInfo(t, p)
+	info.NarHash[0] ^= 1
+	if _, err := narstream.Stream(context.Background(), info, narstream.DefaultCompression, io.Discard, nil); !errors.Is(err, narstream.ErrHashMismatch) {
+		t.Fatalf("want a hash mismatch, got %v", err)
+	}
+}
+
+func TestStreamCancelled(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	_, err := narstream.Stream(ctx, vectorInfo(t, helloFile(t)), narstream.DefaultCompression, io.Discard, nil)
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("got %v, want context.Canceled", err)
+	}
+}
+
+func TestCompressionValidate(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		c  narstream.Compression
+		ok bool
+	}{
+		{narstream.Compression{Method: narstream.Zstd, Level: 16}, true},
+		{narstream.Compression{Method: narstream.Zstd, Level: 17}, false},
+		{narstream.Compression{Method: narstream.XZ, Level: 9}, true},
+		{narstream.Compression{Method: narstream.XZ, Level: 10}, false},
+		{narstream.Compression{Method: "gzip"}, false},
+	} {
+		if err := tt.c.Validate(); (err == nil) != tt.ok {
+			t.Errorf("%+v: Validate() = %v", tt.c, err)
+		}
+	}
+	for in, want := range map[string]narstream.Method{"zstd": narstream.Zstd, "zst": narstream.Zstd, "XZ": narstream.XZ} {
+		if got, err := narstream.ParseMethod(in); err != nil || got != want {
+			t.Errorf("ParseMethod(%q) = %v, %v", in, got, err)
+		}
+	}
+	if _, err := narstream.ParseMethod("bzip2"); err == nil {
+		t.Error("bzip2 must be refused")
+	}
+}
