@@ -86,10 +86,10 @@ func BuildJobs(req Request, st *store.Store) ([]Job, error) {
 	if len(req.Paths) > 0 {
 		o := req.Overrides
 		if o.Cache == "" && o.To == "" {
-			return nil, fmt.Errorf("%w: store paths need a target: --cache NAME (Cachix) or --to URL (a binary cache such as file:///srv/cache)", ErrBadInput)
+			return nil, BadInputf("store paths need a target: --cache NAME (Cachix) or --to URL (a binary cache such as file:///srv/cache)")
 		}
 		if o.Cache != "" && o.To != "" {
-			return nil, fmt.Errorf("%w: give either --cache or --to, not both", ErrBadInput)
+			return nil, BadInputf("give either --cache or --to, not both")
 		}
 		spec := o.Apply(CacheSpec{Host: manifest.DefaultHost})
 		resolved, err := st.Resolve(req.Paths)
@@ -147,7 +147,7 @@ func compressionOf(push manifest.Push, s Settings) (*narstream.Compression, erro
 	if method != "" {
 		m, err := narstream.ParseMethod(method)
 		if err != nil {
-			return nil, fmt.Errorf("%w: %v", ErrBadInput, err)
+			return nil, BadInputf("%v", err)
 		}
 		c.Method = m
 	}
@@ -159,7 +159,7 @@ func compressionOf(push manifest.Push, s Settings) (*narstream.Compression, erro
 		check.Method = narstream.Zstd
 	}
 	if err := check.Validate(); err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrBadInput, err)
+		return nil, BadInputf("%v", err)
 	}
 	return &c, nil
 }

@@ -35,10 +35,15 @@ type Root struct {
 	Pin *backend.Pin
 }
 
+// ClosureSource computes runtime closures; *store.Store is the real one.
+type ClosureSource interface {
+	Closure(ctx context.Context, roots []string) (map[string]*store.PathInfo, error)
+}
+
 // Job is one push to one cache.
 type Job struct {
 	Backend backend.Backend
-	Store   *store.Store
+	Store   ClosureSource
 	Roots   []Root
 	// Compression overrides the cache's preference; nil means the cache's
 	// preferred method, else zstd level 2.

@@ -1,8 +1,6 @@
 package pushlib
 
 import (
-	"errors"
-	"fmt"
 	"os"
 	"strings"
 
@@ -11,10 +9,6 @@ import (
 	"github.com/cachix-select/cachix-select/pushlib/manifest"
 	"github.com/cachix-select/cachix-select/pushlib/signing"
 )
-
-// ErrBadInput marks problems with what the user gave us (as opposed to the
-// cache or the network failing): exit code 2 territory.
-var ErrBadInput = errors.New("bad input")
 
 // CacheSpec says which cache to push to and where its secrets are, as a
 // manifest's "cache" object or the command line does.
@@ -96,7 +90,7 @@ func OpenBackend(spec CacheSpec, opts BackendOptions) (backend.Backend, error) {
 	}
 	if spec.URL != "" {
 		if err := manifest.ValidateCacheURL(spec.URL); err != nil {
-			return nil, fmt.Errorf("%w: %v", ErrBadInput, err)
+			return nil, BadInputf("%v", err)
 		}
 		key, err := fileCacheKey(spec, opts)
 		if err != nil {
@@ -105,11 +99,11 @@ func OpenBackend(spec CacheSpec, opts BackendOptions) (backend.Backend, error) {
 		fc, err := filecache.New(filecache.Options{URL: spec.URL, StoreDir: opts.StoreDir, SigningKey: key,
 			OmitDeriver: opts.OmitDeriver, NoSync: opts.NoSync})
 		if err != nil {
-			return nil, fmt.Errorf("%w: %v", ErrBadInput, err)
+			return nil, BadInputf("%v", err)
 		}
 		return fc, nil
 	}
-	return nil, fmt.Errorf("%w: Cachix caches are not supported yet", ErrBadInput)
+	return nil, BadInputf("Cachix caches are not supported yet")
 }
 
 // fileCacheKey loads the signing key for a plain binary cache: the
@@ -119,11 +113,11 @@ func fileCacheKey(spec CacheSpec, opts BackendOptions) (*signing.Key, error) {
 	var text, source string
 	if spec.SigningKeyFile != "" {
 		if manifest.InStore(spec.SigningKeyFile, storeDirOr(opts.StoreDir)) {
-			return nil, fmt.Errorf("%w: signing key file %s is inside the Nix store, which every user can read", ErrBadInput, spec.SigningKeyFile)
+			return nil, BadInputf("signing key file %s is inside the Nix store, which every user can read", spec.SigningKeyFile)
 		}
 		data, err := os.ReadFile(spec.SigningKeyFile)
 		if err != nil {
-			return nil, fmt.Errorf("%w: reading signing key file: %v", ErrBadInput, err)
+			return nil, BadInputf("reading signing key file: %v", err)
 		}
 		text, source = string(data), spec.SigningKeyFile
 	} else if v, ok := opts.LookupEnv("CACHIX_SIGNING_KEY"); ok && strings.TrimSpace(v) != "" {
@@ -133,10 +127,10 @@ func fileCacheKey(spec CacheSpec, opts BackendOptions) (*signing.Key, error) {
 	}
 	key, err := signing.Parse(text, opts.SigningKeyName)
 	if err != nil {
-		return nil, fmt.Errorf("%w: signing key from %s: %v", ErrBadInput, source, err)
+		return nil, BadInputf("signing key from %s: %v", source, err)
 	}
 	if key.Name == "" {
-		return nil, fmt.Errorf("%w: the signing key from %s has no name (Cachix form); give --signing-key-name or use the Nix form name:base64", ErrBadInput, source)
+		return nil, BadInputf("the signing key from %s has no name (Cachix form); give --signing-key-name or use the Nix form name:base64", source)
 	}
 	return key, nil
 }

@@ -16,14 +16,20 @@ import (
 // errUsage marks a command line that does not make sense.
 var errUsage = errors.New("bad usage")
 
+// usageError is an errUsage whose message is just its text.
+type usageError struct{ msg string }
+
+func (e *usageError) Error() string { return e.msg }
+func (e *usageError) Unwrap() error { return errUsage }
+
 // usageErrorf builds an errUsage error.
 func usageErrorf(format string, args ...any) error {
-	return fmt.Errorf("%w: %s", errUsage, fmt.Sprintf(format, args...))
+	return &usageError{fmt.Sprintf(format, args...)}
 }
 
 // onUsageError turns urfave/cli's flag errors into errUsage.
 func onUsageError(_ *cli.Context, err error, _ bool) error {
-	return fmt.Errorf("%w: %v (see --help)", errUsage, err)
+	return usageErrorf("%v (see --help)", err)
 }
 
 // badInputErrors are the sentinels that mean "the user gave us something wrong".

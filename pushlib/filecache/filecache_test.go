@@ -1,0 +1,166 @@
+package filecache_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"flag"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/nix-community/go-nix/pkg/narinfo"
+
+	"github.com/cachix-select/cachix-select/pushlib/filecache"
+	"github.com/cachix-select/cachix-select/pushlib/narstream"
+	"github.com/cachix-select/cachix-select/pushlib/signing"
+	"github.com/cachix-select/cachix-select/pushlib/store"
+)
+
+var update = flag.Bool("update", false, "rewrite golden files")
+
+// vector is the path info of cachix-protocol.md §10.
+func vector(t *testing.T) (*store.PathInfo, narstream.Result) {
+	t.Helper()
+	h, err := store.ParseSHA256("sha256:04zwf782yjwnh3q6hz5izfd6jyip8kgw6g6yj43fiqhbyhdd0dqw")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fh, err := store.ParseSHA256("sha256:b15a2f05341dde62a95853fecbe00bf60664b0c695481e9f57570ca4a3942c53")
+	if err != nil {
+		t.Fatal(err)
+	}
+	info := &store.PathInfo{
+		Path: "/nix/store/0123456789abcdfghijklmnpqrsvwxyz-hello", NarHash: h, NarSize: 120,
+		References: []string{"/nix/store/0123456789abcdfghijklmnpqrsvwxyz-hello", "/nix/store/zyxwvsrqpnmlkjihgfdcba9876543210-glibc-2.40"},
+		Deriver:    "/nix/store/00000000000000000000000000000000-hello.drv",
+	}
+	return info, narstream.Result{NarHash: h, NarSize: 120, FileHash: fh, FileSize: 97, Compression: narstream.DefaultCompression}
+}
+
+func TestNarinfoGolden(t *testing.T) {
+	t.Parallel()
+	key, err := signing.Parse("AQIDBAUGBwgJCgsMDQ4PEBESExQVFhcYGRobHB0eHyB5tVYuj+ZU+UB4sRLoqYunkB+FOuaVvtfg45ELrQSWZA==", "test-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		name string
+		opts filecache.Options
+	}{
+		{"signed", filecache.Options{URL: "file:///srv/c", SigningKey: key}},
+		{"unsigned-omit-deriver", filecache.Options{URL: "file:///srv/c", OmitDeriver: true}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			c, err := filecache.New(tt.opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			info, res := vector(t)
+			got, err := c.Narinfo(info, res, "nar/"+res.FileHashHex()+".nar.zst")
+			if err != nil {
+				t.Fatal(err)
+			}
+			golden := filepath.Join("testdata", tt.name+".narinfo")
+			if *update {
+				if err := os.WriteFile(golden, []byte(got), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			want, err := os.ReadFile(golden)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got != string(want) {
+				t.Errorf("narinfo differs from %s:\n%s", golden, got)
+			}
+			// What we write is what go-nix's parser (an independent reader) understands.
+			ni, err := narinfo.Parse(strings.NewReader(got))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if ni.NarSize != 120 || len(ni.References) != 2 {
+				t.Errorf("parsed back: %+v", ni)
+			}
+		})
+	}
+}
+
+func TestUploadCommitAtomic(t *testing.T) {
+	t.Parallel()
+	dir := filepath.Join(t.TempDir(), "cache")
+	c, err := filecache.New(filecache.Options{URL: "file://" + dir, NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if _, err := c.Open(ctx); err != nil {
+		t.Fatal(err)
+	}
+	info, res := vector(t)
+	missing, err := c.Missing(ctx, []string{info.Path})
+	if err != nil || !missing[info.Path] {
+		t.Fatalf("Missing = %v, %v", missing, err)
+	}
+	// A failing stream leaves nothing behind.
+	_, err = c.Upload(ctx, info, narstream.DefaultCompression, func(ctx context.Context, w io.Writer) (narstream.Result, error) {
+		_, _ = w.Write([]byte("partial"))
+		return narstream.Result{}, errors.New("boom")
+	})
+	if err == nil {
+		t.Fatal("want the stream's error")
+	}
+	if entries, _ := os.ReadDir(filepath.Join(dir, "nar")); len(entries) != 0 {
+		t.Fatalf("a failed upload left %d files in nar/", len(entries))
+	}
+	p, err := c.Upload(ctx, info, narstream.DefaultCompression, func(ctx context.Context, w io.Writer) (narstream.Result, error) {
+		_, err := io.Copy(w, bytes.NewReader(make([]byte, 97)))
+		return res, err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Uploaded but not committed: invisible to substituters.
+	if missing, _ := c.Missing(ctx, []string{info.Path}); !missing[info.Path] {
+		t.Fatal("narinfo visible before Commit")
+	}
+	if err := p.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if missing, _ := c.Missing(ctx, []string{info.Path}); missing[info.Path] {
+		t.Fatal("narinfo missing after Commit")
+	}
+	if _, err := os.Stat(filepath.Join(dir, "nar", res.FileHashHex()+".nar.zst")); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestOpenErrors(t *testing.T) {
+	t.Parallel()
+	tmp := t.TempDir()
+	for _, tt := range []struct{ name, url string }{
+		{"missing parent", "file://" + tmp + "/no/such/dir"},
+		{"relative", "file://relative/dir"},
+		{"query", "file://" + tmp + "/c?compression=xz"},
+		{"not file", "https://example.org"},
+	} {
+		c, err := filecache.New(filecache.Options{URL: tt.url})
+		if err == nil {
+			_, err = c.Open(context.Background())
+		}
+		if !errors.Is(err, filecache.ErrBadLocation) {
+			t.Errorf("%s: got %v, want ErrBadLocation", tt.name, err)
+		}
+	}
+	// A cache for another store directory is refused.
+	dir := filepath.Join(tmp, "other")
+	os.MkdirAll(dir, 0o755)
+	os.WriteFile(filepath.Join(dir, "nix-cache-info"), []byte("StoreDir: /gnu/store\n"), 0o644)
+	c, _ := filecache.New(filecache.Options{URL: "file://" + dir})
+	if _, err := c.Open(context.Background()); !errors.Is(err, filecache.ErrBadLocation) || !strings.Contains(err.Error(), "/gnu/store") {
+		t.Errorf("got %v", err)
+	}
+}
