@@ -105,7 +105,7 @@ func newFakeBackend() *fakeBackend {
 	return &fakeBackend{present: map[string]bool{}, uploads: map[string]int{}, failUp: map[string]int{}}
 }
 
-func (f *fakeBackend) String() string                              { return "fake" }
+func (f *fakeBackend) String() string                             { return "fake" }
 func (f *fakeBackend) Open(context.Context) (backend.Info, error) { return backend.Info{}, nil }
 func (f *fakeBackend) Missing(_ context.Context, paths []string) (map[string]bool, error) {
 	f.mu.Lock()
@@ -151,7 +151,7 @@ type fakePending struct {
 	res  narstream.Result
 }
 
-func (p *fakePending) Result() narstream.Result { return p.res }
+func (p *fakePending) Result() narstream.Result      { return p.res }
 func (p *fakePending) Discard(context.Context) error { return nil }
 
 // Commit checks the pipeline's promise: every reference is already present.

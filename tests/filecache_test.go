@@ -171,4 +171,3 @@ func countFiles(t *testing.T, dir string) int {
 	}
 	return len(entries)
 }
-
