@@ -1,0 +1,113 @@
+#!/usr/bin/env bash
+# Benchmark: cachix-select against `nix copy` on the same data, in one run.
+#
+#  1. full push of ~200 store paths / ~800 MB of NAR (real ELF libraries and
+#     text copied from the host) into fresh file:// caches, cachix-select and
+#     `nix copy --to file://…?compression=zstd` alternately, RUNS times each:
+#     median wall times, their ratio, and the compressed sizes;
+#  2. no-op push (everything present) of a closure of 2,000 paths against
+#     `nix path-info --recursive --json` on the same closure;
+#  3. peak RSS of pushing one store path holding a single 1 GiB file.
+#
+# Targets (issue 2): full push ≤ 0.5 × nix copy, output ≤ nix copy + 5 %;
+# no-op ≤ 1.5 × nix path-info; peak RSS ≤ 200 MiB. The script prints whether
+# each is met; it fails only if something breaks, not on a missed target.
+#
+# Usage: tests/bench/bench.sh [RUNS]      (default 3; BENCH_DIR=… to move the scratch space)
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+. tests/lib/nix-env.sh
+
+runs=${1:-3}
+work=${BENCH_DIR:-${TMPDIR:-/tmp}/cachix-select-bench}
+target_bytes=${BENCH_BYTES:-800000000}
+groups=${BENCH_PATHS:-200}
+mkdir -p "$work"
+say() { printf '%s\n' "$*" >&2; }
+
+say "== building cachix-select and the measuring helper"
+go build -o "$work/cachix-select" ./cmd/cachix-select
+go build -o "$work/measure" ./tests/bench/measure
+cs=$work/cachix-select
+measure=$work/measure
+
+# groups.json: host files (ELF libraries first, then text), ~target_bytes in
+# total, dealt round-robin into $groups groups. Deterministic for a host.
+if [ ! -s "$work/groups.json" ]; then
+  say "== choosing ~$((target_bytes / 1000000)) MB of host files for $groups store paths"
+  { find /usr/lib/x86_64-linux-gnu /usr/lib -xdev -type f -readable -size +4k -printf '%s\t%p\n' 2>/dev/null | sort -t$'\t' -k2 -u
+    find /usr/share -xdev -type f -readable -size +1k -printf '%s\t%p\n' 2>/dev/null | sort -t$'\t' -k2
+  } | grep -v -e '"' -e '\\' | awk -F'\t' -v target="$target_bytes" -v groups="$groups" '
+      !seen[$2]++ && total < target { total += $1; g = n % groups; n++;
+        files[g] = files[g] (files[g] == "" ? "" : ",") "\"" $2 "\"" }
+      END { printf "["; for (i = 0; i < groups; i++) printf "%s[%s]", (i ? "," : ""), files[i]; print "]" }
+    ' > "$work/groups.json"
+fi
+
+say "== building the synthetic closures (cached after the first run)"
+big=$(nix-build --no-out-link tests/bench/closure.nix -A big --arg groupsFile "$work/groups.json")
+many=$(nix-build --no-out-link tests/bench/closure.nix -A many --arg groupsFile "$work/groups.json")
+nbig=$(nix-store -qR "$big" | wc -l)
+nar_big=$(nix path-info -S "$big" | awk '{print $2}')
+nmany=$(nix-store -qR "$many" | wc -l)
+say "big closure: $nbig paths, $((nar_big / 1000000)) MB of NAR; no-op closure: $nmany paths"
+
+median() { sort -g | awk '{a[NR]=$1} END {print (NR % 2 ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2)}'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a / b}'; }
+verdict() { awk -v r="$1" -v t="$2" 'BEGIN {print (r <= t ? "met" : "MISSED")}'; }
+
+# 1. Full push, alternating the order of the two tools.
+: > "$work/cs.times"; : > "$work/nc.times"; : > "$work/cs.rss"
+for i in $(seq 1 "$runs"); do
+  for tool in $( [ $((i % 2)) = 1 ] && echo "cs nc" || echo "nc cs" ); do
+    rm -rf "$work/cache-$tool"
+    if [ "$tool" = cs ]; then
+      read -r t rss < <("$measure" "$cs" push -q --to "file://$work/cache-cs" "$big")
+      echo "$rss" >> "$work/cs.rss"
+    else
+      read -r t _ < <("$measure" nix copy --to "file://$work/cache-nc?compression=zstd" "$big")
+    fi
+    echo "$t" >> "$work/$tool.times"
+    say "run $i: $tool $t s"
+  done
+done
+cs_size=$(du -sb "$work/cache-cs/nar" | cut -f1)
+nc_size=$(du -sb "$work/cache-nc/nar" | cut -f1)
+rm -rf "$work/cache-cs" "$work/cache-nc"
+cs_med=$(median < "$work/cs.times"); nc_med=$(median < "$work/nc.times")
+full_ratio=$(ratio "$cs_med" "$nc_med"); size_ratio=$(ratio "$cs_size" "$nc_size")
+
+# 2. No-op push of a ≥2,000-path closure that is already in the cache.
+rm -rf "$work/cache-noop"
+"$cs" push -q --to "file://$work/cache-noop" "$many"
+: > "$work/noop.times"; : > "$work/pathinfo.times"
+for i in $(seq 1 $((runs * 3))); do
+  read -r t _ < <("$measure" "$cs" push -q --to "file://$work/cache-noop" "$many"); echo "$t" >> "$work/noop.times"
+  read -r t _ < <("$measure" sh -c 'nix path-info --recursive --json "$1" > /dev/null' sh "$many"); echo "$t" >> "$work/pathinfo.times"
+done
+rm -rf "$work/cache-noop"
+noop_med=$(median < "$work/noop.times"); pi_med=$(median < "$work/pathinfo.times")
+noop_ratio=$(ratio "$noop_med" "$pi_med")
+
+# 3. Peak RSS pushing a single 1 GiB file.
+huge=$(nix-build --no-out-link tests/bench/closure.nix -A huge --arg groupsFile "$work/groups.json")
+rm -rf "$work/cache-huge"
+read -r huge_t huge_rss < <("$measure" "$cs" push -q --to "file://$work/cache-huge" "$huge")
+rm -rf "$work/cache-huge"
+huge_mib=$((huge_rss / 1024))
+
+cat <<EOF
+
+cachix-select benchmark ($(nproc) cores, $runs runs, medians)
+  full push, $nbig paths, $((nar_big / 1000000)) MB NAR:
+    cachix-select        ${cs_med} s   peak RSS $(( $(median < "$work/cs.rss") / 1024 )) MiB   output $((cs_size / 1000000)) MB
+    nix copy (zstd)      ${nc_med} s                    output $((nc_size / 1000000)) MB
+    time ratio           ${full_ratio}  (target ≤ 0.50: $(verdict "$full_ratio" 0.50))
+    size ratio           ${size_ratio}  (target ≤ 1.05: $(verdict "$size_ratio" 1.05))
+  no-op push, $nmany paths already present:
+    cachix-select        ${noop_med} s
+    nix path-info -r     ${pi_med} s
+    ratio                ${noop_ratio}  (target ≤ 1.50: $(verdict "$noop_ratio" 1.50))
+  single 1 GiB file:
+    cachix-select        ${huge_t} s, peak RSS ${huge_mib} MiB (target ≤ 200 MiB: $( [ "$huge_mib" -le 200 ] && echo met || echo MISSED ))
+EOF
