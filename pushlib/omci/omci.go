@@ -34,6 +34,16 @@
 // run om ci once per system to pin every system's outputs. The newer
 // devour-flake layout, which indexes the build result by system
 // (build.<system>.byName), is also accepted and needs no help.
+//
+// Typical use:
+//
+//	res, err := omci.Parse(f, "om.json")
+//	sel := omci.Selection{Subflakes: []string{"ROOT"}, Prefix: branch}
+//	paths, err := res.UnknownSystemPaths(sel)
+//	if len(paths) > 0 {
+//		sel.SystemOf, err = omci.SystemsFromDerivers(ctx, store.New(), paths)
+//	}
+//	items, err := res.Select(sel) // push every StorePath, pin it as PinName
 package omci
 
 import (
@@ -301,24 +311,6 @@ func (r *Results) SubflakeNames() []string {
 	}
 	sort.Strings(names)
 	return names
-}
-
-// UnknownSystemPaths lists, sorted and without duplicates, the store paths
-// whose system the file does not record. Pass them to SystemsFromDerivers
-// (or any other source) and put the answer in Selection.SystemOf.
-func (r *Results) UnknownSystemPaths() []string {
-	seen := map[string]bool{}
-	var out []string
-	for _, sf := range r.Subflakes {
-		for _, o := range sf.Outputs {
-			if o.System == "" && !seen[o.StorePath] {
-				seen[o.StorePath] = true
-				out = append(out, o.StorePath)
-			}
-		}
-	}
-	sort.Strings(out)
-	return out
 }
 
 // systemPattern accepts Nix system strings ("x86_64-linux", "aarch64-darwin",

@@ -206,14 +206,27 @@ func (f failingReader) Read([]byte) (int, error) { return 0, f.err }
 
 func TestUnknownSystemPaths(t *testing.T) {
 	t.Parallel()
-	if got := parseFile(t, "one-system.json").UnknownSystemPaths(); len(got) != 0 {
-		t.Errorf("one system: %q, want none", got)
+	tests := []struct {
+		file    string
+		sel     omci.Selection
+		want    []string
+		wantErr error
+	}{
+		{file: "one-system.json", want: nil},
+		{file: "per-system.json", want: nil},
+		{file: "several-systems.json", want: []string{fooDarwin, barDarwin, linuxTool}},
+		{file: "several-systems.json", sel: omci.Selection{Exclude: []string{"bar"}}, want: []string{fooDarwin, linuxTool}},
+		{file: "several-systems.json", sel: omci.Selection{Subflakes: []string{"nope"}}, wantErr: omci.ErrBadSelection},
+		{file: "several-systems.json", sel: omci.Selection{Include: []string{"["}}, wantErr: omci.ErrBadSelection},
 	}
-	if got := parseFile(t, "per-system.json").UnknownSystemPaths(); len(got) != 0 {
-		t.Errorf("per-system layout: %q, want none", got)
-	}
-	want := []string{fooDarwin, barDarwin, linuxTool}
-	if got := parseFile(t, "several-systems.json").UnknownSystemPaths(); !reflect.DeepEqual(got, want) {
-		t.Errorf("several systems: %q, want %q", got, want)
+	for _, tt := range tests {
+		got, err := parseFile(t, tt.file).UnknownSystemPaths(tt.sel)
+		if !errors.Is(err, tt.wantErr) || (tt.wantErr == nil && err != nil) {
+			t.Errorf("%s %+v: err = %v, want %v", tt.file, tt.sel, err, tt.wantErr)
+			continue
+		}
+		if !reflect.DeepEqual(got, tt.want) {
+			t.Errorf("%s %+v: %q, want %q", tt.file, tt.sel, got, tt.want)
+		}
 	}
 }

@@ -42,12 +42,8 @@ type Item struct {
 // path) is listed once; the same pin name for two different paths is an
 // error, as is a requested sub-flake or system the results do not have.
 func (r *Results) Select(sel Selection) ([]Item, error) {
-	for _, pats := range [][]string{sel.Include, sel.Exclude} {
-		for _, pat := range pats {
-			if _, err := path.Match(pat, ""); err != nil {
-				return nil, fmt.Errorf("%w: name pattern %q: %w", ErrBadSelection, pat, err)
-			}
-		}
+	if err := checkPatterns(sel.Include, sel.Exclude); err != nil {
+		return nil, err
 	}
 	subflakes, err := r.pickSubflakes(sel.Subflakes)
 	if err != nil {
@@ -107,6 +103,44 @@ func (r *Results) Select(sel Selection) ([]Item, error) {
 		return a.Name < b.Name
 	})
 	return dedupe(r.Source, items)
+}
+
+// UnknownSystemPaths lists, sorted and without duplicates, the store paths
+// that sel would select but whose system the file does not record. Pass
+// them to SystemsFromDerivers (or any other source) and put the answer in
+// sel.SystemOf before calling Select. The system filter is not applied:
+// it needs the answer.
+func (r *Results) UnknownSystemPaths(sel Selection) ([]string, error) {
+	if err := checkPatterns(sel.Include, sel.Exclude); err != nil {
+		return nil, err
+	}
+	subflakes, err := r.pickSubflakes(sel.Subflakes)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, sfName := range subflakes {
+		for _, o := range r.Subflakes[sfName].Outputs {
+			if o.System == "" && nameSelected(o.Name, sel.Include, sel.Exclude) {
+				out = append(out, o.StorePath)
+			}
+		}
+	}
+	sort.Strings(out)
+	return slices.Compact(out), nil
+}
+
+// checkPatterns refuses malformed name patterns up front, so that a typo
+// is an error even when no name reaches the pattern.
+func checkPatterns(include, exclude []string) error {
+	for _, pats := range [][]string{include, exclude} {
+		for _, pat := range pats {
+			if _, err := path.Match(pat, ""); err != nil {
+				return fmt.Errorf("%w: name pattern %q: %w", ErrBadSelection, pat, err)
+			}
+		}
+	}
+	return nil
 }
 
 // pickSubflakes resolves the requested sub-flakes (all when none is named),

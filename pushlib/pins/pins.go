@@ -22,6 +22,15 @@
 // current system's child as plain "hello". Pins without a system child
 // (e.g. "main-x86_64-linux-hello" from om ci) are passed through as they
 // are.
+//
+// Nix versions: every attribute is a store-path string with context, not a
+// derivation. Current Nix accepts such strings as installables for
+// `nix build`/`nix run`; Nix 2.8 does not ("expression does not evaluate
+// to a derivation"), but there `nix eval --raw -f URL NAME` substitutes
+// the path (builtins.storePath does outside read-only mode) and prints it.
+// nix-instantiate --eval is read-only: it returns the path without
+// checking it unless given --read-write-mode. The flake uses
+// builtins.storePath, hence --impure, unless fetchClosure applies.
 package pins
 
 import (
