@@ -7,6 +7,7 @@ import (
 	"testing"
 )
 
+// TestDrvSystem reads the system of a foreign .drv and reports unreadable ones.
 func TestDrvSystem(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()

@@ -44,6 +44,7 @@ func parseFixture(name string) (*omci.Results, error) {
 	return omci.Parse(f, filepath.Base(name))
 }
 
+// TestParseValid parses realistic results: one system, sub-flakes, several systems, per-system layout.
 func TestParseValid(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
@@ -123,6 +124,7 @@ func TestParseValid(t *testing.T) {
 	}
 }
 
+// TestParseMalformed checks each malformed file gets an error naming the JSON path and what was expected.
 func TestParseMalformed(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
@@ -190,6 +192,7 @@ func TestParseLiberal(t *testing.T) {
 	}
 }
 
+// TestParseReadError checks a failing reader is reported, not mistaken for bad JSON.
 func TestParseReadError(t *testing.T) {
 	t.Parallel()
 	boom := errors.New("disk on fire")
@@ -202,8 +205,10 @@ func TestParseReadError(t *testing.T) {
 // failingReader fails every read.
 type failingReader struct{ err error }
 
+// Read fails with the configured error.
 func (f failingReader) Read([]byte) (int, error) { return 0, f.err }
 
+// TestUnknownSystemPaths lists only the selected outputs whose system the file omits.
 func TestUnknownSystemPaths(t *testing.T) {
 	t.Parallel()
 	tests := []struct {

@@ -9,6 +9,7 @@ import (
 	"github.com/cachix-select/cachix-select/pushlib/omci"
 )
 
+// TestSelect covers pin naming, filters, sub-flake and system choice, and system resolution.
 func TestSelect(t *testing.T) {
 	t.Parallel()
 	item := func(sf, sys, name, sp, pin string) omci.Item {
@@ -194,6 +195,7 @@ func TestSelect(t *testing.T) {
 	}
 }
 
+// TestSelectDuplicatePin checks one pin name for two paths is refused.
 func TestSelectDuplicatePin(t *testing.T) {
 	t.Parallel()
 	// Two sub-flakes build "foo" differently: one pin name, two paths.
@@ -238,6 +240,7 @@ func TestSelectDeterministic(t *testing.T) {
 	}
 }
 
+// TestPinName pins down the cachix-push naming scheme.
 func TestPinName(t *testing.T) {
 	t.Parallel()
 	tests := []struct{ prefix, system, name, want string }{

@@ -74,6 +74,7 @@ var goldenCases = []struct {
 	{"empty", nil, pins.ExportOptions{}},
 }
 
+// TestExportGolden compares Export with the checked-in files (-update rewrites them).
 func TestExportGolden(t *testing.T) {
 	t.Parallel()
 	for _, tc := range goldenCases {
@@ -117,6 +118,7 @@ func TestExportGolden(t *testing.T) {
 	}
 }
 
+// TestExportErrors checks pins the tree cannot hold are refused with a clear message.
 func TestExportErrors(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
@@ -191,6 +193,7 @@ func TestExportErrors(t *testing.T) {
 	}
 }
 
+// TestExportIdenticalDuplicate checks a repeated identical pin is written once.
 func TestExportIdenticalDuplicate(t *testing.T) {
 	t.Parallel()
 	files, err := pins.Export([]pins.PinInfo{{Name: "a", StorePath: jq}, {Name: "a", StorePath: jq}}, pins.ExportOptions{})
@@ -202,6 +205,7 @@ func TestExportIdenticalDuplicate(t *testing.T) {
 	}
 }
 
+// TestExportCacheURL checks which cache URLs reach fetchClosure through store.nix.
 func TestExportCacheURL(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
@@ -231,6 +235,7 @@ func TestExportCacheURL(t *testing.T) {
 	}
 }
 
+// TestFilter covers name patterns and the system filter.
 func TestFilter(t *testing.T) {
 	t.Parallel()
 	all := []pins.PinInfo{
@@ -268,6 +273,7 @@ func TestFilter(t *testing.T) {
 	}
 }
 
+// TestPinSystem covers both naming conventions and near misses.
 func TestPinSystem(t *testing.T) {
 	t.Parallel()
 	systems := pins.DefaultSystems()
@@ -288,6 +294,7 @@ func TestPinSystem(t *testing.T) {
 	}
 }
 
+// TestDefaultSystemsIsACopy guards against shared mutable state.
 func TestDefaultSystemsIsACopy(t *testing.T) {
 	t.Parallel()
 	a := pins.DefaultSystems()

@@ -64,6 +64,7 @@ type nixErr struct {
 	err         error
 }
 
+// Error names the command and carries its stderr.
 func (e *nixErr) Error() string { return e.cmd + ": " + e.err.Error() + "\n" + e.stderr }
 
 // exportTo writes an export into a new temporary directory.

@@ -26,6 +26,7 @@ func sampleFiles(t *testing.T) map[string][]byte {
 	return files
 }
 
+// TestWriteDir checks contents, modes, overwriting and that no temporary file is left.
 func TestWriteDir(t *testing.T) {
 	t.Parallel()
 	files := sampleFiles(t)
@@ -66,6 +67,7 @@ func TestWriteDir(t *testing.T) {
 	}
 }
 
+// TestWriteRefusesPathNames checks no file can be written outside the output.
 func TestWriteRefusesPathNames(t *testing.T) {
 	t.Parallel()
 	for _, name := range []string{"../evil.nix", "sub/dir.nix", "", "..", `a\b`} {
@@ -80,6 +82,7 @@ func TestWriteRefusesPathNames(t *testing.T) {
 	}
 }
 
+// TestWriteTarGz checks the tarball is reproducible and laid out as documented.
 func TestWriteTarGz(t *testing.T) {
 	t.Parallel()
 	files := sampleFiles(t)
@@ -143,8 +146,10 @@ func TestWriteTarGz(t *testing.T) {
 // errWriter fails every write.
 type errWriter struct{}
 
+// Write always fails.
 func (errWriter) Write([]byte) (int, error) { return 0, errors.New("disk full") }
 
+// TestWriteTarGzWriteError checks a failing writer is reported.
 func TestWriteTarGzWriteError(t *testing.T) {
 	t.Parallel()
 	if err := pins.WriteTarGz(errWriter{}, sampleFiles(t)); err == nil || !strings.Contains(err.Error(), "disk full") {
