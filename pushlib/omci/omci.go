@@ -1,0 +1,405 @@
+// Package omci reads the results file that `om ci run` (juspay/omnix)
+// writes and turns it into the store paths to push and the Cachix pins to
+// create, the way the juspay/cachix-push flake app does, but for several
+// systems and sub-flakes at once and with name filters.
+//
+// The file (omnix RunResult) looks like this:
+//
+//	{
+//	  "systems": ["x86_64-linux"],
+//	  "flake": "github:srid/haskell-multi-nix/…",
+//	  "result": {
+//	    "ROOT": {
+//	      "build": {
+//	        "outPaths": ["/nix/store/…-foo-0.1.0.0", "/nix/store/…-bar-0.1.0.0/bin/bar"],
+//	        "byName": {"foo": "/nix/store/…-foo-0.1.0.0", "bar": "/nix/store/…-bar-0.1.0.0"},
+//	        "allDeps": ["…"]
+//	      }
+//	    }
+//	  }
+//	}
+//
+// Only systems, flake and result.<subflake>.build.byName are read; outPaths
+// and allDeps are ignored, as cachix-push does. "build" is null when the
+// sub-flake's build step is disabled.
+//
+// Which system built which name: omnix's byName is one flat map even when
+// several systems were built (devour-flake, as pinned by omnix, folds all
+// systems into it and a later system overwrites an earlier one's entry of
+// the same name). With one system in "systems" every name belongs to it.
+// With several, the file does not say, so Select needs the answer from the
+// caller (Selection.SystemOf, which SystemsFromDerivers computes from the
+// local store) and otherwise fails with ErrUnknownSystem rather than
+// guess. Names lost to the overwrite cannot be recovered from the file;
+// run om ci once per system to pin every system's outputs. The newer
+// devour-flake layout, which indexes the build result by system
+// (build.<system>.byName), is also accepted and needs no help.
+//
+// Typical use:
+//
+//	res, err := omci.Parse(f, "om.json")
+//	sel := omci.Selection{Subflakes: []string{"ROOT"}, Prefix: branch}
+//	paths, err := res.UnknownSystemPaths(sel)
+//	if len(paths) > 0 {
+//		sel.SystemOf, err = omci.SystemsFromDerivers(ctx, store.New(), paths)
+//	}
+//	items, err := res.Select(sel) // push every StorePath, pin it as PinName
+package omci
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"path"
+	"regexp"
+	"sort"
+	"strings"
+)
+
+// ErrMalformed marks a results file that is not what `om ci run` writes.
+var ErrMalformed = errors.New("malformed om ci results")
+
+// ErrBadSelection marks a selection that does not fit the results (an
+// unknown sub-flake or system, a bad pattern, two pins with one name).
+var ErrBadSelection = errors.New("selection does not match the om ci results")
+
+// ErrUnknownSystem marks outputs whose system the results file does not
+// record (several systems, flat byName) and that Selection.SystemOf does
+// not cover either.
+var ErrUnknownSystem = errors.New("system of an output is unknown")
+
+// FormatError says where in the results file the unexpected JSON is and
+// what was expected there.
+type FormatError struct {
+	// Source names the file ("om.json", "<stdin>").
+	Source string
+	// Path is the JSON path, e.g. result.ROOT.build.byName ("" for the top).
+	Path string
+	// Expected describes what should be there.
+	Expected string
+	// Got describes what is there ("a string", "nothing", "invalid JSON: …").
+	Got string
+}
+
+// Error renders "om.json: result.ROOT.build.byName: expected …, got …".
+func (e *FormatError) Error() string {
+	where := e.Source
+	if e.Path != "" {
+		where += ": " + e.Path
+	}
+	msg := fmt.Sprintf("%s: expected %s", where, e.Expected)
+	if e.Got != "" {
+		msg += ", got " + e.Got
+	}
+	return msg
+}
+
+// Unwrap lets errors.Is(err, ErrMalformed) match.
+func (e *FormatError) Unwrap() error { return ErrMalformed }
+
+// Results is a parsed om ci results file.
+type Results struct {
+	// Source names the file in messages.
+	Source string
+	// Flake is the flake URL that was built ("" if absent).
+	Flake string
+	// Systems are the systems om ci built for, in file order.
+	Systems []string
+	// Subflakes maps each sub-flake name (e.g. "ROOT") to its build result.
+	Subflakes map[string]Subflake
+}
+
+// Subflake is the build result of one om ci sub-flake.
+type Subflake struct {
+	// Built is false when the build step did not run ("build": null).
+	Built bool
+	// Outputs are the entries of byName, sorted by system then name.
+	Outputs []Output
+}
+
+// Output is one named build output.
+type Output struct {
+	// System is the system that built it, or "" when the file does not say
+	// (several systems and a flat byName).
+	System string
+	// Name is the byName key: the derivation's pname, or its name.
+	Name string
+	// StorePath is the absolute store path.
+	StorePath string
+}
+
+// Parse reads an om ci results file. source names it in error messages.
+func Parse(r io.Reader, source string) (*Results, error) {
+	data, err := io.ReadAll(r)
+	if err != nil {
+		return nil, fmt.Errorf("reading %s: %w", source, err)
+	}
+	p := parser{source: source}
+	return p.results(data)
+}
+
+// parser carries the source name into every error.
+type parser struct{ source string }
+
+// fail builds a FormatError for the value raw found at jpath.
+func (p parser) fail(jpath, expected string, raw json.RawMessage) error {
+	return p.failGot(jpath, expected, describe(raw))
+}
+
+// failGot builds a FormatError with a ready-made description of what is there.
+func (p parser) failGot(jpath, expected, got string) error {
+	return &FormatError{Source: p.source, Path: jpath, Expected: expected, Got: got}
+}
+
+// results parses the top-level object.
+func (p parser) results(data []byte) (*Results, error) {
+	if !json.Valid(data) {
+		var v any
+		err := json.Unmarshal(data, &v)
+		return nil, &FormatError{Source: p.source, Expected: "the JSON written by `om ci run --results`",
+			Got: "invalid JSON (" + strings.TrimPrefix(err.Error(), "json: ") + ")"}
+	}
+	top, ok := object(data)
+	if !ok {
+		return nil, p.fail("", "a JSON object (the output of `om ci run --results`)", data)
+	}
+	res := &Results{Source: p.source, Subflakes: map[string]Subflake{}}
+
+	rawSystems, ok := top["systems"]
+	if !ok {
+		return nil, p.fail("systems", `an array of systems such as ["x86_64-linux"] (written by omnix since late 2024; upgrade omnix)`, nil)
+	}
+	var systems []string
+	if err := json.Unmarshal(rawSystems, &systems); err != nil || len(systems) == 0 {
+		return nil, p.fail("systems", `a non-empty array of system strings such as ["x86_64-linux"]`, rawSystems)
+	}
+	seen := map[string]bool{}
+	for i, s := range systems {
+		if !systemPattern.MatchString(s) {
+			return nil, p.fail(fmt.Sprintf("systems[%d]", i), `a system string such as "x86_64-linux"`, quoteRaw(s))
+		}
+		if seen[s] {
+			return nil, p.failGot(fmt.Sprintf("systems[%d]", i), "each system once", describe(quoteRaw(s))+" twice")
+		}
+		seen[s] = true
+	}
+	res.Systems = systems
+
+	if raw, ok := top["flake"]; ok && !isNull(raw) {
+		if err := json.Unmarshal(raw, &res.Flake); err != nil {
+			return nil, p.fail("flake", "a flake URL string", raw)
+		}
+	}
+
+	rawResult, ok := top["result"]
+	if !ok {
+		return nil, p.fail("result", "an object mapping sub-flake names to their results", nil)
+	}
+	subs, ok := object(rawResult)
+	if !ok {
+		return nil, p.fail("result", "an object mapping sub-flake names to their results", rawResult)
+	}
+	for name, raw := range subs {
+		sf, err := p.subflake(jpathJoin("result", name), raw, systems)
+		if err != nil {
+			return nil, err
+		}
+		res.Subflakes[name] = sf
+	}
+	return res, nil
+}
+
+// subflake parses result.<name>: {"build": null | {…}}.
+func (p parser) subflake(jpath string, raw json.RawMessage, systems []string) (Subflake, error) {
+	fields, ok := object(raw)
+	if !ok {
+		return Subflake{}, p.fail(jpath, `an object with a "build" field`, raw)
+	}
+	rawBuild, ok := fields["build"]
+	if !ok || isNull(rawBuild) {
+		return Subflake{}, nil
+	}
+	bpath := jpathJoin(jpath, "build")
+	build, ok := object(rawBuild)
+	if !ok {
+		return Subflake{}, p.fail(bpath, "an object with byName (name → store path), or null", rawBuild)
+	}
+	sf := Subflake{Built: true}
+	if rawByName, ok := build["byName"]; ok {
+		// omnix's layout: one byName for all systems.
+		sys := ""
+		if len(systems) == 1 {
+			sys = systems[0]
+		}
+		outs, err := p.byName(jpathJoin(bpath, "byName"), rawByName, sys)
+		if err != nil {
+			return Subflake{}, err
+		}
+		sf.Outputs = outs
+	} else {
+		// devour-flake's newer layout: build.<system>.byName.
+		if len(build) == 0 {
+			return Subflake{}, p.fail(bpath, "an object with byName (name → store path)", rawBuild)
+		}
+		for sys, rawSys := range build {
+			spath := jpathJoin(bpath, sys)
+			perSys, ok := object(rawSys)
+			if !ok || !systemPattern.MatchString(sys) {
+				return Subflake{}, p.failGot(bpath, "an object with byName (name → store path)", "an object without byName")
+			}
+			rawByName, ok := perSys["byName"]
+			if !ok {
+				return Subflake{}, p.fail(jpathJoin(spath, "byName"), "an object mapping names to store paths", nil)
+			}
+			outs, err := p.byName(jpathJoin(spath, "byName"), rawByName, sys)
+			if err != nil {
+				return Subflake{}, err
+			}
+			sf.Outputs = append(sf.Outputs, outs...)
+		}
+	}
+	sortOutputs(sf.Outputs)
+	return sf, nil
+}
+
+// byName parses one byName object; every entry gets system sys.
+func (p parser) byName(jpath string, raw json.RawMessage, sys string) ([]Output, error) {
+	const want = "an object mapping names to store paths"
+	entries, ok := object(raw)
+	if !ok {
+		return nil, p.fail(jpath, want, raw)
+	}
+	outs := make([]Output, 0, len(entries))
+	for name, rawPath := range entries {
+		epath := jpathJoin(jpath, name)
+		if name == "" || strings.ContainsFunc(name, isControl) {
+			return nil, p.fail(jpath, "non-empty names without control characters", quoteRaw(name))
+		}
+		var sp string
+		if err := json.Unmarshal(rawPath, &sp); err != nil {
+			return nil, p.fail(epath, "a store path string", rawPath)
+		}
+		if !isStorePath(sp) {
+			return nil, p.fail(epath, "an absolute store path such as /nix/store/<hash>-<name>", quoteRaw(sp))
+		}
+		outs = append(outs, Output{System: sys, Name: name, StorePath: sp})
+	}
+	return outs, nil
+}
+
+// sortOutputs orders outputs by system, then name, then path.
+func sortOutputs(outs []Output) {
+	sort.Slice(outs, func(i, j int) bool {
+		a, b := outs[i], outs[j]
+		if a.System != b.System {
+			return a.System < b.System
+		}
+		if a.Name != b.Name {
+			return a.Name < b.Name
+		}
+		return a.StorePath < b.StorePath
+	})
+}
+
+// SubflakeNames returns the sub-flake names, sorted.
+func (r *Results) SubflakeNames() []string {
+	names := make([]string, 0, len(r.Subflakes))
+	for n := range r.Subflakes {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// systemPattern accepts Nix system strings ("x86_64-linux", "aarch64-darwin",
+// "armv7l-linux", "x86_64-freebsd", "riscv64-none-elf").
+var systemPattern = regexp.MustCompile(`^[A-Za-z0-9_.]+(-[A-Za-z0-9_.]+)+$`)
+
+// storeBasePattern is a store path's base name: 32 nix-base32 characters, a
+// dash, and a name of the characters Nix allows.
+var storeBasePattern = regexp.MustCompile(`^[0-9abcdfghijklmnpqrsvwxyz]{32}-[A-Za-z0-9+\-._?=]+$`)
+
+// isStorePath reports whether p is an absolute, clean store path (not a
+// file inside one). The store directory itself is not fixed.
+func isStorePath(p string) bool {
+	if !path.IsAbs(p) || path.Clean(p) != p {
+		return false
+	}
+	dir, base := path.Split(p)
+	return dir != "/" && storeBasePattern.MatchString(base) && !strings.HasPrefix(base[33:], ".")
+}
+
+// isControl reports characters that have no place in a pin name.
+func isControl(r rune) bool { return r < 0x20 || r == 0x7f }
+
+// object decodes raw as a JSON object; ok is false for anything else.
+func object(raw json.RawMessage) (map[string]json.RawMessage, bool) {
+	if len(bytes.TrimSpace(raw)) == 0 || bytes.TrimSpace(raw)[0] != '{' {
+		return nil, false
+	}
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &m); err != nil {
+		return nil, false
+	}
+	return m, true
+}
+
+// isNull reports whether raw is the JSON literal null.
+func isNull(raw json.RawMessage) bool { return string(bytes.TrimSpace(raw)) == "null" }
+
+// describe names the JSON type of raw for an error message.
+func describe(raw json.RawMessage) string {
+	t := bytes.TrimSpace(raw)
+	if len(t) == 0 {
+		return "nothing"
+	}
+	switch t[0] {
+	case '{':
+		return "an object"
+	case '[':
+		return "an array"
+	case '"':
+		var s string
+		if json.Unmarshal(t, &s) == nil {
+			return "the string " + shorten(fmt.Sprintf("%q", s))
+		}
+		return "a string"
+	case 't', 'f':
+		return "a boolean"
+	case 'n':
+		return "null"
+	default:
+		return "the number " + shorten(string(t))
+	}
+}
+
+// quoteRaw turns a Go string into a JSON string so describe can name it.
+func quoteRaw(s string) json.RawMessage {
+	b, _ := json.Marshal(s)
+	return b
+}
+
+// shorten keeps error messages to one readable line.
+func shorten(s string) string {
+	const max = 80
+	if len(s) > max {
+		return s[:max] + "…"
+	}
+	return s
+}
+
+// identPattern matches keys that read well after a dot in a JSON path.
+var identPattern = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_-]*$`)
+
+// jpathJoin appends key to a JSON path: a.b, or a["odd key"].
+func jpathJoin(base, key string) string {
+	if identPattern.MatchString(key) {
+		if base == "" {
+			return key
+		}
+		return base + "." + key
+	}
+	return fmt.Sprintf("%s[%q]", base, key)
+}

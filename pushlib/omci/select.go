@@ -1,0 +1,267 @@
+package omci
+
+import (
+	"fmt"
+	"path"
+	"slices"
+	"sort"
+	"strings"
+)
+
+// Selection says which outputs of a results file to push and pin, and how
+// to name the pins.
+type Selection struct {
+	// Subflakes to read (e.g. "ROOT"); empty means all of them.
+	Subflakes []string
+	// Prefix starts every pin name: <prefix>-<system>-<name>, or
+	// <system>-<name> when empty. Usually the git branch.
+	Prefix string
+	// Include keeps only names matching one of these path.Match patterns
+	// (empty keeps all); Exclude drops names matching any of them and wins
+	// over Include. Patterns apply to the byName key, not the pin name.
+	Include, Exclude []string
+	// Systems keeps only outputs of these systems; empty means all.
+	Systems []string
+	// SystemOf maps store paths to the system that built them. It is
+	// consulted only for outputs whose system the file does not record
+	// (see Results.UnknownSystemPaths and SystemsFromDerivers).
+	SystemOf map[string]string
+}
+
+// Item is one store path to push and the pin to create for it.
+type Item struct {
+	Subflake  string
+	System    string
+	Name      string
+	StorePath string
+	PinName   string
+}
+
+// Select applies sel to the results. Items come sorted by sub-flake,
+// system and name. The same pin from two sub-flakes (same name, same
+// path) is listed once; the same pin name for two different paths is an
+// error, as is a requested sub-flake or system the results do not have.
+func (r *Results) Select(sel Selection) ([]Item, error) {
+	if err := checkPatterns(sel.Include, sel.Exclude); err != nil {
+		return nil, err
+	}
+	subflakes, err := r.pickSubflakes(sel.Subflakes)
+	if err != nil {
+		return nil, err
+	}
+	wantSystem, err := r.pickSystems(sel.Systems)
+	if err != nil {
+		return nil, err
+	}
+
+	var items []Item
+	var unknown []string
+	for _, sfName := range subflakes {
+		for _, o := range r.Subflakes[sfName].Outputs {
+			if !nameSelected(o.Name, sel.Include, sel.Exclude) {
+				continue
+			}
+			sys := o.System
+			if sys == "" {
+				sys = sel.SystemOf[o.StorePath]
+				if sys == "" {
+					unknown = append(unknown, o.Name)
+					continue
+				}
+				if !slices.Contains(r.Systems, sys) {
+					return nil, fmt.Errorf("%w: %s: %s (%s) was built for %s, which is not among the file's systems (%s)",
+						ErrBadSelection, r.Source, o.Name, o.StorePath, sys, strings.Join(r.Systems, ", "))
+				}
+			}
+			if wantSystem != nil && !wantSystem[sys] {
+				continue
+			}
+			items = append(items, Item{
+				Subflake:  sfName,
+				System:    sys,
+				Name:      o.Name,
+				StorePath: o.StorePath,
+				PinName:   PinName(sel.Prefix, sys, o.Name),
+			})
+		}
+	}
+	if len(unknown) > 0 {
+		sort.Strings(unknown)
+		unknown = slices.Compact(unknown)
+		return nil, fmt.Errorf("%w: %s: the results cover %d systems (%s) but byName does not say which one built %s; "+
+			"resolve the systems from the store (SystemsFromDerivers) or run om ci once per system",
+			ErrUnknownSystem, r.Source, len(r.Systems), strings.Join(r.Systems, ", "), listNames(unknown))
+	}
+	sort.SliceStable(items, func(i, j int) bool {
+		a, b := items[i], items[j]
+		if a.Subflake != b.Subflake {
+			return a.Subflake < b.Subflake
+		}
+		if a.System != b.System {
+			return a.System < b.System
+		}
+		return a.Name < b.Name
+	})
+	return dedupe(r.Source, items)
+}
+
+// UnknownSystemPaths lists, sorted and without duplicates, the store paths
+// that sel would select but whose system the file does not record. Pass
+// them to SystemsFromDerivers (or any other source) and put the answer in
+// sel.SystemOf before calling Select. The system filter is not applied:
+// it needs the answer.
+func (r *Results) UnknownSystemPaths(sel Selection) ([]string, error) {
+	if err := checkPatterns(sel.Include, sel.Exclude); err != nil {
+		return nil, err
+	}
+	subflakes, err := r.pickSubflakes(sel.Subflakes)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, sfName := range subflakes {
+		for _, o := range r.Subflakes[sfName].Outputs {
+			if o.System == "" && nameSelected(o.Name, sel.Include, sel.Exclude) {
+				out = append(out, o.StorePath)
+			}
+		}
+	}
+	sort.Strings(out)
+	return slices.Compact(out), nil
+}
+
+// checkPatterns refuses malformed name patterns up front, so that a typo
+// is an error even when no name reaches the pattern.
+func checkPatterns(include, exclude []string) error {
+	for _, pats := range [][]string{include, exclude} {
+		for _, pat := range pats {
+			if _, err := path.Match(pat, ""); err != nil {
+				return fmt.Errorf("%w: name pattern %q: %w", ErrBadSelection, pat, err)
+			}
+		}
+	}
+	return nil
+}
+
+// pickSubflakes resolves the requested sub-flakes (all when none is named),
+// refusing unknown names and sub-flakes whose build step did not run.
+func (r *Results) pickSubflakes(requested []string) ([]string, error) {
+	all := r.SubflakeNames()
+	if len(requested) == 0 {
+		return all, nil
+	}
+	seen := map[string]bool{}
+	var out []string
+	for _, name := range requested {
+		sf, ok := r.Subflakes[name]
+		if !ok {
+			return nil, fmt.Errorf("%w: %s has no sub-flake %q (it has: %s)",
+				ErrBadSelection, r.Source, name, strings.Join(all, ", "))
+		}
+		if !sf.Built {
+			return nil, fmt.Errorf("%w: %s: result.%s.build is null: the build step did not run for sub-flake %q",
+				ErrBadSelection, r.Source, name, name)
+		}
+		if !seen[name] {
+			seen[name] = true
+			out = append(out, name)
+		}
+	}
+	sort.Strings(out)
+	return out, nil
+}
+
+// pickSystems turns the requested systems into a set (nil means all),
+// refusing systems the results do not cover.
+func (r *Results) pickSystems(requested []string) (map[string]bool, error) {
+	if len(requested) == 0 {
+		return nil, nil
+	}
+	known := map[string]bool{}
+	for _, s := range r.Systems {
+		known[s] = true
+	}
+	for _, sf := range r.Subflakes {
+		for _, o := range sf.Outputs {
+			if o.System != "" {
+				known[o.System] = true
+			}
+		}
+	}
+	want := map[string]bool{}
+	for _, s := range requested {
+		if !known[s] {
+			return nil, fmt.Errorf("%w: %s has no results for system %q (it has: %s)",
+				ErrBadSelection, r.Source, s, strings.Join(sortedKeys(known), ", "))
+		}
+		want[s] = true
+	}
+	return want, nil
+}
+
+// dedupe drops repeated identical pins and refuses one pin name for two
+// different store paths.
+func dedupe(source string, items []Item) ([]Item, error) {
+	byPin := map[string]Item{}
+	out := items[:0]
+	for _, it := range items {
+		if prev, ok := byPin[it.PinName]; ok {
+			if prev.StorePath == it.StorePath {
+				continue
+			}
+			return nil, fmt.Errorf("%w: %s: pin name %q would point to both %s (sub-flake %s, %s) and %s (sub-flake %s, %s); "+
+				"select one sub-flake or exclude one name",
+				ErrBadSelection, source, it.PinName, prev.StorePath, prev.Subflake, prev.Name, it.StorePath, it.Subflake, it.Name)
+		}
+		byPin[it.PinName] = it
+		out = append(out, it)
+	}
+	return out, nil
+}
+
+// PinName names a pin the way juspay/cachix-push does:
+// <prefix>-<system>-<name>, without the leading dash when prefix is empty.
+func PinName(prefix, system, name string) string {
+	if prefix == "" {
+		return system + "-" + name
+	}
+	return prefix + "-" + system + "-" + name
+}
+
+// nameSelected applies the include and exclude patterns to one name.
+// Patterns were validated by the caller, so Match cannot fail here.
+func nameSelected(name string, include, exclude []string) bool {
+	for _, pat := range exclude {
+		if ok, _ := path.Match(pat, name); ok {
+			return false
+		}
+	}
+	if len(include) == 0 {
+		return true
+	}
+	for _, pat := range include {
+		if ok, _ := path.Match(pat, name); ok {
+			return true
+		}
+	}
+	return false
+}
+
+// sortedKeys returns a set's members in order, for messages.
+func sortedKeys(m map[string]bool) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// listNames renders up to five names for a message.
+func listNames(names []string) string {
+	const max = 5
+	if len(names) <= max {
+		return strings.Join(names, ", ")
+	}
+	return fmt.Sprintf("%s and %d more", strings.Join(names[:max], ", "), len(names)-max)
+}

@@ -1,0 +1,246 @@
+package pins_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/cachix-select/cachix-select/pushlib/pins"
+)
+
+// testNixConfig lets the tests build as root in a single-user store with
+// no substituters, unless the caller already configured Nix.
+const testNixConfig = "build-users-group =\nsubstituters =\nexperimental-features = nix-command flakes\nsandbox = false"
+
+// requireNix skips the test when Nix is not installed, except in CI
+// (CI=true), where a missing Nix is a failure.
+func requireNix(t *testing.T) {
+	t.Helper()
+	for _, tool := range []string{"nix", "nix-instantiate", "nix-build"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			if os.Getenv("CI") == "true" {
+				t.Fatalf("%s not found but CI=true: Nix is required here: %v", tool, err)
+			}
+			t.Skipf("skipping: %s not found (%v); set CI=true to make this a failure", tool, err)
+		}
+	}
+}
+
+// nix runs a Nix tool and returns its stdout; on failure, stderr is in the error.
+func nix(t *testing.T, name string, args ...string) (string, error) {
+	t.Helper()
+	cmd := exec.CommandContext(context.Background(), name, args...)
+	cmd.Env = os.Environ()
+	if os.Getenv("NIX_CONFIG") == "" {
+		cmd.Env = append(cmd.Env, "NIX_CONFIG="+testNixConfig)
+	}
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		return stdout.String(), &nixErr{cmd: name + " " + strings.Join(args, " "), err: err, stderr: stderr.String()}
+	}
+	return stdout.String(), nil
+}
+
+// mustNix is nix that fails the test on error.
+func mustNix(t *testing.T, name string, args ...string) string {
+	t.Helper()
+	out, err := nix(t, name, args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// nixErr keeps a failed command's stderr for assertions and messages.
+type nixErr struct {
+	cmd, stderr string
+	err         error
+}
+
+// Error names the command and carries its stderr.
+func (e *nixErr) Error() string { return e.cmd + ": " + e.err.Error() + "\n" + e.stderr }
+
+// exportTo writes an export into a new temporary directory.
+func exportTo(t *testing.T, ps []pins.PinInfo, opts pins.ExportOptions) string {
+	t.Helper()
+	files, err := pins.Export(ps, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	if err := pins.WriteDir(dir, files); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// TestGoldenParses checks every golden file is valid Nix syntax.
+func TestGoldenParses(t *testing.T) {
+	t.Parallel()
+	requireNix(t)
+	matches, err := filepath.Glob(filepath.Join("testdata", "golden", "*", "*.nix"))
+	if err != nil || len(matches) != 4*len(goldenCases) {
+		t.Fatalf("golden files: %d, %v; want %d", len(matches), err, 4*len(goldenCases))
+	}
+	for _, f := range matches {
+		if _, err := nix(t, "nix-instantiate", "--parse", f); err != nil {
+			t.Errorf("%s does not parse: %v", f, err)
+		}
+	}
+}
+
+// TestDefaultNixStub evaluates default.nix with a stub storePath and checks
+// the exact result: the system's child picked at any depth, system-less
+// pins passed through, odd names round-tripped, dotted names nested.
+func TestDefaultNixStub(t *testing.T) {
+	t.Parallel()
+	requireNix(t)
+	dir := exportTo(t, basicPins(), pins.ExportOptions{CacheURL: "https://example.cachix.org"})
+	def := filepath.Join(dir, "default.nix")
+
+	out := mustNix(t, "nix-instantiate", "--eval", "--strict", "--json", def,
+		"--argstr", "system", "x86_64-linux", "--arg", "storePath", "p: p")
+	var got map[string]any
+	if err := json.Unmarshal([]byte(out), &got); err != nil {
+		t.Fatalf("decoding %q: %v", out, err)
+	}
+	want := map[string]any{
+		"hello":                       helloLinux,
+		"main-x86_64-linux-omnix-cli": omnixCLI,
+		"tools":                       map[string]any{"jq": jq},
+		"deep":                        map[string]any{"a": deepLinux},
+		"dollar${builtins":            map[string]any{`abort "pwned"}`: odd},
+	}
+	for _, n := range oddNames {
+		if !strings.Contains(n, ".") {
+			want[n] = odd
+		}
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("default.nix (x86_64-linux) =\n%v\nwant\n%v", got, want)
+	}
+
+	// On darwin, hello is darwin's; deep.a has no darwin build: a clear
+	// error when asked for, and nothing else is affected.
+	out = mustNix(t, "nix-instantiate", "--eval", "--json", def, "--argstr", "system", "aarch64-darwin",
+		"--arg", "storePath", "p: p", "-A", "hello")
+	if strings.TrimSpace(out) != `"`+helloDarwin+`"` {
+		t.Errorf("hello on aarch64-darwin = %s, want %q", out, helloDarwin)
+	}
+	_, err := nix(t, "nix-instantiate", "--eval", "--strict", "--json", def, "--argstr", "system", "aarch64-darwin",
+		"--arg", "storePath", "p: p", "-A", "deep")
+	if err == nil || !strings.Contains(err.(*nixErr).stderr, "pin deep.a has no store path for aarch64-darwin (only for x86_64-linux)") {
+		t.Errorf("deep on aarch64-darwin: err = %v, want the missing-system message", err)
+	}
+}
+
+// TestDefaultNixIsLazy checks that asking for one pin forces no other
+// pin's store path (with the real builtins.storePath, forcing means
+// substituting).
+func TestDefaultNixIsLazy(t *testing.T) {
+	t.Parallel()
+	requireNix(t)
+	dir := exportTo(t, basicPins(), pins.ExportOptions{})
+	stub := `p: if p == "` + jq + `" then p else throw "forced ${p}"`
+	for _, attr := range []string{"tools.jq", "tools"} {
+		out, err := nix(t, "nix-instantiate", "--eval", "--strict", "--json", filepath.Join(dir, "default.nix"),
+			"--argstr", "system", "x86_64-linux", "--arg", "storePath", stub, "-A", attr)
+		if err != nil {
+			t.Fatalf("-A %s forced another pin: %v", attr, err)
+		}
+		if !strings.Contains(out, jq) {
+			t.Errorf("-A %s = %s, want %s", attr, out, jq)
+		}
+	}
+}
+
+// TestRealStore builds a real store path, pins it, and reads it back
+// through default.nix (nix-instantiate and nix eval -f), the tarball
+// (nix eval -f file://…) and the flake (packages and apps), all with the
+// real builtins.storePath.
+func TestRealStore(t *testing.T) {
+	t.Parallel()
+	requireNix(t)
+	built := strings.TrimSpace(mustNix(t, "nix-build", "--no-out-link", "-E",
+		`builtins.derivation {
+		  name = "pins-export-test";
+		  system = builtins.currentSystem;
+		  builder = "/bin/sh";
+		  PATH = "/usr/bin:/bin";
+		  args = [ "-c" "mkdir -p $out/bin && printf '#!/bin/sh\necho pinned tool\n' > $out/bin/tool && chmod +x $out/bin/tool" ];
+		}`))
+	system := strings.Trim(strings.TrimSpace(mustNix(t, "nix-instantiate", "--eval", "--json", "-E", "builtins.currentSystem")), `"`)
+	const ghost = "/nix/store/00000000000000000000000000000000-not-in-this-store"
+	ps := []pins.PinInfo{
+		{Name: "tool." + system, StorePath: built},
+		{Name: "plain", StorePath: built},
+		{Name: "ghost", StorePath: ghost},
+	}
+	files, err := pins.Export(ps, pins.ExportOptions{CacheURL: "https://example.cachix.org", Systems: []string{system}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	if err := pins.WriteDir(dir, files); err != nil {
+		t.Fatal(err)
+	}
+	def := filepath.Join(dir, "default.nix")
+	quoted := `"` + built + `"`
+
+	// nix-instantiate --eval is read-only unless told otherwise; in
+	// read-write mode builtins.storePath checks the path is really there.
+	for _, attr := range []string{"tool", "plain"} {
+		out := mustNix(t, "nix-instantiate", "--eval", "--read-write-mode", "--json", def, "-A", attr)
+		if strings.TrimSpace(out) != quoted {
+			t.Errorf("nix-instantiate -A %s = %s, want %s", attr, out, quoted)
+		}
+	}
+	_, err = nix(t, "nix-instantiate", "--eval", "--read-write-mode", "--json", def, "-A", "ghost")
+	if err == nil || !strings.Contains(err.(*nixErr).stderr, ghost) {
+		t.Errorf("a pin not in the store evaluated (so storePath was not the real one): %v", err)
+	}
+
+	if out := mustNix(t, "nix", "eval", "--raw", "-f", dir, "tool"); out != built {
+		t.Errorf("nix eval -f DIR tool = %q, want %q", out, built)
+	}
+
+	var tgz bytes.Buffer
+	if err := pins.WriteTarGz(&tgz, files); err != nil {
+		t.Fatal(err)
+	}
+	tarball := filepath.Join(t.TempDir(), "pins.tar.gz")
+	if err := os.WriteFile(tarball, tgz.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out := mustNix(t, "nix", "eval", "--raw", "-f", "file://"+tarball, "tool"); out != built {
+		t.Errorf("nix eval -f file://…/pins.tar.gz tool = %q, want %q", out, built)
+	}
+
+	// The flake: with no fetch-closure feature it falls back to
+	// builtins.storePath, which pure evaluation refuses.
+	flake := "path:" + dir
+	if out := mustNix(t, "nix", "eval", "--impure", "--raw", flake+"#packages."+system+".tool"); out != built {
+		t.Errorf("flake packages.%s.tool = %q, want %q", system, out, built)
+	}
+	program := mustNix(t, "nix", "eval", "--impure", "--raw", flake+"#apps."+system+".tool.program")
+	if program != built+"/bin/tool" {
+		t.Errorf("flake apps.%s.tool.program = %q, want %q", system, program, built+"/bin/tool")
+	}
+	if out, err := exec.Command(program).Output(); err != nil || string(out) != "pinned tool\n" {
+		t.Errorf("running %s: %q, %v", program, out, err)
+	}
+	if out := mustNix(t, "nix", "eval", "--impure", "--json", flake+"#apps."+system+".tool.type"); strings.TrimSpace(out) != `"app"` {
+		t.Errorf("app type = %s", out)
+	}
+	_, err = nix(t, "nix", "eval", "--raw", flake+"#packages."+system+".tool")
+	if err == nil || !strings.Contains(err.(*nixErr).stderr, "not allowed in pure evaluation mode") {
+		t.Errorf("pure flake evaluation: err = %v, want builtins.storePath refused in pure mode", err)
+	}
+}
