@@ -51,8 +51,10 @@ func (r *response) ok() bool { return r.status >= 200 && r.status <= 299 }
 // apiURL builds base + path (whose segments the caller escaped) + query.
 func (c *apiClient) apiURL(path string, query url.Values) string {
 	u := *c.base
-	u.Path = c.base.Path + path
 	u.RawPath = c.base.EscapedPath() + path
+	if p, err := url.PathUnescape(u.RawPath); err == nil {
+		u.Path = p
+	}
 	if len(query) > 0 {
 		u.RawQuery = query.Encode()
 	}

@@ -203,11 +203,15 @@ func newFakeCachix(t *testing.T) *fakeCachix {
 		attempt := f.partAttempts[n]
 		want := f.md5s[n]
 		f.mu.Unlock()
-		if f.putDelay > 0 {
-			time.Sleep(f.putDelay)
-		}
 		if f.putHook != nil && f.putHook(w, n, attempt) {
 			return
+		}
+		if f.putDelay > 0 {
+			select {
+			case <-time.After(f.putDelay):
+			case <-r.Context().Done():
+				return
+			}
 		}
 		body := readBody(r)
 		sum := md5.Sum(body)

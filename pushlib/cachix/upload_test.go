@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -496,5 +497,36 @@ func TestUploadRefusesBadInput(t *testing.T) {
 				t.Errorf("%d uploads created, want none", got)
 			}
 		})
+	}
+}
+
+// TestUploadCancelled checks that cancelling the context stops an upload
+// promptly, reports the cancellation and still aborts the upload.
+func TestUploadCancelled(t *testing.T) {
+	t.Parallel()
+	f := newFakeCachix(t)
+	f.putDelay = 2 * time.Second
+	b := newBackend(t, f.srv.URL, nil)
+	info := vectorInfo(t)
+	ctx, cancel := context.WithCancel(t.Context())
+	var cancelledAt atomic.Int64
+	f.putHook = func(http.ResponseWriter, int, int) bool {
+		cancelledAt.CompareAndSwap(0, time.Now().UnixNano())
+		cancel() // while the first part is in flight
+		return false
+	}
+	_, err := b.Upload(ctx, info, narstream.DefaultCompression,
+		fakeStream(patterned(3*cachix.MinChunkSize), info.NarHash, info.NarSize))
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("error %v is not context.Canceled", err)
+	}
+	if elapsed := time.Since(time.Unix(0, cancelledAt.Load())); elapsed > 1500*time.Millisecond {
+		t.Errorf("cancellation took %v", elapsed)
+	}
+	if got := f.aborts.Load(); got != 1 {
+		t.Errorf("%d aborts, want 1 (abort runs even after cancellation)", got)
+	}
+	if got := f.completes.Load(); got != 0 {
+		t.Errorf("%d completions, want none", got)
 	}
 }
