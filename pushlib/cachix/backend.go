@@ -1,0 +1,343 @@
+// Package cachix is the Cachix backend: it pushes NARs and narinfos to a
+// Cachix binary cache exactly as `cachix push` does, and creates and lists
+// pins. The wire protocol is described in docs/cachix-protocol.md; section
+// numbers in comments (§4.8, …) refer to it.
+//
+// Every HTTP call goes through go-retryablehttp under cachix's own retry
+// policy (§5.9a): 429, 5xx and connection failures are retried with
+// full-jitter exponential backoff and Retry-After hints; 400/401/403/404
+// and cancellation are final. Request bodies are always rebuilt from bytes,
+// never from a one-shot stream.
+//
+// The auth token and the signing key are inputs (see package creds for
+// where they come from). Neither ever appears in an error or a log line.
+package cachix
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"github.com/rs/zerolog"
+
+	"github.com/cachix-select/cachix-select/pushlib/backend"
+	"github.com/cachix-select/cachix-select/pushlib/narstream"
+	"github.com/cachix-select/cachix-select/pushlib/signing"
+)
+
+// DefaultHost is Cachix's public service.
+const DefaultHost = "https://cachix.org"
+
+// Part sizing of `cachix push` (§4.8).
+const (
+	DefaultChunkSize        = 32 << 20
+	MinChunkSize            = 5 << 20
+	MaxChunkSize            = 5 << 30
+	DefaultConcurrentChunks = 4
+)
+
+// missingBatch is the most hashes one bulk narinfo query carries (§4.3).
+const missingBatch = 32768
+
+// Options configure a Cachix backend.
+type Options struct {
+	// Name is the cache name (required).
+	Name string
+	// Host is the Cachix host; default https://cachix.org. "/api/v1" is appended.
+	Host string
+	// Token is the auth token, or "" for none.
+	Token string
+	// TokenSource says where the token came from ("$CACHIX_AUTH_TOKEN",
+	// "/run/secrets/cachix"), for error messages. Never the token itself.
+	TokenSource string
+	// SigningKey signs narinfos for self-signed caches; nil for managed caches.
+	SigningKey *signing.Key
+	// OmitDeriver sends "unknown-deriver" instead of the deriver's name.
+	OmitDeriver bool
+	// ChunkSize is the multipart part size: default 32 MiB, raised to at
+	// least 5 MiB and lowered to at most 5 GiB.
+	ChunkSize int
+	// ConcurrentChunks is how many parts of one NAR upload at once (default 4).
+	ConcurrentChunks int
+	// Logger receives debug logs of HTTP activity; nil is silent.
+	Logger *zerolog.Logger
+	// Version goes into the User-Agent ("cachix-select/<version>").
+	Version string
+	// HTTPClient replaces the default HTTP client (tests).
+	HTTPClient *http.Client
+	// Retry tunes the HTTP retry policy; zero fields take cachix's values.
+	Retry RetryPolicy
+}
+
+// Backend pushes to one Cachix cache. It implements backend.Backend and
+// backend.Pinner and is safe for concurrent use.
+type Backend struct {
+	name        string
+	host        string
+	tokenSource string
+	key         *signing.Key
+	omitDeriver bool
+	chunkSize   int
+	concurrency int
+	c           *apiClient
+
+	// buffers holds part buffers of chunkSize bytes for reuse across uploads.
+	buffers sync.Pool
+	// bufInUse and bufPeak count part buffers held at once (for tests of
+	// the memory bound).
+	bufInUse, bufPeak atomic.Int64
+}
+
+var (
+	_ backend.Backend = (*Backend)(nil)
+	_ backend.Pinner  = (*Backend)(nil)
+)
+
+// New builds a Cachix backend. It does no I/O; Open checks the cache.
+func New(opts Options) (*Backend, error) {
+	name := strings.TrimSpace(opts.Name)
+	if name == "" || strings.ContainsAny(name, "/?#") {
+		return nil, fmt.Errorf("invalid Cachix cache name %q", opts.Name)
+	}
+	host := trimHost(opts.Host)
+	u, err := url.Parse(host)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("invalid Cachix host %q: want a URL such as %s", opts.Host, DefaultHost)
+	}
+	u.Path = strings.TrimRight(u.Path, "/") + "/api/v1"
+	u.RawPath = ""
+	u.RawQuery, u.Fragment = "", ""
+
+	logger := opts.Logger
+	if logger == nil {
+		nop := zerolog.Nop()
+		logger = &nop
+	}
+	version := opts.Version
+	if version == "" {
+		version = "dev"
+	}
+	hc := opts.HTTPClient
+	if hc == nil {
+		t := http.DefaultTransport.(*http.Transport).Clone()
+		t.MaxIdleConnsPerHost = 32
+		hc = &http.Client{Transport: t}
+	}
+	chunk := opts.ChunkSize
+	switch {
+	case chunk <= 0:
+		chunk = DefaultChunkSize
+	case chunk < MinChunkSize:
+		chunk = MinChunkSize
+	case chunk > MaxChunkSize:
+		chunk = MaxChunkSize
+	}
+	conc := opts.ConcurrentChunks
+	if conc <= 0 {
+		conc = DefaultConcurrentChunks
+	}
+	scrub := scrubber(opts.Token)
+	b := &Backend{
+		name:        name,
+		host:        u.Host,
+		tokenSource: opts.TokenSource,
+		key:         opts.SigningKey,
+		omitDeriver: opts.OmitDeriver,
+		chunkSize:   chunk,
+		concurrency: conc,
+		c: &apiClient{
+			base:      u,
+			token:     opts.Token,
+			userAgent: "cachix-select/" + version,
+			http:      hc,
+			policy:    opts.Retry.withDefaults(),
+			logger:    zerologAdapter{log: logger, scrub: scrub},
+			scrub:     scrub,
+		},
+	}
+	b.buffers.New = func() any {
+		buf := make([]byte, chunk)
+		return &buf
+	}
+	return b, nil
+}
+
+// String names the cache in messages.
+func (b *Backend) String() string { return "Cachix cache " + b.name }
+
+// CacheInfo is the answer of GET /cache/NAME (§4.2).
+type CacheInfo struct {
+	Name              string   `json:"name"`
+	URI               string   `json:"uri"`
+	IsPublic          bool     `json:"isPublic"`
+	PublicSigningKeys []string `json:"publicSigningKeys"`
+	GithubUsername    string   `json:"githubUsername"`
+	// Permission is "Read", "Write" or "Admin".
+	Permission string `json:"permission"`
+	// PreferredCompressionMethod is "XZ" or "ZSTD".
+	PreferredCompressionMethod string `json:"preferredCompressionMethod"`
+}
+
+// Open checks that there are credentials and, in token-only mode, that the
+// cache exists and the token may write to it, as `cachix push` does (§2.5,
+// §5.2). With a signing key it asks nothing, like cachix, and the cache has
+// no compression preference (zstd is used).
+func (b *Backend) Open(ctx context.Context) (backend.Info, error) {
+	if b.c.token == "" && b.key == nil {
+		return backend.Info{}, &cacheError{
+			msg: fmt.Sprintf("neither an auth token nor a signing key for cache %s: an auth token is read from "+
+				"--auth-token-file, the manifest's authTokenFile, $CACHIX_AUTH_TOKEN or authToken in "+
+				"~/.config/cachix/cachix.dhall; a signing key from --signing-key-file, the manifest's "+
+				"signingKeyFile, $CACHIX_SIGNING_KEY or binaryCaches in cachix.dhall", b.name),
+			sentinel: backend.ErrUnauthorized,
+		}
+	}
+	if b.key != nil {
+		return backend.Info{}, nil
+	}
+	ci, err := b.CacheInfo(ctx)
+	if err != nil {
+		return backend.Info{}, err
+	}
+	if ci.Permission == "Read" {
+		return backend.Info{}, &cacheError{
+			msg:      fmt.Sprintf("the auth token%s may only read cache %s, not write to it", b.tokenFrom(), b.name),
+			sentinel: backend.ErrUnauthorized,
+		}
+	}
+	var info backend.Info
+	switch ci.PreferredCompressionMethod {
+	case "XZ":
+		info.PreferredCompression = &narstream.Compression{Method: narstream.XZ, Level: 2}
+	case "ZSTD":
+		info.PreferredCompression = &narstream.Compression{Method: narstream.Zstd, Level: 2}
+	}
+	return info, nil
+}
+
+// CacheInfo fetches the cache's metadata (URI, visibility, public keys,
+// permission, preferred compression). It works without a token for public
+// caches.
+func (b *Backend) CacheInfo(ctx context.Context) (*CacheInfo, error) {
+	op := "reading cache " + b.name
+	r, err := b.c.api(ctx, http.MethodGet, "/cache/"+escape(b.name), nil, nil)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", op, err)
+	}
+	if !r.ok() {
+		return nil, b.cacheStatusError(op, r)
+	}
+	var ci CacheInfo
+	if err := decodeJSON(r, &ci); err != nil {
+		return nil, fmt.Errorf("%s: %w", op, err)
+	}
+	return &ci, nil
+}
+
+// Missing asks the cache which of paths it lacks, 32768 hashes per request,
+// one request after another (§4.3).
+func (b *Backend) Missing(ctx context.Context, paths []string) (map[string]bool, error) {
+	byHash := make(map[string][]string, len(paths))
+	hashes := make([]string, 0, len(paths))
+	for _, p := range paths {
+		sp, err := parseStorePath(p)
+		if err != nil {
+			return nil, err
+		}
+		if _, seen := byHash[sp.hash]; !seen {
+			hashes = append(hashes, sp.hash)
+		}
+		byHash[sp.hash] = append(byHash[sp.hash], p)
+	}
+	missing := make(map[string]bool)
+	op := "asking cache " + b.name + " which paths it lacks"
+	for start := 0; start < len(hashes); start += missingBatch {
+		batch := hashes[start:min(start+missingBatch, len(hashes))]
+		r, err := b.c.api(ctx, http.MethodPost, "/cache/"+escape(b.name)+"/narinfo", nil, batch)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", op, err)
+		}
+		if !r.ok() {
+			return nil, b.cacheStatusError(op, r)
+		}
+		var got []string
+		if err := decodeJSON(r, &got); err != nil {
+			return nil, fmt.Errorf("%s: %w", op, err)
+		}
+		for _, h := range got {
+			for _, p := range byHash[h] {
+				missing[p] = true
+			}
+		}
+	}
+	return missing, nil
+}
+
+// cacheStatusError turns an unsuccessful answer from an endpoint about the
+// cache as a whole into a clear error: 401/403 and 404 get the messages
+// `cachix` gives (§7.2), anything else the status and the server's words.
+func (b *Backend) cacheStatusError(op string, r *response) error {
+	herr := b.httpError(op, r)
+	switch r.status {
+	case http.StatusUnauthorized, http.StatusForbidden:
+		return b.unauthorized(herr)
+	case http.StatusNotFound:
+		return &cacheError{msg: fmt.Sprintf("cache %s does not exist", b.name),
+			sentinel: backend.ErrCacheNotFound, cause: herr}
+	}
+	return herr
+}
+
+// unauthorized explains a 401/403 depending on whether a token was sent.
+func (b *Backend) unauthorized(herr *HTTPError) error {
+	var msg string
+	if b.c.token == "" {
+		msg = fmt.Sprintf("cache %s does not exist or is private and needs an auth token "+
+			"(give one with --auth-token-file, the manifest's authTokenFile or $CACHIX_AUTH_TOKEN)", b.name)
+	} else {
+		msg = fmt.Sprintf("cache %s does not exist or this token cannot write to it%s", b.name, b.tokenFrom())
+	}
+	msg += fmt.Sprintf(": HTTP %d", herr.StatusCode)
+	if herr.Message != "" {
+		msg += ": " + herr.Message
+	}
+	return &cacheError{msg: msg, sentinel: backend.ErrUnauthorized, cause: herr}
+}
+
+// tokenFrom renders " (token from SOURCE)" when the source is known.
+func (b *Backend) tokenFrom() string {
+	if b.tokenSource == "" {
+		return ""
+	}
+	return " (token from " + b.tokenSource + ")"
+}
+
+// httpError wraps an unexpected answer with the server's message.
+func (b *Backend) httpError(op string, r *response) *HTTPError {
+	return &HTTPError{Op: op, StatusCode: r.status, Message: serverMessage(r.body, b.c.scrub), Attempts: r.attempts}
+}
+
+// getBuffer takes a part buffer from the pool and counts it as held.
+func (b *Backend) getBuffer() *[]byte {
+	n := b.bufInUse.Add(1)
+	for {
+		peak := b.bufPeak.Load()
+		if n <= peak || b.bufPeak.CompareAndSwap(peak, n) {
+			break
+		}
+	}
+	return b.buffers.Get().(*[]byte)
+}
+
+// putBuffer returns a part buffer. reusable is false when an HTTP attempt
+// might still read it; such a buffer is left to the garbage collector.
+func (b *Backend) putBuffer(buf *[]byte, reusable bool) {
+	b.bufInUse.Add(-1)
+	if reusable {
+		b.buffers.Put(buf)
+	}
+}

@@ -1,0 +1,482 @@
+package cachix
+
+import (
+	"bytes"
+	"context"
+	"crypto/md5"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"path"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/go-retryablehttp"
+	"github.com/nix-community/go-nix/pkg/nixbase32"
+
+	"github.com/cachix-select/cachix-select/pushlib/backend"
+	"github.com/cachix-select/cachix-select/pushlib/narstream"
+	"github.com/cachix-select/cachix-select/pushlib/store"
+)
+
+// abortTimeout bounds the best-effort abort after a failed upload, which
+// runs even when the caller's context is already cancelled.
+const abortTimeout = 10 * time.Second
+
+// createdUpload is the answer to "create a multipart upload" (§4.8 step 1).
+type createdUpload struct {
+	NarID    string `json:"narId"`
+	UploadID string `json:"uploadId"`
+}
+
+// partURLRequest asks for a presigned URL for one part (§4.8 step 2).
+type partURLRequest struct {
+	ContentMD5 string `json:"contentMD5"`
+}
+
+// partURL is the presigned URL of one part.
+type partURL struct {
+	UploadURL string `json:"uploadUrl"`
+}
+
+// completedPart names one uploaded part in the completion request.
+type completedPart struct {
+	PartNumber int    `json:"partNumber"`
+	ETag       string `json:"eTag"`
+}
+
+// completeRequest finishes the upload and creates the narinfo (§4.8 step 4).
+type completeRequest struct {
+	Parts         []completedPart `json:"parts"`
+	NarInfoCreate narInfoCreate   `json:"narInfoCreate"`
+}
+
+// narInfoCreate is the narinfo cachix submits (§4.10). Field names and
+// encodings are the Haskell record's; cSig is null, not omitted, without a
+// signing key.
+type narInfoCreate struct {
+	CStoreHash   string   `json:"cStoreHash"`
+	CStoreSuffix string   `json:"cStoreSuffix"`
+	CNarHash     string   `json:"cNarHash"`
+	CNarSize     uint64   `json:"cNarSize"`
+	CFileHash    string   `json:"cFileHash"`
+	CFileSize    uint64   `json:"cFileSize"`
+	CReferences  []string `json:"cReferences"`
+	CDeriver     string   `json:"cDeriver"`
+	CSig         *string  `json:"cSig"`
+}
+
+// compressionQuery is the value of the compression query parameter: "zst"
+// (not "zstd") or "xz" (§8.7).
+func compressionQuery(m narstream.Method) (string, error) {
+	switch m {
+	case narstream.Zstd:
+		return "zst", nil
+	case narstream.XZ:
+		return "xz", nil
+	}
+	return "", &cacheError{msg: fmt.Sprintf("Cachix stores NARs compressed with zstd or xz, not %q", m),
+		sentinel: backend.ErrNotSupported}
+}
+
+// Upload streams the compressed NAR of info to Cachix's storage as a
+// multipart upload (§4.8 steps 1–3): create, then for each part of
+// ChunkSize bytes a presigned URL and a PUT with its MD5, up to
+// ConcurrentChunks parts at once. The narinfo is not created until Commit.
+// If anything fails after the upload was created, it is aborted (best
+// effort) and the error returned; a NAR that disagrees with info is
+// reported as a narstream.MismatchError and never completed.
+func (b *Backend) Upload(ctx context.Context, info *store.PathInfo, c narstream.Compression, stream backend.StreamFunc) (backend.Pending, error) {
+	sp, err := parseStorePath(info.Path)
+	if err != nil {
+		return nil, err
+	}
+	for _, r := range info.References {
+		if _, err := parseStorePath(r); err != nil {
+			return nil, fmt.Errorf("reference of %s: %w", info.Path, err)
+		}
+	}
+	if info.NarSize == 0 {
+		return nil, fmt.Errorf("refusing to push %s: the Nix database records a NAR size of 0", info.Path)
+	}
+	q, err := compressionQuery(c.Method)
+	if err != nil {
+		return nil, err
+	}
+
+	op := "starting the upload of " + info.Path + " to cache " + b.name
+	r, err := b.c.api(ctx, http.MethodPost, b.cachePath("/multipart-nar"), url.Values{"compression": {q}}, nil)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", op, err)
+	}
+	if !r.ok() {
+		return nil, b.cacheStatusError(op, r)
+	}
+	var created createdUpload
+	if err := decodeJSON(r, &created); err != nil {
+		return nil, fmt.Errorf("%s: %w", op, err)
+	}
+	if created.NarID == "" || created.UploadID == "" {
+		return nil, fmt.Errorf("%s: the answer lacks narId or uploadId", op)
+	}
+
+	pend, err := b.uploadParts(ctx, info, sp, created, stream)
+	if err != nil {
+		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), abortTimeout)
+		defer cancel()
+		if aerr := b.abort(actx, created); aerr != nil {
+			b.c.logger.log.Debug().Str("path", info.Path).Str("error", aerr.Error()).Msg("aborting the upload failed")
+		}
+		return nil, err
+	}
+	return pend, nil
+}
+
+// uploadParts runs the stream into the part uploader and checks the result.
+func (b *Backend) uploadParts(ctx context.Context, info *store.PathInfo, sp splitPath, created createdUpload, stream backend.StreamFunc) (*pending, error) {
+	u := b.newPartUploader(ctx, info.Path, created)
+	defer u.cancel()
+	res, streamErr := stream(u.ctx, u)
+	parts, total, partErr := u.finish(streamErr == nil)
+	switch {
+	case partErr != nil:
+		return nil, partErr
+	case streamErr != nil:
+		if ctxErr := ctx.Err(); ctxErr != nil && !errors.Is(streamErr, ctxErr) {
+			return nil, fmt.Errorf("uploading %s: %w", info.Path, ctxErr)
+		}
+		return nil, streamErr
+	case len(parts) == 0:
+		return nil, fmt.Errorf("uploading %s: the compressed NAR is empty", info.Path)
+	case total != res.FileSize:
+		return nil, fmt.Errorf("uploading %s: the stream reported %d compressed bytes but wrote %d",
+			info.Path, res.FileSize, total)
+	case !bytes.Equal(res.NarHash, info.NarHash) || res.NarSize != info.NarSize:
+		return nil, &narstream.MismatchError{Path: info.Path, WantHash: info.NarHash, GotHash: res.NarHash,
+			WantSize: info.NarSize, GotSize: res.NarSize}
+	}
+	return &pending{b: b, info: info, sp: sp, upload: created, parts: parts, res: res}, nil
+}
+
+// cachePath is "/cache/NAME" + rest.
+func (b *Backend) cachePath(rest string) string { return "/cache/" + escape(b.name) + rest }
+
+// abort abandons a multipart upload (§4.8 step 5).
+func (b *Backend) abort(ctx context.Context, up createdUpload) error {
+	op := "aborting upload " + up.NarID + " in cache " + b.name
+	r, err := b.c.api(ctx, http.MethodPost, b.cachePath("/multipart-nar/"+escape(up.NarID)+"/abort"),
+		url.Values{"uploadId": {up.UploadID}}, nil)
+	if err != nil {
+		return fmt.Errorf("%s: %w", op, err)
+	}
+	if !r.ok() {
+		return b.httpError(op, r)
+	}
+	return nil
+}
+
+// partUploader is the io.Writer handed to the NAR stream. It cuts the
+// compressed bytes into consecutive parts of chunkSize bytes and uploads
+// each full part in the background, at most concurrency at once. Memory is
+// bounded by concurrency+1 part buffers: one filling, the others uploading.
+type partUploader struct {
+	b      *Backend
+	path   string
+	up     createdUpload
+	ctx    context.Context
+	cancel context.CancelFunc
+	// slots limits the parts in flight.
+	slots chan struct{}
+	wg    sync.WaitGroup
+
+	mu    sync.Mutex
+	err   error
+	parts []completedPart
+
+	// Owned by the writing goroutine.
+	buf    *[]byte
+	n      int
+	number int
+	total  uint64
+}
+
+// newPartUploader prepares the writer for one multipart upload.
+func (b *Backend) newPartUploader(ctx context.Context, p string, up createdUpload) *partUploader {
+	ctx, cancel := context.WithCancel(ctx)
+	return &partUploader{b: b, path: p, up: up, ctx: ctx, cancel: cancel,
+		slots: make(chan struct{}, b.concurrency)}
+}
+
+// Write fills the current part buffer and ships every full one.
+func (u *partUploader) Write(p []byte) (int, error) {
+	written := 0
+	for len(p) > 0 {
+		if err := u.failure(); err != nil {
+			return written, err
+		}
+		if u.buf == nil {
+			u.buf, u.n = u.b.getBuffer(), 0
+		}
+		c := copy((*u.buf)[u.n:], p)
+		u.n += c
+		u.total += uint64(c)
+		written += c
+		p = p[c:]
+		if u.n == len(*u.buf) {
+			if err := u.ship(); err != nil {
+				return written, err
+			}
+		}
+	}
+	return written, nil
+}
+
+// failure is the first part error, or the context's error.
+func (u *partUploader) failure() error {
+	u.mu.Lock()
+	err := u.err
+	u.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	return u.ctx.Err()
+}
+
+// ship hands the current buffer to a background upload once a slot is free.
+func (u *partUploader) ship() error {
+	buf, n := u.buf, u.n
+	u.buf, u.n = nil, 0
+	select {
+	case u.slots <- struct{}{}:
+	case <-u.ctx.Done():
+		u.b.putBuffer(buf, true)
+		if err := u.failure(); err != nil {
+			return err
+		}
+		return u.ctx.Err()
+	}
+	u.number++
+	num := u.number
+	u.wg.Add(1)
+	go func() {
+		defer u.wg.Done()
+		defer func() { <-u.slots }()
+		etag, reusable, err := u.b.uploadPart(u.ctx, u.path, u.up, num, (*buf)[:n])
+		u.b.putBuffer(buf, reusable)
+		u.mu.Lock()
+		defer u.mu.Unlock()
+		if err != nil {
+			if u.err == nil {
+				u.err = err
+				u.cancel()
+			}
+			return
+		}
+		u.parts = append(u.parts, completedPart{PartNumber: num, ETag: etag})
+	}()
+	return nil
+}
+
+// finish ships the last, shorter part (only when the stream succeeded and
+// it is not empty, so a length that is a multiple of the part size never
+// yields an empty part), waits for every upload and returns the parts in
+// order with the number of bytes written.
+func (u *partUploader) finish(flush bool) ([]completedPart, uint64, error) {
+	var shipErr error
+	switch {
+	case flush && u.n > 0:
+		shipErr = u.ship()
+	case u.buf != nil:
+		u.b.putBuffer(u.buf, true)
+		u.buf, u.n = nil, 0
+	}
+	u.wg.Wait()
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if u.err != nil {
+		return nil, u.total, u.err
+	}
+	if shipErr != nil {
+		return nil, u.total, shipErr
+	}
+	parts := append([]completedPart(nil), u.parts...)
+	sort.Slice(parts, func(i, j int) bool { return parts[i].PartNumber < parts[j].PartNumber })
+	return parts, u.total, nil
+}
+
+// uploadPart sends one part (§4.8 steps 2–3): its MD5 to get a presigned
+// URL, then the bytes to that URL. Each request is retried from the
+// buffer. reusable reports whether no HTTP attempt can still be reading
+// data, so that the buffer may be handed out again.
+func (b *Backend) uploadPart(ctx context.Context, storePath string, up createdUpload, num int, data []byte) (etag string, reusable bool, err error) {
+	sum := md5.Sum(data)
+	contentMD5 := base64.StdEncoding.EncodeToString(sum[:])
+
+	op := fmt.Sprintf("getting an upload URL for part %d of %s", num, storePath)
+	r, err := b.c.api(ctx, http.MethodPost, b.cachePath("/multipart-nar/"+escape(up.NarID)),
+		url.Values{"uploadId": {up.UploadID}, "partNumber": {fmt.Sprint(num)}},
+		partURLRequest{ContentMD5: contentMD5})
+	if err != nil {
+		return "", true, fmt.Errorf("%s: %w", op, err)
+	}
+	if !r.ok() {
+		if r.status == http.StatusUnauthorized || r.status == http.StatusForbidden {
+			return "", true, b.unauthorized(b.httpError(op, r))
+		}
+		return "", true, b.httpError(op, r)
+	}
+	var pu partURL
+	if err := decodeJSON(r, &pu); err != nil {
+		return "", true, fmt.Errorf("%s: %w", op, err)
+	}
+	target, err := b.c.base.Parse(pu.UploadURL)
+	if err != nil || pu.UploadURL == "" || (target.Scheme != "http" && target.Scheme != "https") {
+		return "", true, fmt.Errorf("%s: the answer has no usable uploadUrl", op)
+	}
+
+	var open atomic.Int64
+	body := retryablehttp.ReaderFunc(func() (io.Reader, error) {
+		open.Add(1)
+		return &bodyReader{Reader: bytes.NewReader(data), closed: func() { open.Add(-1) }}, nil
+	})
+	h := http.Header{}
+	h.Set("Content-Type", "application/octet-stream")
+	h.Set("Content-MD5", contentMD5)
+	op = fmt.Sprintf("uploading part %d of %s to %s", num, storePath, target.Host)
+	pr, err := b.c.do(ctx, http.MethodPut, target.String(), body, h)
+	reusable = open.Load() == 0
+	if err != nil {
+		return "", reusable, fmt.Errorf("%s: %w", op, err)
+	}
+	if !pr.ok() {
+		return "", reusable, b.httpError(op, pr)
+	}
+	etag = pr.header.Get("ETag")
+	if etag == "" {
+		return "", reusable, fmt.Errorf("%s: the storage answered without an ETag header", op)
+	}
+	return etag, reusable, nil
+}
+
+// pending is an upload whose narinfo is not created yet.
+type pending struct {
+	b      *Backend
+	info   *store.PathInfo
+	sp     splitPath
+	upload createdUpload
+	parts  []completedPart
+	res    narstream.Result
+
+	mu        sync.Mutex
+	committed bool
+	discarded bool
+}
+
+// Result is what was uploaded.
+func (p *pending) Result() narstream.Result { return p.res }
+
+// Commit completes the multipart upload and creates the narinfo in one
+// call (§4.8 step 4). A 400 (e.g. a missing or bad signature on a
+// self-signed cache) is a backend.ErrRejected error carrying the server's
+// message. A failed Commit may be retried; it does not abort the upload.
+func (p *pending) Commit(ctx context.Context) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	switch {
+	case p.committed:
+		return nil
+	case p.discarded:
+		return fmt.Errorf("publishing %s: the upload was discarded", p.info.Path)
+	}
+	if p.res.NarSize == 0 {
+		return fmt.Errorf("refusing to publish %s with a NAR size of 0", p.info.Path)
+	}
+	b := p.b
+	body := completeRequest{Parts: p.parts, NarInfoCreate: b.narInfoCreate(p.info, p.sp, p.res)}
+	op := "publishing " + p.info.Path + " in cache " + b.name
+	r, err := b.c.api(ctx, http.MethodPost, b.cachePath("/multipart-nar/"+escape(p.upload.NarID)+"/complete"),
+		url.Values{"uploadId": {p.upload.UploadID}}, body)
+	if err != nil {
+		return fmt.Errorf("%s: %w", op, err)
+	}
+	if !r.ok() {
+		herr := b.httpError(op, r)
+		switch {
+		case r.status == http.StatusUnauthorized || r.status == http.StatusForbidden:
+			return b.unauthorized(herr)
+		case rejected(r.status):
+			msg := fmt.Sprintf("cache %s rejected %s: HTTP %d", b.name, p.info.Path, r.status)
+			if herr.Message != "" {
+				msg += ": " + herr.Message
+			}
+			return &cacheError{msg: msg, sentinel: backend.ErrRejected, cause: herr}
+		}
+		return herr
+	}
+	p.committed = true
+	return nil
+}
+
+// rejected reports the final client errors of the completion call other
+// than authorisation and not-found: the server refused what was sent, and
+// sending it again cannot help.
+func rejected(status int) bool {
+	switch status {
+	case http.StatusUnauthorized, http.StatusForbidden, http.StatusNotFound,
+		http.StatusRequestTimeout, http.StatusTooManyRequests:
+		return false
+	}
+	return status >= 400 && status <= 499
+}
+
+// Discard aborts the multipart upload (best effort; nothing to do after a
+// successful Commit).
+func (p *pending) Discard(ctx context.Context) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.committed || p.discarded {
+		return nil
+	}
+	p.discarded = true
+	return p.b.abort(ctx, p.upload)
+}
+
+// narInfoCreate builds the narinfo exactly as cachix does (§4.10, §5.6):
+// hash and name from the path's base name, NAR hash in nix-base32 with its
+// prefix, file hash in bare hex, sorted base-name references, the
+// deriver's base name or "unknown-deriver", and a bare base64 signature of
+// the "1;…" fingerprint when there is a signing key (null otherwise).
+func (b *Backend) narInfoCreate(info *store.PathInfo, sp splitPath, res narstream.Result) narInfoCreate {
+	refs := info.ReferenceNames()
+	if refs == nil {
+		refs = []string{}
+	}
+	deriver := unknownDeriver
+	if !b.omitDeriver && info.Deriver != "" {
+		deriver = path.Base(info.Deriver)
+	}
+	var sig *string
+	if b.key != nil {
+		signed := *info
+		signed.NarHash, signed.NarSize = res.NarHash, res.NarSize
+		s := b.key.SignBase64(signed.Fingerprint())
+		sig = &s
+	}
+	return narInfoCreate{
+		CStoreHash:   sp.hash,
+		CStoreSuffix: sp.suffix,
+		CNarHash:     "sha256:" + nixbase32.EncodeToString(res.NarHash),
+		CNarSize:     res.NarSize,
+		CFileHash:    hex.EncodeToString(res.FileHash),
+		CFileSize:    res.FileSize,
+		CReferences:  refs,
+		CDeriver:     deriver,
+		CSig:         sig,
+	}
+}
