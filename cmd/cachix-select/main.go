@@ -96,6 +96,8 @@ func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
 		ExitErrHandler:       func(*cli.Context, error) {}, // run() maps errors to exit codes
 		Commands: []*cli.Command{
 			pushCommand(),
+			activateCommand(),
+			queueCommand(),
 			manifestCommand(),
 		},
 	}

@@ -1,0 +1,229 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/cachix-select/cachix-select/pushlib"
+	"github.com/cachix-select/cachix-select/pushlib/activate"
+	"github.com/cachix-select/cachix-select/pushlib/manifest"
+	"github.com/cachix-select/cachix-select/pushlib/queue"
+	"github.com/cachix-select/cachix-select/pushlib/store"
+)
+
+// stateFlags choose the state directory.
+func stateFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: "state-dir", Usage: "queue and records in `DIR` (default $XDG_STATE_HOME/cachix-select, or /var/lib/cachix-select for root)"},
+	}
+}
+
+// credentialFlags are the secrets overrides shared by activate and queue flush.
+func credentialFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: "auth-token-file", Usage: "read the Cachix auth token from `FILE` (wins over the manifests')"},
+		&cli.StringFlag{Name: "signing-key-file", Usage: "read the signing key from `FILE` (wins over the manifests')"},
+	}
+}
+
+// activateCommand is `cachix-select activate`, the entry point of the hooks.
+func activateCommand() *cli.Command {
+	flags := append(stateFlags(), credentialFlags()...)
+	flags = append(flags,
+		&cli.StringFlag{Name: "mode", Value: "background", Usage: "`background` (queue, push in the background) or foreground (push now, bounded by --timeout)"},
+		&cli.BoolFlag{Name: "strict", Usage: "fail (exit 1 or 2) when the push fails or cannot be queued; by default activate always exits 0"},
+		&cli.BoolFlag{Name: "dry-run", Aliases: []string{"n"}, Usage: "report what would be pushed; push and queue nothing"},
+		&cli.StringFlag{Name: "systemd-unit", Usage: "background mode: start `UNIT` to flush the queue (falls back to a detached process without systemd)"},
+		&cli.DurationFlag{Name: "timeout", Value: 10 * time.Minute, Usage: "foreground mode: stop after `DURATION`, leaving the rest queued"},
+		&cli.StringFlag{Name: "log-file", Usage: "background mode without systemd: append output to `FILE` (default STATE/push.log)"},
+		&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "print nothing but errors"},
+		&cli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, Usage: "print every path"},
+	)
+	return &cli.Command{
+		Name:      "activate",
+		Usage:     "what the home-manager, NixOS and shell hooks run: push a manifest without ever breaking the caller",
+		ArgsUsage: "MANIFEST.json",
+		Description: "Exits at once, printing nothing, when every path of the manifest is recorded as pushed.\n" +
+			"Otherwise queues the manifest on disk and pushes it in the background (a systemd unit or a\n" +
+			"detached process, one flush at a time per user) or, with --mode foreground, right away.\n" +
+			"A push that cannot happen now (offline, cache down, credentials missing) stays queued for\n" +
+			"`cachix-select queue flush`, the next activation or the unit's timer.\n\n" +
+			"Exit code: 0, unless --strict (then 1 when the push failed, 2 for bad input).",
+		Flags:        flags,
+		OnUsageError: onUsageError,
+		Action:       activateAction,
+	}
+}
+
+// activateAction never fails the caller unless --strict.
+func activateAction(c *cli.Context) error {
+	err := doActivate(c)
+	if err == nil || c.Bool("strict") {
+		return err
+	}
+	fmt.Fprintf(c.App.ErrWriter, "cachix-select: warning: %v (the push stays queued; activation continues)\n", err)
+	return nil
+}
+
+// doActivate is activate's work; its errors are warnings unless --strict.
+func doActivate(c *cli.Context) error {
+	if c.NArg() != 1 {
+		return usageErrorf("activate takes exactly one MANIFEST.json")
+	}
+	mode := c.String("mode")
+	if mode != "background" && mode != "foreground" {
+		return usageErrorf("--mode must be background or foreground, not %q", mode)
+	}
+	file := c.Args().First()
+	st := store.New()
+	raw, err := os.ReadFile(file)
+	if err != nil {
+		return &manifest.Error{File: file, Msg: fmt.Sprintf("cannot read: %v", errors.Unwrap(err))}
+	}
+	m, err := manifest.ParseWith(raw, file, manifest.Options{StoreDir: st.Dir})
+	if err != nil {
+		return err
+	}
+	overrides := pushlib.Overrides{AuthTokenFile: c.String("auth-token-file"), SigningKeyFile: c.String("signing-key-file")}
+
+	if c.Bool("dry-run") {
+		return activateDryRun(c, m, overrides, st)
+	}
+	d, err := queue.Open(stateDir(c))
+	if err != nil {
+		return err
+	}
+	todo, err := activate.Unconfirmed(d, m, overrides, time.Now())
+	if err != nil {
+		return err
+	}
+	if len(todo) == 0 {
+		return nil // the fast path: nothing new, nothing printed
+	}
+	if _, err := d.Enqueue(absPath(file), raw); err != nil {
+		return err
+	}
+	target := overrides.Apply(pushlib.FromManifest(m)).String()
+	if mode == "foreground" {
+		ctx, cancel := context.WithTimeout(c.Context, c.Duration("timeout"))
+		defer cancel()
+		return flushQueue(ctx, c, d, true)
+	}
+	how, err := startBackgroundFlush(c, d)
+	if err != nil {
+		return fmt.Errorf("%d paths queued for %s, but starting the background push failed: %w", len(todo), target, err)
+	}
+	if !c.Bool("quiet") {
+		fmt.Fprintf(c.App.ErrWriter, "cachix-select: pushing %d new %s (with %s) to %s in the background (%s)\n",
+			len(todo), plural(len(todo), "path", "paths"), plural(len(todo), "its closure", "their closures"), target, how)
+	}
+	return nil
+}
+
+// activateDryRun reports what a push would do (home-manager DRY_RUN, NixOS dry-activate).
+func activateDryRun(c *cli.Context, m *manifest.Manifest, o pushlib.Overrides, st *store.Store) error {
+	jobs, err := pushlib.BuildJobs(pushlib.Request{Manifests: []*manifest.Manifest{m}, Overrides: o,
+		Settings: pushlib.Settings{DryRun: true}}, st)
+	if err != nil {
+		return err
+	}
+	out := newRenderer(c, c.App.Writer, c.App.ErrWriter)
+	defer out.Close()
+	return runJobs(c, jobs, out)
+}
+
+// startBackgroundFlush hands the flush to systemd or to a detached process
+// and says which.
+func startBackgroundFlush(c *cli.Context, d *queue.Dir) (string, error) {
+	if d.Busy() {
+		// The running flush looks at the queue again before it exits.
+		return "a push already running will take it", nil
+	}
+	if unit := c.String("systemd-unit"); unit != "" {
+		if how, ok := startUnit(c.Context, unit); ok {
+			return how, nil
+		}
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return "", err
+	}
+	logFile := c.String("log-file")
+	if logFile == "" {
+		logFile = d.LogFile()
+	}
+	log, err := os.OpenFile(logFile, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return "", err
+	}
+	defer log.Close()
+	args := []string{"queue", "flush", "--state-dir", d.Path}
+	for _, f := range []string{"auth-token-file", "signing-key-file"} {
+		if v := c.String(f); v != "" {
+			args = append(args, "--"+f, v)
+		}
+	}
+	fmt.Fprintf(log, "\n== %s: cachix-select %s\n", time.Now().Format(time.RFC3339), strings.Join(args, " "))
+	cmd := exec.Command(self, args...)
+	cmd.Stdout, cmd.Stderr = log, log
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := cmd.Start(); err != nil {
+		return "", err
+	}
+	_ = cmd.Process.Release()
+	return "log: " + logFile, nil
+}
+
+// startUnit starts a systemd unit without waiting for it; false when
+// systemd is not usable here.
+func startUnit(ctx context.Context, unit string) (string, bool) {
+	args := []string{"start", "--no-block", unit}
+	journal := "journalctl -u " + unit
+	if os.Geteuid() != 0 {
+		args = append([]string{"--user"}, args...)
+		journal = "journalctl --user -u " + unit
+	} else if _, err := os.Stat("/run/systemd/system"); err != nil {
+		return "", false
+	}
+	if _, err := exec.LookPath("systemctl"); err != nil {
+		return "", false
+	}
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if err := exec.CommandContext(ctx, "systemctl", args...).Run(); err != nil {
+		return "", false
+	}
+	return "log: " + journal, true
+}
+
+// stateDir is --state-dir or the default.
+func stateDir(c *cli.Context) string {
+	if d := c.String("state-dir"); d != "" {
+		return d
+	}
+	return queue.DefaultDir()
+}
+
+// absPath makes a manifest path absolute for the queue entry.
+func absPath(p string) string {
+	if a, err := filepath.Abs(p); err == nil {
+		return a
+	}
+	return p
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
+}

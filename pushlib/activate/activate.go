@@ -1,0 +1,200 @@
+// Package activate is what the Nix hooks run: decide quickly whether a
+// manifest has anything new, queue it on disk, and flush the queue — so a
+// switch never waits on the network and a push that cannot happen now is
+// retried later instead of forgotten.
+package activate
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/cachix-select/cachix-select/pushlib"
+	"github.com/cachix-select/cachix-select/pushlib/backend"
+	"github.com/cachix-select/cachix-select/pushlib/events"
+	"github.com/cachix-select/cachix-select/pushlib/manifest"
+	"github.com/cachix-select/cachix-select/pushlib/queue"
+	"github.com/cachix-select/cachix-select/pushlib/store"
+)
+
+// Options configure a flush (and the fast-path check).
+type Options struct {
+	// Overrides are the credential flags the caller was given (the NixOS
+	// unit passes its LoadCredential files this way).
+	Overrides pushlib.Overrides
+	Backend   pushlib.BackendOptions
+	Store     *store.Store
+	Events    events.Sink
+	// Jobs etc. from the command line.
+	Settings pushlib.Settings
+}
+
+// Unconfirmed returns the manifest's paths that the state directory does
+// not record as confirmed in the manifest's cache. No Nix, no network: this
+// is the cost of a switch with nothing new.
+func Unconfirmed(d *queue.Dir, m *manifest.Manifest, o pushlib.Overrides, now time.Time) ([]manifest.Path, error) {
+	recs, err := d.LoadRecords()
+	if err != nil {
+		return nil, err
+	}
+	cache := o.Apply(pushlib.FromManifest(m)).Key()
+	var out []manifest.Path
+	for _, p := range m.Paths {
+		pin := ""
+		if p.Pin != nil {
+			pin = p.Pin.Name
+		}
+		if !recs.Confirmed(cache, queue.Key(p.StorePath, pin), now) {
+			out = append(out, p)
+		}
+	}
+	return out, nil
+}
+
+// FlushResult tells what a flush did.
+type FlushResult struct {
+	Pushed    int // entries pushed completely and removed
+	Dropped   int // entries dropped (paths garbage-collected, manifest unusable)
+	Remaining int // entries kept for later because they failed
+	Errors    []error
+}
+
+// Flush pushes every queued entry once, oldest first. It expects the caller
+// to hold the flush lock. An entry is removed only when its push succeeded;
+// one whose paths were all garbage-collected is dropped with a warning.
+func Flush(ctx context.Context, d *queue.Dir, opts Options, skip map[string]bool) (FlushResult, error) {
+	var res FlushResult
+	sink := opts.Events
+	if sink == nil {
+		sink = events.Discard
+	}
+	entries, bad, err := d.List()
+	if err != nil {
+		return res, err
+	}
+	for _, b := range bad {
+		sink.Emit(events.Event{Kind: events.Warning, Message: b.Error()})
+	}
+	for _, e := range entries {
+		if skip[e.ID] {
+			continue
+		}
+		skip[e.ID] = true
+		if ctx.Err() != nil {
+			res.Remaining++
+			continue
+		}
+		switch err := flushEntry(ctx, d, e, opts, sink); {
+		case err == nil:
+			res.Pushed++
+		case errors.Is(err, errDropped):
+			res.Dropped++
+		default:
+			res.Remaining++
+			res.Errors = append(res.Errors, err)
+			now := time.Now().UTC()
+			e.Attempts++
+			e.LastTry = &now
+			e.LastError = err.Error()
+			if serr := d.Save(e); serr != nil {
+				res.Errors = append(res.Errors, serr)
+			}
+		}
+	}
+	return res, nil
+}
+
+// errDropped marks an entry removed without a push.
+var errDropped = errors.New("dropped")
+
+// flushEntry pushes one queued manifest.
+func flushEntry(ctx context.Context, d *queue.Dir, e *queue.Entry, opts Options, sink events.Sink) error {
+	m, err := manifest.ParseWith(e.Manifest, e.ManifestFile, manifest.Options{StoreDir: opts.Store.Dir})
+	if err != nil {
+		sink.Emit(events.Event{Kind: events.Warning, Message: fmt.Sprintf("dropping queued entry %s: %v", e.ID, err)})
+		_ = d.Remove(e.ID)
+		return errDropped
+	}
+	// Paths garbage-collected since they were queued can never be pushed.
+	var roots []string
+	for _, p := range m.Paths {
+		roots = append(roots, p.StorePath)
+	}
+	invalid, err := opts.Store.Invalid(ctx, roots)
+	if err != nil {
+		return fmt.Errorf("checking queued paths: %w", err)
+	}
+	if len(invalid) > 0 {
+		gone := map[string]bool{}
+		for _, p := range invalid {
+			gone[p] = true
+			sink.Emit(events.Event{Kind: events.Warning, Path: p,
+				Message: fmt.Sprintf("%s was garbage-collected before it could be pushed; dropping it from the queue", p)})
+		}
+		var keep []manifest.Path
+		for _, p := range m.Paths {
+			if !gone[p.StorePath] {
+				keep = append(keep, p)
+			}
+		}
+		m.Paths = keep
+		if len(keep) == 0 {
+			_ = d.Remove(e.ID)
+			return errDropped
+		}
+	}
+
+	jobs, err := pushlib.BuildJobs(pushlib.Request{
+		Manifests: []*manifest.Manifest{m}, Overrides: opts.Overrides, Settings: opts.Settings, Backend: opts.Backend,
+	}, opts.Store)
+	if err != nil {
+		return err
+	}
+	cache := opts.Overrides.Apply(pushlib.FromManifest(m)).Key()
+	var firstErr error
+	for _, job := range jobs {
+		job.Events = sink
+		res, err := pushlib.Push(ctx, job)
+		if rerr := d.Record(cache, confirmedKeys(job, res)); rerr != nil && firstErr == nil {
+			firstErr = fmt.Errorf("recording pushed paths: %w", rerr)
+		}
+		if err != nil && firstErr == nil {
+			firstErr = err
+		}
+	}
+	if firstErr != nil {
+		return firstErr
+	}
+	return d.Remove(e.ID)
+}
+
+// confirmedKeys lists the record keys of the roots the cache now holds
+// entirely (and, for pinned roots, whose pin exists).
+func confirmedKeys(job pushlib.Job, res *pushlib.Result) []string {
+	if res == nil {
+		return nil
+	}
+	confirmed := map[string]bool{}
+	for _, p := range res.Confirmed {
+		confirmed[p] = true
+	}
+	pinned := map[string]bool{}
+	for _, n := range res.Pinned {
+		pinned[n] = true
+	}
+	_, canPin := job.Backend.(backend.Pinner)
+	var keys []string
+	for _, r := range job.Roots {
+		if !confirmed[r.Path] {
+			continue
+		}
+		if r.Pin == nil {
+			keys = append(keys, queue.Key(r.Path, ""))
+		} else if pinned[r.Pin.Name] || !canPin {
+			// A cache without pins was warned about; its roots still count.
+			keys = append(keys, queue.Key(r.Path, r.Pin.Name))
+		}
+	}
+	return keys
+}
