@@ -26,21 +26,21 @@ import (
 
 // options are the parsed command-line flags.
 type options struct {
-	listen         string
-	caches         []string
-	tokenFile      string
-	readTokenFile  string
-	public         bool
-	selfSignedKey  string
-	preferXZ       bool
-	faultRate      float64
-	faultKinds     string
-	faultBinCache  bool
-	retryAfter     int
-	seed           int64
-	minPartSize    int64
-	dataDir        string
-	verbose        bool
+	listen        string
+	caches        []string
+	tokenFile     string
+	readTokenFile string
+	public        bool
+	selfSignedKey string
+	preferXZ      bool
+	faultRate     float64
+	faultKinds    string
+	faultBinCache bool
+	retryAfter    int
+	seed          int64
+	minPartSize   int64
+	dataDir       string
+	verbose       bool
 }
 
 // main runs the server and maps failure to exit status 1 (2 for bad usage).
