@@ -12,11 +12,14 @@ import (
 // official client sends when it has none) counts as no token. Any other
 // Authorization value is a presented but invalid token.
 func callerToken(r *http.Request) (token string, presented bool) {
-	h := r.Header.Get("Authorization")
+	h := strings.TrimSpace(r.Header.Get("Authorization"))
 	if h == "" {
 		return "", false
 	}
-	if rest, ok := strings.CutPrefix(h, "Bearer "); ok {
+	// HTTP servers strip the trailing space of "Bearer ", leaving "Bearer".
+	scheme, rest, _ := strings.Cut(h, " ")
+	if strings.EqualFold(scheme, "Bearer") {
+		rest = strings.TrimSpace(rest)
 		return rest, rest != ""
 	}
 	if _, pass, ok := r.BasicAuth(); ok {

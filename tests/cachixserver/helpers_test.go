@@ -354,6 +354,9 @@ func (c client) push(cache string, p testPath, sig any) {
 func (c client) missing(cache string, hashes ...string) []string {
 	c.t.Helper()
 	var out []string
+	if hashes == nil {
+		hashes = []string{}
+	}
 	c.do("POST", api(cache)+"/narinfo", hashes).want(c.t, 200).decode(c.t, &out)
 	return out
 }
