@@ -133,7 +133,9 @@ func TestPinKeepDays(t *testing.T) {
 	c := client{t: t, base: srv.URL(), token: "W"}
 	p := newTestPath(t, "p", "p")
 	c.push("c", p, nil)
-	pin := func() { c.do("POST", api("c")+"/pin", pinBody("d", p.path(), `{"tag":"Days","contents":1}`)).want(t, 200) }
+	pin := func() {
+		c.do("POST", api("c")+"/pin", pinBody("d", p.path(), `{"tag":"Days","contents":1}`)).want(t, 200)
+	}
 	pin()
 	clock.advance(2 * 24 * time.Hour)
 	pin()
