@@ -13,6 +13,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/klauspost/compress/zstd"
 	"github.com/nix-community/go-nix/pkg/nar"
@@ -357,29 +358,67 @@ func (g *truncationGuard) Read(p []byte) (int, error) {
 	return n, err
 }
 
+// errDetached is what go-nix's parser goroutine reads once parseNAR gave up.
+var errDetached = errors.New("NAR parsing abandoned")
+
+// detachableReader lets parseNAR cut go-nix's parser goroutine off from
+// the input. When Next fails on an ordering check, that goroutine is still
+// parked inside a directory; closing the reader resumes it and it goes on
+// reading. After detach it only gets errDetached, so it can neither race
+// with the caller's use of the decompressor nor keep it alive; it then
+// stays blocked reporting that error to nobody (a goroutine leaked per
+// malformed NAR, acceptable in a test server).
+type detachableReader struct {
+	mu sync.Mutex
+	r  io.Reader
+}
+
+// Read reads from the input unless detached.
+func (d *detachableReader) Read(p []byte) (int, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.r == nil {
+		return 0, errDetached
+	}
+	return d.r.Read(p)
+}
+
+// detach cuts the input off, waiting for a read in progress.
+func (d *detachableReader) detach() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.r = nil
+}
+
 // parseNAR reads a whole NAR with go-nix's reader and requires that
 // nothing follows it.
 func parseNAR(r io.Reader) error {
-	nr, err := nar.NewReader(&truncationGuard{r: r})
+	in := &detachableReader{r: &truncationGuard{r: r}}
+	nr, err := nar.NewReader(in)
 	if err != nil {
 		return fmt.Errorf("malformed NAR: %w", err)
 	}
-	defer nr.Close()
+	fail := func(err error) error {
+		in.detach()
+		_ = nr.Close()
+		return err
+	}
 	for {
 		hdr, err := nr.Next()
 		if err == io.EOF {
 			break
 		}
 		if err != nil {
-			return fmt.Errorf("malformed NAR: %w", err)
+			return fail(fmt.Errorf("malformed NAR: %w", err))
 		}
 		if err := hdr.Validate(); err != nil {
-			return fmt.Errorf("malformed NAR entry %s: %w", hdr.Path, err)
+			return fail(fmt.Errorf("malformed NAR entry %s: %w", hdr.Path, err))
 		}
 		if _, err := io.Copy(io.Discard, nr); err != nil {
-			return fmt.Errorf("malformed NAR: reading %s: %w", hdr.Path, err)
+			return fail(fmt.Errorf("malformed NAR: reading %s: %w", hdr.Path, err))
 		}
 	}
+	_ = nr.Close()
 	n, err := io.Copy(io.Discard, r)
 	if err != nil {
 		return fmt.Errorf("malformed NAR: reading past its end: %w", err)
