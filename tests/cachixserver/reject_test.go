@@ -280,6 +280,8 @@ func TestUploadRequestRejections(t *testing.T) {
 
 	t.Run("compression values", func(t *testing.T) {
 		t.Parallel()
+		// A server of its own, so that its upload counter is not shared.
+		srv := startServer(t, cachixserver.Config{Caches: []cachixserver.CacheConfig{{Name: "c", WriteTokens: []string{"W"}}}})
 		c := client{t: t, base: srv.URL(), token: "W"}
 		for q, want := range map[string]string{
 			"?compression=zstd": "Wrong compression method: zstd",
