@@ -1,0 +1,146 @@
+package cachixserver
+
+import (
+	"crypto/ed25519"
+	"encoding/base64"
+	"net/http"
+)
+
+// handleComplete finishes an upload and creates the narinfo:
+// POST multipart-nar/{narId}/complete?uploadId= with {parts, narInfoCreate}.
+//
+// Checks, in order: write access; the upload exists in this cache with
+// this uploadId; the JSON body (exact field names and types); the
+// narInfoCreate formats; RejectPath; the part list against the uploaded
+// parts; the signature policy of the cache; then one streaming pass over
+// the stored data verifying sizes, hashes, decompression and the NAR
+// structure. Only then is anything published.
+func (s *Server) handleComplete(w http.ResponseWriter, r *http.Request) {
+	c, _ := s.authorize(w, r, permWrite)
+	if c == nil {
+		return
+	}
+	u := s.lookupUpload(w, r, c)
+	if u == nil {
+		return
+	}
+	body, err := readJSONBody(w, r)
+	if err != nil {
+		s.rejectBody(w, r, err)
+		return
+	}
+	o, err := decodeObject(body, "request body", "parts", "narInfoCreate")
+	if err != nil {
+		s.reject(w, r, http.StatusBadRequest, "%v", err)
+		return
+	}
+	listed, err := parseParts(o["parts"])
+	if err != nil {
+		s.reject(w, r, http.StatusBadRequest, "%v", err)
+		return
+	}
+	claim, err := parseNarInfoCreate(o["narInfoCreate"])
+	if err != nil {
+		s.reject(w, r, http.StatusBadRequest, "%v", err)
+		return
+	}
+
+	s.mu.Lock()
+	if s.rejectPaths[claim.storeHash] {
+		s.mu.Unlock()
+		s.reject(w, r, http.StatusBadRequest, "Store path %s is rejected by this test server (RejectPath)", claim.storePath())
+		return
+	}
+	if s.uploads[u.narID] != u || u.completing {
+		s.mu.Unlock()
+		s.reject(w, r, http.StatusBadRequest, "Upload %s is already being completed, or was completed or aborted", u.narID)
+		return
+	}
+	if err := checkParts(listed, u, s.cfg.MinPartSize); err != nil {
+		s.mu.Unlock()
+		s.reject(w, r, http.StatusBadRequest, "%v", err)
+		return
+	}
+	selfSigned, pub := c.selfSigned, c.publicKey
+	parts := make([]blob, len(listed))
+	for i, p := range listed {
+		parts[i] = u.parts[p.number].data
+	}
+	u.completing = true
+	s.mu.Unlock()
+
+	fail := func(status int, format string, args ...any) {
+		s.mu.Lock()
+		u.completing = false
+		s.mu.Unlock()
+		s.reject(w, r, status, format, args...)
+	}
+
+	switch {
+	case selfSigned && pub == nil:
+		fail(http.StatusBadRequest, "No public key set yet. Run 'cachix generate-keypair' first.")
+		return
+	case selfSigned:
+		if err := checkSignature(claim, pub); err != nil {
+			fail(http.StatusBadRequest, "%v", err)
+			return
+		}
+	case claim.sig != nil:
+		fail(http.StatusBadRequest, "cSig must be null on a managed cache (the server signs); got a signature")
+		return
+	}
+
+	nb := newNarBlob(parts)
+	rc := nb.open()
+	got, err := verifyNAR(rc, u.compression, claim)
+	_ = rc.Close()
+	if err != nil {
+		fail(http.StatusBadRequest, "%s: %v", claim.storePath(), err)
+		return
+	}
+
+	entry := &narinfoEntry{
+		hash:        claim.storeHash,
+		suffix:      claim.storeSuffix,
+		narHash:     claim.narHash,
+		narSize:     claim.narSize,
+		fileHash:    got.fileHash,
+		fileSize:    got.fileSize,
+		ext:         u.compression,
+		references:  append([]string(nil), claim.references...),
+		deriver:     claim.deriver,
+		createdOn:   s.now().UTC(),
+		fingerprint: fingerprint(claim.storePath(), claim.narHash, claim.narSize, claim.references),
+	}
+
+	s.mu.Lock()
+	existing := c.narinfos[entry.hash]
+	switch {
+	case existing != nil && (existing.suffix != entry.suffix || existing.narHash != entry.narHash || existing.narSize != entry.narSize):
+		u.completing = false
+		s.mu.Unlock()
+		s.reject(w, r, http.StatusBadRequest, "%s is already in the cache with a different name or NAR hash; "+
+			"an existing entry cannot be overwritten", claim.storePath())
+		return
+	case existing != nil:
+		// Already there (e.g. a retried completion): accept, change nothing.
+		s.dropUploadLocked(u, true)
+		s.stats.DuplicateCompletes++
+	default:
+		if selfSigned {
+			entry.sig = c.keyName + ":" + *claim.sig
+		} else {
+			entry.sig = c.keyName + ":" + base64.StdEncoding.EncodeToString(ed25519.Sign(c.signer, []byte(entry.fingerprint)))
+		}
+		keepData := false
+		if _, ok := c.nars[entry.narFile()]; !ok {
+			c.nars[entry.narFile()] = nb
+			keepData = true
+		}
+		c.narinfos[entry.hash] = entry
+		s.dropUploadLocked(u, !keepData)
+		s.stats.UploadsCompleted++
+	}
+	s.mu.Unlock()
+	w.WriteHeader(http.StatusOK)
+}
