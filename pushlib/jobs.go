@@ -112,6 +112,7 @@ func BuildJobs(req Request, st *store.Store) ([]Job, error) {
 		}
 		bopts := req.Backend
 		bopts.OmitDeriver = bopts.OmitDeriver || g.push.OmitDeriver || req.Settings.OmitDeriver
+		bopts.ReadOnly = bopts.ReadOnly || req.Settings.DryRun
 		b, err := OpenBackend(g.spec, bopts)
 		if err != nil {
 			return nil, err

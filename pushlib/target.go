@@ -81,6 +81,8 @@ type BackendOptions struct {
 	LookupEnv func(string) (string, bool)
 	// NoSync skips fsync in file caches (tests, benchmarks).
 	NoSync bool
+	// ReadOnly: a dry run; the backend must not create or change anything.
+	ReadOnly bool
 }
 
 // OpenBackend builds the backend for spec. Nothing is contacted yet.
@@ -97,7 +99,7 @@ func OpenBackend(spec CacheSpec, opts BackendOptions) (backend.Backend, error) {
 			return nil, err
 		}
 		fc, err := filecache.New(filecache.Options{URL: spec.URL, StoreDir: opts.StoreDir, SigningKey: key,
-			OmitDeriver: opts.OmitDeriver, NoSync: opts.NoSync})
+			OmitDeriver: opts.OmitDeriver, NoSync: opts.NoSync, ReadOnly: opts.ReadOnly})
 		if err != nil {
 			return nil, BadInputf("%v", err)
 		}

@@ -46,6 +46,8 @@ type Options struct {
 	// NoSync skips fsync before renames (faster, but a power loss may leave
 	// empty files; a killed process never does either way).
 	NoSync bool
+	// ReadOnly (dry runs) creates nothing: a missing cache is an empty one.
+	ReadOnly bool
 }
 
 // Cache is a file:// binary cache.
@@ -97,6 +99,9 @@ func (c *Cache) Open(ctx context.Context) (backend.Info, error) {
 	parent := filepath.Dir(c.dir)
 	if fi, err := os.Stat(parent); err != nil || !fi.IsDir() {
 		return backend.Info{}, fmt.Errorf("%w: %s does not exist; create it first or choose another cache directory", ErrBadLocation, parent)
+	}
+	if c.opts.ReadOnly {
+		return backend.Info{}, nil
 	}
 	if err := os.MkdirAll(filepath.Join(c.dir, "nar"), 0o755); err != nil {
 		return backend.Info{}, fmt.Errorf("%w: creating %s: %v", ErrBadLocation, c.dir, unwrapPathErr(err))
