@@ -35,9 +35,13 @@ type Root struct {
 	Pin *backend.Pin
 }
 
-// ClosureSource computes runtime closures; *store.Store is the real one.
+// ClosureSource lists runtime closures and reads path metadata;
+// *store.Store is the real one.
 type ClosureSource interface {
-	Closure(ctx context.Context, roots []string) (map[string]*store.PathInfo, error)
+	// ClosurePaths lists the closure of roots (cheap: no metadata).
+	ClosurePaths(ctx context.Context, roots []string) ([]string, error)
+	// Query returns the metadata of paths.
+	Query(ctx context.Context, paths []string) (map[string]*store.PathInfo, error)
 }
 
 // Job is one push to one cache.
@@ -126,11 +130,11 @@ func Push(ctx context.Context, job Job) (*Result, error) {
 	for _, r := range job.Roots {
 		roots = append(roots, r.Path)
 	}
-	closure, err := job.Store.Closure(ctx, roots)
+	all, err := job.Store.ClosurePaths(ctx, roots)
 	if err != nil {
 		return res, err
 	}
-	res.Closure = len(closure)
+	res.Closure = len(all)
 
 	info, err := job.Backend.Open(ctx)
 	if err != nil {
@@ -150,24 +154,28 @@ func Push(ctx context.Context, job Job) (*Result, error) {
 		return res, err
 	}
 
-	all := make([]string, 0, len(closure))
-	for p := range closure {
-		all = append(all, p)
-	}
 	sort.Strings(all)
 	missingSet, err := job.Backend.Missing(ctx, all)
 	if err != nil {
 		return res, fmt.Errorf("asking %s which paths it has: %w", cacheName, err)
 	}
-	missing := make(map[string]*store.PathInfo, len(missingSet))
-	var missingNar uint64
-	for p := range missingSet {
-		if pi, ok := closure[p]; ok {
-			missing[p] = pi
-			missingNar += pi.NarSize
+	// Metadata (NAR hash, size, references) only for what must be uploaded.
+	var missingPaths []string
+	for _, p := range all {
+		if missingSet[p] {
+			missingPaths = append(missingPaths, p)
 		}
 	}
-	res.Present = len(closure) - len(missing)
+	missing, err := job.Store.Query(ctx, missingPaths)
+	if err != nil {
+		return res, err
+	}
+	var missingNar uint64
+	for _, pi := range missing {
+		missingNar += pi.NarSize
+	}
+	closure := missing // what closureHasAny walks: present paths end the walk
+	res.Present = res.Closure - len(missing)
 	order := store.TopoSort(missing)
 	for _, p := range order {
 		res.Missing = append(res.Missing, PathResult{Path: p, NarSize: missing[p].NarSize})

@@ -25,7 +25,28 @@ import (
 // fakeStore serves closures of directories made in a temp dir.
 type fakeStore struct{ infos map[string]*store.PathInfo }
 
-func (f *fakeStore) Closure(_ context.Context, roots []string) (map[string]*store.PathInfo, error) {
+func (f *fakeStore) ClosurePaths(ctx context.Context, roots []string) ([]string, error) {
+	m, err := f.closure(ctx, roots)
+	var out []string
+	for p := range m {
+		out = append(out, p)
+	}
+	return out, err
+}
+
+func (f *fakeStore) Query(_ context.Context, paths []string) (map[string]*store.PathInfo, error) {
+	out := map[string]*store.PathInfo{}
+	for _, p := range paths {
+		pi, ok := f.infos[p]
+		if !ok {
+			return nil, &store.InvalidPathError{Paths: []string{p}}
+		}
+		out[p] = pi
+	}
+	return out, nil
+}
+
+func (f *fakeStore) closure(_ context.Context, roots []string) (map[string]*store.PathInfo, error) {
 	out := map[string]*store.PathInfo{}
 	var walk func(string)
 	walk = func(p string) {

@@ -18,6 +18,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/nix-community/go-nix/pkg/narinfo"
@@ -54,6 +55,9 @@ type Options struct {
 type Cache struct {
 	opts Options
 	dir  string
+	// cleanup removes stale temporary files once, on the first upload (not
+	// in Open: a push with nothing to upload should not list the cache).
+	cleanup sync.Once
 }
 
 // New checks the URL and returns the cache; it touches nothing on disk.
@@ -123,7 +127,6 @@ func (c *Cache) Open(ctx context.Context) (backend.Info, error) {
 	default:
 		return backend.Info{}, fmt.Errorf("%w: reading %s: %v", ErrBadLocation, infoFile, unwrapPathErr(err))
 	}
-	c.removeStaleTemps()
 	return backend.Info{}, nil
 }
 
@@ -169,6 +172,7 @@ func (c *Cache) Missing(ctx context.Context, paths []string) (map[string]bool, e
 
 // Upload streams the compressed NAR into nar/ under its content hash.
 func (c *Cache) Upload(ctx context.Context, info *store.PathInfo, comp narstream.Compression, stream backend.StreamFunc) (backend.Pending, error) {
+	c.cleanup.Do(c.removeStaleTemps)
 	narDir := filepath.Join(c.dir, "nar")
 	tmp, err := os.CreateTemp(narDir, ".tmp-*")
 	if err != nil {
