@@ -204,6 +204,16 @@ func TestParseValid(t *testing.T) {
 			want: &dhall.Config{BinaryCaches: []dhall.BinaryCache{{"c", "k"}}},
 		},
 		{
+			name: "Some and quoted keywords as field names, nested list types",
+			src:  "{ Some = 1, `then` = 2, lists = [] : List (List Text), authToken = \"tok\" }",
+			want: &dhall.Config{AuthToken: ptr("tok")},
+		},
+		{
+			name: "whitespace after colon may be a comment",
+			src:  `{ authToken = "tok" :{- c -}Text }`,
+			want: &dhall.Config{AuthToken: ptr("tok")},
+		},
+		{
 			name: "tabs as whitespace",
 			src:  "{\tauthToken\t=\t\"tok\"\t}",
 			want: &dhall.Config{AuthToken: ptr("tok")},
