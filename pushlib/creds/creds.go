@@ -252,7 +252,7 @@ func (r *resolver) signingKey() (*signing.Key, string, error) {
 		return nil, "", fmt.Errorf("parsing signing key from %s: %w", source, err)
 	}
 	if key.Name == "" {
-		return nil, "", fmt.Errorf("parsing signing key from %s: %w: a bare key has no name here; write it in Nix's name:base64 form", source, signing.ErrBadKey)
+		return nil, "", fmt.Errorf("parsing signing key from %s: %w: a bare key has no name here; write it in Nix's name:base64 form or give --signing-key-name", source, signing.ErrBadKey)
 	}
 	return key, source, nil
 }
