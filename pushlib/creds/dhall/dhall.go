@@ -9,15 +9,18 @@
 //	, binaryCaches = [ { name = "mycache", secretKey = "…" } ]
 //	}
 //
-// Parse understands the part of Dhall such a file can be written in: record
-// literals (fields in any order, leading and trailing commas, `quoted`
-// labels, {=}), text literals in both forms ("…" with all Dhall escapes, and
-// multi-line literals between pairs of single quotes, with their escapes
-// and indentation stripping), natural numbers, True and
-// False, lists (an empty list needs its type annotation, as in Dhall),
-// parentheses, type annotations built from Text, Bool, Natural, List and
-// record types, line and nested block comments, and a leading #! line.
-// Interpolation, variables, functions, imports and operators are rejected.
+// Parse understands the part of Dhall such a file can be written in:
+// record literals (fields in any order, leading and trailing commas,
+// `quoted` labels, {=}); text literals in both forms ("…" with all Dhall
+// escapes, and multi-line literals between pairs of single quotes, with
+// their escapes and indentation stripping); natural numbers; True and
+// False; lists (an empty list needs its type annotation, as in Dhall);
+// parentheses; type annotations built from Text, Bool, Natural, List and
+// record types; line and nested block comments; a leading #! line.
+// Interpolation, variables, functions, imports and operators are rejected,
+// and so is spacing Dhall rejects (e.g. no space after an annotation's
+// colon). A record field given twice is an error (Dhall would try to merge
+// the two values, which fails for Text).
 //
 // Every field is optional and unknown fields are ignored, so a file with
 // extra settings still works. Errors give line:column and what was expected,
