@@ -25,7 +25,10 @@ type Request struct {
 	Manifests []*manifest.Manifest
 	// Paths are user inputs (store paths, ./result symlinks, paths inside
 	// store paths), pushed to the cache the overrides name.
-	Paths     []string
+	Paths []string
+	// Pinned are store paths with a pin each (om ci results), pushed to
+	// the cache the overrides name, like Paths.
+	Pinned    []Root
 	Overrides Overrides
 	Settings  Settings
 	Backend   BackendOptions
@@ -83,7 +86,7 @@ func BuildJobs(req Request, st *store.Store) ([]Job, error) {
 		add(spec, m.Push, roots)
 	}
 
-	if len(req.Paths) > 0 {
+	if len(req.Paths) > 0 || len(req.Pinned) > 0 {
 		o := req.Overrides
 		if o.Cache == "" && o.To == "" {
 			return nil, BadInputf("store paths need a target: --cache NAME (Cachix) or --to URL (a binary cache such as file:///srv/cache)")
@@ -92,11 +95,19 @@ func BuildJobs(req Request, st *store.Store) ([]Job, error) {
 			return nil, BadInputf("give either --cache or --to, not both")
 		}
 		spec := o.Apply(CacheSpec{})
+		var roots []Root
+		for _, r := range req.Pinned {
+			resolved, err := st.Resolve([]string{r.Path})
+			if err != nil {
+				return nil, err
+			}
+			r.Path = resolved[0]
+			roots = append(roots, r)
+		}
 		resolved, err := st.Resolve(req.Paths)
 		if err != nil {
 			return nil, err
 		}
-		var roots []Root
 		for _, p := range resolved {
 			roots = append(roots, Root{Path: p, Name: manifest.NameOf(p)})
 		}

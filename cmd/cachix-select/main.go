@@ -98,6 +98,8 @@ func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
 			pushCommand(),
 			activateCommand(),
 			queueCommand(),
+			pinCommand(),
+			pinsCommand(),
 			manifestCommand(),
 		},
 	}

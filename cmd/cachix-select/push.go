@@ -53,14 +53,17 @@ func pushCommand() *cli.Command {
 	flags := append(cacheFlags(), pushTuningFlags()...)
 	flags = append(flags, &cli.BoolFlag{Name: "dry-run", Aliases: []string{"n"}, Usage: "report what would be pushed, with NAR sizes; upload nothing"})
 	flags = append(flags, outputFlags()...)
+	flags = append(flags, omciFlags()...)
 	return &cli.Command{
 		Name:      "push",
 		Usage:     "push manifests, or store paths, with their runtime closures",
-		ArgsUsage: "MANIFEST.json... | --cache NAME PATH... | --to URL PATH...",
+		ArgsUsage: "MANIFEST.json... | --cache NAME PATH... | --to URL PATH... | --cache NAME --om-results FILE",
 		Description: "With manifests (files ending in .json), pushes each manifest's paths to its cache.\n" +
 			"With --cache or --to, the arguments are store paths (./result symlinks and paths inside\n" +
 			"store paths are resolved); with no arguments they are read from stdin.\n" +
-			"Each path is pushed with its runtime closure; paths the cache has are skipped.\n\n" + exitCodesHelp,
+			"Each path is pushed with its runtime closure; paths the cache has are skipped.\n" +
+			"With --om-results, the outputs of `om ci run --results=om.json` are pushed and each is pinned\n" +
+			"as <prefix>-<system>-<name> once its closure is in the cache.\n\n" + exitCodesHelp,
 		Flags:        flags,
 		OnUsageError: onUsageError,
 		Action:       pushAction,
@@ -70,13 +73,30 @@ func pushCommand() *cli.Command {
 // pushAction parses the inputs, builds one job per cache and runs them.
 func pushAction(c *cli.Context) error {
 	st := store.New()
-	manifests, paths, err := readInputs(c, st)
-	if err != nil {
-		return err
-	}
-	req, err := requestFromFlags(c, manifests, paths)
-	if err != nil {
-		return err
+	var req pushlib.Request
+	if c.String("om-results") != "" {
+		if c.NArg() > 0 {
+			return usageErrorf("--om-results takes no other arguments")
+		}
+		if c.String("cache") == "" && c.String("to") == "" {
+			return usageErrorf("--om-results needs --cache NAME (or --to URL)")
+		}
+		roots, err := omciRoots(c, st)
+		if err != nil {
+			return err
+		}
+		if req, err = requestFromFlags(c, nil, nil); err != nil {
+			return err
+		}
+		req.Pinned = roots
+	} else {
+		manifests, paths, err := readInputs(c, st)
+		if err != nil {
+			return err
+		}
+		if req, err = requestFromFlags(c, manifests, paths); err != nil {
+			return err
+		}
 	}
 	jobs, err := pushlib.BuildJobs(req, st)
 	if err != nil {

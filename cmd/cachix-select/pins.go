@@ -1,0 +1,348 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/cachix-select/cachix-select/pushlib"
+	"github.com/cachix-select/cachix-select/pushlib/backend"
+	"github.com/cachix-select/cachix-select/pushlib/cachix"
+	"github.com/cachix-select/cachix-select/pushlib/pins"
+	"github.com/cachix-select/cachix-select/pushlib/store"
+)
+
+// keepFlags are cachix pin's retention flags.
+func keepFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.IntFlag{Name: "keep-revisions", Usage: "keep the last `N` revisions of the pin"},
+		&cli.IntFlag{Name: "keep-days", Usage: "keep the pin's revisions of the last `N` days"},
+		&cli.BoolFlag{Name: "keep-forever", Usage: "keep every revision forever"},
+	}
+}
+
+// keepFromFlags reads the mutually exclusive keep flags (nil: the cache's default).
+func keepFromFlags(c *cli.Context) (*backend.Keep, error) {
+	var keep *backend.Keep
+	n := 0
+	if c.IsSet("keep-revisions") {
+		n++
+		keep = &backend.Keep{Kind: "revisions", Value: c.Int("keep-revisions")}
+	}
+	if c.IsSet("keep-days") {
+		n++
+		keep = &backend.Keep{Kind: "days", Value: c.Int("keep-days")}
+	}
+	if c.Bool("keep-forever") {
+		n++
+		keep = &backend.Keep{Kind: "forever"}
+	}
+	if n > 1 {
+		return nil, usageErrorf("give at most one of --keep-revisions, --keep-days, --keep-forever")
+	}
+	if keep != nil && keep.Kind != "forever" && keep.Value < 1 {
+		return nil, usageErrorf("--keep-%s must be at least 1", keep.Kind)
+	}
+	return keep, nil
+}
+
+// cachixFlags select a Cachix cache for the pin commands.
+func cachixFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: "cache", Aliases: []string{"c"}, Usage: "the Cachix cache `NAME`"},
+		&cli.StringFlag{Name: "to", Usage: "a plain binary cache `URL` (refused: pins are a Cachix feature)"},
+		&cli.StringFlag{Name: "host", Usage: "Cachix API host `URL` (default https://cachix.org, or hostname in cachix.dhall)"},
+		&cli.StringFlag{Name: "auth-token-file", Usage: "read the Cachix auth token from `FILE` (default $CACHIX_AUTH_TOKEN, cachix.dhall)"},
+		&cli.StringFlag{Name: "config", Usage: "Cachix config `FILE` (default $XDG_CONFIG_HOME/cachix/cachix.dhall)"},
+		&cli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, Usage: "debug logs"},
+	}
+}
+
+// openCachix builds the Cachix backend named by the flags (or by name).
+func openCachix(c *cli.Context, name string) (*cachix.Backend, []string, error) {
+	if c.String("to") != "" {
+		return nil, nil, usageErrorf("pins are a Cachix feature; %s is a plain binary cache and has none", c.String("to"))
+	}
+	if name == "" {
+		name = c.String("cache")
+	}
+	if name == "" {
+		return nil, nil, usageErrorf("give the Cachix cache with --cache NAME")
+	}
+	b, warnings, err := pushlib.OpenBackend(pushlib.CacheSpec{Name: name, Host: c.String("host"),
+		FlagAuthTokenFile: c.String("auth-token-file")}, backendOptions(c))
+	if err != nil {
+		return nil, nil, err
+	}
+	cb, ok := b.(*cachix.Backend)
+	if !ok {
+		return nil, nil, usageErrorf("%s is not a Cachix cache", b)
+	}
+	for _, w := range warnings {
+		fmt.Fprintf(c.App.ErrWriter, "warning: %s\n", w)
+	}
+	return cb, warnings, nil
+}
+
+// pinCommand is `cachix-select pin`, cachix pin's equivalent.
+func pinCommand() *cli.Command {
+	flags := append(cachixFlags(), keepFlags()...)
+	flags = append(flags, &cli.StringSliceFlag{Name: "artifact", Aliases: []string{"a"}, Usage: "a `PATH` inside the store path that Cachix offers for download (repeatable)"})
+	return &cli.Command{
+		Name:      "pin",
+		Usage:     "pin a store path already in a Cachix cache under a name",
+		ArgsUsage: "[--cache NAME] PIN-NAME STORE-PATH   (or, like cachix: CACHE PIN-NAME STORE-PATH)",
+		Description: "Creates a new revision of the pin PIN-NAME pointing at STORE-PATH (./result and paths inside\n" +
+			"store paths are resolved). The path must already be in the cache: push it first.\n" +
+			"Without a keep flag every revision is kept (the cache's default).\n\n" + exitCodesHelp,
+		Flags:        flags,
+		OnUsageError: onUsageError,
+		Action:       pinAction,
+	}
+}
+
+// pinAction creates one pin after checking the path is in the cache.
+func pinAction(c *cli.Context) error {
+	args := c.Args().Slice()
+	cacheName := c.String("cache")
+	if len(args) == 3 && cacheName == "" {
+		cacheName, args = args[0], args[1:]
+	}
+	if len(args) != 2 {
+		return usageErrorf("give PIN-NAME and STORE-PATH (and the cache with --cache NAME)")
+	}
+	keep, err := keepFromFlags(c)
+	if err != nil {
+		return err
+	}
+	st := store.New()
+	paths, err := st.Resolve([]string{args[1]})
+	if err != nil {
+		return err
+	}
+	path := paths[0]
+	if invalid, err := st.Invalid(c.Context, paths); err != nil {
+		return err
+	} else if len(invalid) > 0 {
+		return &store.InvalidPathError{Paths: invalid}
+	}
+	artifacts := c.StringSlice("artifact")
+	for _, a := range artifacts {
+		full := filepath.Join(path, strings.TrimPrefix(a, "/"))
+		if fi, err := os.Stat(full); err != nil || !fi.Mode().IsRegular() {
+			return pushlib.BadInputf("artifact %s does not exist as a file in %s", a, path)
+		}
+	}
+	cb, _, err := openCachix(c, cacheName)
+	if err != nil {
+		return err
+	}
+	missing, err := cb.Missing(c.Context, []string{path})
+	if err != nil {
+		return err
+	}
+	if missing[path] {
+		return fmt.Errorf("%w: %s is not in Cachix cache %s; push it first: cachix-select push --cache %s %s",
+			backend.ErrRejected, path, cacheName, cacheName, path)
+	}
+	if err := cb.CreatePin(c.Context, backend.Pin{Name: args[0], StorePath: path, Artifacts: artifacts, Keep: keep}); err != nil {
+		return err
+	}
+	fmt.Fprintf(c.App.ErrWriter, "Pinned %s as %q in %s\n", path, args[0], cb)
+	return nil
+}
+
+// pinsCommand is `cachix-select pins list|export`.
+func pinsCommand() *cli.Command {
+	filterFlags := []cli.Flag{
+		&cli.StringSliceFlag{Name: "include", Usage: "only pins whose name matches `GLOB` (repeatable)"},
+		&cli.StringSliceFlag{Name: "exclude", Usage: "leave out pins whose name matches `GLOB` (repeatable, wins over --include)"},
+		&cli.StringSliceFlag{Name: "system", Usage: "only pins for `SYSTEM` (and system-less pins; repeatable)"},
+	}
+	return &cli.Command{
+		Name:  "pins",
+		Usage: "list a Cachix cache's pins, or export them as an evaluation-free Nix expression",
+		Subcommands: []*cli.Command{
+			{
+				Name:         "list",
+				Usage:        "show the pins of a cache (works without a token for public caches)",
+				Flags:        append(cachixFlags(), &cli.BoolFlag{Name: "json", Usage: "print JSON"}),
+				OnUsageError: onUsageError,
+				Action:       pinsListAction,
+			},
+			{
+				Name:  "export",
+				Usage: "write pins.nix, default.nix and flake.nix mapping pin names to store paths",
+				Description: "The output (a directory, or a .tar.gz to publish) lets `nix build -f URL NAME` or\n" +
+					"`nix eval -f URL NAME` substitute a pinned path without evaluating the expression that built it.\n" +
+					"Dots in pin names become nested attributes; default.nix picks the pin's child for the current\n" +
+					"system when there is one. The output is deterministic.",
+				Flags: append(append(cachixFlags(), filterFlags...),
+					&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "write to `DIR`, or to a tarball when it ends in .tar.gz"},
+					&cli.StringFlag{Name: "cache-url", Usage: "binary cache `URL` for fetchClosure in flake.nix (default: the cache's own)"}),
+				OnUsageError: onUsageError,
+				Action:       pinsExportAction,
+			},
+		},
+	}
+}
+
+// pinsListAction prints the pins as a table or JSON.
+func pinsListAction(c *cli.Context) error {
+	cb, _, err := openCachix(c, "")
+	if err != nil {
+		return err
+	}
+	list, err := cb.ListPins(c.Context)
+	if err != nil {
+		return err
+	}
+	if c.Bool("json") {
+		type rev struct {
+			StorePath string   `json:"storePath"`
+			Artifacts []string `json:"artifacts"`
+			CreatedOn string   `json:"createdOn"`
+		}
+		type pin struct {
+			Name         string `json:"name"`
+			CreatedOn    string `json:"createdOn"`
+			Keep         any    `json:"keep"`
+			LastRevision *rev   `json:"lastRevision"`
+		}
+		out := []pin{}
+		for _, p := range list {
+			q := pin{Name: p.Name, CreatedOn: p.CreatedOn, Keep: keepJSON(p.Keep)}
+			if r := p.LastRevision; r != nil {
+				q.LastRevision = &rev{StorePath: r.StorePath, Artifacts: append([]string{}, r.Artifacts...), CreatedOn: r.CreatedOn}
+			}
+			out = append(out, q)
+		}
+		b, _ := json.MarshalIndent(out, "", "  ")
+		fmt.Fprintln(c.App.Writer, string(b))
+		return nil
+	}
+	if len(list) == 0 {
+		fmt.Fprintf(c.App.Writer, "%s has no pins.\n", cb)
+		return nil
+	}
+	tw := tabwriter.NewWriter(c.App.Writer, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "NAME\tSTORE PATH\tKEEP\tLAST REVISION")
+	for _, p := range list {
+		path, when := "-", "-"
+		if r := p.LastRevision; r != nil {
+			path, when = r.StorePath, revisionTime(r.CreatedOn)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", p.Name, path, keepText(p.Keep), when)
+	}
+	return tw.Flush()
+}
+
+// keepJSON renders a keep policy the way the manifest writes it.
+func keepJSON(k *backend.Keep) any {
+	switch {
+	case k == nil:
+		return nil
+	case k.Kind == "forever":
+		return "forever"
+	}
+	return map[string]int{k.Kind: k.Value}
+}
+
+// keepText renders a keep policy for the table.
+func keepText(k *backend.Keep) string {
+	switch {
+	case k == nil:
+		return "(default)"
+	case k.Kind == "forever":
+		return "forever"
+	}
+	return fmt.Sprintf("%d %s", k.Value, k.Kind)
+}
+
+// revisionTime shortens the server's timestamp when it parses.
+func revisionTime(s string) string {
+	for _, layout := range []string{time.RFC3339Nano, "2006-01-02T15:04:05.999999Z"} {
+		if t, err := time.Parse(layout, s); err == nil {
+			return t.Local().Format("2006-01-02 15:04")
+		}
+	}
+	return s
+}
+
+// pinsExportAction writes the pins as Nix files or a tarball.
+func pinsExportAction(c *cli.Context) error {
+	out := c.String("output")
+	if out == "" {
+		return usageErrorf("give --output DIR or --output FILE.tar.gz")
+	}
+	cb, _, err := openCachix(c, "")
+	if err != nil {
+		return err
+	}
+	list, err := cb.ListPins(c.Context)
+	if err != nil {
+		return err
+	}
+	var ps []pins.PinInfo
+	for _, p := range list {
+		if p.LastRevision == nil || p.LastRevision.StorePath == "" {
+			continue
+		}
+		info := pins.PinInfo{Name: p.Name, StorePath: p.LastRevision.StorePath}
+		if t, err := time.Parse(time.RFC3339Nano, p.LastRevision.CreatedOn); err == nil {
+			info.LastRevision = t
+		}
+		ps = append(ps, info)
+	}
+	cacheURL := c.String("cache-url")
+	if cacheURL == "" {
+		if info, err := cb.CacheInfo(c.Context); err == nil && info.URI != "" {
+			cacheURL = info.URI
+		} else {
+			cacheURL = "https://" + c.String("cache") + ".cachix.org"
+		}
+	}
+	files, err := pins.Export(ps, pins.ExportOptions{CacheURL: cacheURL,
+		Include: c.StringSlice("include"), Exclude: c.StringSlice("exclude"), Systems: c.StringSlice("system")})
+	if err != nil {
+		return pushlib.BadInputf("%w", err)
+	}
+	if strings.HasSuffix(out, ".tar.gz") || strings.HasSuffix(out, ".tgz") {
+		err = writeFileAtomic(out, func(w io.Writer) error { return pins.WriteTarGz(w, files) })
+	} else {
+		err = pins.WriteDir(out, files)
+	}
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(c.App.ErrWriter, "Exported %d pins of %s to %s\n", len(ps), cb, out)
+	return nil
+}
+
+// writeFileAtomic writes a file through a temp file and a rename.
+func writeFileAtomic(file string, write func(io.Writer) error) error {
+	tmp, err := os.CreateTemp(filepath.Dir(file), ".tmp-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if err := write(tmp); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Chmod(0o644); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), file)
+}
