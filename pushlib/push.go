@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"runtime"
 	"sort"
 	"sync"
 	"time"
@@ -197,7 +198,8 @@ func Push(ctx context.Context, job Job) (*Result, error) {
 		return res, nil
 	}
 
-	up := &uploader{job: job, comp: comp, sink: sink, cache: cacheName, missing: missing, res: res}
+	up := &uploader{job: job, comp: comp, sink: sink, cache: cacheName, missing: missing, res: res,
+		cpu: narstream.NewCPU(runtime.GOMAXPROCS(0))}
 	up.run(ctx, order)
 
 	failed := map[string]bool{}
@@ -259,6 +261,9 @@ type uploader struct {
 	cache   string
 	missing map[string]*store.PathInfo
 	res     *Result
+	// cpu bounds the paths compressing at once to the cores; Jobs bounds
+	// the paths in flight (uploads wait on the network without a core).
+	cpu narstream.CPU
 
 	mu sync.Mutex
 }
@@ -331,9 +336,9 @@ func isFatal(err error) bool {
 // upload streams one path, retrying retryable failures.
 func (u *uploader) upload(ctx context.Context, info *store.PathInfo) (backend.Pending, error) {
 	stream := func(ctx context.Context, w io.Writer) (narstream.Result, error) {
-		return narstream.Stream(ctx, info, u.comp, w, func(n uint64) {
+		return narstream.StreamLimited(ctx, info, u.comp, w, func(n uint64) {
 			u.sink.Emit(events.Event{Kind: events.Progress, Cache: u.cache, Path: info.Path, Bytes: n, NarSize: info.NarSize})
-		})
+		}, u.cpu)
 	}
 	var lastErr error
 	for attempt := 1; attempt <= 1+u.job.PathRetries; attempt++ {
