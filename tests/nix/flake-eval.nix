@@ -1,8 +1,8 @@
 # flake.nix's outputs evaluated without nixpkgs: nixpkgs is replaced by
 # tests/nix/stub-pkgs.nix, whose buildGoModule records its arguments and
 # returns the cachix-select binary under test (`package`). `failures` is
-# [] when every case holds; `manifest` and `shellHookCheck` are built by
-# tests/nix/run.
+# [] when every case holds; `manifest`, `checks` and `examples` are built
+# by tests/nix/run.
 { package, salt }:
 let
   pkgPath = builtins.storePath package;
@@ -90,4 +90,21 @@ in
 
   # The flake's own checks that need no nixpkgs.lib.
   checks = { inherit (self.checks.${system}) manifest shell-hook; };
+
+  # The examples that need no nixpkgs beyond the stub: examples/shell.nix
+  # and examples/devshell/flake.nix (its outputs called with the stub
+  # nixpkgs and this flake). Building these builds their manifests.
+  examples =
+    let
+      shell = import ../../examples/shell.nix { inherit pkgs; };
+      devshell = (import ../../examples/devshell/flake.nix).outputs {
+        inherit nixpkgs;
+        cachix-select = self;
+      };
+    in
+    {
+      shell = pkgs.writeText "example-shell-hook" shell.shellHook;
+      devshell = pkgs.writeText "example-devshell-hook" devshell.devShells.${system}.default.shellHook;
+      devshellManifest = devshell.packages.${system}.cachix-manifest;
+    };
 }

@@ -1,7 +1,7 @@
 # A minimal stand-in for nixpkgs, built from builtins only, with what the
 # modules and the flake take from pkgs: writeTextFile / writeText (real
 # derivations with /bin/sh builders that run checkPhase, as nixpkgs' do),
-# callPackage, mkShell and a buildGoModule that records its arguments.
+# writeShellScriptBin, callPackage, mkShell and a buildGoModule that records its arguments.
 {
   system ? builtins.currentSystem,
   # extra attributes, seen by callPackage too (a fake package, say)
@@ -40,6 +40,22 @@ let
       };
 
     writeText = name: text: self.writeTextFile { inherit name text; };
+
+    writeShellScriptBin =
+      name: text:
+      builtins.derivation {
+        inherit name text system;
+        builder = "/bin/sh";
+        PATH = "/usr/bin:/bin";
+        args = [
+          "-c"
+          ''
+            mkdir -p "$out/bin"
+            printf '#!/bin/sh\n%s\n' "$text" > "$out/bin/$name"
+            chmod +x "$out/bin/$name"
+          ''
+        ];
+      };
 
     # callPackage passes the arguments a function asks for from this set.
     callPackage =
