@@ -91,7 +91,7 @@ func BuildJobs(req Request, st *store.Store) ([]Job, error) {
 		if o.Cache != "" && o.To != "" {
 			return nil, BadInputf("give either --cache or --to, not both")
 		}
-		spec := o.Apply(CacheSpec{Host: manifest.DefaultHost})
+		spec := o.Apply(CacheSpec{})
 		resolved, err := st.Resolve(req.Paths)
 		if err != nil {
 			return nil, err
@@ -113,12 +113,13 @@ func BuildJobs(req Request, st *store.Store) ([]Job, error) {
 		bopts := req.Backend
 		bopts.OmitDeriver = bopts.OmitDeriver || g.push.OmitDeriver || req.Settings.OmitDeriver
 		bopts.ReadOnly = bopts.ReadOnly || req.Settings.DryRun
-		b, err := OpenBackend(g.spec, bopts)
+		b, warnings, err := OpenBackend(g.spec, bopts)
 		if err != nil {
 			return nil, err
 		}
 		jobs = append(jobs, Job{
 			Backend:     b,
+			Warnings:    warnings,
 			Store:       st,
 			Roots:       g.roots,
 			Compression: comp,

@@ -62,6 +62,8 @@ type Job struct {
 	PathRetries int
 	// RetryDelay is the wait between whole-path retries (default 5s).
 	RetryDelay time.Duration
+	// Warnings found while preparing the job (credentials), shown first.
+	Warnings []string
 }
 
 // PathResult is one uploaded path.
@@ -125,6 +127,9 @@ func Push(ctx context.Context, job Job) (*Result, error) {
 	}
 	cacheName := job.Backend.String()
 	res := &Result{Cache: cacheName, DryRun: job.DryRun, Pushed: []PathResult{}, Confirmed: []string{}}
+	for _, w := range job.Warnings {
+		sink.Emit(events.Event{Kind: events.Warning, Cache: cacheName, Message: w})
+	}
 
 	roots := make([]string, 0, len(job.Roots))
 	for _, r := range job.Roots {

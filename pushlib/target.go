@@ -4,29 +4,41 @@ import (
 	"os"
 	"strings"
 
+	"github.com/rs/zerolog"
+
 	"github.com/cachix-select/cachix-select/pushlib/backend"
+	"github.com/cachix-select/cachix-select/pushlib/cachix"
+	"github.com/cachix-select/cachix-select/pushlib/creds"
 	"github.com/cachix-select/cachix-select/pushlib/filecache"
 	"github.com/cachix-select/cachix-select/pushlib/manifest"
-	"github.com/cachix-select/cachix-select/pushlib/signing"
 )
 
 // CacheSpec says which cache to push to and where its secrets are, as a
 // manifest's "cache" object or the command line does.
 type CacheSpec struct {
-	// Name is a Cachix cache name; Host its API host.
+	// Name is a Cachix cache name; Host its API host ("" = cachix.dhall's
+	// hostname, else https://cachix.org).
 	Name, Host string
 	// URL is a plain binary cache (file:///dir).
 	URL string
-	// AuthTokenFile and SigningKeyFile are read at run time.
+	// AuthTokenFile and SigningKeyFile come from the manifest; read at run time.
 	AuthTokenFile, SigningKeyFile string
+	// FlagAuthTokenFile and FlagSigningKeyFile come from the command line
+	// and win over the manifest's.
+	FlagAuthTokenFile, FlagSigningKeyFile string
 }
 
-// Key identifies the cache, so that several manifests for one cache become one push.
+// Key identifies the cache, so that several manifests for one cache become
+// one push, and so that records of what was pushed stay per cache.
 func (c CacheSpec) Key() string {
 	if c.URL != "" {
 		return c.URL
 	}
-	return "cachix:" + strings.TrimRight(c.Host, "/") + "/" + c.Name
+	host := c.Host
+	if host == "" {
+		host = manifest.DefaultHost
+	}
+	return "cachix:" + strings.TrimRight(host, "/") + "/" + c.Name
 }
 
 // String names the cache for messages.
@@ -62,12 +74,8 @@ func (o Overrides) Apply(spec CacheSpec) CacheSpec {
 	if o.Host != "" && spec.URL == "" {
 		spec.Host = o.Host
 	}
-	if o.AuthTokenFile != "" {
-		spec.AuthTokenFile = o.AuthTokenFile
-	}
-	if o.SigningKeyFile != "" {
-		spec.SigningKeyFile = o.SigningKeyFile
-	}
+	spec.FlagAuthTokenFile = o.AuthTokenFile
+	spec.FlagSigningKeyFile = o.SigningKeyFile
 	return spec
 }
 
@@ -77,69 +85,69 @@ type BackendOptions struct {
 	OmitDeriver bool
 	// SigningKeyName names a bare (Cachix-form) key for file caches.
 	SigningKeyName string
+	// ConfigPath is cachix.dhall ("" = $XDG_CONFIG_HOME/cachix/cachix.dhall).
+	ConfigPath string
 	// LookupEnv reads the environment (nil = os.LookupEnv).
 	LookupEnv func(string) (string, bool)
 	// NoSync skips fsync in file caches (tests, benchmarks).
 	NoSync bool
 	// ReadOnly: a dry run; the backend must not create or change anything.
 	ReadOnly bool
+	// Logger receives debug logs of HTTP backends (nil = silent).
+	Logger *zerolog.Logger
+	// Version is sent in the User-Agent.
+	Version string
 }
 
-// OpenBackend builds the backend for spec. Nothing is contacted yet.
-func OpenBackend(spec CacheSpec, opts BackendOptions) (backend.Backend, error) {
+// OpenBackend builds the backend for spec and resolves its credentials.
+// Nothing is contacted yet. Warnings (e.g. a world-readable token file) are
+// returned for the caller to show.
+func OpenBackend(spec CacheSpec, opts BackendOptions) (backend.Backend, []string, error) {
 	if opts.LookupEnv == nil {
 		opts.LookupEnv = os.LookupEnv
 	}
+	cr, err := creds.Resolve(creds.Sources{
+		CacheName:              spec.Name,
+		AuthTokenFileFlag:      spec.FlagAuthTokenFile,
+		SigningKeyFileFlag:     spec.FlagSigningKeyFile,
+		ManifestAuthTokenFile:  spec.AuthTokenFile,
+		ManifestSigningKeyFile: spec.SigningKeyFile,
+		SigningKeyName:         opts.SigningKeyName,
+		ConfigPath:             opts.ConfigPath,
+		StoreDir:               opts.StoreDir,
+		LookupEnv:              opts.LookupEnv,
+	})
+	if err != nil {
+		return nil, nil, BadInputf("%w", err)
+	}
 	if spec.URL != "" {
 		if err := manifest.ValidateCacheURL(spec.URL); err != nil {
-			return nil, BadInputf("%v", err)
+			return nil, nil, BadInputf("%v", err)
 		}
-		key, err := fileCacheKey(spec, opts)
-		if err != nil {
-			return nil, err
+		if cr.SigningKey != nil && cr.SigningKey.Name == "" {
+			return nil, nil, BadInputf("the signing key from %s has no name (Cachix form); give --signing-key-name or use the Nix form name:base64", cr.SigningKeySource)
 		}
-		fc, err := filecache.New(filecache.Options{URL: spec.URL, StoreDir: opts.StoreDir, SigningKey: key,
+		fc, err := filecache.New(filecache.Options{URL: spec.URL, StoreDir: opts.StoreDir, SigningKey: cr.SigningKey,
 			OmitDeriver: opts.OmitDeriver, NoSync: opts.NoSync, ReadOnly: opts.ReadOnly})
 		if err != nil {
-			return nil, BadInputf("%v", err)
+			return nil, nil, BadInputf("%w", err)
 		}
-		return fc, nil
+		return fc, cr.Warnings, nil
 	}
-	return nil, BadInputf("Cachix caches are not supported yet")
-}
-
-// fileCacheKey loads the signing key for a plain binary cache: the
-// --signing-key-file/manifest file, else $CACHIX_SIGNING_KEY. A bare
-// (Cachix-form) key needs a name.
-func fileCacheKey(spec CacheSpec, opts BackendOptions) (*signing.Key, error) {
-	var text, source string
-	if spec.SigningKeyFile != "" {
-		if manifest.InStore(spec.SigningKeyFile, storeDirOr(opts.StoreDir)) {
-			return nil, BadInputf("signing key file %s is inside the Nix store, which every user can read", spec.SigningKeyFile)
-		}
-		data, err := os.ReadFile(spec.SigningKeyFile)
-		if err != nil {
-			return nil, BadInputf("reading signing key file: %v", err)
-		}
-		text, source = string(data), spec.SigningKeyFile
-	} else if v, ok := opts.LookupEnv("CACHIX_SIGNING_KEY"); ok && strings.TrimSpace(v) != "" {
-		text, source = v, "$CACHIX_SIGNING_KEY"
-	} else {
-		return nil, nil
+	host := spec.Host
+	if host == "" {
+		host = cr.Hostname
 	}
-	key, err := signing.Parse(text, opts.SigningKeyName)
+	if host == "" {
+		host = manifest.DefaultHost
+	}
+	cb, err := cachix.New(cachix.Options{
+		Name: spec.Name, Host: host,
+		Token: cr.Token, TokenSource: cr.TokenSource, SigningKey: cr.SigningKey,
+		OmitDeriver: opts.OmitDeriver, Logger: opts.Logger, Version: opts.Version,
+	})
 	if err != nil {
-		return nil, BadInputf("signing key from %s: %v", source, err)
+		return nil, nil, BadInputf("%w", err)
 	}
-	if key.Name == "" {
-		return nil, BadInputf("the signing key from %s has no name (Cachix form); give --signing-key-name or use the Nix form name:base64", source)
-	}
-	return key, nil
-}
-
-func storeDirOr(d string) string {
-	if d == "" {
-		return "/nix/store"
-	}
-	return d
+	return cb, cr.Warnings, nil
 }

@@ -59,7 +59,8 @@ func TestActivateQueuesWhenOfflineAndFlushesLater(t *testing.T) {
 	if r.code != 0 || !strings.Contains(r.stderr, "in the background") || strings.Count(strings.TrimSpace(r.stderr), "\n") != 0 {
 		t.Fatalf("activate: code %d, stderr %q", r.code, r.stderr)
 	}
-	if d := time.Since(start); d > 2*time.Second {
+	// A hang detector, not a speed test (speed lives in tests/bench).
+	if d := time.Since(start); d > 10*time.Second {
 		t.Errorf("activate took %v", d)
 	}
 	// The background flush fails (cache unusable) and the entry stays queued.
@@ -106,7 +107,7 @@ func TestActivateQueuesWhenOfflineAndFlushesLater(t *testing.T) {
 	if r.code != 0 || r.stderr != "" || r.stdout != "" {
 		t.Fatalf("second activate printed %q %q", r.stdout, r.stderr)
 	}
-	if d := time.Since(start); d > time.Second {
+	if d := time.Since(start); d > 10*time.Second {
 		t.Errorf("a no-op activate took %v", d)
 	}
 	if n := queueLen(t, state); n != 0 {

@@ -179,6 +179,9 @@ func substitute(t *testing.T, cacheURL, publicKey, path string) (string, error) 
 		"--option", "trusted-public-keys", publicKey,
 		"--option", "substituters", "",
 		path)
+	// A private Nix cache dir: Nix remembers binary caches by URL, and test
+	// servers reuse ports.
+	cmd.Env = append(os.Environ(), "XDG_CACHE_HOME="+t.TempDir())
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		return root, fmt.Errorf("nix copy: %v\n%s", err, out)

@@ -132,7 +132,7 @@ func doActivate(c *cli.Context) error {
 // activateDryRun reports what a push would do (home-manager DRY_RUN, NixOS dry-activate).
 func activateDryRun(c *cli.Context, m *manifest.Manifest, o pushlib.Overrides, st *store.Store) error {
 	jobs, err := pushlib.BuildJobs(pushlib.Request{Manifests: []*manifest.Manifest{m}, Overrides: o,
-		Settings: pushlib.Settings{DryRun: true}}, st)
+		Settings: pushlib.Settings{DryRun: true}, Backend: backendOptions(c)}, st)
 	if err != nil {
 		return err
 	}

@@ -37,7 +37,10 @@ func manifestCommand() *cli.Command {
 					if !c.Bool("quiet") {
 						target := m.Cache.URL
 						if target == "" {
-							target = "Cachix cache " + m.Cache.Name + " at " + m.Cache.Host
+							target = "Cachix cache " + m.Cache.Name
+							if m.Cache.Host != "" {
+								target += " at " + m.Cache.Host
+							}
 						}
 						fmt.Fprintf(c.App.Writer, "%s: ok (%d paths, %s)\n", f, len(m.Paths), target)
 					}

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/mattn/go-isatty"
+	"github.com/rs/zerolog"
 	"github.com/urfave/cli/v2"
 
 	"github.com/cachix-select/cachix-select/pushlib"
@@ -24,6 +25,7 @@ func cacheFlags() []cli.Flag {
 		&cli.StringFlag{Name: "auth-token-file", Usage: "read the Cachix auth token from `FILE` (default: manifest, $CACHIX_AUTH_TOKEN, cachix.dhall)"},
 		&cli.StringFlag{Name: "signing-key-file", Usage: "read the signing key from `FILE` (Nix name:base64 or Cachix bare base64)"},
 		&cli.StringFlag{Name: "signing-key-name", Usage: "key `NAME` for a bare (Cachix-form) signing key when pushing to a plain binary cache"},
+		&cli.StringFlag{Name: "config", Usage: "Cachix config `FILE` (default $XDG_CONFIG_HOME/cachix/cachix.dhall)"},
 	}
 }
 
@@ -120,7 +122,7 @@ func requestFromFlags(c *cli.Context, manifests []*manifest.Manifest, paths []st
 			OmitDeriver:       c.Bool("omit-deriver"),
 			DryRun:            c.Bool("dry-run"),
 		},
-		Backend: pushlib.BackendOptions{SigningKeyName: c.String("signing-key-name")},
+		Backend: backendOptions(c),
 	}
 	if c.IsSet("compression-level") {
 		l := c.Int("compression-level")
@@ -133,6 +135,25 @@ func requestFromFlags(c *cli.Context, manifests []*manifest.Manifest, paths []st
 		return req, usageErrorf("give either --cache or --to, not both")
 	}
 	return req, nil
+}
+
+// backendOptions are the backend settings every command shares.
+func backendOptions(c *cli.Context) pushlib.BackendOptions {
+	return pushlib.BackendOptions{
+		SigningKeyName: c.String("signing-key-name"),
+		ConfigPath:     c.String("config"),
+		Version:        version,
+		Logger:         logger(c),
+	}
+}
+
+// logger is silent unless --verbose, then debug logs on stderr.
+func logger(c *cli.Context) *zerolog.Logger {
+	l := zerolog.Nop()
+	if c.Bool("verbose") {
+		l = zerolog.New(zerolog.ConsoleWriter{Out: c.App.ErrWriter, NoColor: true}).Level(zerolog.DebugLevel).With().Timestamp().Logger()
+	}
+	return &l
 }
 
 // readInputs sorts the arguments into manifests and store paths; with no

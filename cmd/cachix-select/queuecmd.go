@@ -85,6 +85,7 @@ func flushQueue(ctx context.Context, c *cli.Context, d *queue.Dir, wait bool) er
 		Overrides: pushlib.Overrides{AuthTokenFile: c.String("auth-token-file"), SigningKeyFile: c.String("signing-key-file")},
 		Store:     store.New(),
 		Events:    out,
+		Backend:   backendOptions(c),
 	}
 	tried := map[string]bool{}
 	var total activate.FlushResult

@@ -20,7 +20,8 @@ import (
 // *Error values naming the file and the field.
 var ErrInvalid = errors.New("invalid manifest")
 
-// DefaultHost is the Cachix API host when the manifest names none.
+// DefaultHost is the Cachix API host when neither the manifest, the
+// command line nor cachix.dhall names one.
 const DefaultHost = "https://cachix.org"
 
 // Manifest is a parsed, validated manifest.
@@ -299,8 +300,8 @@ func (p *parser) cache(top map[string]json.RawMessage, m *Manifest) error {
 		if err := ValidateCacheName(c.Name); err != nil {
 			return p.errf("cache.name", "%v", err)
 		}
-		if c.Host == "" {
-			c.Host = DefaultHost
+		if c.Host != "" && !strings.HasPrefix(c.Host, "https://") && !strings.HasPrefix(c.Host, "http://") {
+			return p.errf("cache.host", "%q must be an http(s) URL such as %s", c.Host, DefaultHost)
 		}
 	}
 	if c.URL != "" {

@@ -31,7 +31,7 @@ func TestParseValid(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if m.Cache.Name != "mycache" || m.Cache.Host != manifest.DefaultHost || m.Cache.AuthTokenFile != "/run/secrets/cachix-token" {
+	if m.Cache.Name != "mycache" || m.Cache.Host != "" || m.Cache.AuthTokenFile != "/run/secrets/cachix-token" {
 		t.Errorf("cache = %+v", m.Cache)
 	}
 	if len(m.Paths) != 3 || m.Paths[1].Name != "glibc-2.40" || m.Paths[0].Pin.Keep.Revisions != 3 ||

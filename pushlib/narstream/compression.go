@@ -105,22 +105,42 @@ func zstdLevel(l int) zstd.EncoderLevel {
 const zstdWindow = 4 << 20
 
 // encoderPools reuses zstd encoders (their buffers are several MiB) across paths.
-var encoderPools sync.Map // zstd.EncoderLevel -> *sync.Pool
+var encoderPools sync.Map // poolKey -> *sync.Pool
+
+// poolKey separates encoders by level and concurrency (fixed at creation).
+type poolKey struct {
+	level zstd.EncoderLevel
+	conc  int
+}
+
+// asyncThreshold is the NAR size from which one path is compressed on its
+// own goroutine while the next block is read and hashed: big paths then
+// use both cores even when nothing else is being pushed. Smaller paths run
+// synchronously; the pipeline's parallel paths keep the cores busy instead.
+const asyncThreshold = 16 << 20
 
 // compressor wraps w in a compressing writer; Close flushes the compressor
-// (never closes w) and returns its resources.
-func (c Compression) compressor(w io.Writer) (io.WriteCloser, error) {
+// (never closes w) and returns its resources. narSize picks the mode.
+func (c Compression) compressor(w io.Writer, narSize uint64) (io.WriteCloser, error) {
 	switch c.Method {
 	case Zstd:
 		lvl := zstdLevel(c.Level)
-		pool, _ := encoderPools.LoadOrStore(lvl, &sync.Pool{})
+		conc := 1
+		if narSize >= asyncThreshold {
+			conc = 2
+		}
+		key := poolKey{lvl, conc}
+		pool, _ := encoderPools.LoadOrStore(key, &sync.Pool{})
 		p := pool.(*sync.Pool)
 		if enc, ok := p.Get().(*zstd.Encoder); ok {
 			enc.Reset(w)
 			return &pooledZstd{enc, p}, nil
 		}
 		enc, err := zstd.NewWriter(w, zstd.WithEncoderLevel(lvl), zstd.WithWindowSize(zstdWindow),
-			zstd.WithEncoderConcurrency(2))
+			zstd.WithEncoderConcurrency(conc),
+			// No frame checksum, as libzstd's default (and cachix's): the
+			// NAR and file hashes already protect the data.
+			zstd.WithEncoderCRC(false))
 		if err != nil {
 			return nil, err
 		}

@@ -59,7 +59,7 @@ func (r Result) FileHashHex() string { return hex.EncodeToString(r.FileHash) }
 func Stream(ctx context.Context, info *store.PathInfo, c Compression, dst io.Writer, progress func(narBytes uint64)) (Result, error) {
 	fileHash := sha256.New()
 	fileCount := &counter{}
-	comp, err := c.compressor(io.MultiWriter(dst, fileHash, fileCount))
+	comp, err := c.compressor(io.MultiWriter(dst, fileHash, fileCount), info.NarSize)
 	if err != nil {
 		return Result{}, fmt.Errorf("starting %s compressor: %w", c.Method, err)
 	}
