@@ -235,7 +235,7 @@ rec {
       ]
       ++ map (
         n:
-        "Pin name \"${n}\" would be used by ${toString (length (holders n))} different store paths (${concatStringsSep ", " (holders n)}); pins need distinct names: list only one of them, or give one a name with ${prefix}pin.names."
+        "Pin name \"${n}\" would be used by ${toString (length (holders n))} different store paths (${concatStringsSep ", " (holders n)}); pins need distinct names: push only one of them, or turn pinning off (${prefix}pin.names renames by package name, so it cannot separate two packages of the same name)."
       ) dupes
     );
 

@@ -7,8 +7,8 @@
 # With --build FILE VERSION it also builds cmd/cachix-select from that
 # source the way buildGoModule does (-mod=vendor, -trimpath, the package's
 # ldflags), to check that the narrowed source is complete.
-# Needs Go with the module cache filled (go test ./... does that) and Nix;
-# no network.
+# Needs Go and Nix; no network once the Go module cache is filled (go test
+# ./... fills it), else Go fetches the modules from its proxy.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 . tests/lib/nix-env.sh
@@ -19,7 +19,8 @@ work=$(mktemp -d)
 trap 'chmod -R u+w "$work"; rm -rf "$work"' EXIT
 cp -r "$src" "$work/src"
 chmod -R u+w "$work/src"
-export GOPROXY=off GOTOOLCHAIN=local GOWORK=off GO111MODULE=on GOFLAGS=
+# Modules come from the module cache (filled by go test ./...), else the proxy.
+export GOTOOLCHAIN=local GOWORK=off GO111MODULE=on GOFLAGS=
 (cd "$work/src" && go mod vendor)
 nix hash path --type sha256 "$work/src/vendor"
 
