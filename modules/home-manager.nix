@@ -1,0 +1,115 @@
+# home-manager module: push cachix.pushPackages on `home-manager switch`.
+#
+# home.activation.cachixSelect runs after writeBoundary (and after
+# home-manager reloaded the user units) through `run`: DRY_RUN gets a
+# report, VERBOSE a verbose run, and a failure never aborts activation
+# unless cachix.strict is set. In background mode the push goes to the
+# user unit cachix-select.service when user systemd runs, else to a
+# detached process; a user timer retries what is still queued.
+{
+  config,
+  lib,
+  pkgs,
+  ...
+}:
+let
+  cfg = config.cachix;
+  pure = import ./lib.nix;
+  active = cfg.enable && cfg.pushPackages != [ ];
+  exe = "${cfg.package}/bin/cachix-select";
+  unit = "cachix-select";
+  useSystemd = config.systemd.user.enable or false;
+  nixPackage = config.nix.package or null;
+
+  manifestArgs = {
+    inherit (cfg)
+      cacheName
+      cacheUrl
+      host
+      authTokenFile
+      signingKeyFile
+      pin
+      push
+      ;
+    packages = cfg.pushPackages;
+    origin = "home-manager";
+  };
+in
+{
+  options.cachix = import ./options.nix {
+    inherit lib pkgs;
+    pinPrefix = null;
+    pinPrefixText = lib.literalExpression "null";
+  }
+  // {
+    stateDir = lib.mkOption {
+      type = lib.types.str;
+      default = "${config.xdg.stateHome}/cachix-select";
+      defaultText = lib.literalExpression ''"''${config.xdg.stateHome}/cachix-select"'';
+      example = "/home/alice/.local/state/cachix-select";
+      description = ''
+        Where cachix-select keeps its queue, its record of what the cache
+        confirmed, and push.log (for `cachix-select queue list --state-dir …`).
+      '';
+    };
+  };
+
+  config = lib.mkMerge [
+    {
+      cachix.manifest = pure.writeManifestUnchecked {
+        inherit (pkgs) writeTextFile;
+        inherit (cfg) package;
+        args = manifestArgs;
+      };
+    }
+
+    (lib.mkIf active {
+      assertions = map (message: {
+        assertion = false;
+        inherit message;
+      }) (pure.problems (manifestArgs // { prefix = "cachix."; }));
+
+      # After reloadSystemd too, so that a new or changed unit is loaded
+      # before activation starts it (ignored when systemd is off).
+      home.activation.cachixSelect =
+        lib.hm.dag.entryAfter
+          [
+            "writeBoundary"
+            "reloadSystemd"
+          ]
+          (
+            pure.homeManagerActivation {
+              inherit exe;
+              inherit (cfg) mode strict timeout stateDir;
+              manifest = "${cfg.manifest}";
+              systemdUnit = if useSystemd then "${unit}.service" else null;
+              systemctlDir = if useSystemd then dirOf config.systemd.user.systemctlPath else null;
+            }
+          );
+
+      systemd.user.services.${unit} = lib.mkIf useSystemd {
+        Unit.Description = "Push queued Nix store paths to a binary cache (cachix-select)";
+        Service = {
+          Type = "oneshot";
+          ExecStart = pure.escapeShellArgs (
+            pure.flushArgs {
+              inherit exe;
+              inherit (cfg) stateDir;
+            }
+          );
+          Environment = lib.optional (nixPackage != null) "PATH=${nixPackage}/bin";
+        };
+      };
+
+      systemd.user.timers.${unit} = lib.mkIf (useSystemd && cfg.retryInterval != null) {
+        Unit.Description = "Retry the queued pushes of cachix-select";
+        Timer = {
+          OnStartupSec = "10min";
+          OnUnitInactiveSec = cfg.retryInterval;
+          RandomizedDelaySec = "2min";
+        };
+        Install.WantedBy = [ "timers.target" ];
+      };
+    })
+  ];
+}

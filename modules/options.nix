@@ -1,0 +1,265 @@
+# The `cachix.*` options shared by the home-manager and NixOS modules.
+# `pinPrefix` and `pinPrefixText` are the per-module default pin prefix.
+{
+  lib,
+  pkgs,
+  pinPrefix,
+  pinPrefixText,
+}:
+let
+  inherit (lib) mkOption types literalExpression;
+  pure = import ./lib.nix;
+
+  # runtimePath is a secret's location, read by the binary at run time: a
+  # string, because a Nix path value would copy the secret into the store.
+  runtimePath = types.mkOptionType {
+    name = "runtimePath";
+    description = "absolute path outside the Nix store, given as a string (not a Nix path)";
+    descriptionClass = "noun";
+    check = pure.isRuntimePath;
+    merge = lib.options.mergeEqualOption;
+  };
+
+  # secretOption documents the two secret options the same way.
+  secretOption =
+    what: example:
+    mkOption {
+      type = types.nullOr runtimePath;
+      default = null;
+      inherit example;
+      description = ''
+        Path of a file holding the ${what}, read by cachix-select when it
+        pushes (at run time, never at evaluation). Give it as a string such
+        as `"/run/secrets/cachix-token"` (sops-nix, agenix): a Nix path like
+        `./token` is refused because it would copy the secret into the
+        world-readable Nix store, and so is any path inside the store.
+        When null, cachix-select falls back to `$CACHIX_AUTH_TOKEN` /
+        `$CACHIX_SIGNING_KEY` and then to `~/.config/cachix/cachix.dhall`.
+      '';
+    };
+in
+{
+  enable = mkOption {
+    type = types.bool;
+    default = true;
+    example = false;
+    description = ''
+      Whether to push {option}`cachix.pushPackages`. On by default: the
+      module does nothing until something is listed there, so importing it
+      is the opt-in. Set it to false to switch every push off on one
+      machine (one without the token, say) and keep the package lists that
+      other modules add.
+    '';
+  };
+
+  pushPackages = mkOption {
+    type = types.listOf types.package;
+    default = [ ];
+    example = literalExpression "[ pkgs.neovim config.programs.emacs.finalPackage ]";
+    description = ''
+      Packages to push, each with its runtime closure, whenever the
+      configuration is activated. Definitions from several modules are
+      merged, so a module can add what it builds; a package listed twice is
+      pushed once. Only paths the cache lacks are uploaded, and an
+      activation with nothing new costs no network. The packages become
+      part of the configuration's closure (the manifest refers to them, so
+      they are built before activation).
+    '';
+  };
+
+  cacheName = mkOption {
+    type = types.nullOr types.str;
+    default = null;
+    example = "mycache";
+    description = ''
+      Name of the Cachix cache to push to (`mycache` for
+      `https://mycache.cachix.org`). Set exactly one of this and
+      {option}`cachix.cacheUrl`.
+    '';
+  };
+
+  cacheUrl = mkOption {
+    type = types.nullOr types.str;
+    default = null;
+    example = "file:///srv/nix-cache";
+    description = ''
+      URL of a plain Nix binary cache to push to instead of Cachix, such as
+      `file:///srv/nix-cache` (its parent directory must exist). Set exactly
+      one of this and {option}`cachix.cacheName`.
+    '';
+  };
+
+  host = mkOption {
+    type = types.nullOr types.str;
+    default = null;
+    example = "https://cachix.example.com";
+    description = ''
+      Cachix API host, for a self-hosted or enterprise Cachix. Null means
+      `https://cachix.org`. Only with {option}`cachix.cacheName`.
+    '';
+  };
+
+  authTokenFile = secretOption "Cachix auth token" "/run/secrets/cachix-token";
+
+  signingKeyFile = secretOption "signing key (Nix `name:base64` or Cachix's bare base64 form), for caches that you sign yourself" "/run/secrets/cachix-signing-key";
+
+  mode = mkOption {
+    type = types.enum [
+      "background"
+      "foreground"
+    ];
+    default = "background";
+    example = "foreground";
+    description = ''
+      `background`: activation only queues the push (milliseconds) and a
+      systemd unit, or a detached process where systemd is not running,
+      pushes it. `foreground`: activation pushes before it goes on, for at
+      most {option}`cachix.timeout`. Either way, what cannot be pushed now
+      (offline, cache down) stays queued and is retried.
+    '';
+  };
+
+  timeout = mkOption {
+    type = types.strMatching "([0-9]+(\\.[0-9]+)?(ns|us|ms|s|m|h))+";
+    default = "10m";
+    example = "2m30s";
+    description = ''
+      In foreground mode, how long activation may spend pushing (a Go
+      duration: `90s`, `10m`, `1h`). What is left stays queued.
+    '';
+  };
+
+  strict = mkOption {
+    type = types.bool;
+    default = false;
+    example = true;
+    description = ''
+      Whether a failed push fails the activation. Off by default: a push
+      that cannot happen is a warning and stays queued, and the switch goes
+      on. With strictness on, a bad manifest or (in foreground mode) a
+      failed push makes the activation fail.
+    '';
+  };
+
+  retryInterval = mkOption {
+    type = types.nullOr types.str;
+    default = "1h";
+    example = "15min";
+    description = ''
+      How often a systemd timer retries the queued pushes (a systemd time
+      span), counted from the end of the last try; also once 10 minutes
+      after boot or login. Null: no timer, and queued pushes wait for the
+      next activation or `cachix-select queue flush`.
+    '';
+  };
+
+  pin = {
+    enable = mkOption {
+      type = types.bool;
+      default = false;
+      example = true;
+      description = ''
+        Whether to pin each pushed package in Cachix (only the package
+        itself, not its closure), so that Cachix's garbage collection keeps
+        it. Pin names are `<prefix>-<system>-<name>`, such as
+        `laptop-x86_64-linux-neovim`, unless {option}`cachix.pin.names`
+        says otherwise. Only for Cachix caches.
+      '';
+    };
+
+    prefix = mkOption {
+      type = types.nullOr types.str;
+      default = pinPrefix;
+      defaultText = pinPrefixText;
+      example = "laptop";
+      description = ''
+        First part of the pin names. Null leaves it out
+        (`x86_64-linux-neovim`).
+      '';
+    };
+
+    keep = mkOption {
+      type = types.nullOr (
+        types.either (types.enum [ "forever" ]) (types.attrsOf types.ints.positive)
+      );
+      default = null;
+      example = {
+        revisions = 3;
+      };
+      description = ''
+        How many versions of each pin Cachix keeps: `{ revisions = N; }`,
+        `{ days = N; }` or `"forever"`. Null: Cachix's default.
+      '';
+    };
+
+    names = mkOption {
+      type = types.attrsOf types.str;
+      default = { };
+      example = {
+        neovim = "nvim-stable";
+      };
+      description = ''
+        Pin names for single packages, by package name (its `pname`, with
+        `-<output>` for a non-default output), replacing the default name.
+      '';
+    };
+  };
+
+  push = {
+    jobs = mkOption {
+      type = types.nullOr (types.ints.between 1 256);
+      default = null;
+      example = 4;
+      description = "How many paths are uploaded at once. Null: 8.";
+    };
+
+    compression = mkOption {
+      type = types.nullOr (
+        types.enum [
+          "zstd"
+          "xz"
+        ]
+      );
+      default = null;
+      example = "xz";
+      description = "Compression of the uploaded NARs. Null: the cache's preference, else zstd.";
+    };
+
+    compressionLevel = mkOption {
+      type = types.nullOr (types.ints.between 0 16);
+      default = null;
+      example = 8;
+      description = "Compression level (0-16 for zstd, 0-9 for xz). Null: 2.";
+    };
+
+    omitDeriver = mkOption {
+      type = types.bool;
+      default = false;
+      example = true;
+      description = "Whether to keep secret which derivation built each path (the narinfo's Deriver field).";
+    };
+  };
+
+  package = mkOption {
+    type = types.package;
+    default =
+      pkgs.cachix-select or (throw ''
+        cachix.package is not set and pkgs has no cachix-select. Import the module from the cachix-select
+        flake (homeModules.default / nixosModules.default set it), add its overlays.default to nixpkgs,
+        or set cachix.package yourself.'');
+    defaultText = literalExpression "the cachix-select flake's package (or pkgs.cachix-select with its overlay)";
+    example = literalExpression "inputs.cachix-select.packages.\${pkgs.stdenv.hostPlatform.system}.default";
+    description = "The cachix-select package that renders, checks and pushes the manifest.";
+  };
+
+  manifest = mkOption {
+    type = types.package;
+    readOnly = true;
+    description = ''
+      The rendered manifest (a JSON file in the store, checked by
+      `cachix-select manifest check` while it is built). For CI:
+      `nix build .#nixosConfigurations.HOST.config.cachix.manifest -o manifest.json`
+      then `cachix-select push manifest.json`.
+    '';
+  };
+}

@@ -1,0 +1,296 @@
+# Unit tests of modules/lib.nix, evaluated by plain nix-instantiate (no
+# nixpkgs). The result is the list of failures: [] means every case passed.
+# `quoting` is a shell script (see tests/nix/run) that checks the shell
+# quoting for real, with bash.
+let
+  l = import ../../modules/lib.nix;
+
+  # case compares a result with what is expected.
+  case =
+    name: got: want:
+    if got == want then
+      null
+    else
+      "${name}: got ${builtins.toJSON got}, want ${builtins.toJSON want}";
+
+  # fails tells whether evaluating x throws.
+  fails = x: !(builtins.tryEval (builtins.deepSeq x x)).success;
+
+  # contains tells whether one of the strings contains the text.
+  contains = text: strings: builtins.any (s: builtins.match ".*${text}.*" s != null) strings;
+
+  sd = builtins.storeDir;
+  h = c: builtins.concatStringsSep "" (builtins.genList (_: c) 32);
+  pkg = name: pname: extra: {
+    inherit name;
+    outPath = "${sd}/${h "a"}-${name}";
+    system = "x86_64-linux";
+  }
+  // (if pname == null then { } else { inherit pname; })
+  // extra;
+  neovim = pkg "neovim-0.11.0" "neovim" { };
+  neovim2 = neovim // {
+    outPath = "${sd}/${h "b"}-neovim-0.11.0";
+  };
+  hello = pkg "hello-2.12.1" null { } // {
+    outPath = "${sd}/${h "c"}-hello-2.12.1";
+  };
+  opensslDev = pkg "openssl-3.0.0" "openssl" {
+    outputs = [
+      "bin"
+      "out"
+      "dev"
+    ];
+    outputName = "dev";
+    outPath = "${sd}/${h "d"}-openssl-3.0.0-dev";
+  };
+
+  valid = {
+    cacheName = "mycache";
+    authTokenFile = "/run/secrets/cachix-token";
+    packages = [ neovim ];
+  };
+
+  m = l.manifest {
+    cacheName = "mycache";
+    host = "https://cachix.example.com";
+    authTokenFile = "/run/secrets/token";
+    packages = [
+      neovim
+      hello
+      neovim
+      opensslDev
+    ];
+    pin = {
+      enable = true;
+      prefix = "laptop";
+      keep.revisions = 3;
+      names.hello = "my-hello";
+    };
+    push = {
+      jobs = 4;
+      compression = null;
+      compressionLevel = 9;
+    };
+    origin = "home-manager";
+  };
+
+  args = l.activateArgs;
+in
+{
+  failures = builtins.filter (x: x != null) [
+    (case "escape plain word" (l.escapeShellArg "/nix/store/x-y/bin/cachix-select") "/nix/store/x-y/bin/cachix-select")
+    (case "escape space" (l.escapeShellArg "a b") "'a b'")
+    (case "escape quote" (l.escapeShellArg "it's") "'it'\\''s'")
+    (case "escape empty" (l.escapeShellArg "") "''")
+    (case "escape dollar" (l.escapeShellArg "$HOME") "'$HOME'")
+    (case "escape assignment-looking word" (l.escapeShellArg "A=b") "'A=b'")
+    (case "escapeShellArgs" (l.escapeShellArgs [ "a" "b c" ]) "a 'b c'")
+
+    (case "runtime path ok" (l.isRuntimePath "/run/secrets/cachix-token") true)
+    (case "runtime path relative" (l.isRuntimePath "secrets/token") false)
+    (case "runtime path in store" (l.isRuntimePath "${sd}/${h "e"}-token") false)
+    (case "runtime path is a Nix path" (l.isRuntimePath ./lib-test.nix) false)
+    (case "runtime path with context" (l.isRuntimePath "${builtins.toFile "token" "secret"}") false)
+    (case "problem for a Nix path" (contains "path literal copies the secret" [
+      (l.runtimePathProblem "cachix.authTokenFile" ./lib-test.nix)
+    ]) true)
+    (case "problem for a store path" (contains "inside the Nix store" [
+      (l.runtimePathProblem "cachix.authTokenFile" "${sd}/${h "e"}-token")
+    ]) true)
+    (case "no problem for null" (l.runtimePathProblem "x" null) null)
+
+    (case "name from pname" (l.nameOf neovim) "neovim")
+    (case "name without pname" (l.nameOf hello) "hello")
+    (case "name of a non-default output" (l.nameOf opensslDev) "openssl-dev")
+    (case "name of a bare store path" (l.nameOf "${sd}/${h "f"}-hello-2.12.1") "hello")
+    (case "pin name" (l.pinName {
+      prefix = "laptop";
+      system = "x86_64-linux";
+      name = "neovim";
+    }) "laptop-x86_64-linux-neovim")
+    (case "pin name without prefix" (l.pinName {
+      prefix = null;
+      system = "x86_64-linux";
+      name = "neovim";
+    }) "x86_64-linux-neovim")
+
+    (case "manifest" m {
+      version = 1;
+      cache = {
+        name = "mycache";
+        host = "https://cachix.example.com";
+        url = null;
+        authTokenFile = "/run/secrets/token";
+        signingKeyFile = null;
+      };
+      paths = [
+        {
+          name = "neovim";
+          storePath = neovim.outPath;
+          pin = {
+            name = "laptop-x86_64-linux-neovim";
+            keep.revisions = 3;
+          };
+        }
+        {
+          name = "hello";
+          storePath = hello.outPath;
+          pin = {
+            name = "my-hello";
+            keep.revisions = 3;
+          };
+        }
+        {
+          name = "openssl-dev";
+          storePath = opensslDev.outPath;
+          pin = {
+            name = "laptop-x86_64-linux-openssl-dev";
+            keep.revisions = 3;
+          };
+        }
+      ];
+      push = {
+        jobs = 4;
+        compressionLevel = 9;
+        omitDeriver = false;
+      };
+      origin = "home-manager";
+    })
+    (case "manifest without pins, plain cache" (l.manifest {
+      cacheUrl = "file:///srv/cache";
+      packages = [ hello ];
+    }) {
+      version = 1;
+      cache = {
+        name = null;
+        host = null;
+        url = "file:///srv/cache";
+        authTokenFile = null;
+        signingKeyFile = null;
+      };
+      paths = [
+        {
+          name = "hello";
+          storePath = hello.outPath;
+        }
+      ];
+      push.omitDeriver = false;
+      origin = "manual";
+    })
+    (case "manifest JSON keeps the store paths' context" (builtins.hasContext (l.manifestJSON {
+      cacheName = "c";
+      packages = [ "${builtins.toFile "some-file" "x"}" ];
+    })) true)
+
+    (case "valid arguments have no problems" (l.problems valid) [ ])
+    (case "both caches" (contains "only one of cachix.cacheName" (l.problems (valid // {
+      prefix = "cachix.";
+      cacheUrl = "file:///x";
+    }))) true)
+    (case "no cache" (contains "Set cacheName" (l.problems (valid // { cacheName = null; }))) true)
+    (case "host with url" (contains "host is the Cachix API host" (l.problems (valid // {
+      cacheName = null;
+      cacheUrl = "file:///x";
+      host = "https://h";
+    }))) true)
+    (case "token in the store" (contains "authTokenFile.*inside the Nix store" (l.problems (valid // {
+      authTokenFile = "${sd}/${h "e"}-token";
+    }))) true)
+    (case "bad keep" (contains "pin.keep must be" (l.problems (valid // {
+      pin = {
+        enable = true;
+        keep = {
+          revisions = 1;
+          days = 2;
+        };
+      };
+    }))) true)
+    (case "keep forever is fine" (l.problems (valid // {
+      pin = {
+        enable = true;
+        keep = "forever";
+      };
+    })) [ ])
+    (case "two paths, one pin name" (contains "Pin name \"x86_64-linux-neovim\" would be used by 2" (l.problems (valid // {
+      packages = [
+        neovim
+        neovim2
+      ];
+      pin.enable = true;
+    }))) true)
+    (case "same path twice is one entry, no pin clash" (l.problems (valid // {
+      packages = [
+        neovim
+        neovim
+      ];
+      pin.enable = true;
+    })) [ ])
+    (case "writeManifest throws the problems" (fails (l.writeManifest {
+      writeTextFile = throw "not reached";
+      package = "/x";
+      cacheName = "a";
+      cacheUrl = "file:///b";
+      packages = [ ];
+    })) true)
+
+    (case "activate args, background with a unit" (args {
+      exe = "cs";
+      systemdUnit = "u.service";
+      stateDir = "/s";
+    }) [ "cs" "activate" "--mode" "background" "--systemd-unit" "u.service" "--state-dir" "/s" ])
+    (case "activate args, foreground, strict" (args {
+      exe = "cs";
+      mode = "foreground";
+      timeout = "5m";
+      strict = true;
+      systemdUnit = "u.service";
+    }) [ "cs" "activate" "--mode" "foreground" "--timeout" "5m" "--strict" ])
+    (case "activate args, dry run" (args {
+      exe = "cs";
+      dryRun = true;
+      systemdUnit = "u.service";
+    }) [ "cs" "activate" "--dry-run" ])
+    (case "flush args with credentials" (l.flushArgs {
+      exe = "cs";
+      stateDir = "/var/lib/cachix-select";
+      authTokenCredential = "auth-token";
+      signingKeyCredential = "signing-key";
+    }) [ "cs" "queue" "flush" "--state-dir" "/var/lib/cachix-select" "--auth-token-file" "%d/auth-token" "--signing-key-file" "%d/signing-key" ])
+  ];
+
+  # Strings that must survive escapeShellArg unchanged through bash: each
+  # is written to a file and compared with what bash makes of the quoted
+  # word.
+  quoting =
+    let
+      strings = [
+        ""
+        "plain"
+        "with space"
+        "it's"
+        "'''"
+        "$HOME"
+        "\${HOME}"
+        "$(echo pwned)"
+        "`echo pwned`"
+        "a\"b"
+        "back\\slash"
+        "new\nline"
+        "tab\there"
+        "*"
+        "semi;colon && rm -rf /nonexistent"
+        "~user"
+        "--flag"
+        "!event"
+        "A=b"
+      ];
+      check =
+        i: s:
+        let
+          file = builtins.toFile "quoting-case-${toString i}" s;
+        in
+        "printf '%s' ${l.escapeShellArg s} | cmp -s - ${file} || echo 'quoting case ${toString i} differs: see ${file}'";
+    in
+    builtins.concatStringsSep "\n" (builtins.genList (i: check i (builtins.elemAt strings i)) (builtins.length strings));
+}

@@ -1,0 +1,400 @@
+# The NixOS and home-manager modules under the real module system: nixpkgs'
+# lib.evalModules from a nixpkgs (or nixpkgs.lib) checkout, and for
+# home-manager its lib extension (lib.hm: the DAG type and topoSort that
+# order home.activation). The options the modules set that belong to NixOS
+# or home-manager themselves (system.activationScripts, systemd.*,
+# home.activation, xdg.stateHome, assertions) are declared by small stubs
+# here, with the same types where it matters (home.activation is
+# home-manager's own dagOf). pkgs is tests/nix/stub-pkgs.nix.
+#
+# `report` is one line per check: "ok …" or "FAIL …".
+{
+  nixpkgsLib,
+  homeManager ? null,
+  package,
+  salt,
+}:
+let
+  lib = import (nixpkgsLib + "/lib");
+  inherit (lib) mkOption types;
+  pure = import ../../modules/lib.nix;
+  pkgs = import ./stub-pkgs.nix { };
+  fixtures = import ../fixtures/closure.nix { inherit salt; };
+  pkg = {
+    type = "derivation";
+    name = "cachix-select";
+    outPath = builtins.storePath package;
+  };
+  exe = "${pkg}/bin/cachix-select";
+  fakeBin = name: {
+    type = "derivation";
+    inherit name;
+    outPath = "/fake/${name}";
+  };
+
+  # check turns a condition into a report line.
+  check = name: cond: if cond then "ok ${name}" else "FAIL ${name}";
+  # throws tells whether forcing x fails (type errors are throws).
+  throws = x: !(builtins.tryEval (builtins.deepSeq x x)).success;
+  has = text: s: lib.hasInfix text (builtins.unsafeDiscardStringContext s);
+  failed = cfg: map (a: a.message) (lib.filter (a: !a.assertion) cfg.assertions);
+  manifestOf = cfg: builtins.fromJSON (builtins.unsafeDiscardStringContext cfg.cachix.manifest.text);
+
+  common = {
+    assertions = mkOption {
+      type = types.listOf types.unspecified;
+      default = [ ];
+    };
+    warnings = mkOption {
+      type = types.listOf types.str;
+      default = [ ];
+    };
+  };
+  unitSet = mkOption {
+    type = types.attrsOf (types.attrsOf types.anything);
+    default = { };
+  };
+
+  # --- NixOS -----------------------------------------------------------------
+  nixosStubs = {
+    options = common // {
+      networking.hostName = mkOption {
+        type = types.str;
+        default = "laptop";
+      };
+      nix.package = mkOption {
+        type = types.package;
+        default = fakeBin "nix";
+      };
+      systemd.package = mkOption {
+        type = types.package;
+        default = fakeBin "systemd";
+      };
+      # As in nixpkgs' activation-script.nix.
+      system.activationScripts = mkOption {
+        default = { };
+        type = types.attrsOf (
+          types.either types.str (
+            types.submodule {
+              options = {
+                deps = mkOption {
+                  type = types.listOf types.str;
+                  default = [ ];
+                };
+                text = mkOption { type = types.lines; };
+                supportsDryActivation = mkOption {
+                  type = types.bool;
+                  default = false;
+                };
+              };
+            }
+          )
+        );
+      };
+      systemd.services = unitSet;
+      systemd.timers = unitSet;
+    };
+  };
+
+  evalNixos =
+    configs:
+    (lib.evalModules {
+      modules = [
+        nixosStubs
+        ../../modules/nixos.nix
+        {
+          _module.args.pkgs = pkgs;
+          cachix.package = pkg;
+        }
+      ]
+      ++ configs;
+    }).config;
+
+  nixosBase = {
+    cachix = {
+      cacheName = "mycache";
+      authTokenFile = "/run/secrets/cachix-token";
+      signingKeyFile = "/run/secrets/cachix-key";
+      pushPackages = [ fixtures.app ];
+      pin.enable = true;
+    };
+  };
+  # Another module adds to the list: lists merge, duplicates go.
+  nixosMore = {
+    cachix.pushPackages = [
+      fixtures.exe
+      fixtures.app
+    ];
+  };
+
+  nixos = evalNixos [
+    nixosBase
+    nixosMore
+  ];
+  nixosScript = nixos.system.activationScripts.cachixSelect;
+  nixosUnit = nixos.systemd.services.cachix-select;
+  nixosManifest = manifestOf nixos;
+
+  nixosChecks = [
+    (check "NixOS: a valid configuration passes the assertions" (failed nixos == [ ]))
+    (check "NixOS: pushPackages merges across modules, without duplicates" (
+      lib.sort lib.lessThan (map (p: p.storePath) nixosManifest.paths)
+      == lib.sort lib.lessThan [
+        "${fixtures.app}"
+        "${fixtures.exe}"
+      ]
+    ))
+    (check "NixOS: the manifest names the cache, the secrets' paths and the origin" (
+      nixosManifest.cache == {
+        name = "mycache";
+        host = null;
+        url = null;
+        authTokenFile = "/run/secrets/cachix-token";
+        signingKeyFile = "/run/secrets/cachix-key";
+      }
+      && nixosManifest.origin == "nixos"
+    ))
+    (check "NixOS: pins default to <hostName>-<system>-<name>" (
+      map (p: p.pin.name) (lib.sort (a: b: a.name < b.name) nixosManifest.paths) == [
+        "laptop-${builtins.currentSystem}-app"
+        "laptop-${builtins.currentSystem}-exe"
+      ]
+    ))
+    (check "NixOS: the activation snippet is modules/lib.nix's, with nix and systemctl on PATH" (
+      nixosScript.text == pure.nixosActivation {
+        inherit exe;
+        manifest = "${nixos.cachix.manifest}";
+        path = [
+          "/fake/nix/bin"
+          "/fake/systemd/bin"
+        ];
+      }
+    ))
+    (check "NixOS: the snippet acts on switch and test only and reports on dry-activate" (
+      has "switch | test)" nixosScript.text
+      && has "dry-activate)" nixosScript.text
+      && nixosScript.supportsDryActivation
+      && nixosScript.deps == [ "etc" ]
+    ))
+    (check "NixOS: the unit gets the secrets as credentials, not in its environment" (
+      nixosUnit.serviceConfig.LoadCredential == [
+        "auth-token:/run/secrets/cachix-token"
+        "signing-key:/run/secrets/cachix-key"
+      ]
+      && has "--auth-token-file %d/auth-token --signing-key-file %d/signing-key" nixosUnit.serviceConfig.ExecStart
+      && !(has "/run/secrets" (builtins.toJSON nixosUnit.environment))
+    ))
+    (check "NixOS: the unit runs after network-online.target, hardened, with its state directory" (
+      builtins.elem "network-online.target" nixosUnit.after
+      && builtins.elem "network-online.target" nixosUnit.wants
+      && nixosUnit.serviceConfig.ProtectSystem == "strict"
+      && nixosUnit.serviceConfig.NoNewPrivileges
+      && nixosUnit.serviceConfig.StateDirectory == "cachix-select"
+      && nixosUnit.serviceConfig.StateDirectoryMode == "0700"
+      && nixosUnit.environment.NIX_REMOTE == "daemon"
+    ))
+    (check "NixOS: a timer retries the queue" (nixos.systemd.timers.cachix-select.timerConfig.OnUnitInactiveSec == "1h"))
+    (check "NixOS: retryInterval = null removes the timer" (
+      !((evalNixos [ nixosBase { cachix.retryInterval = null; } ]).systemd.timers ? cachix-select)
+    ))
+    (check "NixOS: foreground mode pushes inside activation with a time limit" (
+      has "--mode foreground --timeout 2m" (evalNixos [
+        nixosBase
+        {
+          cachix.mode = "foreground";
+          cachix.timeout = "2m";
+        }
+      ]).system.activationScripts.cachixSelect.text
+    ))
+    (check "NixOS: nothing happens with an empty pushPackages, and nothing is required" (
+      let
+        c = evalNixos [ ];
+      in
+      !(c.system.activationScripts ? cachixSelect) && !(c.systemd.services ? cachix-select) && c.assertions == [ ]
+    ))
+    (check "NixOS: enable = false switches it off" (
+      !((evalNixos [ nixosBase { cachix.enable = false; } ]).system.activationScripts ? cachixSelect)
+    ))
+    (check "NixOS: a Nix path as authTokenFile is a type error" (
+      throws (evalNixos [ nixosBase { cachix.authTokenFile = lib.mkForce ./modules-eval.nix; } ]).cachix.authTokenFile
+    ))
+    (check "NixOS: a store path as signingKeyFile is a type error" (
+      throws (evalNixos [ nixosBase { cachix.signingKeyFile = lib.mkForce "${builtins.storeDir}/x-key"; } ]).cachix.signingKeyFile
+    ))
+    (check "NixOS: both cacheName and cacheUrl fail an assertion that says what to do" (
+      lib.any (m: has "Set only one of cachix.cacheName" m) (failed (evalNixos [
+        nixosBase
+        { cachix.cacheUrl = "file:///srv/cache"; }
+      ]))
+    ))
+    (check "NixOS: no cache at all fails an assertion" (
+      lib.any (m: has "Set cachix.cacheName" m) (failed (evalNixos [
+        nixosBase
+        { cachix.cacheName = lib.mkForce null; }
+      ]))
+    ))
+    (check "NixOS: a bad pin keep policy fails an assertion" (
+      lib.any (m: has "cachix.pin.keep" m) (failed (evalNixos [
+        nixosBase
+        { cachix.pin.keep = { hours = 3; }; }
+      ]))
+    ))
+  ];
+
+  # Every option has a type, a description, a default and an example,
+  # except the read-only manifest (set by the module, nothing to choose).
+  optionDocs =
+    options:
+    let
+      all = lib.collect lib.isOption options.cachix;
+      missing = lib.filter (
+        o:
+        o.description or null == null
+        || !(o ? type)
+        || (!(o.readOnly or false) && !(o ? default && o ? example))
+      ) all;
+    in
+    map (o: lib.showOption o.loc) missing;
+
+  nixosOptions =
+    (lib.evalModules {
+      modules = [
+        nixosStubs
+        ../../modules/nixos.nix
+        { _module.args.pkgs = pkgs; }
+      ];
+    }).options;
+
+  docChecks = [
+    (check "NixOS: every cachix option has type, default, example and description (missing: ${toString (optionDocs nixosOptions)})" (
+      optionDocs nixosOptions == [ ]
+    ))
+    (check "without the flake's module wrapper or overlay, cachix.package stops evaluation (with a message)" (
+      throws nixosOptions.cachix.package.value
+    ))
+  ];
+
+  # --- home-manager ------------------------------------------------------------
+  hmChecks =
+    let
+      hmLib = import (homeManager + "/modules/lib/stdlib-extended.nix") lib;
+      hmStubs =
+        { lib, ... }:
+        {
+          options = common // {
+            home.activation = mkOption {
+              type = lib.hm.types.dagOf types.str;
+              default = { };
+            };
+            systemd.user.enable = mkOption {
+              type = types.bool;
+              default = true;
+            };
+            systemd.user.systemctlPath = mkOption {
+              type = types.str;
+              default = "/fake/systemd/bin/systemctl";
+            };
+            systemd.user.services = unitSet;
+            systemd.user.timers = unitSet;
+            xdg.stateHome = mkOption {
+              type = types.str;
+              default = "/home/alice/.local/state";
+            };
+            nix.package = mkOption {
+              type = types.nullOr types.package;
+              default = null;
+            };
+          };
+          # The entries of home-manager's own activation that ours is ordered against.
+          config.home.activation = {
+            writeBoundary = lib.hm.dag.entryAnywhere "";
+            linkGeneration = lib.hm.dag.entryAfter [ "writeBoundary" ] "";
+            reloadSystemd = lib.hm.dag.entryAfter [ "linkGeneration" ] "";
+            onFilesChange = lib.hm.dag.entryAfter [ "linkGeneration" ] "";
+          };
+        };
+      evalHm =
+        configs:
+        (hmLib.evalModules {
+          specialArgs.lib = hmLib;
+          modules = [
+            hmStubs
+            ../../modules/home-manager.nix
+            {
+              _module.args.pkgs = pkgs;
+              cachix.package = pkg;
+            }
+          ]
+          ++ configs;
+        }).config;
+      base = {
+        cachix = {
+          cacheUrl = "file:///srv/nix-cache";
+          pushPackages = [ fixtures.app ];
+        };
+      };
+      hm = evalHm [ base ];
+      order = map (e: e.name) (hmLib.hm.dag.topoSort hm.home.activation).result;
+      pos = name: lib.lists.findFirstIndex (n: n == name) null order;
+      entry = hm.home.activation.cachixSelect;
+      noSystemd = evalHm [
+        base
+        { systemd.user.enable = false; }
+      ];
+      hmOptions =
+        (hmLib.evalModules {
+          specialArgs.lib = hmLib;
+          modules = [
+            hmStubs
+            ../../modules/home-manager.nix
+            { _module.args.pkgs = pkgs; }
+          ];
+        }).options;
+    in
+    [
+      (check "home-manager: a valid configuration passes the assertions" (failed hm == [ ]))
+      (check "home-manager: home.activation.cachixSelect runs after writeBoundary and reloadSystemd" (
+        pos "cachixSelect" > pos "writeBoundary" && pos "cachixSelect" > pos "reloadSystemd"
+      ))
+      (check "home-manager: the snippet is modules/lib.nix's, with the user unit and the state dir" (
+        entry.data == pure.homeManagerActivation {
+          inherit exe;
+          manifest = "${hm.cachix.manifest}";
+          stateDir = "/home/alice/.local/state/cachix-select";
+          systemdUnit = "cachix-select.service";
+          systemctlDir = "/fake/systemd/bin";
+        }
+      ))
+      (check "home-manager: the snippet goes through run and honours DRY_RUN and VERBOSE" (
+        has "run env" entry.data && has "[[ -v DRY_RUN ]]" entry.data && has "\${VERBOSE+--verbose}" entry.data
+      ))
+      (check "home-manager: a user unit and timer flush the queue" (
+        hm.systemd.user.services.cachix-select.Service.ExecStart
+        == "${exe} queue flush --state-dir /home/alice/.local/state/cachix-select"
+        && hm.systemd.user.timers.cachix-select.Install.WantedBy == [ "timers.target" ]
+      ))
+      (check "home-manager: the manifest says home-manager" ((manifestOf hm).origin == "home-manager"))
+      (check "home-manager: without user systemd, no unit and no --systemd-unit (detached push)" (
+        !(noSystemd.systemd.user.services ? cachix-select)
+        && !(has "--systemd-unit" noSystemd.home.activation.cachixSelect.data)
+      ))
+      (check "home-manager: nothing happens with an empty pushPackages" (!((evalHm [ ]).home.activation ? cachixSelect)))
+      (check "home-manager: a Nix path as authTokenFile is a type error" (
+        throws (evalHm [ base { cachix.authTokenFile = ./modules-eval.nix; } ]).cachix.authTokenFile
+      ))
+      (check "home-manager: host with cacheUrl fails an assertion" (
+        lib.any (m: has "cachix.host is the Cachix API host" m) (failed (evalHm [
+          base
+          { cachix.host = "https://cachix.example.com"; }
+        ]))
+      ))
+      (check "home-manager: every cachix option has type, default, example and description (missing: ${toString (optionDocs hmOptions)})" (
+        optionDocs hmOptions == [ ]
+      ))
+    ];
+in
+{
+  report = lib.concatStringsSep "\n" (
+    nixosChecks ++ docChecks ++ (if homeManager == null then [ ] else hmChecks)
+  ) + "\n";
+}
