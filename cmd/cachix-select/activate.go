@@ -43,7 +43,7 @@ func activateCommand() *cli.Command {
 		&cli.BoolFlag{Name: "strict", Usage: "fail (exit 1 or 2) when the push fails or cannot be queued; by default activate always exits 0"},
 		&cli.BoolFlag{Name: "dry-run", Aliases: []string{"n"}, Usage: "report what would be pushed; push and queue nothing"},
 		&cli.StringFlag{Name: "systemd-unit", Usage: "background mode: start `UNIT` to flush the queue (falls back to a detached process without systemd)"},
-		&cli.DurationFlag{Name: "timeout", Value: 10 * time.Minute, Usage: "foreground mode: stop after `DURATION`, leaving the rest queued"},
+		&cli.DurationFlag{Name: "timeout", Value: 10 * time.Minute, Usage: "foreground mode: stop after `DURATION`, leaving the rest queued; --dry-run: give up after it (default 30s there)"},
 		&cli.StringFlag{Name: "log-file", Usage: "background mode without systemd: append output to `FILE` (default STATE/push.log)"},
 		&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "print nothing but errors"},
 		&cli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, Usage: "print every path"},
@@ -129,8 +129,20 @@ func doActivate(c *cli.Context) error {
 	return nil
 }
 
+// dryRunTimeout bounds a dry run, so that `home-manager switch -n` or
+// `nixos-rebuild dry-activate` never waits out HTTP retries against an
+// unreachable cache.
+const dryRunTimeout = 30 * time.Second
+
 // activateDryRun reports what a push would do (home-manager DRY_RUN, NixOS dry-activate).
 func activateDryRun(c *cli.Context, m *manifest.Manifest, o pushlib.Overrides, st *store.Store) error {
+	timeout := dryRunTimeout
+	if c.IsSet("timeout") {
+		timeout = c.Duration("timeout")
+	}
+	ctx, cancel := context.WithTimeout(c.Context, timeout)
+	defer cancel()
+	c.Context = ctx
 	jobs, err := pushlib.BuildJobs(pushlib.Request{Manifests: []*manifest.Manifest{m}, Overrides: o,
 		Settings: pushlib.Settings{DryRun: true}, Backend: backendOptions(c)}, st)
 	if err != nil {
