@@ -66,67 +66,72 @@ func activateCommand() *cli.Command {
 
 // activateAction never fails the caller unless --strict.
 func activateAction(c *cli.Context) error {
-	err := doActivate(c)
+	queued, err := doActivate(c)
 	if err == nil || c.Bool("strict") {
 		return err
 	}
-	fmt.Fprintf(c.App.ErrWriter, "cachix-select: warning: %v (the push stays queued; activation continues)\n", err)
+	note := "nothing was queued"
+	if queued {
+		note = "the push stays queued: cachix-select queue list"
+	}
+	fmt.Fprintf(c.App.ErrWriter, "cachix-select: warning: %v (%s; activation continues)\n", err, note)
 	return nil
 }
 
 // doActivate is activate's work; its errors are warnings unless --strict.
-func doActivate(c *cli.Context) error {
+// queued says whether the manifest is waiting in the queue.
+func doActivate(c *cli.Context) (queued bool, err error) {
 	if c.NArg() != 1 {
-		return usageErrorf("activate takes exactly one MANIFEST.json")
+		return false, usageErrorf("activate takes exactly one MANIFEST.json")
 	}
 	mode := c.String("mode")
 	if mode != "background" && mode != "foreground" {
-		return usageErrorf("--mode must be background or foreground, not %q", mode)
+		return false, usageErrorf("--mode must be background or foreground, not %q", mode)
 	}
 	file := c.Args().First()
 	st := store.New()
 	raw, err := os.ReadFile(file)
 	if err != nil {
-		return &manifest.Error{File: file, Msg: fmt.Sprintf("cannot read: %v", errors.Unwrap(err))}
+		return false, &manifest.Error{File: file, Msg: fmt.Sprintf("cannot read: %v", errors.Unwrap(err))}
 	}
 	m, err := manifest.ParseWith(raw, file, manifest.Options{StoreDir: st.Dir})
 	if err != nil {
-		return err
+		return false, err
 	}
 	overrides := pushlib.Overrides{AuthTokenFile: c.String("auth-token-file"), SigningKeyFile: c.String("signing-key-file")}
 
 	if c.Bool("dry-run") {
-		return activateDryRun(c, m, overrides, st)
+		return false, activateDryRun(c, m, overrides, st)
 	}
 	d, err := queue.Open(stateDir(c))
 	if err != nil {
-		return err
+		return false, err
 	}
 	todo, err := activate.Unconfirmed(d, m, overrides, time.Now())
 	if err != nil {
-		return err
+		return false, err
 	}
 	if len(todo) == 0 {
-		return nil // the fast path: nothing new, nothing printed
+		return false, nil // the fast path: nothing new, nothing printed
 	}
 	if _, err := d.Enqueue(absPath(file), raw); err != nil {
-		return err
+		return false, err
 	}
 	target := overrides.Apply(pushlib.FromManifest(m)).String()
 	if mode == "foreground" {
 		ctx, cancel := context.WithTimeout(c.Context, c.Duration("timeout"))
 		defer cancel()
-		return flushQueue(ctx, c, d, true)
+		return true, flushQueue(ctx, c, d, true)
 	}
 	how, err := startBackgroundFlush(c, d)
 	if err != nil {
-		return fmt.Errorf("%d paths queued for %s, but starting the background push failed: %w", len(todo), target, err)
+		return true, fmt.Errorf("%d paths queued for %s, but starting the background push failed: %w", len(todo), target, err)
 	}
 	if !c.Bool("quiet") {
 		fmt.Fprintf(c.App.ErrWriter, "cachix-select: pushing %d new %s (with %s) to %s in the background (%s)\n",
 			len(todo), plural(len(todo), "path", "paths"), plural(len(todo), "its closure", "their closures"), target, how)
 	}
-	return nil
+	return true, nil
 }
 
 // dryRunTimeout bounds a dry run, so that `home-manager switch -n` or
