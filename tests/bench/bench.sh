@@ -7,11 +7,18 @@
 #     median wall times, their ratio, and the compressed sizes;
 #  2. no-op push (everything present) of a closure of 2,000 paths against
 #     `nix path-info --recursive --json` on the same closure;
-#  3. peak RSS of pushing one store path holding a single 1 GiB file.
+#  3. peak RSS of pushing one store path holding a single 1 GiB file;
+#  4. the same full push to the strict Cachix test server on loopback (run
+#     alternately with 1.), and a no-op push of the 2,000-path closure to it,
+#     counting the requests it makes.
 #
-# Targets (issue 2): full push ≤ 0.5 × nix copy, output ≤ nix copy + 5 %;
-# no-op ≤ 1.5 × nix path-info; peak RSS ≤ 200 MiB. The script prints whether
-# each is met; it fails only if something breaks, not on a missed target.
+# Targets: full push ≤ 0.5 × nix copy, output ≤ nix copy + 5 %; no-op ≤ 1.5 ×
+# nix path-info; peak RSS ≤ 200 MiB (issue 2); push to Cachix on loopback
+# ≤ 1.5 × push to file:// (issue 3); a no-op costs one bulk query per 32,768
+# hashes and at most one cache-info request (issue 3). The script prints
+# whether each is met; it fails only if something breaks, not on a missed
+# target. The test server verifies every upload (decompressing and hashing
+# it) on the same two cores, which the Cachix figure includes.
 #
 # Usage: tests/bench/bench.sh [RUNS]      (default 3; BENCH_DIR=… to move the scratch space)
 set -euo pipefail
@@ -28,8 +35,23 @@ say() { printf '%s\n' "$*" >&2; }
 say "== building cachix-select and the measuring helper"
 go build -o "$work/cachix-select" ./cmd/cachix-select
 go build -o "$work/measure" ./tests/bench/measure
+go build -o "$work/cachix-test-server" ./tests/cachixserver/cmd/cachix-test-server
 cs=$work/cachix-select
 measure=$work/measure
+
+# The strict Cachix test server, one cache per run plus one for the no-op.
+token_file=$work/token
+echo "bench-token-$$" > "$token_file"; chmod 600 "$token_file"
+rm -rf "$work/server-data"; mkdir -p "$work/server-data"
+server_args=(--token-file "$token_file" --public --data-dir "$work/server-data" --cache noop)
+for i in $(seq 1 "$runs"); do server_args+=(--cache "run$i"); done
+"$work/cachix-test-server" "${server_args[@]}" > "$work/server.json" 2> "$work/server.log" &
+server_pid=$!
+trap 'kill $server_pid 2>/dev/null || true' EXIT
+for _ in $(seq 1 100); do [ -s "$work/server.json" ] && break; sleep 0.1; done
+host=$(grep -o '"url":"[^"]*"' "$work/server.json" | head -1 | cut -d'"' -f4)
+control=$(grep -o '"controlURL":"[^"]*"' "$work/server.json" | cut -d'"' -f4)
+[ -n "$host" ] && [ -n "$control" ] || { say "the test server did not start"; cat "$work/server.log" >&2; exit 1; }
 
 # groups.json: host files (ELF libraries first, then text), ~target_bytes in
 # total, dealt round-robin into $groups groups. Deterministic for a host.
@@ -56,14 +78,17 @@ median() { sort -g | awk '{a[NR]=$1} END {print (NR % 2 ? a[(NR+1)/2] : (a[NR/2]
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a / b}'; }
 verdict() { awk -v r="$1" -v t="$2" 'BEGIN {print (r <= t ? "met" : "MISSED")}'; }
 
-# 1. Full push, alternating the order of the two tools.
-: > "$work/cs.times"; : > "$work/nc.times"; : > "$work/cs.rss"
+# 1. Full push, alternating the order of the tools (4.: cx is the push to
+#    the Cachix test server, into a fresh cache each run).
+: > "$work/cs.times"; : > "$work/nc.times"; : > "$work/cx.times"; : > "$work/cs.rss"
 for i in $(seq 1 "$runs"); do
-  for tool in $( [ $((i % 2)) = 1 ] && echo "cs nc" || echo "nc cs" ); do
+  for tool in $( [ $((i % 2)) = 1 ] && echo "cs nc cx" || echo "cx nc cs" ); do
     rm -rf "$work/cache-$tool"
     if [ "$tool" = cs ]; then
       read -r t rss < <("$measure" "$cs" push -q --to "file://$work/cache-cs" "$big")
       echo "$rss" >> "$work/cs.rss"
+    elif [ "$tool" = cx ]; then
+      read -r t _ < <("$measure" "$cs" push -q --host "$host" --cache "run$i" --auth-token-file "$token_file" "$big")
     else
       read -r t _ < <("$measure" nix copy --to "file://$work/cache-nc?compression=zstd" "$big")
     fi
@@ -74,8 +99,8 @@ done
 cs_size=$(du -sb "$work/cache-cs/nar" | cut -f1)
 nc_size=$(du -sb "$work/cache-nc/nar" | cut -f1)
 rm -rf "$work/cache-cs" "$work/cache-nc"
-cs_med=$(median < "$work/cs.times"); nc_med=$(median < "$work/nc.times")
-full_ratio=$(ratio "$cs_med" "$nc_med"); size_ratio=$(ratio "$cs_size" "$nc_size")
+cs_med=$(median < "$work/cs.times"); nc_med=$(median < "$work/nc.times"); cx_med=$(median < "$work/cx.times")
+full_ratio=$(ratio "$cs_med" "$nc_med"); size_ratio=$(ratio "$cs_size" "$nc_size"); cx_ratio=$(ratio "$cx_med" "$cs_med")
 
 # 2. No-op push of a ≥2,000-path closure that is already in the cache.
 rm -rf "$work/cache-noop"
@@ -88,6 +113,17 @@ done
 rm -rf "$work/cache-noop"
 noop_med=$(median < "$work/noop.times"); pi_med=$(median < "$work/pathinfo.times")
 noop_ratio=$(ratio "$noop_med" "$pi_med")
+
+# 4b. No-op push of the same closure to Cachix: count the requests.
+"$cs" push -q --host "$host" --cache noop --auth-token-file "$token_file" "$many"
+curl -fsS -X POST "$control/reset" > /dev/null 2>&1 || true
+: > "$work/cxnoop.times"
+read -r t _ < <("$measure" "$cs" push -q --host "$host" --cache noop --auth-token-file "$token_file" "$many"); echo "$t" >> "$work/cxnoop.times"
+stats=$(curl -fsS "$control/stats" 2>/dev/null || true)
+count_of() { printf '%s' "$stats" | grep -o "\"$1\":[0-9]*" | head -1 | cut -d: -f2; }
+bulk=$(count_of narinfo-bulk); info=$(count_of cache-info); uploads=$(count_of UploadsStarted)
+total=$(printf '%s' "$stats" | sed 's/.*"Requests":{\([^}]*\)}.*/\1/' | tr ',' '\n' | cut -d: -f2 | awk '{s+=$1} END {print s+0}')
+want_bulk=$(( (nmany + 32767) / 32768 ))
 
 # 3. Peak RSS pushing a single 1 GiB file.
 huge=$(nix-build --no-out-link tests/bench/closure.nix -A huge --arg groupsFile "$work/groups.json")
@@ -110,4 +146,8 @@ cachix-select benchmark ($(nproc) cores, $runs runs, medians)
     ratio                ${noop_ratio}  (target ≤ 1.50: $(verdict "$noop_ratio" 1.50))
   single 1 GiB file:
     cachix-select        ${huge_t} s, peak RSS ${huge_mib} MiB (target ≤ 200 MiB: $( [ "$huge_mib" -le 200 ] && echo met || echo MISSED ))
+  Cachix test server on loopback:
+    full push            ${cx_med} s   (${cx_ratio} × the file:// push; target ≤ 1.50: $(verdict "$cx_ratio" 1.50))
+    no-op, $nmany paths  $(cat "$work/cxnoop.times") s, ${total:-?} requests: ${bulk:-?} bulk queries (want $want_bulk), ${info:-0} cache-info (want ≤ 1), ${uploads:-?} uploads
+                         (target: $( [ "${bulk:-0}" = "$want_bulk" ] && [ "${info:-0}" -le 1 ] && [ "${total:-99}" -le $((want_bulk + 1)) ] && echo met || echo MISSED ))
 EOF

@@ -4,9 +4,12 @@
 // It prints one JSON line on stdout once listening:
 //
 //	{"url": API host, "binaryCacheURL": first cache's Nix URL, "publicKey": its trusted key,
-//	 "caches": {name: {"binaryCacheURL": …, "publicKey": …}}}
+//	 "controlURL": …, "caches": {name: {"binaryCacheURL": …, "publicKey": …}}}
 //
 // and serves until SIGINT or SIGTERM. Tokens are read from files, never argv.
+// On controlURL (a separate loopback listener, so it can never be mistaken
+// for part of the Cachix API), GET /stats returns the server's counters as
+// JSON and POST /reset clears them: the benchmark counts requests this way.
 package main
 
 import (
@@ -16,10 +19,13 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/cachix-select/cachix-select/tests/cachixserver"
 )
@@ -79,12 +85,18 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		BinaryCacheURL string `json:"binaryCacheURL"`
 		PublicKey      string `json:"publicKey"`
 	}
+	control, err := startControl(srv)
+	if err != nil {
+		return err
+	}
+	defer control.Close()
 	out := struct {
 		URL            string              `json:"url"`
 		BinaryCacheURL string              `json:"binaryCacheURL"`
 		PublicKey      string              `json:"publicKey"`
+		ControlURL     string              `json:"controlURL"`
 		Caches         map[string]cacheOut `json:"caches"`
-	}{URL: srv.URL(), Caches: map[string]cacheOut{}}
+	}{URL: srv.URL(), ControlURL: "http://" + control.Addr().String(), Caches: map[string]cacheOut{}}
 	for i, name := range opts.caches {
 		co := cacheOut{BinaryCacheURL: srv.BinaryCacheURL(name), PublicKey: srv.PublicKey(name)}
 		out.Caches[name] = co
@@ -101,6 +113,24 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	<-ctx.Done()
 	return nil
+}
+
+// startControl serves the counters on a separate loopback listener.
+func startControl(srv *cachixserver.Server) (net.Listener, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, fmt.Errorf("listening for the control endpoint: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /stats", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(srv.Stats())
+	})
+	mux.HandleFunc("POST /reset", func(w http.ResponseWriter, r *http.Request) {
+		srv.ResetStats()
+	})
+	go func() { _ = (&http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}).Serve(ln) }()
+	return ln, nil
 }
 
 // parseFlags reads the command line.
