@@ -12,6 +12,8 @@ import (
 	"os"
 	"os/signal"
 	"runtime/pprof"
+	"strings"
+	"sync"
 	"syscall"
 
 	"github.com/urfave/cli/v2"
@@ -78,9 +80,25 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	return code
 }
 
+// tidyHelp adjusts urfave/cli's global help settings once: -v means
+// --verbose in the subcommands, so --version has no short form, and
+// "(default: false)" / "(default: 0)" say nothing.
+var tidyHelp sync.Once
+
 // newApp assembles the command line.
 func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
-	cli.HelpFlag = &cli.BoolFlag{Name: "help", Aliases: []string{"h"}, Usage: "show help"}
+	tidyHelp.Do(func() {
+		cli.HelpFlag = &cli.BoolFlag{Name: "help", Aliases: []string{"h"}, Usage: "show help"}
+		cli.VersionFlag = &cli.BoolFlag{Name: "version", Usage: "print the version"}
+		orig := cli.FlagStringer
+		cli.FlagStringer = func(f cli.Flag) string {
+			s := orig(f)
+			for _, noise := range []string{" (default: false)", " (default: 0)"} {
+				s = strings.TrimSuffix(s, noise)
+			}
+			return s
+		}
+	})
 	return &cli.App{
 		Name:    "cachix-select",
 		Usage:   "push selected Nix store paths and their closures to Cachix or a Nix binary cache",

@@ -16,7 +16,7 @@ import (
 // omciFlags are push's flags for `om ci run --results=om.json` output.
 func omciFlags() []cli.Flag {
 	return append([]cli.Flag{
-		&cli.StringFlag{Name: "om-results", Usage: "push and pin the outputs listed in an `om ci run --results` FILE (- for stdin)"},
+		&cli.StringFlag{Name: "om-results", Usage: "push and pin the outputs listed in `FILE`, written by om ci run --results (- for stdin)"},
 		&cli.StringSliceFlag{Name: "subflake", Usage: "om ci sub-flake `S` to read (repeatable; default all)"},
 		&cli.StringFlag{Name: "prefix", Usage: "pin names are `P`-<system>-<name> (usually the git branch)"},
 		&cli.StringSliceFlag{Name: "include", Usage: "only outputs whose name matches `GLOB` (repeatable)"},
