@@ -21,19 +21,7 @@ let
   useSystemd = config.systemd.user.enable or false;
   nixPackage = config.nix.package or null;
 
-  manifestArgs = {
-    inherit (cfg)
-      cacheName
-      cacheUrl
-      host
-      authTokenFile
-      signingKeyFile
-      pin
-      push
-      ;
-    packages = cfg.pushPackages;
-    origin = "home-manager";
-  };
+  manifestArgs = pure.moduleManifestArgs cfg "home-manager";
 in
 {
   options.cachix = import ./options.nix {

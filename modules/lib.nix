@@ -191,6 +191,22 @@ rec {
   # manifestJSON is the text of the manifest file.
   manifestJSON = args: toJSON (manifest args);
 
+  # moduleManifestArgs turns a module's `cachix` options into the
+  # arguments of `manifest` (the same for home-manager and NixOS).
+  moduleManifestArgs = cfg: origin: {
+    inherit (cfg)
+      cacheName
+      cacheUrl
+      host
+      authTokenFile
+      signingKeyFile
+      pin
+      push
+      ;
+    packages = cfg.pushPackages;
+    inherit origin;
+  };
+
   # problems lists what is wrong with the arguments of `manifest`, in
   # words that name the option (prefix "cachix." in modules, "" for the
   # shellHook). The modules turn them into assertions; lib.shellHook and

@@ -19,19 +19,7 @@ let
   unit = "cachix-select";
   stateDir = "/var/lib/cachix-select";
 
-  manifestArgs = {
-    inherit (cfg)
-      cacheName
-      cacheUrl
-      host
-      authTokenFile
-      signingKeyFile
-      pin
-      push
-      ;
-    packages = cfg.pushPackages;
-    origin = "nixos";
-  };
+  manifestArgs = pure.moduleManifestArgs cfg "nixos";
 in
 {
   options.cachix = import ./options.nix {
