@@ -3,7 +3,6 @@ package main
 import (
 	"encoding/json"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -315,7 +314,7 @@ func pinsExportAction(c *cli.Context) error {
 		return pushlib.BadInputf("%w", err)
 	}
 	if strings.HasSuffix(out, ".tar.gz") || strings.HasSuffix(out, ".tgz") {
-		err = writeFileAtomic(out, func(w io.Writer) error { return pins.WriteTarGz(w, files) })
+		err = pins.WriteTarGzFile(out, files)
 	} else {
 		err = pins.WriteDir(out, files)
 	}
@@ -324,25 +323,4 @@ func pinsExportAction(c *cli.Context) error {
 	}
 	fmt.Fprintf(c.App.ErrWriter, "Exported %d pins of %s to %s\n", len(ps), cb, out)
 	return nil
-}
-
-// writeFileAtomic writes a file through a temp file and a rename.
-func writeFileAtomic(file string, write func(io.Writer) error) error {
-	tmp, err := os.CreateTemp(filepath.Dir(file), ".tmp-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if err := write(tmp); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Chmod(0o644); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), file)
 }

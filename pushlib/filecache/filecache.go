@@ -26,6 +26,7 @@ import (
 	"github.com/nix-community/go-nix/pkg/nixhash"
 
 	"github.com/cachix-select/cachix-select/pushlib/backend"
+	"github.com/cachix-select/cachix-select/pushlib/internal/atomicfile"
 	"github.com/cachix-select/cachix-select/pushlib/narstream"
 	"github.com/cachix-select/cachix-select/pushlib/signing"
 	"github.com/cachix-select/cachix-select/pushlib/store"
@@ -136,7 +137,7 @@ func (c *Cache) removeStaleTemps() {
 	for _, d := range []string{c.dir, filepath.Join(c.dir, "nar")} {
 		entries, _ := os.ReadDir(d)
 		for _, e := range entries {
-			if !strings.HasPrefix(e.Name(), ".tmp-") {
+			if !strings.HasPrefix(e.Name(), atomicfile.TempPrefix) {
 				continue
 			}
 			if fi, err := e.Info(); err == nil && time.Since(fi.ModTime()) > time.Hour {
@@ -173,42 +174,23 @@ func (c *Cache) Missing(ctx context.Context, paths []string) (map[string]bool, e
 // Upload streams the compressed NAR into nar/ under its content hash.
 func (c *Cache) Upload(ctx context.Context, info *store.PathInfo, comp narstream.Compression, stream backend.StreamFunc) (backend.Pending, error) {
 	c.cleanup.Do(c.removeStaleTemps)
-	narDir := filepath.Join(c.dir, "nar")
-	tmp, err := os.CreateTemp(narDir, ".tmp-*")
+	tmp, err := atomicfile.Create(filepath.Join(c.dir, "nar"))
 	if err != nil {
-		return nil, fmt.Errorf("creating a file in %s: %w", narDir, unwrapPathErr(err))
+		return nil, err
 	}
-	tmpName := tmp.Name()
-	defer func() {
-		if tmp != nil {
-			tmp.Close()
-			os.Remove(tmpName)
-		}
-	}()
+	defer tmp.Abort()
 	bw := bufio.NewWriterSize(tmp, 256<<10)
 	res, err := stream(ctx, bw)
 	if err != nil {
 		return nil, err
 	}
 	if err := bw.Flush(); err != nil {
-		return nil, fmt.Errorf("writing %s: %w", tmpName, unwrapPathErr(err))
-	}
-	if !c.opts.NoSync {
-		if err := tmp.Sync(); err != nil {
-			return nil, fmt.Errorf("syncing %s: %w", tmpName, unwrapPathErr(err))
-		}
-	}
-	if err := tmp.Chmod(0o644); err != nil {
-		return nil, fmt.Errorf("setting mode of %s: %w", tmpName, err)
-	}
-	if err := tmp.Close(); err != nil {
-		return nil, fmt.Errorf("closing %s: %w", tmpName, unwrapPathErr(err))
+		return nil, fmt.Errorf("writing the NAR of %s: %w", info.Path, err)
 	}
 	rel := "nar/" + res.FileHashHex() + "." + comp.FileExt()
-	if err := os.Rename(tmpName, filepath.Join(c.dir, rel)); err != nil {
-		return nil, fmt.Errorf("renaming NAR into place: %w", err)
+	if err := tmp.Commit(filepath.Join(c.dir, rel), 0o644, !c.opts.NoSync); err != nil {
+		return nil, err
 	}
-	tmp = nil
 	return &pending{cache: c, info: info, res: res, url: rel}, nil
 }
 
@@ -267,39 +249,9 @@ func (c *Cache) Narinfo(info *store.PathInfo, res narstream.Result, url string) 
 	return ni.String(), nil
 }
 
-// writeAtomic writes data to a temporary file next to dst and renames it.
+// writeAtomic replaces a small file (narinfo, nix-cache-info).
 func (c *Cache) writeAtomic(dst string, data []byte) error {
-	tmp, err := os.CreateTemp(filepath.Dir(dst), ".tmp-*")
-	if err != nil {
-		return fmt.Errorf("creating a file in %s: %w", filepath.Dir(dst), unwrapPathErr(err))
-	}
-	name := tmp.Name()
-	ok := false
-	defer func() {
-		if !ok {
-			tmp.Close()
-			os.Remove(name)
-		}
-	}()
-	if _, err := tmp.Write(data); err != nil {
-		return fmt.Errorf("writing %s: %w", dst, unwrapPathErr(err))
-	}
-	if !c.opts.NoSync {
-		if err := tmp.Sync(); err != nil {
-			return fmt.Errorf("syncing %s: %w", dst, unwrapPathErr(err))
-		}
-	}
-	if err := tmp.Chmod(0o644); err != nil {
-		return fmt.Errorf("setting mode of %s: %w", dst, err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("closing %s: %w", dst, unwrapPathErr(err))
-	}
-	if err := os.Rename(name, dst); err != nil {
-		return fmt.Errorf("renaming %s into place: %w", dst, err)
-	}
-	ok = true
-	return nil
+	return atomicfile.WriteFile(dst, data, 0o644, !c.opts.NoSync)
 }
 
 // unwrapPathErr keeps error messages from repeating long temp-file names.

@@ -1,6 +1,8 @@
 package pins
 
 import (
+	"github.com/cachix-select/cachix-select/pushlib/internal/atomicfile"
+
 	"archive/tar"
 	"compress/gzip"
 	"fmt"
@@ -122,4 +124,10 @@ func sortedNames(files map[string][]byte) []string {
 	}
 	sort.Strings(names)
 	return names
+}
+
+// WriteTarGzFile writes the tarball to file atomically: a reader (a web
+// server publishing it) sees the old tarball or the new one, never half.
+func WriteTarGzFile(file string, files map[string][]byte) error {
+	return atomicfile.Write(file, 0o644, false, func(w io.Writer) error { return WriteTarGz(w, files) })
 }

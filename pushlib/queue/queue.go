@@ -26,6 +26,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/cachix-select/cachix-select/pushlib/internal/atomicfile"
 )
 
 // ErrLocked means another flush holds the lock.
@@ -197,30 +199,7 @@ func (l *Lock) Release() {
 // LogFile is where background flushes write.
 func (d *Dir) LogFile() string { return filepath.Join(d.Path, "push.log") }
 
-// writeAtomic replaces file with data through a temp file and a rename.
+// writeAtomic replaces a state file, synced: the queue must survive a crash.
 func writeAtomic(file string, data []byte) error {
-	tmp, err := os.CreateTemp(filepath.Dir(file), ".tmp-*")
-	if err != nil {
-		return fmt.Errorf("writing %s: %w", file, err)
-	}
-	name := tmp.Name()
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		os.Remove(name)
-		return fmt.Errorf("writing %s: %w", file, err)
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		os.Remove(name)
-		return fmt.Errorf("writing %s: %w", file, err)
-	}
-	if err := tmp.Close(); err != nil {
-		os.Remove(name)
-		return fmt.Errorf("writing %s: %w", file, err)
-	}
-	if err := os.Rename(name, file); err != nil {
-		os.Remove(name)
-		return fmt.Errorf("writing %s: %w", file, err)
-	}
-	return nil
+	return atomicfile.WriteFile(file, data, 0o600, true)
 }
