@@ -352,22 +352,7 @@ func (p *parser) operand() (*value, error) {
 	case p.has("["):
 		return p.list()
 	case p.has("("):
-		p.pos++
-		if err := p.space(); err != nil {
-			return nil, err
-		}
-		v, err := p.expr()
-		if err != nil {
-			return nil, err
-		}
-		if err := p.space(); err != nil {
-			return nil, err
-		}
-		if !p.has(")") {
-			return nil, p.fail(p.pos, "expected ')', "+p.found())
-		}
-		p.pos++
-		return v, nil
+		return parenthesized(p, p.expr)
 	case isDigit(p.src[p.pos]):
 		return p.natural()
 	case isLabelStart(p.src[p.pos]) || p.has("`"):
@@ -560,22 +545,7 @@ func (p *parser) typeTerm(apply bool) (*typ, error) {
 	start := p.pos
 	switch {
 	case p.has("("):
-		p.pos++
-		if err := p.space(); err != nil {
-			return nil, err
-		}
-		t, err := p.typeExpr()
-		if err != nil {
-			return nil, err
-		}
-		if err := p.space(); err != nil {
-			return nil, err
-		}
-		if !p.has(")") {
-			return nil, p.fail(p.pos, "expected ')', "+p.found())
-		}
-		p.pos++
-		return t, nil
+		return parenthesized(p, p.typeExpr)
 	case p.has("{"):
 		return p.recordType()
 	case p.pos < len(p.src) && (isLabelStart(p.src[p.pos]) || p.has("`")):
@@ -758,4 +728,26 @@ func isLabelStart(c byte) bool {
 // isLabelChar reports a character that may continue a plain label.
 func isLabelChar(c byte) bool {
 	return isLabelStart(c) || isDigit(c) || c == '-' || c == '/'
+}
+
+// parenthesized parses "( inner )" with the whitespace Dhall allows inside,
+// for expressions and types alike.
+func parenthesized[T any](p *parser, inner func() (T, error)) (T, error) {
+	var zero T
+	p.pos++
+	if err := p.space(); err != nil {
+		return zero, err
+	}
+	v, err := inner()
+	if err != nil {
+		return zero, err
+	}
+	if err := p.space(); err != nil {
+		return zero, err
+	}
+	if !p.has(")") {
+		return zero, p.fail(p.pos, "expected ')', "+p.found())
+	}
+	p.pos++
+	return v, nil
 }
