@@ -229,6 +229,16 @@ func Push(ctx context.Context, job Job) (*Result, error) {
 	return res, nil
 }
 
+// hasPins reports whether any root asks for a pin.
+func hasPins(roots []Root) bool {
+	for _, r := range roots {
+		if r.Pin != nil {
+			return true
+		}
+	}
+	return false
+}
+
 // closureHasAny reports whether any path of root's closure is in set.
 func closureHasAny(closure map[string]*store.PathInfo, root string, set map[string]bool) bool {
 	if len(set) == 0 {
@@ -431,9 +441,16 @@ func (u *uploader) fail(p string, s *slot, err error) {
 	u.sink.Emit(events.Event{Kind: events.Failed, Cache: u.cache, Path: p, Error: err.Error()})
 }
 
-// pin creates the pins of roots whose closure is entirely in the cache.
+// pin creates the pins of roots whose closure is entirely in the cache. A
+// pin that already points at its root is left alone: a new revision of the
+// same path would only use up a slot of its keep policy.
 func (u *uploader) pin(ctx context.Context, failed map[string]bool, closure map[string]*store.PathInfo) {
 	pinner, canPin := u.job.Backend.(backend.Pinner)
+	var current map[string]string
+	if reader, ok := u.job.Backend.(backend.PinReader); ok && canPin && hasPins(u.job.Roots) {
+		// Best effort: when listing fails, pins are simply created again.
+		current, _ = reader.PinTargets(ctx)
+	}
 	for _, r := range u.job.Roots {
 		if r.Pin == nil {
 			continue
@@ -450,6 +467,11 @@ func (u *uploader) pin(ctx context.Context, failed map[string]bool, closure map[
 		}
 		pin := *r.Pin
 		pin.StorePath = r.Path
+		if current[pin.Name] == pin.StorePath {
+			u.res.Pinned = append(u.res.Pinned, pin.Name)
+			u.sink.Emit(events.Event{Kind: events.Pinned, Cache: u.cache, Path: r.Path, Pin: pin.Name, Message: "unchanged"})
+			continue
+		}
 		if err := pinner.CreatePin(ctx, pin); err != nil {
 			u.mu.Lock()
 			u.res.Failed = append(u.res.Failed, PathFailure{Path: r.Path, Err: fmt.Errorf("pinning %q: %w", pin.Name, err)})

@@ -137,6 +137,14 @@ func TestManifestPinsOnlyAfterUpload(t *testing.T) {
 	if lastPath(serverPins(srv)["exe-pin"]) != exe {
 		t.Error("exe-pin missing after the successful re-push")
 	}
+	// Pushing again adds no revision to pins that already point there.
+	revs := len(serverPins(srv)["lib-pin"].Revisions) + len(serverPins(srv)["exe-pin"].Revisions)
+	if r := cli(t, "", nil, "push", m); r.code != 0 {
+		t.Fatalf("third push: %s", r.stderr)
+	}
+	if got := len(serverPins(srv)["lib-pin"].Revisions) + len(serverPins(srv)["exe-pin"].Revisions); got != revs {
+		t.Errorf("an unchanged push added pin revisions: %d → %d", revs, got)
+	}
 	// A plain binary cache says clearly that it cannot pin.
 	fm := writeManifest(t, t.TempDir(), map[string]any{"version": 1, "cache": map[string]any{"url": "file://" + filepath.Join(dir, "fc")},
 		"paths": []any{map[string]any{"storePath": lib, "pin": map[string]any{"name": "lib-pin"}}}})

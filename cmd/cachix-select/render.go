@@ -130,7 +130,13 @@ func (r *renderer) plain(e events.Event) {
 		r.reportedErrors = true
 		r.line("%s", failedLine(e))
 	case events.Pinned:
-		r.line("Pinned %s as %q", e.Path, e.Pin)
+		if e.Message == "unchanged" {
+			if r.verbose {
+				r.line("Pin %q already points at %s", e.Pin, e.Path)
+			}
+		} else {
+			r.line("Pinned %s as %q", e.Path, e.Pin)
+		}
 	case events.Warning:
 		r.line("warning: %s", e.Message)
 	case events.Summary:

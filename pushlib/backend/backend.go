@@ -95,3 +95,9 @@ type Keep struct {
 type Pinner interface {
 	CreatePin(ctx context.Context, pin Pin) error
 }
+
+// PinReader is implemented by backends that can say where pins point now.
+type PinReader interface {
+	// PinTargets maps each pin name to the store path of its latest revision.
+	PinTargets(ctx context.Context) (map[string]string, error)
+}

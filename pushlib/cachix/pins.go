@@ -154,3 +154,20 @@ func (b *Backend) ListPins(ctx context.Context) ([]PinInfo, error) {
 	}
 	return pins, nil
 }
+
+// PinTargets maps pin names to their latest store path (backend.PinReader),
+// so that a push does not add a revision for a pin that already points
+// where it should.
+func (b *Backend) PinTargets(ctx context.Context) (map[string]string, error) {
+	pins, err := b.ListPins(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]string, len(pins))
+	for _, p := range pins {
+		if p.LastRevision != nil {
+			out[p.Name] = p.LastRevision.StorePath
+		}
+	}
+	return out, nil
+}
