@@ -36,6 +36,7 @@ say "== building cachix-select and the measuring helper"
 go build -o "$work/cachix-select" ./cmd/cachix-select
 go build -o "$work/measure" ./tests/bench/measure
 go build -o "$work/cachix-test-server" ./tests/cachixserver/cmd/cachix-test-server
+go build -o "$work/floor" ./tests/bench/floor
 cs=$work/cachix-select
 measure=$work/measure
 
@@ -96,6 +97,10 @@ for i in $(seq 1 "$runs"); do
     say "run $i: $tool $t s"
   done
 done
+nix-store -qR "$big" > "$work/big.paths"
+: > "$work/floor.times"
+for i in $(seq 1 "$runs"); do read -r t _ < <("$work/floor" "$work/big.paths"); echo "$t" >> "$work/floor.times"; done
+floor_med=$(median < "$work/floor.times")
 cs_size=$(du -sb "$work/cache-cs/nar" | cut -f1)
 nc_size=$(du -sb "$work/cache-nc/nar" | cut -f1)
 rm -rf "$work/cache-cs" "$work/cache-nc"
@@ -139,6 +144,7 @@ cachix-select benchmark ($(nproc) cores, $runs runs, medians)
     cachix-select        ${cs_med} s   peak RSS $(( $(median < "$work/cs.rss") / 1024 )) MiB   output $((cs_size / 1000000)) MB
     nix copy (zstd)      ${nc_med} s                    output $((nc_size / 1000000)) MB
     time ratio           ${full_ratio}  (target ≤ 0.50: $(verdict "$full_ratio" 0.50))
+    floor                ${floor_med} s = $(ratio "$floor_med" "$nc_med") × nix copy (read, hash twice, zstd default level on all cores, write nothing)
     size ratio           ${size_ratio}  (target ≤ 1.05: $(verdict "$size_ratio" 1.05))
   no-op push, $nmany paths already present:
     cachix-select        ${noop_med} s
