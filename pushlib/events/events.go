@@ -70,12 +70,6 @@ type discard struct{}
 
 func (discard) Emit(Event) {}
 
-// Func adapts a function to a Sink.
-type Func func(Event)
-
-// Emit calls f.
-func (f Func) Emit(e Event) { f(e) }
-
 // Recorder keeps every event; tests use it.
 type Recorder struct {
 	mu     sync.Mutex

@@ -24,9 +24,8 @@ func (s *Server) handleComplete(w http.ResponseWriter, r *http.Request) {
 	if u == nil {
 		return
 	}
-	body, err := readJSONBody(w, r)
-	if err != nil {
-		s.rejectBody(w, r, err)
+	body, ok := s.jsonBody(w, r)
+	if !ok {
 		return
 	}
 	o, err := decodeObject(body, "request body", "parts", "narInfoCreate")

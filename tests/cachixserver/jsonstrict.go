@@ -35,6 +35,17 @@ func readJSONBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
 }
 
 // rejectBody answers a body-reading error with 415 or 400.
+// jsonBody reads a strict JSON request body, answering the rejection itself
+// when it cannot; handlers just return on false.
+func (s *Server) jsonBody(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
+	body, err := readJSONBody(w, r)
+	if err != nil {
+		s.rejectBody(w, r, err)
+		return nil, false
+	}
+	return body, true
+}
+
 func (s *Server) rejectBody(w http.ResponseWriter, r *http.Request, err error) {
 	if errors.Is(err, errBadContentType) {
 		s.reject(w, r, http.StatusUnsupportedMediaType, "%v", err)

@@ -131,9 +131,8 @@ func (s *Server) handleBulk(w http.ResponseWriter, r *http.Request) {
 	if c == nil {
 		return
 	}
-	body, err := readJSONBody(w, r)
-	if err != nil {
-		s.rejectBody(w, r, err)
+	body, ok := s.jsonBody(w, r)
+	if !ok {
 		return
 	}
 	var items []json.RawMessage
@@ -347,9 +346,8 @@ func (s *Server) handleKeyCreate(w http.ResponseWriter, r *http.Request) {
 	if c == nil {
 		return
 	}
-	body, err := readJSONBody(w, r)
-	if err != nil {
-		s.rejectBody(w, r, err)
+	body, ok := s.jsonBody(w, r)
+	if !ok {
 		return
 	}
 	o, err := decodeObject(body, "request body", "publicKey")

@@ -103,9 +103,8 @@ func (s *Server) handlePinCreate(w http.ResponseWriter, r *http.Request) {
 	if c == nil {
 		return
 	}
-	body, err := readJSONBody(w, r)
-	if err != nil {
-		s.rejectBody(w, r, err)
+	body, ok := s.jsonBody(w, r)
+	if !ok {
 		return
 	}
 	o, err := decodeObject(body, "request body", "name", "storePath", "artifacts", "keep")

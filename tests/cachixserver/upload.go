@@ -135,9 +135,8 @@ func (s *Server) handlePresign(w http.ResponseWriter, r *http.Request) {
 		s.reject(w, r, http.StatusBadRequest, "partNumber must be an integer from 1 to %d, got %q", maxParts, q.Get("partNumber"))
 		return
 	}
-	body, err := readJSONBody(w, r)
-	if err != nil {
-		s.rejectBody(w, r, err)
+	body, ok := s.jsonBody(w, r)
+	if !ok {
 		return
 	}
 	o, err := decodeObject(body, "request body", "contentMD5")
