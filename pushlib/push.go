@@ -469,7 +469,7 @@ func (u *uploader) pin(ctx context.Context, failed map[string]bool, closure map[
 		pin.StorePath = r.Path
 		if current[pin.Name] == pin.StorePath {
 			u.res.Pinned = append(u.res.Pinned, pin.Name)
-			u.sink.Emit(events.Event{Kind: events.Pinned, Cache: u.cache, Path: r.Path, Pin: pin.Name, Message: "unchanged"})
+			u.sink.Emit(events.Event{Kind: events.Pinned, Cache: u.cache, Path: r.Path, Pin: pin.Name, Unchanged: true})
 			continue
 		}
 		if err := pinner.CreatePin(ctx, pin); err != nil {

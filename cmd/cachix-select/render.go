@@ -130,7 +130,7 @@ func (r *renderer) plain(e events.Event) {
 		r.reportedErrors = true
 		r.line("%s", failedLine(e))
 	case events.Pinned:
-		if e.Message == "unchanged" {
+		if e.Unchanged {
 			if r.verbose {
 				r.line("Pin %q already points at %s", e.Pin, e.Path)
 			}

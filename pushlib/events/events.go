@@ -52,10 +52,12 @@ type Event struct {
 	Pushed  int  `json:"pushed,omitempty"`
 	Failed  int  `json:"failedCount,omitempty"`
 	DryRun  bool `json:"dryRun,omitempty"`
-	// Pin is the pin name for Pinned.
-	Pin     string `json:"pin,omitempty"`
-	Message string `json:"message,omitempty"`
-	Error   string `json:"error,omitempty"`
+	// Pin is the pin name for Pinned; Unchanged says the pin already
+	// pointed at Path, so no revision was added.
+	Pin       string `json:"pin,omitempty"`
+	Unchanged bool   `json:"unchanged,omitempty"`
+	Message   string `json:"message,omitempty"`
+	Error     string `json:"error,omitempty"`
 }
 
 // Sink receives events. Implementations must be safe for concurrent use.
