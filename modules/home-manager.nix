@@ -75,29 +75,14 @@ in
             }
           );
 
-      systemd.user.services.${unit} = lib.mkIf useSystemd {
-        Unit.Description = "Push queued Nix store paths to a binary cache (cachix-select)";
-        Service = {
-          Type = "oneshot";
-          ExecStart = pure.escapeShellArgs (
-            pure.flushArgs {
-              inherit exe;
-              inherit (cfg) stateDir;
-            }
-          );
-          Environment = lib.optional (nixPackage != null) "PATH=${nixPackage}/bin";
-        };
-      };
+      systemd.user.services.${unit} = lib.mkIf useSystemd (pure.homeManagerService {
+        inherit exe nixPackage;
+        inherit (cfg) stateDir;
+      });
 
-      systemd.user.timers.${unit} = lib.mkIf (useSystemd && cfg.retryInterval != null) {
-        Unit.Description = "Retry the queued pushes of cachix-select";
-        Timer = {
-          OnStartupSec = "10min";
-          OnUnitInactiveSec = cfg.retryInterval;
-          RandomizedDelaySec = "2min";
-        };
-        Install.WantedBy = [ "timers.target" ];
-      };
+      systemd.user.timers.${unit} = lib.mkIf (useSystemd && cfg.retryInterval != null) (pure.homeManagerTimer {
+        inherit (cfg) retryInterval;
+      });
     })
   ];
 }

@@ -428,6 +428,124 @@ rec {
       "%d/${signingKeyCredential}"
     ];
 
+  # nixosService is systemd.services.cachix-select of the NixOS module, in
+  # NixOS's service shape (nixpkgs' systemd-lib.nix turns it into a unit
+  # file). A oneshot that flushes the queue after the network is up, with
+  # the secrets passed as systemd credentials (readable only by the unit,
+  # never in its environment, its command line or the store), hardened: it
+  # reads the store through nix-daemon and talks HTTPS.
+  nixosService =
+    {
+      exe,
+      stateDir,
+      unit,
+      nixPackage,
+      authTokenFile ? null,
+      signingKeyFile ? null,
+    }:
+    {
+      description = "Push queued Nix store paths to a binary cache (cachix-select)";
+      wants = [ "network-online.target" ];
+      after = [
+        "network-online.target"
+        "nix-daemon.socket"
+      ];
+      path = [ nixPackage ];
+      # Started by activation and the timer; a switch must not restart a push.
+      restartIfChanged = false;
+      environment = {
+        NIX_REMOTE = "daemon";
+        HOME = stateDir;
+        XDG_CACHE_HOME = "/var/cache/${unit}";
+      };
+      serviceConfig = {
+        Type = "oneshot";
+        ExecStart = escapeShellArgs (flushArgs {
+          inherit exe stateDir;
+          authTokenCredential = if authTokenFile != null then "auth-token" else null;
+          signingKeyCredential = if signingKeyFile != null then "signing-key" else null;
+        });
+        LoadCredential =
+          optional (authTokenFile != null) [ "auth-token:${authTokenFile}" ]
+          ++ optional (signingKeyFile != null) [ "signing-key:${signingKeyFile}" ];
+        StateDirectory = unit;
+        StateDirectoryMode = "0700";
+        CacheDirectory = unit;
+        CacheDirectoryMode = "0700";
+        UMask = "0077";
+        ProtectSystem = "strict";
+        ProtectHome = true;
+        PrivateTmp = true;
+        PrivateDevices = true;
+        NoNewPrivileges = true;
+        CapabilityBoundingSet = "";
+        ProtectKernelTunables = true;
+        ProtectKernelModules = true;
+        ProtectKernelLogs = true;
+        ProtectControlGroups = true;
+        ProtectClock = true;
+        ProtectHostname = true;
+        ProtectProc = "invisible";
+        RestrictAddressFamilies = [
+          "AF_UNIX"
+          "AF_INET"
+          "AF_INET6"
+          "AF_NETLINK"
+        ];
+        RestrictNamespaces = true;
+        RestrictRealtime = true;
+        RestrictSUIDSGID = true;
+        LockPersonality = true;
+        MemoryDenyWriteExecute = true;
+        SystemCallArchitectures = "native";
+        SystemCallFilter = [ "@system-service" ];
+        SystemCallErrorNumber = "EPERM";
+      };
+    };
+
+  # nixosTimer is systemd.timers.cachix-select: retries what is queued.
+  nixosTimer =
+    { retryInterval }:
+    {
+      description = "Retry the queued pushes of cachix-select";
+      wantedBy = [ "timers.target" ];
+      timerConfig = {
+        OnBootSec = "10min";
+        OnUnitInactiveSec = retryInterval;
+        RandomizedDelaySec = "2min";
+      };
+    };
+
+  # homeManagerService is systemd.user.services.cachix-select of the
+  # home-manager module, in home-manager's INI shape (Unit/Service/Install).
+  homeManagerService =
+    {
+      exe,
+      stateDir,
+      nixPackage ? null,
+    }:
+    {
+      Unit.Description = "Push queued Nix store paths to a binary cache (cachix-select)";
+      Service = {
+        Type = "oneshot";
+        ExecStart = escapeShellArgs (flushArgs { inherit exe stateDir; });
+        Environment = optional (nixPackage != null) [ "PATH=${nixPackage}/bin" ];
+      };
+    };
+
+  # homeManagerTimer is systemd.user.timers.cachix-select.
+  homeManagerTimer =
+    { retryInterval }:
+    {
+      Unit.Description = "Retry the queued pushes of cachix-select";
+      Timer = {
+        OnStartupSec = "10min";
+        OnUnitInactiveSec = retryInterval;
+        RandomizedDelaySec = "2min";
+      };
+      Install.WantedBy = [ "timers.target" ];
+    };
+
   # checkPhase validates a rendered manifest with the binary while it is
   # built, so a bad configuration fails the build and not the switch.
   checkPhase = exe: ''
