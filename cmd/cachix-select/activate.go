@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -90,9 +89,9 @@ func doActivate(c *cli.Context) (queued bool, err error) {
 	}
 	file := c.Args().First()
 	st := store.New()
-	raw, err := os.ReadFile(file)
+	raw, err := manifest.ReadFile(file)
 	if err != nil {
-		return false, &manifest.Error{File: file, Msg: fmt.Sprintf("cannot read: %v", errors.Unwrap(err))}
+		return false, err
 	}
 	m, err := manifest.ParseWith(raw, file, manifest.Options{StoreDir: st.Dir})
 	if err != nil {
