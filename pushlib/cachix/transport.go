@@ -9,9 +9,9 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptrace"
-	"syscall"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 )
 
