@@ -47,6 +47,7 @@ func activateCommand() *cli.Command {
 		&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "print nothing but errors"},
 		&cli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, Usage: "print every path"},
 	)
+	flags = append(flags, networkFlags()...)
 	return &cli.Command{
 		Name:      "activate",
 		Usage:     "what the home-manager, NixOS and shell hooks run: push a manifest without ever breaking the caller",
@@ -118,9 +119,9 @@ func doActivate(c *cli.Context) (queued bool, err error) {
 	}
 	target := overrides.Apply(pushlib.FromManifest(m)).String()
 	if mode == "foreground" {
-		ctx, cancel := context.WithTimeout(c.Context, c.Duration("timeout"))
-		defer cancel()
-		return true, flushQueue(ctx, c, d, true)
+		// A host that cannot be reached at all must not hold up the switch
+		// for the retry budget: the push stays queued.
+		return true, flushQueue(c, d, flushOptions{wait: true, limit: c.Duration("timeout"), failFast: true})
 	}
 	how, err := startBackgroundFlush(c, d)
 	if err != nil {
@@ -147,8 +148,10 @@ func activateDryRun(c *cli.Context, m *manifest.Manifest, o pushlib.Overrides, s
 	ctx, cancel := context.WithTimeout(c.Context, timeout)
 	defer cancel()
 	c.Context = ctx
+	bopts := backendOptions(c)
+	bopts.FailFast = true // report an unreachable cache at once, not after the retries
 	jobs, err := pushlib.BuildJobs(pushlib.Request{Manifests: []*manifest.Manifest{m}, Overrides: o,
-		Settings: pushlib.Settings{DryRun: true}, Backend: backendOptions(c)}, st)
+		Settings: pushlib.Settings{DryRun: true}, Backend: bopts}, st)
 	if err != nil {
 		return err
 	}
@@ -182,10 +185,17 @@ func startBackgroundFlush(c *cli.Context, d *queue.Dir) (string, error) {
 		return "", err
 	}
 	defer log.Close()
-	args := []string{"queue", "flush", "--state-dir", d.Path}
+	// --fail-fast: a host that cannot be reached at all is not retried for
+	// 90 s while holding the flush lock; the entry stays queued.
+	args := []string{"queue", "flush", "--state-dir", d.Path, "--fail-fast"}
 	for _, f := range []string{"auth-token-file", "signing-key-file"} {
 		if v := c.String(f); v != "" {
 			args = append(args, "--"+f, v)
+		}
+	}
+	for _, f := range []string{"connect-timeout", "stall-timeout", "retry-for"} {
+		if c.IsSet(f) {
+			args = append(args, "--"+f, c.Duration(f).String())
 		}
 	}
 	fmt.Fprintf(log, "\n== %s: cachix-select %s\n", time.Now().Format(time.RFC3339), strings.Join(args, " "))
