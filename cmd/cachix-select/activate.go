@@ -56,7 +56,8 @@ func activateCommand() *cli.Command {
 			"Otherwise queues the manifest on disk and pushes it in the background (a systemd unit or a\n" +
 			"detached process, one flush at a time per user) or, with --mode foreground, right away.\n" +
 			"A push that cannot happen now (offline, cache down, credentials missing) stays queued for\n" +
-			"`cachix-select queue flush`, the next activation or the unit's timer.\n\n" +
+			"`cachix-select queue flush`, the next activation or the unit's timer. A cache host that cannot\n" +
+			"be reached at all (refused, unknown name, no route) is given up at once, not retried.\n\n" +
 			"Exit code: 0, unless --strict (then 1 when the push failed, 2 for bad input).",
 		Flags:        flags,
 		OnUsageError: onUsageError,

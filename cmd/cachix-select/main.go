@@ -35,8 +35,9 @@ const exitCodesHelp = `EXIT CODES:
    1    the push failed (cache unreachable or refused, some paths not pushed)
    2    bad usage or bad input (malformed manifest, path not in the store,
         unreadable or misplaced token/key file, unusable cache location)
-   130  interrupted by SIGINT (Ctrl-C); 143: by SIGTERM (systemctl stop).
-        What was published stays; nothing half-pushed is visible.`
+   130  interrupted by SIGINT (Ctrl-C): what was published stays, nothing
+        half-pushed is visible; run it again for the rest
+   143  interrupted by SIGTERM (systemctl stop), likewise`
 
 // interruptGrace is how long the work may take to wind down after a
 // signal before the process exits anyway: a read from a dead mount or a
@@ -198,7 +199,7 @@ func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
 		cli.FlagStringer = func(f cli.Flag) string {
 			s := orig(f)
 			for _, noise := range []string{" (default: false)", " (default: 0)"} {
-				s = strings.TrimSuffix(s, noise)
+				s = strings.Replace(s, noise, "", 1)
 			}
 			return s
 		}
