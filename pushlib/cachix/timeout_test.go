@@ -188,8 +188,8 @@ func TestSlowUploadIsNotCut(t *testing.T) {
 		t.Skip("the send queue is only visible on Linux")
 	}
 	t.Parallel()
-	srv, puts := slowStorage(t, 64<<10) // 3.2 MB/s: a 5 MiB part takes 1.6 s
-	stall := cachix.Timeouts{Connect: time.Second, Stall: 400 * time.Millisecond}
+	srv, puts := slowStorage(t, 32<<10) // 1.6 MB/s: a 5 MiB part takes 3.3 s
+	stall := cachix.Timeouts{Connect: time.Second, Stall: time.Second}
 	b := newBackend(t, srv.URL, func(o *cachix.Options) { o.Timeouts = stall })
 	info := vectorInfo(t)
 	payload := patterned(cachix.MinChunkSize)

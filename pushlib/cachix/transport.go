@@ -130,7 +130,8 @@ func (g *stallGuard) RoundTrip(req *http.Request) (*http.Response, error) {
 
 // watchdog cancels an attempt once nothing moved for its duration:
 // neither a read of the request body or the answer, nor (on Linux) a
-// shrinking of the connection's queue of unacknowledged bytes.
+// shrinking of the connection's queue of unacknowledged bytes. It looks
+// four times per duration, so a queue that drains slowly is seen moving.
 type watchdog struct {
 	d      time.Duration
 	last   atomic.Int64 // time of the last progress, UnixNano
@@ -141,18 +142,21 @@ type watchdog struct {
 	timer   *time.Timer
 	stopped bool
 	conn    net.Conn
-	queued  int // the send queue at the previous check, -1 unknown
+	queued  int // the send queue at the previous look, -1 unknown
 }
 
 // startWatchdog arms a watchdog that calls cancel after d without progress.
 func startWatchdog(d time.Duration, cancel context.CancelFunc) *watchdog {
 	w := &watchdog{d: d, cancel: cancel, queued: -1}
-	w.last.Store(time.Now().UnixNano())
+	w.touch()
 	w.mu.Lock()
-	w.timer = time.AfterFunc(d, w.check)
+	w.timer = time.AfterFunc(w.period(), w.check)
 	w.mu.Unlock()
 	return w
 }
+
+// period is how often the watchdog looks.
+func (w *watchdog) period() time.Duration { return max(w.d/4, time.Millisecond) }
 
 // touch records progress; it is cheap enough for every read.
 func (w *watchdog) touch() { w.last.Store(time.Now().UnixNano()) }
@@ -164,29 +168,24 @@ func (w *watchdog) setConn(c net.Conn) {
 	w.mu.Unlock()
 }
 
-// check fires, or re-arms for the time left since the last progress.
+// check counts a drained send queue as progress, then fires when nothing
+// moved for the duration, or looks again later.
 func (w *watchdog) check() {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.stopped {
 		return
 	}
-	prev := w.queued
-	w.queued = -1
 	if w.conn != nil {
 		if q, ok := sendQueue(w.conn); ok {
+			if w.queued >= 0 && q < w.queued {
+				w.touch() // the peer acknowledged bytes since the last look
+			}
 			w.queued = q
 		}
 	}
-	idle := time.Since(time.Unix(0, w.last.Load()))
-	if idle < w.d {
-		w.timer.Reset(w.d - idle)
-		return
-	}
-	if w.queued >= 0 && prev >= 0 && w.queued < prev {
-		// The peer acknowledged bytes since the last check: still moving.
-		w.touch()
-		w.timer.Reset(w.d)
+	if time.Since(time.Unix(0, w.last.Load())) < w.d {
+		w.timer.Reset(w.period())
 		return
 	}
 	w.fired.Store(true)
