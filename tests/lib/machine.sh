@@ -99,15 +99,17 @@ machine_boot() {
   done
   # "degraded" is fine (some unit of the minimal root failed); anything
   # else after 120 s is not.
-  local state
-  state=$(timeout 120 nsenter -t "$MACHINE_LEADER" -a systemctl is-system-running --wait 2>/dev/null) || true
-  case $state in
-    running | degraded) return 0 ;;
-    *)
-      echo "the booted root did not come up (state: ${state:-none}): $(tail -5 "$log")" >&2
-      return 1
-      ;;
-  esac
+  # (systemctl cannot answer before the manager's bus is up: ask again.)
+  local state end=$((SECONDS + 120))
+  while ((SECONDS < end)); do
+    state=$(timeout 60 nsenter -t "$MACHINE_LEADER" -a systemctl is-system-running --wait 2>/dev/null) || true
+    case $state in
+      running | degraded) return 0 ;;
+    esac
+    sleep 0.2
+  done
+  echo "the booted root did not come up (state: ${state:-none}): $(tail -5 "$log")" >&2
+  return 1
 }
 
 # machine_exec COMMAND...: runs COMMAND as root in the booted container, with
