@@ -75,6 +75,7 @@ func TestActivateRootGeneration(t *testing.T) {
 	// Bad --root flags are bad input, with --strict exit 2.
 	for _, bad := range [][]string{
 		{"--root", "/nix/store/not-a-store-path"},
+		{"--root", "/nix/store/00000000000000000000000000000000-gone"},
 		{"--root", gen, "--root-keep-days", "3"},
 		{"--root", gen, "--root-pin", "p", "--root-keep-days", "3", "--root-keep-forever"},
 	} {

@@ -105,7 +105,7 @@ func doActivate(c *cli.Context) (queued bool, err error) {
 	if err != nil {
 		return false, &manifest.Error{File: file, Msg: fmt.Sprintf("cannot read: %v", errors.Unwrap(err))}
 	}
-	if raw, err = withRootFlags(c, raw); err != nil {
+	if raw, err = withRootFlags(c, raw, st.Dir); err != nil {
 		return false, err
 	}
 	m, err := manifest.ParseWith(raw, file, manifest.Options{StoreDir: st.Dir})
@@ -237,11 +237,15 @@ func requestUnitStart(c *cli.Context, list, unit string, m *manifest.Manifest) (
 }
 
 // withRootFlags adds --root (and its pin) to the manifest's paths.
-func withRootFlags(c *cli.Context, raw []byte) ([]byte, error) {
+func withRootFlags(c *cli.Context, raw []byte, storeDir string) ([]byte, error) {
 	if !c.IsSet("root") {
 		return raw, nil
 	}
-	r := activate.Root{StorePath: c.String("root"), Name: c.String("root-name")}
+	root, err := activate.CheckRoot(c.String("root"), storeDir)
+	if err != nil {
+		return nil, usageErrorf("%v", err)
+	}
+	r := activate.Root{StorePath: root, Name: c.String("root-name")}
 	var keep *manifest.Keep
 	set := 0
 	if n := c.Int("root-keep-revisions"); c.IsSet("root-keep-revisions") {

@@ -4,7 +4,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/cachix-select/cachix-select/pushlib/manifest"
 )
@@ -19,6 +21,24 @@ type Root struct {
 	Name string
 	// Pin, if set, pins it in the cache like a pinned manifest path.
 	Pin *manifest.Pin
+}
+
+// CheckRoot resolves a --root path and makes sure it is a store path
+// that exists, so that a typo is bad input rather than a queued push of
+// a path "garbage-collected" before it was ever there.
+func CheckRoot(root, storeDir string) (string, error) {
+	path := root
+	if real, err := filepath.EvalSymlinks(root); err == nil {
+		path = real
+	}
+	base, ok := strings.CutPrefix(path, storeDir+"/")
+	if !ok || strings.Contains(base, "/") || len(base) < 34 || base[32] != '-' {
+		return "", fmt.Errorf("--root %s is not a store path in %s: give the store path of the generation being activated", root, storeDir)
+	}
+	if _, err := os.Lstat(path); err != nil {
+		return "", fmt.Errorf("--root %s: %w", root, errors.Unwrap(err))
+	}
+	return path, nil
 }
 
 // WithRoot returns the manifest with r appended to its paths, so that
