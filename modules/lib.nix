@@ -537,6 +537,8 @@ rec {
   # failed (hence nixosService's Type and SuccessExitStatus). The binary
   # lists the unit only when no flush is running: a running flush takes
   # what was queued before it exits, so it is never restarted for it.
+  # (activation-reload-list is not used: a reload needs ExecReload=, and a
+  # flush has nothing to reload.)
   nixosActivation =
     {
       exe,
