@@ -20,6 +20,21 @@ import (
 // errQueueNotEmpty: some queued pushes failed and remain for later.
 var errQueueNotEmpty = errors.New("some queued pushes failed and stay queued")
 
+// systemStateDir is the NixOS module's state directory, which root's
+// `queue list` and `queue flush` read besides their own (a variable for
+// the tests).
+var systemStateDir = queue.SystemDir
+
+// queueDirs are the state directories a queue command works on: the one
+// --state-dir names, else the user's default and, for root, the NixOS
+// system queue when it exists.
+func queueDirs(c *cli.Context) []string {
+	if d := c.String("state-dir"); d != "" {
+		return []string{d}
+	}
+	return queue.Dirs(systemStateDir)
+}
+
 // defaultFlushLimit bounds a flush, so that a push hung on a dead cache
 // releases the flush lock and every later activation, for every cache,
 // is not stuck behind it; what is not pushed stays queued for the next.
@@ -40,8 +55,11 @@ func queueCommand() *cli.Command {
 		Usage: "inspect and push the pushes queued by activate",
 		Subcommands: []*cli.Command{
 			{
-				Name:         "list",
-				Usage:        "show queued pushes",
+				Name:  "list",
+				Usage: "show queued pushes",
+				Description: "Without --state-dir: the queue of $XDG_STATE_HOME/cachix-select (else ~/.local/state/cachix-select),\n" +
+					"where home-manager and shell hooks queue, and, run as root, also the NixOS system queue\n" +
+					"(" + queue.SystemDir + ").",
 				Flags:        append(stateFlags(), &cli.BoolFlag{Name: "json", Usage: "print JSON"}),
 				OnUsageError: onUsageError,
 				Action:       queueListAction,
@@ -53,27 +71,44 @@ func queueCommand() *cli.Command {
 					"removed once the cache confirmed it; entries whose paths were garbage-collected are dropped\n" +
 					"with a warning; failed entries stay queued. A flush stops after --timeout (default 1h), even\n" +
 					"when a push is blocked, and releases the flush lock; the rest stays queued.\n" +
+					"Without --state-dir, the same queues as queue list (root: its own and the NixOS system queue,\n" +
+					"pushed with the credentials the manifests and root's environment give, not the unit's).\n" +
 					"Exit code: 0 when the queue is empty afterwards, 1 when failed entries remain.",
 				Flags:        flushFlags,
 				OnUsageError: onUsageError,
-				Action: func(c *cli.Context) error {
-					d, err := queue.Open(stateDir(c))
-					if err != nil {
-						return err
-					}
-					return flushQueue(c, d, flushOptions{wait: c.Bool("wait"), limit: c.Duration("timeout"), failFast: c.Bool("fail-fast")})
-				},
+				Action:       queueFlushAction,
 			},
 		},
 	}
 }
 
+// queueFlushAction flushes each queue directory in turn, all within one
+// time limit.
+func queueFlushAction(c *cli.Context) error {
+	ctx, cancel := withTimeLimit(c.Context, c.Duration("timeout"))
+	defer cancel()
+	fo := flushOptions{wait: c.Bool("wait"), failFast: c.Bool("fail-fast")}
+	dirs := queueDirs(c)
+	var first error
+	for _, dir := range dirs {
+		d, err := queue.Open(dir)
+		if err == nil {
+			if len(dirs) > 1 && !c.Bool("quiet") {
+				fmt.Fprintf(c.App.ErrWriter, "cachix-select: flushing the queue in %s\n", dir)
+			}
+			err = flushQueue(ctx, c, d, fo)
+		}
+		if err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
+}
+
 // flushOptions say how one flush runs.
 type flushOptions struct {
-	// wait for a running flush to release the lock (within limit).
+	// wait for a running flush to release the lock (within the time limit).
 	wait bool
-	// limit bounds the whole flush; 0 is none.
-	limit time.Duration
 	// failFast gives up at once on hosts that cannot be reached at all.
 	failFast bool
 }
@@ -83,19 +118,22 @@ type timeLimit struct{ d time.Duration }
 
 func (l *timeLimit) Error() string { return fmt.Sprintf("the time limit of %s was reached", l.d) }
 
+// withTimeLimit bounds a flush to d (0: no limit); the context's cause
+// then says which limit ended it.
+func withTimeLimit(ctx context.Context, d time.Duration) (context.Context, context.CancelFunc) {
+	if d <= 0 {
+		return context.WithCancel(ctx)
+	}
+	return context.WithTimeoutCause(ctx, d, &timeLimit{d})
+}
+
 // flushQueue takes the lock and flushes until the queue holds nothing new.
 // If another flush holds the lock it returns at once (that flush checks the
-// queue again before it exits), unless fo.wait is set. It never takes
-// longer than fo.limit (plus a grace period): when a push is blocked past
-// it (a hung file system), flushQueue returns anyway and the process exit
-// releases the lock.
-func flushQueue(c *cli.Context, d *queue.Dir, fo flushOptions) error {
-	ctx := c.Context
-	if fo.limit > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeoutCause(ctx, fo.limit, &timeLimit{fo.limit})
-		defer cancel()
-	}
+// queue again before it exits), unless fo.wait is set. It returns when ctx
+// ends (see withTimeLimit) plus a grace period at the latest: when a push
+// is blocked past it (a hung file system), flushQueue returns anyway and
+// the process exit releases the lock.
+func flushQueue(ctx context.Context, c *cli.Context, d *queue.Dir, fo flushOptions) error {
 	lock, err := takeLock(ctx, d, fo.wait)
 	if errors.Is(err, queue.ErrLocked) {
 		if !c.Bool("quiet") {
@@ -216,29 +254,62 @@ func hasUntried(d *queue.Dir, tried map[string]bool) bool {
 	return false
 }
 
-// queueListAction prints the queue.
+// queueRow is one queued entry as queue list shows it.
+type queueRow struct {
+	ID         string     `json:"id"`
+	StateDir   string     `json:"stateDir"`
+	Cache      string     `json:"cache"`
+	Paths      []string   `json:"paths"`
+	Manifest   string     `json:"manifestFile"`
+	EnqueuedAt time.Time  `json:"enqueuedAt"`
+	Attempts   int        `json:"attempts"`
+	LastTry    *time.Time `json:"lastTry,omitempty"`
+	LastError  string     `json:"lastError,omitempty"`
+}
+
+// queueListAction prints the queues.
 func queueListAction(c *cli.Context) error {
-	d, err := queue.Open(stateDir(c))
-	if err != nil {
-		return err
+	dirs := queueDirs(c)
+	all := []queueRow{}
+	for i, dir := range dirs {
+		d, err := queue.Open(dir)
+		if err != nil {
+			return err
+		}
+		rows, err := queueRows(c, d)
+		if err != nil {
+			return err
+		}
+		all = append(all, rows...)
+		if c.Bool("json") {
+			continue
+		}
+		if i > 0 {
+			fmt.Fprintln(c.App.Writer)
+		}
+		if err := printQueue(c, d, rows); err != nil {
+			return err
+		}
 	}
+	if c.Bool("json") {
+		b, _ := json.MarshalIndent(all, "", "  ")
+		fmt.Fprintln(c.App.Writer, string(b))
+	}
+	return nil
+}
+
+// queueRows reads one queue, warning about damaged entries.
+func queueRows(c *cli.Context, d *queue.Dir) ([]queueRow, error) {
 	entries, bad, err := d.List()
 	if err != nil {
-		return err
+		return nil, err
 	}
-	type row struct {
-		ID         string     `json:"id"`
-		Cache      string     `json:"cache"`
-		Paths      []string   `json:"paths"`
-		Manifest   string     `json:"manifestFile"`
-		EnqueuedAt time.Time  `json:"enqueuedAt"`
-		Attempts   int        `json:"attempts"`
-		LastTry    *time.Time `json:"lastTry,omitempty"`
-		LastError  string     `json:"lastError,omitempty"`
+	for _, b := range bad {
+		fmt.Fprintf(c.App.ErrWriter, "cachix-select: warning: %v\n", b)
 	}
-	rows := []row{}
+	rows := []queueRow{}
 	for _, e := range entries {
-		r := row{ID: e.ID, Manifest: e.ManifestFile, EnqueuedAt: e.EnqueuedAt, Attempts: e.Attempts, LastTry: e.LastTry, LastError: e.LastError, Paths: []string{}}
+		r := queueRow{ID: e.ID, StateDir: d.Path, Manifest: e.ManifestFile, EnqueuedAt: e.EnqueuedAt, Attempts: e.Attempts, LastTry: e.LastTry, LastError: e.LastError, Paths: []string{}}
 		if m, err := manifest.Parse(e.Manifest, e.ManifestFile); err == nil {
 			r.Cache = pushlib.FromManifest(m).String()
 			for _, p := range m.Paths {
@@ -249,18 +320,16 @@ func queueListAction(c *cli.Context) error {
 		}
 		rows = append(rows, r)
 	}
-	if c.Bool("json") {
-		b, _ := json.MarshalIndent(rows, "", "  ")
-		fmt.Fprintln(c.App.Writer, string(b))
-		return nil
-	}
-	for _, b := range bad {
-		fmt.Fprintf(c.App.ErrWriter, "cachix-select: warning: %v\n", b)
-	}
+	return rows, nil
+}
+
+// printQueue prints one queue as a table.
+func printQueue(c *cli.Context, d *queue.Dir, rows []queueRow) error {
 	if len(rows) == 0 {
 		fmt.Fprintf(c.App.Writer, "The queue in %s is empty.\n", d.Path)
 		return nil
 	}
+	fmt.Fprintf(c.App.Writer, "Queued in %s:\n", d.Path)
 	tw := tabwriter.NewWriter(c.App.Writer, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "ID\tCACHE\tPATHS\tQUEUED\tATTEMPTS\tLAST ERROR")
 	for _, r := range rows {
