@@ -32,6 +32,7 @@ func credentialFlags() []cli.Flag {
 	return []cli.Flag{
 		&cli.StringFlag{Name: "auth-token-file", Usage: "read the Cachix auth token from `FILE` (wins over the manifests')"},
 		&cli.StringFlag{Name: "signing-key-file", Usage: "read the signing key from `FILE` (wins over the manifests')"},
+		s3CredentialsFlag(),
 	}
 }
 
@@ -98,7 +99,8 @@ func doActivate(c *cli.Context) (queued bool, err error) {
 	if err != nil {
 		return false, err
 	}
-	overrides := pushlib.Overrides{AuthTokenFile: c.String("auth-token-file"), SigningKeyFile: c.String("signing-key-file")}
+	overrides := pushlib.Overrides{AuthTokenFile: c.String("auth-token-file"), SigningKeyFile: c.String("signing-key-file"),
+		S3CredentialsFile: c.String("s3-credentials-file")}
 
 	if c.Bool("dry-run") {
 		return false, activateDryRun(c, m, overrides, st)
@@ -184,7 +186,7 @@ func startBackgroundFlush(c *cli.Context, d *queue.Dir) (string, error) {
 	}
 	defer log.Close()
 	args := []string{"queue", "flush", "--state-dir", d.Path}
-	for _, f := range []string{"auth-token-file", "signing-key-file"} {
+	for _, f := range []string{"auth-token-file", "signing-key-file", "s3-credentials-file"} {
 		if v := c.String(f); v != "" {
 			args = append(args, "--"+f, v)
 		}

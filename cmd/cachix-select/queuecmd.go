@@ -82,10 +82,11 @@ func flushQueue(ctx context.Context, c *cli.Context, d *queue.Dir, wait bool) er
 	out := newRenderer(c, c.App.Writer, c.App.ErrWriter)
 	defer out.Close()
 	opts := activate.Options{
-		Overrides: pushlib.Overrides{AuthTokenFile: c.String("auth-token-file"), SigningKeyFile: c.String("signing-key-file")},
-		Store:     store.New(),
-		Events:    out,
-		Backend:   backendOptions(c),
+		Overrides: pushlib.Overrides{AuthTokenFile: c.String("auth-token-file"), SigningKeyFile: c.String("signing-key-file"),
+			S3CredentialsFile: c.String("s3-credentials-file")},
+		Store:   store.New(),
+		Events:  out,
+		Backend: backendOptions(c),
 	}
 	tried := map[string]bool{}
 	var total activate.FlushResult

@@ -14,6 +14,8 @@ import (
 	"path"
 	"path/filepath"
 	"strings"
+
+	"github.com/cachix-select/cachix-select/pushlib/s3cache/s3url"
 )
 
 // ErrInvalid marks a manifest that cannot be used. Errors wrapping it are
@@ -362,9 +364,11 @@ func ValidateCacheURL(u string) error {
 		}
 		return nil
 	case strings.HasPrefix(u, "s3://"):
-		return fmt.Errorf("%q: s3:// caches are not supported yet", u)
+		// Its errors name the parameter at fault, never the URL's values.
+		_, err := s3url.Parse(u)
+		return err
 	}
-	return fmt.Errorf("%q is not a supported binary cache URL (use file:///path, or cache.name for Cachix)", u)
+	return fmt.Errorf("%q is not a supported binary cache URL (use file:///path, s3://bucket?…, or cache.name for Cachix)", u)
 }
 
 func (p *parser) paths(top map[string]json.RawMessage, m *Manifest) error {
