@@ -13,6 +13,7 @@ import (
 	"gopkg.in/ini.v1"
 
 	"github.com/cachix-select/cachix-select/pushlib/manifest"
+	"github.com/cachix-select/cachix-select/pushlib/store"
 )
 
 // ErrNoCredentials: no source had S3 credentials (bad input: exit 2).
@@ -77,7 +78,7 @@ func resolveCredentials(s credentialSources) (*resolved, error) {
 
 	if s.File != "" {
 		source := "--s3-credentials-file " + s.File
-		if manifest.InStore(s.File, s.StoreDir) || manifest.InStore(s.File, "/nix/store") {
+		if (s.StoreDir != "" && manifest.InStore(s.File, s.StoreDir)) || manifest.InStore(s.File, store.DefaultStoreDir) {
 			return nil, fmt.Errorf("%w: %s is inside the Nix store, which every user can read: keep secrets outside the store and pass their runtime path", ErrBadCredentials, source)
 		}
 		fi, err := os.Stat(s.File)
@@ -93,7 +94,7 @@ func resolveCredentials(s credentialSources) (*resolved, error) {
 		return r, nil
 	}
 
-	if !explicitProfile || s.Profile == "" {
+	if s.Profile == "" {
 		id, idOK := env("AWS_ACCESS_KEY_ID")
 		secret, secretOK := env("AWS_SECRET_ACCESS_KEY")
 		switch {

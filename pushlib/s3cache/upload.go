@@ -175,17 +175,20 @@ func (c *Cache) abort(ctx context.Context, key, id string) {
 // abortStale aborts the unfinished NAR uploads of this cache started more
 // than StaleUploadAge ago: a killed push leaves them behind and they cost
 // storage. Younger ones may be another machine's upload in progress.
+//
+// The listing is of the whole bucket, filtered here: MinIO lists uploads
+// only for an empty prefix or a whole key, not for a key prefix.
 func (c *Cache) abortStale(ctx context.Context) {
-	prefix := c.key("nar/")
 	keyMarker, idMarker := "", ""
 	for range 100 { // at most 100,000 uploads per push
-		res, err := c.core.ListMultipartUploads(ctx, c.loc.Bucket, prefix, keyMarker, idMarker, "", 1000)
+		res, err := c.core.ListMultipartUploads(ctx, c.loc.Bucket, "", keyMarker, idMarker, "", 1000)
 		if err != nil {
 			c.debug("listing unfinished uploads", err)
 			return
 		}
 		for _, u := range res.Uploads {
-			if isNarName(strings.TrimPrefix(u.Key, c.loc.Prefix)) && time.Since(u.Initiated) > c.opts.StaleUploadAge {
+			name, ours := strings.CutPrefix(u.Key, c.loc.Prefix)
+			if ours && isNarName(name) && time.Since(u.Initiated) > c.opts.StaleUploadAge {
 				c.abort(ctx, u.Key, u.UploadID)
 			}
 		}

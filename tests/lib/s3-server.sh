@@ -6,12 +6,14 @@
 #
 #   tests/lib/s3-server.sh path             where the binary is (built or not)
 #   tests/lib/s3-server.sh build            build it unless it is there (a few minutes, once)
-#   tests/lib/s3-server.sh start DIR PORT [REGION]
+#   tests/lib/s3-server.sh start DIR PORT [REGION [OWNER-PID]]
 #        start it on 127.0.0.1:PORT (MinIO adds the other loopback address,
 #        [::1]:PORT, itself; nothing listens beyond loopback) with data, HOME and logs in DIR (DIR/pid,
 #        DIR/log); the root credentials come from $S3_SERVER_USER and
 #        $S3_SERVER_PASSWORD; REGION defaults to us-east-1. Returns once the
-#        server answers, or fails (the log says why).
+#        server answers, or fails (the log says why). With OWNER-PID, the
+#        server is also stopped when that process ends (a test binary killed
+#        by its timeout leaves no server behind).
 #   tests/lib/s3-server.sh stop DIR         stop the server started in DIR, by its PID
 #
 # $CACHIX_SELECT_S3_SERVER names another MinIO binary to use.
@@ -56,7 +58,7 @@ s3_server_build() {
 }
 
 s3_server_start() {
-  local dir=$1 port=$2 region=${3:-us-east-1} bin pid
+  local dir=$1 port=$2 region=${3:-us-east-1} owner=${4:-} bin pid
   bin=$(s3_server_bin)
   [ -x "$bin" ] || { echo "s3-server: $bin is not built (tests/lib/s3-server.sh build)" >&2; return 1; }
   : "${S3_SERVER_USER:?set S3_SERVER_USER}" "${S3_SERVER_PASSWORD:?set S3_SERVER_PASSWORD}"
@@ -70,6 +72,10 @@ s3_server_start() {
     > "$dir/log" 2>&1 < /dev/null &
   pid=$!
   echo "$pid" > "$dir/pid"
+  if [ -n "$owner" ]; then
+    ( while kill -0 "$owner" 2>/dev/null && kill -0 "$pid" 2>/dev/null; do sleep 1; done
+      kill "$pid" 2>/dev/null ) > /dev/null 2>&1 < /dev/null &
+  fi
   for _ in $(seq 1 150); do
     if ! kill -0 "$pid" 2>/dev/null; then
       echo "s3-server: MinIO exited at start; $dir/log:" >&2

@@ -98,7 +98,7 @@ func Start(region string) (*Server, error) {
 		if err != nil {
 			return nil, err
 		}
-		cmd := exec.Command(script(), "start", dir, strconv.Itoa(port), region)
+		cmd := exec.Command(script(), "start", dir, strconv.Itoa(port), region, strconv.Itoa(os.Getpid()))
 		cmd.Env = append(os.Environ(), "S3_SERVER_USER="+s.User, "S3_SERVER_PASSWORD="+s.Password)
 		var stderr bytes.Buffer
 		cmd.Stderr = &stderr

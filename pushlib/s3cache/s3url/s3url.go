@@ -240,7 +240,8 @@ func (l Location) String() string {
 	}
 	s := "s3://" + l.Bucket
 	if len(q) > 0 {
-		s += "?" + q.Encode()
+		// ':' and '/' need no escaping in a query and read better as they are.
+		s += "?" + strings.NewReplacer("%3A", ":", "%2F", "/").Replace(q.Encode())
 	}
 	return s
 }

@@ -20,7 +20,7 @@ func TestParse(t *testing.T) {
 			"s3://c.example?profile=ci&region=eu-west-1"},
 		{"s3://cache?endpoint=127.0.0.1:9000&scheme=http&prefix=/nix/x/",
 			s3url.Location{Bucket: "cache", Region: "us-east-1", Endpoint: "127.0.0.1:9000", Prefix: "nix/x/"},
-			"s3://cache?endpoint=127.0.0.1%3A9000&prefix=nix%2Fx&scheme=http"},
+			"s3://cache?endpoint=127.0.0.1:9000&prefix=nix/x&scheme=http"},
 		// Nix's newer form: the endpoint as a URL; its scheme counts.
 		{"s3://cache?endpoint=http://minio.local:9000", s3url.Location{Bucket: "cache", Region: "us-east-1", Endpoint: "minio.local:9000"}, ""},
 		{"s3://cache?endpoint=https://r2.example.com/&scheme=https&buffer-size=16777216&multipart-upload=true",
