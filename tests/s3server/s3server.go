@@ -11,6 +11,8 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
+	"log"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -221,38 +223,67 @@ func random(n int) string {
 }
 
 // Proxy is a reverse proxy on 127.0.0.1 in front of a server: it counts
-// the requests that pass, by method, and can shift the X-Amz-Date they
+// the requests that pass, by method; it can shift the X-Amz-Date they
 // carry, which is how a client with a wrong clock looks to the server
-// (MinIO checks that header against its own clock before anything else).
+// (MinIO checks that header against its own clock before anything else),
+// and slow down part uploads.
 type Proxy struct {
 	// URL is http://127.0.0.1:PORT; Endpoint is 127.0.0.1:PORT.
 	URL, Endpoint string
 
-	srv  *httptest.Server
-	mu   sync.Mutex
-	n    map[string]int
-	skew time.Duration
+	srv       *httptest.Server
+	mu        sync.Mutex
+	n         map[string]int
+	skew      time.Duration
+	partDelay time.Duration
 }
 
 // NewProxy starts a proxy to the server at endpoint (host:port).
 func NewProxy(endpoint string) *Proxy {
+	p, err := NewProxyOn("127.0.0.1:0", endpoint)
+	if err != nil {
+		panic(err) // a loopback port is always there to take
+	}
+	return p
+}
+
+// FreeAddr is a loopback address nothing listens on (yet).
+func FreeAddr() (string, error) {
+	port, err := freePort()
+	return fmt.Sprintf("127.0.0.1:%d", port), err
+}
+
+// NewProxyOn starts a proxy listening on addr to the server at endpoint.
+func NewProxyOn(addr, endpoint string) (*Proxy, error) {
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, err
+	}
 	p := &Proxy{n: map[string]int{}}
 	target := &url.URL{Scheme: "http", Host: endpoint}
 	rp := httputil.NewSingleHostReverseProxy(target)
+	// A client killed mid-request is what some tests do: not worth a log line.
+	rp.ErrorLog = log.New(io.Discard, "", 0)
 	rp.Director = func(r *http.Request) {
 		r.URL.Scheme, r.URL.Host = target.Scheme, target.Host
 		p.mu.Lock()
-		skew := p.skew
+		skew, delay := p.skew, p.partDelay
 		p.n[r.Method]++
 		p.mu.Unlock()
+		if delay > 0 && r.Method == http.MethodPut && r.URL.Query().Get("partNumber") != "" {
+			time.Sleep(delay)
+		}
 		if d, err := time.Parse("20060102T150405Z", r.Header.Get("X-Amz-Date")); err == nil && skew != 0 {
 			r.Header.Set("X-Amz-Date", d.Add(skew).UTC().Format("20060102T150405Z"))
 		}
 	}
-	p.srv = httptest.NewServer(rp)
+	p.srv = httptest.NewUnstartedServer(rp)
+	p.srv.Listener.Close()
+	p.srv.Listener = l
+	p.srv.Start()
 	p.URL = p.srv.URL
 	p.Endpoint = strings.TrimPrefix(p.srv.URL, "http://")
-	return p
+	return p, nil
 }
 
 // Close stops the proxy.
@@ -262,6 +293,14 @@ func (p *Proxy) Close() { p.srv.Close() }
 func (p *Proxy) SetSkew(d time.Duration) {
 	p.mu.Lock()
 	p.skew = d
+	p.mu.Unlock()
+}
+
+// SetPartDelay holds every multipart part upload for d before passing it
+// on, so that a test can act while an upload is open.
+func (p *Proxy) SetPartDelay(d time.Duration) {
+	p.mu.Lock()
+	p.partDelay = d
 	p.mu.Unlock()
 }
 
