@@ -57,6 +57,7 @@ func (c *Cache) Upload(ctx context.Context, info *store.PathInfo, comp narstream
 	p := &pending{c: c, info: info, res: res, url: name}
 	if !first.overflow {
 		if err := c.putPart(ctx, key, first.data(), hex.EncodeToString(res.FileHash)); err != nil {
+			first.failed = true
 			return nil, c.classify(err, "uploading "+key)
 		}
 		return p, nil
@@ -227,9 +228,14 @@ func (c *Cache) acquire(ctx context.Context) (*[]byte, error) {
 	return c.pool().Get().(*[]byte), nil
 }
 
-// releaseBuffer returns a part buffer to the budget.
-func (c *Cache) releaseBuffer(buf *[]byte) {
-	c.pool().Put(buf)
+// releaseBuffer returns a part buffer to the budget. reusable is false
+// after a failed request: net/http may still be reading the body from a
+// connection it is closing, so such a buffer is left to the garbage
+// collector instead of being filled again.
+func (c *Cache) releaseBuffer(buf *[]byte, reusable bool) {
+	if reusable {
+		c.pool().Put(buf)
+	}
 	<-c.buffers
 }
 
@@ -253,6 +259,8 @@ type firstPass struct {
 	n        int
 	written  uint64
 	overflow bool
+	// failed: the PUT of the buffer failed, do not reuse it.
+	failed bool
 }
 
 func (f *firstPass) Write(p []byte) (int, error) {
@@ -282,7 +290,7 @@ func (f *firstPass) data() []byte { return (*f.buf)[:f.n] }
 // release gives the buffer back (idempotent).
 func (f *firstPass) release() {
 	if f.buf != nil {
-		f.c.releaseBuffer(f.buf)
+		f.c.releaseBuffer(f.buf, !f.failed)
 		f.buf, f.n = nil, 0
 	}
 }
@@ -360,7 +368,7 @@ func (w *partWriter) ship() error {
 	select {
 	case w.slots <- struct{}{}:
 	case <-w.ctx.Done():
-		w.c.releaseBuffer(buf)
+		w.c.releaseBuffer(buf, true)
 		if err := w.failure(); err != nil {
 			return err
 		}
@@ -376,7 +384,7 @@ func (w *partWriter) ship() error {
 		sum := sha256.Sum256(data)
 		part, err := w.c.core.PutObjectPart(w.ctx, w.c.loc.Bucket, w.key, w.id, num, newBytesReader(data), int64(n),
 			minio.PutObjectPartOptions{Sha256Hex: hex.EncodeToString(sum[:]), DisableContentSha256: true})
-		w.c.releaseBuffer(buf)
+		w.c.releaseBuffer(buf, err == nil)
 		w.mu.Lock()
 		defer w.mu.Unlock()
 		if err != nil {
@@ -401,7 +409,7 @@ func (w *partWriter) finish(flush bool) ([]minio.CompletePart, uint64, error) {
 	case flush && w.n > 0:
 		shipErr = w.ship()
 	case w.buf != nil:
-		w.c.releaseBuffer(w.buf)
+		w.c.releaseBuffer(w.buf, true)
 		w.buf, w.n = nil, 0
 	}
 	w.wg.Wait()
