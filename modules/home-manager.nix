@@ -1,4 +1,5 @@
-# home-manager module: push cachix.pushPackages on `home-manager switch`.
+# home-manager module: push cachix.pushPackages (and, with pushGeneration,
+# the home-manager generation itself) on `home-manager switch`.
 #
 # home.activation.cachixSelect runs after writeBoundary (and after
 # home-manager reloaded the user units) through `run`: DRY_RUN gets a
@@ -15,13 +16,17 @@
 let
   cfg = config.cachix;
   pure = import ./lib.nix;
-  active = cfg.enable && cfg.pushPackages != [ ];
+  active = cfg.enable && (cfg.pushPackages != [ ] || cfg.pushGeneration);
   exe = "${cfg.package}/bin/cachix-select";
   unit = "cachix-select";
   useSystemd = config.systemd.user.enable or false;
   nixPackage = config.nix.package or null;
 
   manifestArgs = pure.moduleManifestArgs cfg "home-manager";
+  generationPin = pure.generationPin {
+    inherit (cfg) pin;
+    system = pkgs.stdenv.hostPlatform.system;
+  };
 in
 {
   options.cachix = import ./options.nix {
@@ -37,7 +42,10 @@ in
       example = "/home/alice/.local/state/cachix-select";
       description = ''
         Where cachix-select keeps its queue, its record of what the cache
-        confirmed, and push.log (for `cachix-select queue list --state-dir …`).
+        confirmed, and push.log. The default is also the command line's
+        default, for every user (root too), so `cachix-select queue list`
+        and `cachix-select queue flush` find what activation queued; for
+        another directory give them `--state-dir`.
       '';
     };
   };
@@ -55,7 +63,11 @@ in
       assertions = map (message: {
         assertion = false;
         inherit message;
-      }) (pure.problems (manifestArgs // { prefix = "cachix."; }));
+      }) (pure.problems (manifestArgs // {
+        prefix = "cachix.";
+        inherit (cfg) configFile;
+        generationPin = if cfg.pushGeneration then generationPin else null;
+      }));
 
       # After reloadSystemd too, so that a new or changed unit is loaded
       # before activation starts it (ignored when systemd is off).
@@ -67,8 +79,15 @@ in
           ]
           (
             pure.homeManagerActivation {
-              inherit exe;
-              inherit (cfg) mode strict timeout stateDir;
+              inherit exe generationPin;
+              inherit (cfg)
+                mode
+                strict
+                timeout
+                stateDir
+                configFile
+                pushGeneration
+                ;
               manifest = "${cfg.manifest}";
               systemdUnit = if useSystemd then "${unit}.service" else null;
               systemctlDir = if useSystemd then dirOf config.systemd.user.systemctlPath else null;
@@ -77,7 +96,7 @@ in
 
       systemd.user.services.${unit} = lib.mkIf useSystemd (pure.homeManagerService {
         inherit exe nixPackage;
-        inherit (cfg) stateDir;
+        inherit (cfg) stateDir configFile;
       });
 
       systemd.user.timers.${unit} = lib.mkIf (useSystemd && cfg.retryInterval != null) (pure.homeManagerTimer {

@@ -17,6 +17,7 @@ let
     hasContext
     head
     isAttrs
+    isList
     isInt
     isString
     length
@@ -27,6 +28,7 @@ let
     replaceStrings
     stringLength
     substring
+    tail
     toJSON
     unsafeDiscardStringContext
     ;
@@ -57,6 +59,56 @@ rec {
 
   # escapeShellArgs quotes a command line.
   escapeShellArgs = args: concatStringsSep " " (map escapeShellArg args);
+
+  # escapeSystemdExecArg quotes one argument of an ExecStart= command line.
+  # It re-implements nixpkgs' utils.escapeSystemdExecArg (nixos/lib/utils.nix),
+  # which this file cannot import: a JSON string is a double-quoted word
+  # whose escapes (\" \\ \n \t \uXXXX) systemd's unquoting reads back
+  # (systemd.syntax(7), "Quoting"), and systemd's own expansions are
+  # disarmed by doubling: `%%` for a specifier, `$$` for a variable
+  # (systemd.service(5), "Command lines"). A word made by credentialPath
+  # passes its `%d` on to systemd on purpose.
+  escapeSystemdExecArg =
+    arg:
+    if isAttrs arg && arg ? systemdSpecifier then
+      toJSON arg.systemdSpecifier
+    else
+      replaceStrings [ "%" "$" ] [ "%%" "$$" ] (toJSON (toString arg));
+
+  # escapeSystemdExecPath quotes the executable, the first word: systemd
+  # expands specifiers in it but executes it without variable expansion
+  # (systemd-analyze verify reports `$$` in it literally), so unlike
+  # nixpkgs' function (harmless there: a store path never holds a `$`) a
+  # `$` stays single. The path must be absolute (systemd reads a leading
+  # `-`, `@`, `:`, `+` or `!` as a flag, not as part of the name) and free
+  # of quotes, backslashes and control characters, which systemd refuses
+  # in an executable's name ("contains special characters").
+  escapeSystemdExecPath =
+    exe:
+    let
+      s = toString exe;
+    in
+    if !(hasPrefix "/" s) then
+      throw "cachix-select: the executable of a systemd unit must be an absolute path, not ${toJSON s}"
+    else if match ".*[\"'\\[:cntrl:]].*" s != null then
+      throw "cachix-select: systemd refuses an executable whose path holds quotes, backslashes or control characters: ${toJSON s}"
+    else
+      replaceStrings [ "%" ] [ "%%" ] (toJSON s);
+
+  # escapeSystemdExecArgs quotes a whole ExecStart= command line, like
+  # nixpkgs' utils.escapeSystemdExecArgs.
+  escapeSystemdExecArgs =
+    args: concatStringsSep " " ([ (escapeSystemdExecPath (head args)) ] ++ map escapeSystemdExecArg (tail args));
+
+  # credentialPath is the ExecStart= word for a file passed by
+  # LoadCredential=: systemd replaces %d with the unit's credentials
+  # directory. The name is one of this file's constants, never user input.
+  credentialPath = name: { systemdSpecifier = "%d/${name}"; };
+
+  # escapeSystemdSpecifiers protects a value that systemd reads without
+  # unquoting but with specifier expansion, such as the source path of
+  # LoadCredential= (split at the first `:`, the rest taken verbatim).
+  escapeSystemdSpecifiers = s: replaceStrings [ "%" ] [ "%%" ] (toString s);
 
   # inStore tells whether a path string lies in the Nix store (world-readable).
   inStore = s: s == storeDir || hasPrefix (storeDir + "/") s;
@@ -210,7 +262,8 @@ rec {
   # problems lists what is wrong with the arguments of `manifest`, in
   # words that name the option (prefix "cachix." in modules, "" for the
   # shellHook). The modules turn them into assertions; lib.shellHook and
-  # lib.mkManifest throw them.
+  # lib.mkManifest throw them. generationPin is the pin of the pushed
+  # generation (see generationPin), which must not clash with the others.
   problems =
     {
       prefix ? "",
@@ -219,12 +272,21 @@ rec {
       host ? null,
       authTokenFile ? null,
       signingKeyFile ? null,
+      configFile ? null,
       packages ? [ ],
       pin ? { },
+      generationPin ? null,
       ...
     }:
     let
-      pinned = entries { inherit packages pin; };
+      pinned =
+        entries { inherit packages pin; }
+        ++ optional (generationPin != null) [
+          {
+            storePath = "the generation being activated";
+            pin = generationPin;
+          }
+        ];
       pinNames = map (e: e.pin.name) (filter (e: e ? pin) pinned);
       dupes = uniqueBy (n: n) (filter (n: length (filter (m: m == n) pinNames) > 1) pinNames);
       holders = n: map (e: e.storePath) (filter (e: (e.pin.name or null) == n) pinned);
@@ -247,6 +309,7 @@ rec {
         )
         (runtimePathProblem "${prefix}authTokenFile" authTokenFile)
         (runtimePathProblem "${prefix}signingKeyFile" signingKeyFile)
+        (runtimePathProblem "${prefix}configFile" configFile)
         (keepProblem "${prefix}pin.keep" (pin.keep or null))
       ]
       ++ map (
@@ -254,6 +317,84 @@ rec {
         "Pin name \"${n}\" would be used by ${toString (length (holders n))} different store paths (${concatStringsSep ", " (holders n)}); pins need distinct names: push only one of them, or turn pinning off (${prefix}pin.names renames by package name, so it cannot separate two packages of the same name)."
       ) dupes
     );
+
+  # nixosTokenProblem is the NixOS module's extra check: in background
+  # mode a Cachix push runs in the hardened system unit (no home
+  # directory, no environment of yours), which finds a token only through
+  # authTokenFile or configFile. Without either the push would stay queued
+  # for ever, so the build fails instead.
+  nixosTokenProblem =
+    {
+      prefix ? "cachix.",
+      cacheName ? null,
+      mode ? "background",
+      authTokenFile ? null,
+      configFile ? null,
+    }:
+    if cacheName != null && mode == "background" && authTokenFile == null && configFile == null then
+      "${prefix}cacheName is set and ${prefix}mode is \"background\", so cachix-select.service pushes to Cachix, and that unit cannot find a token by itself (it runs hardened, without your home directory or environment). Set ${prefix}authTokenFile to a file holding the token (\"/run/secrets/cachix-token\", from sops-nix or agenix), or ${prefix}configFile to a cachix.dhall with an authToken (\"/root/.config/cachix/cachix.dhall\", which `cachix authtoken` writes). A public cache needs one too: anyone may read it, only a token may write to it."
+    else
+      null;
+
+  # generationPin is the pin of the generation that `pushGeneration`
+  # pushes: <prefix>-<system>-generation, or pin.names.generation; null
+  # when pins are off.
+  generationPin =
+    {
+      pin ? { },
+      system ? null,
+    }:
+    if !(pin.enable or false) then
+      null
+    else
+      {
+        name =
+          (pin.names or { }).generation or (pinName {
+            prefix = pin.prefix or null;
+            inherit system;
+            name = "generation";
+          });
+      }
+      // (if (pin.keep or null) == null then { } else { inherit (pin) keep; });
+
+  # generationArgs are the flags that name and pin the generation passed
+  # with --root (the path itself is a shell variable, see rootWord).
+  generationArgs =
+    generationPin:
+    if generationPin == null then
+      [ ]
+    else
+      [
+        "--root-pin"
+        generationPin.name
+      ]
+      ++ (
+        let
+          keep = generationPin.keep or null;
+        in
+        if keep == null then
+          [ ]
+        else if keep == "forever" then
+          [ "--root-keep-forever" ]
+        else if keep ? revisions then
+          [
+            "--root-keep-revisions"
+            (toString keep.revisions)
+          ]
+        else
+          [
+            "--root-keep-days"
+            (toString keep.days)
+          ]
+      );
+
+  # rootWord passes the generation being activated to the binary: the
+  # shell variable that home-manager's activation script
+  # (modules/lib-bash/activation-init.sh: newGenPath, the generation's
+  # store path) or NixOS's (activation-script.nix: systemConfig, the
+  # system's store path) sets. It cannot be in the manifest, which is
+  # part of that generation's closure.
+  rootWord = variable: if variable == null then "" else " --root \"\$${variable}\"";
 
   # activateArgs is the `cachix-select activate` command line shared by all
   # hooks, without the manifest (flags must come before it).
@@ -265,8 +406,15 @@ rec {
       timeout ? "10m",
       stateDir ? null,
       systemdUnit ? null,
+      userUnit ? false,
+      restartList ? null,
+      configFile ? null,
+      generationPin ? null,
       dryRun ? false,
     }:
+    let
+      background = !dryRun && mode == "background";
+    in
     [
       exe
       "activate"
@@ -276,14 +424,24 @@ rec {
       "--timeout"
       timeout
     ]
-    ++ optional (!dryRun && mode == "background" && systemdUnit != null) [
+    ++ optional (background && systemdUnit != null) [
       "--systemd-unit"
       systemdUnit
+    ]
+    ++ optional (background && systemdUnit != null && userUnit) [ "--user-unit" ]
+    ++ optional (background && systemdUnit != null && restartList != null) [
+      "--restart-list"
+      restartList
     ]
     ++ optional (stateDir != null) [
       "--state-dir"
       stateDir
     ]
+    ++ optional (configFile != null) [
+      "--config"
+      configFile
+    ]
+    ++ generationArgs generationPin
     ++ optional strict [ "--strict" ];
 
   # guarded runs a command so that its failure never stops the caller
@@ -303,7 +461,8 @@ rec {
   # runs after writeBoundary in home-manager's activation script, which
   # provides `run` and sets DRY_RUN / VERBOSE. A dry run asks the binary
   # for a report (it pushes and queues nothing), because `run` would only
-  # echo the command.
+  # echo the command. With pushGeneration, the generation itself
+  # ($newGenPath) is pushed too.
   homeManagerActivation =
     {
       exe,
@@ -314,13 +473,30 @@ rec {
       stateDir ? null,
       systemdUnit ? null,
       systemctlDir ? null,
+      configFile ? null,
+      pushGeneration ? false,
+      generationPin ? null,
     }:
     let
       command =
         dryRun:
         escapeShellArgs (activateArgs {
-          inherit exe mode strict timeout stateDir systemdUnit dryRun;
+          inherit
+            exe
+            mode
+            strict
+            timeout
+            stateDir
+            systemdUnit
+            configFile
+            dryRun
+            ;
+          # A user unit, also when root runs home-manager: the system unit
+          # of that name belongs to the NixOS module.
+          userUnit = true;
+          generationPin = if pushGeneration then generationPin else null;
         })
+        + rootWord (if pushGeneration then "newGenPath" else null)
         + " \${VERBOSE+--verbose} "
         + escapeShellArg manifest;
       # `systemctl --user` needs XDG_RUNTIME_DIR, which is unset when
@@ -341,8 +517,28 @@ rec {
   # nixosActivation is the text of system.activationScripts.cachixSelect.
   # NixOS runs activation scripts at every boot (NIXOS_ACTION unset, no
   # network yet) and on dry-activate: only switch and test push, and
-  # dry-activate reports. `path` holds directories for nix and systemctl,
-  # which the activation script's PATH lacks.
+  # dry-activate reports. `path` holds directories for nix, which the
+  # activation script's PATH lacks (foreground and dry runs use it).
+  #
+  # In background mode the binary queues the push and appends the unit to
+  # restartList, /run/nixos/activation-restart-list, rather than starting
+  # it: switch-to-configuration runs activation before its daemon-reload,
+  # so a `systemctl start` here would find no unit on the first switch and
+  # the old definition after a change. What this relies on, as read in
+  # nixpkgs' nixos/modules/system/activation/switch-to-configuration.pl and
+  # pkgs/by-name/sw/switch-to-configuration-ng/src/src/main.rs: after
+  # running activation (for switch and test alike; boot never activates)
+  # it reads that file, one unit per line, duplicates ignored, and deletes
+  # it; a listed unit that was not active when the switch began is
+  # started, and one that was (running or failed) goes through the rules
+  # of a changed unit, which restart it since the unit keeps
+  # restartIfChanged; those jobs run after daemon-reload and
+  # switch-to-configuration waits for them and then reports units that
+  # failed (hence nixosService's Type and SuccessExitStatus). The binary
+  # lists the unit only when no flush is running: a running flush takes
+  # what was queued before it exits, so it is never restarted for it.
+  # (activation-reload-list is not used: a reload needs ExecReload=, and a
+  # flush has nothing to reload.)
   nixosActivation =
     {
       exe,
@@ -352,18 +548,33 @@ rec {
       timeout ? "10m",
       stateDir ? "/var/lib/cachix-select",
       systemdUnit ? "cachix-select.service",
+      restartList ? "/run/nixos/activation-restart-list",
+      configFile ? null,
+      pushGeneration ? false,
+      generationPin ? null,
       path ? [ ],
     }:
     let
       command =
         dryRun:
         (if path == [ ] then "" else "PATH=${escapeShellArg (concatStringsSep ":" path)}:\"$PATH\" ")
-        + escapeShellArgs (
-          activateArgs {
-            inherit exe mode strict timeout stateDir systemdUnit dryRun;
-          }
-          ++ [ manifest ]
-        );
+        + escapeShellArgs (activateArgs {
+          inherit
+            exe
+            mode
+            strict
+            timeout
+            stateDir
+            systemdUnit
+            restartList
+            configFile
+            dryRun
+            ;
+          generationPin = if pushGeneration then generationPin else null;
+        })
+        + rootWord (if pushGeneration then "systemConfig" else null)
+        + " "
+        + escapeShellArg manifest;
     in
     ''
       # cachix-select: push cachix.pushPackages on switch and test only (never at boot)
@@ -389,27 +600,54 @@ rec {
       strict ? false,
       timeout ? "10m",
       stateDir ? null,
+      configFile ? null,
     }:
     ''
       # cachix-select: push the selected packages in the background
       ${guarded strict (escapeShellArgs (
         activateArgs {
-          inherit exe mode strict timeout stateDir;
+          inherit
+            exe
+            mode
+            strict
+            timeout
+            stateDir
+            configFile
+            ;
         }
         ++ [ manifest ]
       )) queueFailed}
     '';
 
-  # flushArgs is the command of the units that retry the queue; with
-  # systemd credentials, the token and key come from $CREDENTIALS_DIRECTORY
-  # (%d), never from the unit's environment or the store.
+  # Credential names of the NixOS unit: files under $CREDENTIALS_DIRECTORY.
+  credentialNames = {
+    authToken = "auth-token";
+    signingKey = "signing-key";
+    config = "cachix-config";
+  };
+
+  # flushArgs is the command of the units that retry the queue. With
+  # systemd credentials (credentials = true), the token, key and
+  # cachix.dhall come from the unit's credentials directory (%d), never
+  # from its environment or the store; otherwise the config file is given
+  # by its path. Render it with escapeSystemdExecArgs.
   flushArgs =
     {
       exe,
       stateDir ? null,
-      authTokenCredential ? null,
-      signingKeyCredential ? null,
+      credentials ? false,
+      authTokenFile ? null,
+      signingKeyFile ? null,
+      configFile ? null,
     }:
+    let
+      pass =
+        flag: file: name:
+        optional (file != null) [
+          flag
+          (if credentials then credentialPath name else file)
+        ];
+    in
     [
       exe
       "queue"
@@ -419,21 +657,28 @@ rec {
       "--state-dir"
       stateDir
     ]
-    ++ optional (authTokenCredential != null) [
-      "--auth-token-file"
-      "%d/${authTokenCredential}"
-    ]
-    ++ optional (signingKeyCredential != null) [
-      "--signing-key-file"
-      "%d/${signingKeyCredential}"
-    ];
+    ++ pass "--auth-token-file" authTokenFile credentialNames.authToken
+    ++ pass "--signing-key-file" signingKeyFile credentialNames.signingKey
+    ++ pass "--config" configFile credentialNames.config;
 
   # nixosService is systemd.services.cachix-select of the NixOS module, in
   # NixOS's service shape (nixpkgs' systemd-lib.nix turns it into a unit
-  # file). A oneshot that flushes the queue after the network is up, with
-  # the secrets passed as systemd credentials (readable only by the unit,
-  # never in its environment, its command line or the store), hardened: it
-  # reads the store through nix-daemon and talks HTTPS.
+  # file). It flushes the queue, with the secrets passed as systemd
+  # credentials (readable only by the unit, never in its environment, its
+  # command line or the store), hardened: it reads the store through
+  # nix-daemon and talks HTTPS.
+  #
+  # switch-to-configuration starts it (see nixosActivation) and waits for
+  # the start job, then counts failed units as a failed switch. So:
+  # Type=exec, whose start job ends once the binary runs, not once the
+  # push is done; exit codes 1 (pushes failed and stay queued) and 2 (bad
+  # input, e.g. a missing secret) and 143 (stopped by SIGTERM) are not
+  # unit failures, since a push that cannot happen now must never fail a
+  # switch (the journal and `cachix-select queue list` say why);
+  # After=network-online.target without Wants=, which orders it at boot
+  # but never makes a switch start (and wait for) network-online.target;
+  # a bounded stop, so that a restart of a running push costs the switch
+  # seconds (what it pushed stays pushed, the rest stays queued).
   nixosService =
     {
       exe,
@@ -442,32 +687,41 @@ rec {
       nixPackage,
       authTokenFile ? null,
       signingKeyFile ? null,
+      configFile ? null,
     }:
     {
       description = "Push queued Nix store paths to a binary cache (cachix-select)";
-      wants = [ "network-online.target" ];
       after = [
         "network-online.target"
         "nix-daemon.socket"
       ];
       path = [ nixPackage ];
-      # Started by activation and the timer; a switch must not restart a push.
-      restartIfChanged = false;
       environment = {
         NIX_REMOTE = "daemon";
         HOME = stateDir;
         XDG_CACHE_HOME = "/var/cache/${unit}";
       };
       serviceConfig = {
-        Type = "oneshot";
-        ExecStart = escapeShellArgs (flushArgs {
-          inherit exe stateDir;
-          authTokenCredential = if authTokenFile != null then "auth-token" else null;
-          signingKeyCredential = if signingKeyFile != null then "signing-key" else null;
+        Type = "exec";
+        SuccessExitStatus = "1 2 143";
+        TimeoutStopSec = "20s";
+        ExecStart = escapeSystemdExecArgs (flushArgs {
+          inherit
+            exe
+            stateDir
+            authTokenFile
+            signingKeyFile
+            configFile
+            ;
+          credentials = true;
         });
         LoadCredential =
-          optional (authTokenFile != null) [ "auth-token:${authTokenFile}" ]
-          ++ optional (signingKeyFile != null) [ "signing-key:${signingKeyFile}" ];
+          let
+            load = name: file: optional (file != null) [ "${name}:${escapeSystemdSpecifiers file}" ];
+          in
+          load credentialNames.authToken authTokenFile
+          ++ load credentialNames.signingKey signingKeyFile
+          ++ load credentialNames.config configFile;
         StateDirectory = unit;
         StateDirectoryMode = "0700";
         CacheDirectory = unit;
@@ -518,17 +772,20 @@ rec {
 
   # homeManagerService is systemd.user.services.cachix-select of the
   # home-manager module, in home-manager's INI shape (Unit/Service/Install).
+  # activation starts it with `systemctl --user start --no-block` after
+  # home-manager reloaded the user units, so a oneshot never holds it up.
   homeManagerService =
     {
       exe,
       stateDir,
       nixPackage ? null,
+      configFile ? null,
     }:
     {
       Unit.Description = "Push queued Nix store paths to a binary cache (cachix-select)";
       Service = {
         Type = "oneshot";
-        ExecStart = escapeShellArgs (flushArgs { inherit exe stateDir; });
+        ExecStart = escapeSystemdExecArgs (flushArgs { inherit exe stateDir configFile; });
         Environment = optional (nixPackage != null) [ "PATH=${nixPackage}/bin" ];
       };
     };

@@ -103,6 +103,41 @@ in
 
   signingKeyFile = secretOption "signing key (Nix `name:base64` or Cachix's bare base64 form), for caches that you sign yourself" "/run/secrets/cachix-signing-key";
 
+  configFile = mkOption {
+    type = types.nullOr runtimePath;
+    default = null;
+    example = "/run/secrets/cachix.dhall";
+    description = ''
+      Path of a cachix.dhall (the file `cachix authtoken` writes), read by
+      cachix-select when it pushes: its `authToken`, the `secretKey` of
+      the cache's `binaryCaches` entry and its `hostname`, after
+      {option}`cachix.authTokenFile` and {option}`cachix.signingKeyFile`
+      and `$CACHIX_AUTH_TOKEN` / `$CACHIX_SIGNING_KEY`. Like them, a string
+      read at run time, never a Nix path or a path in the store. On NixOS
+      the system unit receives it as a systemd credential. Null: the
+      default `~/.config/cachix/cachix.dhall` of the user who pushes
+      (which the NixOS unit, running without a home directory, never
+      sees).
+    '';
+  };
+
+  pushGeneration = mkOption {
+    type = types.bool;
+    default = false;
+    example = true;
+    description = ''
+      Whether to push the generation being activated too, with its
+      closure: the home-manager generation or the NixOS system, so that
+      another machine can substitute all of it (`nix copy --from`, or
+      `nix-env --set` a pinned generation). It goes through the same queue
+      as {option}`cachix.pushPackages` (which may then be empty), and with
+      {option}`cachix.pin.enable` it is pinned as
+      `<prefix>-<system>-generation` (`cachix.pin.names.generation`
+      renames it). The generation is passed at activation time: the
+      manifest cannot list it, since the manifest is part of it.
+    '';
+  };
+
   mode = mkOption {
     type = types.enum [
       "background"
@@ -112,8 +147,9 @@ in
     example = "foreground";
     description = ''
       `background`: activation only queues the push (milliseconds) and a
-      systemd unit, or a detached process where systemd is not running,
-      pushes it. `foreground`: activation pushes before it goes on, for at
+      systemd unit pushes it (NixOS: `cachix-select.service`, started by
+      the switch once systemd has reloaded its units; home-manager: the
+      user unit, or a detached process without user systemd). `foreground`: activation pushes before it goes on, for at
       most {option}`cachix.timeout`. Either way, what cannot be pushed now
       (offline, cache down) stays queued and is retried.
     '';
@@ -200,7 +236,8 @@ in
       };
       description = ''
         Pin names for single packages, by package name (its `pname`, with
-        `-<output>` for a non-default output), replacing the default name.
+        `-<output>` for a non-default output), replacing the default name;
+        `generation` names the pin of {option}`cachix.pushGeneration`.
       '';
     };
   };

@@ -13,6 +13,8 @@
 # nothing when the cache already has everything, else one line, and the
 # push runs detached (one at a time per user, output appended to
 # ~/.local/state/cachix-select/push.log). Offline pushes stay queued.
+# configFile (a runtime path string, like authTokenFile) names a
+# cachix.dhall other than ~/.config/cachix/cachix.dhall.
 { pkgs, package }:
 {
   packages,
@@ -21,6 +23,7 @@
   host ? null,
   authTokenFile ? null,
   signingKeyFile ? null,
+  configFile ? null,
   pin ? { },
   push ? { },
   mode ? "background",
@@ -45,7 +48,11 @@ let
       ;
     origin = "shell";
   };
+  configProblem = pure.runtimePathProblem "configFile" configFile;
 in
+if configProblem != null then
+  throw "cachix-select: ${configProblem}"
+else
 pure.shellHook {
   exe = "${package}/bin/cachix-select";
   manifest = "${manifest}";
@@ -54,5 +61,6 @@ pure.shellHook {
     strict
     timeout
     stateDir
+    configFile
     ;
 }

@@ -23,7 +23,7 @@ import (
 // stateFlags choose the state directory.
 func stateFlags() []cli.Flag {
 	return []cli.Flag{
-		&cli.StringFlag{Name: "state-dir", Usage: "queue and records in `DIR` (default $XDG_STATE_HOME/cachix-select, or /var/lib/cachix-select for root)"},
+		&cli.StringFlag{Name: "state-dir", Usage: "queue and records in `DIR` (default $XDG_STATE_HOME/cachix-select, else ~/.local/state/cachix-select, for root too; the NixOS module uses " + queue.SystemDir + ")"},
 	}
 }
 
@@ -32,6 +32,7 @@ func credentialFlags() []cli.Flag {
 	return []cli.Flag{
 		&cli.StringFlag{Name: "auth-token-file", Usage: "read the Cachix auth token from `FILE` (wins over the manifests')"},
 		&cli.StringFlag{Name: "signing-key-file", Usage: "read the signing key from `FILE` (wins over the manifests')"},
+		&cli.StringFlag{Name: "config", Usage: "Cachix config `FILE` for the token and key when neither a flag, the manifest nor the environment gives them (default $XDG_CONFIG_HOME/cachix/cachix.dhall)"},
 		s3CredentialsFlag(),
 	}
 }
@@ -44,6 +45,14 @@ func activateCommand() *cli.Command {
 		&cli.BoolFlag{Name: "strict", Usage: "fail (exit 1 or 2) when the push fails or cannot be queued; by default activate always exits 0"},
 		&cli.BoolFlag{Name: "dry-run", Aliases: []string{"n"}, Usage: "report what would be pushed; push and queue nothing"},
 		&cli.StringFlag{Name: "systemd-unit", Usage: "background mode: start `UNIT` to flush the queue (falls back to a detached process without systemd)"},
+		&cli.BoolFlag{Name: "user-unit", Usage: "--systemd-unit is a user unit (systemctl --user), also for root (home-manager)"},
+		&cli.StringFlag{Name: "restart-list", Usage: "background mode with --systemd-unit (NixOS): append the unit to `FILE` (/run/nixos/activation-restart-list), which switch-to-configuration starts after reloading systemd, instead of starting it now; never a detached process"},
+		&cli.StringFlag{Name: "root", Usage: "also push `PATH`, with its closure, as if the manifest listed it: the generation being activated, which the manifest cannot list"},
+		&cli.StringFlag{Name: "root-name", Value: "generation", Usage: "manifest name of --root"},
+		&cli.StringFlag{Name: "root-pin", Usage: "pin --root as `NAME` (Cachix)"},
+		&cli.IntFlag{Name: "root-keep-revisions", Usage: "keep the last `N` revisions of --root-pin"},
+		&cli.IntFlag{Name: "root-keep-days", Usage: "keep revisions of --root-pin for `N` days"},
+		&cli.BoolFlag{Name: "root-keep-forever", Usage: "keep every revision of --root-pin"},
 		&cli.DurationFlag{Name: "timeout", Value: 10 * time.Minute, Usage: "foreground mode: stop after `DURATION`, leaving the rest queued; --dry-run: give up after it (default 30s there)"},
 		&cli.StringFlag{Name: "log-file", Usage: "background mode without systemd: append output to `FILE` (default STATE/push.log)"},
 		&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "print nothing but errors"},
@@ -55,9 +64,11 @@ func activateCommand() *cli.Command {
 		ArgsUsage: "MANIFEST.json",
 		Description: "Exits at once, printing nothing, when every path of the manifest is recorded as pushed.\n" +
 			"Otherwise queues the manifest on disk and pushes it in the background (a systemd unit or a\n" +
-			"detached process, one flush at a time per user) or, with --mode foreground, right away.\n" +
-			"A push that cannot happen now (offline, cache down, credentials missing) stays queued for\n" +
-			"`cachix-select queue flush`, the next activation or the unit's timer.\n\n" +
+			"detached process, one flush at a time per state directory; with --restart-list, NixOS's\n" +
+			"switch-to-configuration starts the unit after its daemon-reload, and nothing else ever does)\n" +
+			"or, with --mode foreground, right away. A push that cannot happen now (offline, cache down,\n" +
+			"credentials missing) stays queued for `cachix-select queue flush`, the next activation or the\n" +
+			"unit's timer. --root adds the generation being activated, which no manifest can list.\n\n" +
 			"Exit code: 0, unless --strict (then 1 when the push failed, 2 for bad input).",
 		Flags:        flags,
 		OnUsageError: onUsageError,
@@ -95,6 +106,9 @@ func doActivate(c *cli.Context) (queued bool, err error) {
 	if err != nil {
 		return false, &manifest.Error{File: file, Msg: fmt.Sprintf("cannot read: %v", errors.Unwrap(err))}
 	}
+	if raw, err = withRootFlags(c, raw, st.Dir); err != nil {
+		return false, err
+	}
 	m, err := manifest.ParseWith(raw, file, manifest.Options{StoreDir: st.Dir})
 	if err != nil {
 		return false, err
@@ -125,7 +139,7 @@ func doActivate(c *cli.Context) (queued bool, err error) {
 		defer cancel()
 		return true, flushQueue(ctx, c, d, true)
 	}
-	how, err := startBackgroundFlush(c, d)
+	how, err := startBackgroundFlush(c, d, m)
 	if err != nil {
 		return true, fmt.Errorf("%d paths queued for %s, but starting the background push failed: %w", len(todo), target, err)
 	}
@@ -162,13 +176,20 @@ func activateDryRun(c *cli.Context, m *manifest.Manifest, o pushlib.Overrides, s
 
 // startBackgroundFlush hands the flush to systemd or to a detached process
 // and says which.
-func startBackgroundFlush(c *cli.Context, d *queue.Dir) (string, error) {
+func startBackgroundFlush(c *cli.Context, d *queue.Dir, m *manifest.Manifest) (string, error) {
 	if d.Busy() {
 		// The running flush looks at the queue again before it exits.
 		return "a push already running will take it", nil
 	}
-	if unit := c.String("systemd-unit"); unit != "" {
-		if how, ok := startUnit(c.Context, unit); ok {
+	unit := c.String("systemd-unit")
+	if list := c.String("restart-list"); list != "" {
+		if unit == "" {
+			return "", usageErrorf("--restart-list needs --systemd-unit")
+		}
+		return requestUnitStart(c, list, unit, m)
+	}
+	if unit != "" {
+		if how, ok := startUnit(c.Context, unit, c.Bool("user-unit") || os.Geteuid() != 0); ok {
 			return how, nil
 		}
 	}
@@ -186,7 +207,7 @@ func startBackgroundFlush(c *cli.Context, d *queue.Dir) (string, error) {
 	}
 	defer log.Close()
 	args := []string{"queue", "flush", "--state-dir", d.Path}
-	for _, f := range []string{"auth-token-file", "signing-key-file", "s3-credentials-file"} {
+	for _, f := range []string{"auth-token-file", "signing-key-file", "config", "s3-credentials-file"} {
 		if v := c.String(f); v != "" {
 			args = append(args, "--"+f, v)
 		}
@@ -202,12 +223,65 @@ func startBackgroundFlush(c *cli.Context, d *queue.Dir) (string, error) {
 	return "log: " + logFile, nil
 }
 
-// startUnit starts a systemd unit without waiting for it; false when
-// systemd is not usable here.
-func startUnit(ctx context.Context, unit string) (string, bool) {
+// requestUnitStart asks switch-to-configuration to start unit after its
+// daemon-reload (NixOS). The unit loads the secrets as credentials, and
+// systemd would refuse to start it, failing the switch, if one were
+// missing: then the push stays queued and the caller warns instead.
+func requestUnitStart(c *cli.Context, list, unit string, m *manifest.Manifest) (string, error) {
+	if err := activate.CheckCredentials(c.String("auth-token-file"), c.String("signing-key-file"), c.String("config"),
+		c.String("s3-credentials-file"), m.Cache.AuthTokenFile, m.Cache.SigningKeyFile); err != nil {
+		return "", fmt.Errorf("%s would not start: its credential %w", unit, err)
+	}
+	if err := activate.RequestStart(list, unit); err != nil {
+		return "", err
+	}
+	return unit + " once systemd has reloaded; log: journalctl -u " + unit, nil
+}
+
+// withRootFlags adds --root (and its pin) to the manifest's paths.
+func withRootFlags(c *cli.Context, raw []byte, storeDir string) ([]byte, error) {
+	if !c.IsSet("root") {
+		return raw, nil
+	}
+	root, err := activate.CheckRoot(c.String("root"), storeDir)
+	if err != nil {
+		return nil, usageErrorf("%v", err)
+	}
+	r := activate.Root{StorePath: root, Name: c.String("root-name")}
+	var keep *manifest.Keep
+	set := 0
+	if n := c.Int("root-keep-revisions"); c.IsSet("root-keep-revisions") {
+		keep, set = &manifest.Keep{Revisions: n}, set+1
+		if n < 1 {
+			return nil, usageErrorf("--root-keep-revisions must be at least 1")
+		}
+	}
+	if n := c.Int("root-keep-days"); c.IsSet("root-keep-days") {
+		keep, set = &manifest.Keep{Days: n}, set+1
+		if n < 1 {
+			return nil, usageErrorf("--root-keep-days must be at least 1")
+		}
+	}
+	if c.Bool("root-keep-forever") {
+		keep, set = &manifest.Keep{Forever: true}, set+1
+	}
+	if set > 1 {
+		return nil, usageErrorf("give at most one of --root-keep-revisions, --root-keep-days and --root-keep-forever")
+	}
+	if name := c.String("root-pin"); name != "" {
+		r.Pin = &manifest.Pin{Name: name, Keep: keep}
+	} else if keep != nil {
+		return nil, usageErrorf("--root-keep-* needs --root-pin")
+	}
+	return activate.WithRoot(raw, r)
+}
+
+// startUnit starts a systemd unit (a user unit if user) without waiting
+// for it; false when systemd is not usable here.
+func startUnit(ctx context.Context, unit string, user bool) (string, bool) {
 	args := []string{"start", "--no-block", unit}
 	journal := "journalctl -u " + unit
-	if os.Geteuid() != 0 {
+	if user {
 		args = append([]string{"--user"}, args...)
 		journal = "journalctl --user -u " + unit
 	} else if _, err := os.Stat("/run/systemd/system"); err != nil {
@@ -224,7 +298,7 @@ func startUnit(ctx context.Context, unit string) (string, bool) {
 	return "log: " + journal, true
 }
 
-// stateDir is --state-dir or the default.
+// stateDir is --state-dir or the default (queue.DefaultDir).
 func stateDir(c *cli.Context) string {
 	if d := c.String("state-dir"); d != "" {
 		return d

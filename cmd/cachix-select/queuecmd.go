@@ -20,6 +20,21 @@ import (
 // errQueueNotEmpty: some queued pushes failed and remain for later.
 var errQueueNotEmpty = errors.New("some queued pushes failed and stay queued")
 
+// systemStateDir is the NixOS module's state directory, which root's
+// `queue list` and `queue flush` read besides their own (a variable for
+// the tests).
+var systemStateDir = queue.SystemDir
+
+// queueDirs are the state directories a queue command works on: the one
+// --state-dir names, else the user's default and, for root, the NixOS
+// system queue when it exists.
+func queueDirs(c *cli.Context) []string {
+	if d := c.String("state-dir"); d != "" {
+		return []string{d}
+	}
+	return queue.Dirs(systemStateDir)
+}
+
 // queueCommand is `cachix-select queue list|flush`.
 func queueCommand() *cli.Command {
 	flushFlags := append(stateFlags(), credentialFlags()...)
@@ -33,8 +48,11 @@ func queueCommand() *cli.Command {
 		Usage: "inspect and push the pushes queued by activate",
 		Subcommands: []*cli.Command{
 			{
-				Name:         "list",
-				Usage:        "show queued pushes",
+				Name:  "list",
+				Usage: "show queued pushes",
+				Description: "Without --state-dir: the queue of $XDG_STATE_HOME/cachix-select (else ~/.local/state/cachix-select),\n" +
+					"where home-manager and shell hooks queue, and, run as root, also the NixOS system queue\n" +
+					"(" + queue.SystemDir + ").",
 				Flags:        append(stateFlags(), &cli.BoolFlag{Name: "json", Usage: "print JSON"}),
 				OnUsageError: onUsageError,
 				Action:       queueListAction,
@@ -44,25 +62,40 @@ func queueCommand() *cli.Command {
 				Usage: "push every queued manifest now (one flush at a time per state directory)",
 				Description: "Pushes the queue oldest first. An entry is removed once the cache confirmed it; entries whose\n" +
 					"paths were garbage-collected are dropped with a warning; failed entries stay queued.\n" +
+					"Without --state-dir, the same queues as queue list (root: its own and the NixOS system queue,\n" +
+					"pushed with the credentials the manifests and root's environment give, not the unit's).\n" +
 					"Exit code: 0 when the queue is empty afterwards, 1 when failed entries remain.",
 				Flags:        flushFlags,
 				OnUsageError: onUsageError,
-				Action: func(c *cli.Context) error {
-					d, err := queue.Open(stateDir(c))
-					if err != nil {
-						return err
-					}
-					ctx := c.Context
-					if t := c.Duration("timeout"); t > 0 {
-						var cancel context.CancelFunc
-						ctx, cancel = context.WithTimeout(ctx, t)
-						defer cancel()
-					}
-					return flushQueue(ctx, c, d, c.Bool("wait"))
-				},
+				Action:       queueFlushAction,
 			},
 		},
 	}
+}
+
+// queueFlushAction flushes each queue directory in turn.
+func queueFlushAction(c *cli.Context) error {
+	ctx := c.Context
+	if t := c.Duration("timeout"); t > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, t)
+		defer cancel()
+	}
+	dirs := queueDirs(c)
+	var first error
+	for _, dir := range dirs {
+		d, err := queue.Open(dir)
+		if err == nil {
+			if len(dirs) > 1 && !c.Bool("quiet") {
+				fmt.Fprintf(c.App.ErrWriter, "cachix-select: flushing the queue in %s\n", dir)
+			}
+			err = flushQueue(ctx, c, d, c.Bool("wait"))
+		}
+		if err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
 }
 
 // flushQueue takes the lock and flushes until the queue holds nothing new.
@@ -138,29 +171,62 @@ func hasUntried(d *queue.Dir, tried map[string]bool) bool {
 	return false
 }
 
-// queueListAction prints the queue.
+// queueRow is one queued entry as queue list shows it.
+type queueRow struct {
+	ID         string     `json:"id"`
+	StateDir   string     `json:"stateDir"`
+	Cache      string     `json:"cache"`
+	Paths      []string   `json:"paths"`
+	Manifest   string     `json:"manifestFile"`
+	EnqueuedAt time.Time  `json:"enqueuedAt"`
+	Attempts   int        `json:"attempts"`
+	LastTry    *time.Time `json:"lastTry,omitempty"`
+	LastError  string     `json:"lastError,omitempty"`
+}
+
+// queueListAction prints the queues.
 func queueListAction(c *cli.Context) error {
-	d, err := queue.Open(stateDir(c))
-	if err != nil {
-		return err
+	dirs := queueDirs(c)
+	all := []queueRow{}
+	for i, dir := range dirs {
+		d, err := queue.Open(dir)
+		if err != nil {
+			return err
+		}
+		rows, err := queueRows(c, d)
+		if err != nil {
+			return err
+		}
+		all = append(all, rows...)
+		if c.Bool("json") {
+			continue
+		}
+		if i > 0 {
+			fmt.Fprintln(c.App.Writer)
+		}
+		if err := printQueue(c, d, rows); err != nil {
+			return err
+		}
 	}
+	if c.Bool("json") {
+		b, _ := json.MarshalIndent(all, "", "  ")
+		fmt.Fprintln(c.App.Writer, string(b))
+	}
+	return nil
+}
+
+// queueRows reads one queue, warning about damaged entries.
+func queueRows(c *cli.Context, d *queue.Dir) ([]queueRow, error) {
 	entries, bad, err := d.List()
 	if err != nil {
-		return err
+		return nil, err
 	}
-	type row struct {
-		ID         string     `json:"id"`
-		Cache      string     `json:"cache"`
-		Paths      []string   `json:"paths"`
-		Manifest   string     `json:"manifestFile"`
-		EnqueuedAt time.Time  `json:"enqueuedAt"`
-		Attempts   int        `json:"attempts"`
-		LastTry    *time.Time `json:"lastTry,omitempty"`
-		LastError  string     `json:"lastError,omitempty"`
+	for _, b := range bad {
+		fmt.Fprintf(c.App.ErrWriter, "cachix-select: warning: %v\n", b)
 	}
-	rows := []row{}
+	rows := []queueRow{}
 	for _, e := range entries {
-		r := row{ID: e.ID, Manifest: e.ManifestFile, EnqueuedAt: e.EnqueuedAt, Attempts: e.Attempts, LastTry: e.LastTry, LastError: e.LastError, Paths: []string{}}
+		r := queueRow{ID: e.ID, StateDir: d.Path, Manifest: e.ManifestFile, EnqueuedAt: e.EnqueuedAt, Attempts: e.Attempts, LastTry: e.LastTry, LastError: e.LastError, Paths: []string{}}
 		if m, err := manifest.Parse(e.Manifest, e.ManifestFile); err == nil {
 			r.Cache = pushlib.FromManifest(m).String()
 			for _, p := range m.Paths {
@@ -171,18 +237,16 @@ func queueListAction(c *cli.Context) error {
 		}
 		rows = append(rows, r)
 	}
-	if c.Bool("json") {
-		b, _ := json.MarshalIndent(rows, "", "  ")
-		fmt.Fprintln(c.App.Writer, string(b))
-		return nil
-	}
-	for _, b := range bad {
-		fmt.Fprintf(c.App.ErrWriter, "cachix-select: warning: %v\n", b)
-	}
+	return rows, nil
+}
+
+// printQueue prints one queue as a table.
+func printQueue(c *cli.Context, d *queue.Dir, rows []queueRow) error {
 	if len(rows) == 0 {
 		fmt.Fprintf(c.App.Writer, "The queue in %s is empty.\n", d.Path)
 		return nil
 	}
+	fmt.Fprintf(c.App.Writer, "Queued in %s:\n", d.Path)
 	tw := tabwriter.NewWriter(c.App.Writer, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "ID\tCACHE\tPATHS\tQUEUED\tATTEMPTS\tLAST ERROR")
 	for _, r := range rows {

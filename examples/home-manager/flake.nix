@@ -60,6 +60,11 @@
                   prefix = "laptop";
                   keep.revisions = 3;
                 };
+                # Or keep the token in a cachix.dhall of your choosing:
+                # configFile = "/home/alice/secrets/cachix.dhall";
+                # Push the whole home-manager generation too, pinned as
+                # laptop-x86_64-linux-generation:
+                # pushGeneration = true;
               };
             }
           )

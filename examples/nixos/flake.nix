@@ -1,11 +1,12 @@
 # NixOS with cachix-select: `nixos-rebuild switch` queues the push of the
-# selected packages and cachix-select.service pushes them once the network
-# is up. Nothing happens at boot; `nixos-rebuild dry-activate` reports what
-# would be pushed.
+# selected packages and switch-to-configuration starts
+# cachix-select.service, which pushes them, once it has reloaded systemd.
+# Nothing happens at boot; `nixos-rebuild dry-activate` reports what would
+# be pushed.
 #
 #   nixos-rebuild switch --flake .#laptop
 #   journalctl -u cachix-select        # what was pushed
-#   cachix-select queue list           # what is still waiting
+#   sudo cachix-select queue list      # what is still waiting
 {
   description = "NixOS configuration that pushes selected packages with cachix-select";
 
@@ -52,6 +53,12 @@
                   enable = true;
                   keep.days = 30;
                 };
+                # Or a cachix.dhall holding the token (one of the two is
+                # required: the unit has no home directory to look in):
+                # configFile = "/run/secrets/cachix.dhall";
+                # Push the whole system too, pinned as
+                # laptop-x86_64-linux-generation:
+                # pushGeneration = true;
                 # mode = "foreground";  # push during the switch (10 min at most)
                 # strict = true;        # let a failed push fail the switch
               };

@@ -33,12 +33,16 @@ import (
 // ErrLocked means another flush holds the lock.
 var ErrLocked = errors.New("another flush is running")
 
-// DefaultDir is $XDG_STATE_HOME/cachix-select for users and
-// /var/lib/cachix-select for root.
+// SystemDir is the state directory of the NixOS module: its activation
+// and its system unit pass it explicitly (--state-dir), and the command
+// line looks at it too when run as root (see Dirs).
+const SystemDir = "/var/lib/cachix-select"
+
+// DefaultDir is $XDG_STATE_HOME/cachix-select, or
+// ~/.local/state/cachix-select, for every user, root included: where a
+// hook run by that user (home-manager, a shellHook) queues, so that the
+// same user's `queue list` and `queue flush` find it.
 func DefaultDir() string {
-	if os.Geteuid() == 0 {
-		return "/var/lib/cachix-select"
-	}
 	if d := os.Getenv("XDG_STATE_HOME"); filepath.IsAbs(d) {
 		return filepath.Join(d, "cachix-select")
 	}
@@ -47,6 +51,20 @@ func DefaultDir() string {
 		return filepath.Join(os.TempDir(), fmt.Sprintf("cachix-select-%d", os.Getuid()))
 	}
 	return filepath.Join(home, ".local", "state", "cachix-select")
+}
+
+// Dirs are the state directories the command line reads when no
+// directory is given: DefaultDir, and for root also systemDir (normally
+// SystemDir) when it exists, since root owns the NixOS system queue too.
+func Dirs(systemDir string) []string {
+	dirs := []string{DefaultDir()}
+	if os.Geteuid() != 0 || systemDir == "" || filepath.Clean(systemDir) == filepath.Clean(dirs[0]) {
+		return dirs
+	}
+	if fi, err := os.Stat(systemDir); err == nil && fi.IsDir() {
+		dirs = append(dirs, systemDir)
+	}
+	return dirs
 }
 
 // Dir is a state directory.
@@ -121,12 +139,18 @@ func (d *Dir) Get(id string) (*Entry, error) {
 // List returns the queued entries, oldest first. Unreadable entries are
 // returned as errors in bad, not silently skipped.
 func (d *Dir) List() (entries []*Entry, bad []error, err error) {
-	files, err := filepath.Glob(filepath.Join(d.Path, "queue", "*.json"))
+	// ReadDir, not Glob: the state directory's own name may hold glob
+	// metacharacters (a backslash, brackets).
+	files, err := os.ReadDir(filepath.Join(d.Path, "queue"))
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, fmt.Errorf("listing the queue: %w", err)
 	}
 	for _, f := range files {
-		e, err := d.Get(strings.TrimSuffix(filepath.Base(f), ".json"))
+		name := f.Name()
+		if !strings.HasSuffix(name, ".json") || strings.HasPrefix(name, ".") {
+			continue
+		}
+		e, err := d.Get(strings.TrimSuffix(name, ".json"))
 		if err != nil {
 			if !errors.Is(err, fs.ErrNotExist) {
 				bad = append(bad, err)

@@ -118,3 +118,20 @@ func TestRecords(t *testing.T) {
 		t.Errorf("damaged records: %v", err)
 	}
 }
+
+// TestListOddDirectoryName: a state directory whose name holds glob
+// metacharacters (a backslash, brackets, a star) still lists its entries.
+func TestListOddDirectoryName(t *testing.T) {
+	t.Parallel()
+	d, err := queue.Open(filepath.Join(t.TempDir(), `st %h $HOME 'q"uote\back [x]*?`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.Enqueue("/m.json", []byte(`{"m":1}`)); err != nil {
+		t.Fatal(err)
+	}
+	entries, bad, err := d.List()
+	if err != nil || len(bad) != 0 || len(entries) != 1 {
+		t.Fatalf("List = %d entries, %v, %v", len(entries), bad, err)
+	}
+}

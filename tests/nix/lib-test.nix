@@ -251,12 +251,85 @@ in
       dryRun = true;
       systemdUnit = "u.service";
     }) [ "cs" "activate" "--dry-run" ])
+    (case "activate args, NixOS background: the unit goes to the restart list" (args {
+      exe = "cs";
+      systemdUnit = "u.service";
+      restartList = "/run/nixos/activation-restart-list";
+      configFile = "/root/cachix.dhall";
+    }) [ "cs" "activate" "--mode" "background" "--systemd-unit" "u.service" "--restart-list" "/run/nixos/activation-restart-list" "--config" "/root/cachix.dhall" ])
+    (case "activate args, foreground: no unit, no restart list" (args {
+      exe = "cs";
+      mode = "foreground";
+      systemdUnit = "u.service";
+      restartList = "/r";
+    }) [ "cs" "activate" "--mode" "foreground" "--timeout" "10m" ])
+    (case "activate args, generation pin kept 3 revisions" (args {
+      exe = "cs";
+      generationPin = l.generationPin {
+        pin = {
+          enable = true;
+          prefix = "laptop";
+          keep.revisions = 3;
+        };
+        system = "x86_64-linux";
+      };
+    }) [ "cs" "activate" "--mode" "background" "--root-pin" "laptop-x86_64-linux-generation" "--root-keep-revisions" "3" ])
+    (case "generation pin renamed, kept forever" (l.generationArgs (l.generationPin {
+      pin = {
+        enable = true;
+        names.generation = "gen";
+        keep = "forever";
+      };
+      system = "x86_64-linux";
+    })) [ "--root-pin" "gen" "--root-keep-forever" ])
+    (case "no generation pin without pin.enable" (l.generationPin { system = "x86_64-linux"; }) null)
+    (case "the generation's pin must not clash" (contains "Pin name \"x86_64-linux-generation\" would be used by 2" (l.problems (valid // {
+      packages = [ (pkg "generation-1" "generation" { outPath = "${sd}/${h "g"}-generation-1"; }) ];
+      pin.enable = true;
+      generationPin = l.generationPin {
+        pin.enable = true;
+        system = "x86_64-linux";
+      };
+    }))) true)
+    (case "rootWord" (l.rootWord "systemConfig") " --root \"$systemConfig\"")
     (case "flush args with credentials" (l.flushArgs {
       exe = "cs";
       stateDir = "/var/lib/cachix-select";
-      authTokenCredential = "auth-token";
-      signingKeyCredential = "signing-key";
-    }) [ "cs" "queue" "flush" "--state-dir" "/var/lib/cachix-select" "--auth-token-file" "%d/auth-token" "--signing-key-file" "%d/signing-key" ])
+      credentials = true;
+      authTokenFile = "/run/secrets/t";
+      signingKeyFile = "/run/secrets/k";
+      configFile = "/root/c.dhall";
+    }) [ "cs" "queue" "flush" "--state-dir" "/var/lib/cachix-select" "--auth-token-file" { systemdSpecifier = "%d/auth-token"; } "--signing-key-file" { systemdSpecifier = "%d/signing-key"; } "--config" { systemdSpecifier = "%d/cachix-config"; } ])
+    (case "flush args with a config file by path" (l.flushArgs {
+      exe = "cs";
+      configFile = "/home/a/c.dhall";
+    }) [ "cs" "queue" "flush" "--config" "/home/a/c.dhall" ])
+    (case "systemd: plain words are quoted" (l.escapeSystemdExecArgs [ "/nix/store/x/bin/cs" "queue" ]) ''"/nix/store/x/bin/cs" "queue"'')
+    (case "systemd: % and $ doubled in arguments, % only in the executable" (l.escapeSystemdExecArgs [ "/a%b$c/cs" "%h$HOME" ]) ''"/a%%b$c/cs" "%%h$$HOME"'')
+    (case "systemd: quotes, backslashes and newlines escaped" (l.escapeSystemdExecArg "a\"b\\c\nd") ''"a\"b\\c\nd"'')
+    (case "systemd: %d kept for credentials" (l.escapeSystemdExecArg (l.credentialPath "auth-token")) ''"%d/auth-token"'')
+    (case "systemd: a relative executable is refused" (fails (l.escapeSystemdExecArgs [ "cs" ])) true)
+    (case "systemd: an executable with a quote is refused" (fails (l.escapeSystemdExecArgs [ "/a'b/cs" ])) true)
+    (case "systemd: LoadCredential paths keep $ and double %" (l.escapeSystemdSpecifiers "/run/a%b$c") "/run/a%%b$c")
+    (case "NixOS Cachix background without a token source fails" (contains "cannot find a token by itself.*cachix.authTokenFile.*cachix.configFile" [
+      (l.nixosTokenProblem { cacheName = "c"; })
+    ]) true)
+    (case "NixOS: a token file is enough" (l.nixosTokenProblem {
+      cacheName = "c";
+      authTokenFile = "/run/t";
+    }) null)
+    (case "NixOS: a config file is enough" (l.nixosTokenProblem {
+      cacheName = "c";
+      configFile = "/run/c.dhall";
+    }) null)
+    (case "NixOS: foreground needs no unit token" (l.nixosTokenProblem {
+      cacheName = "c";
+      mode = "foreground";
+    }) null)
+    (case "NixOS: a plain cache needs no token" (l.nixosTokenProblem { }) null)
+    (case "config file in the store" (contains "configFile.*inside the Nix store" (l.problems (valid // {
+      configFile = "${sd}/${h "e"}-cachix.dhall";
+    }))) true)
   ];
 
   # Strings that must survive escapeShellArg unchanged through bash: each

@@ -160,15 +160,16 @@ let
         "laptop-${builtins.currentSystem}-exe"
       ]
     ))
-    (check "NixOS: the activation snippet is modules/lib.nix's, with nix and systemctl on PATH" (
+    (check "NixOS: the activation snippet is modules/lib.nix's, with nix on PATH" (
       nixosScript.text == pure.nixosActivation {
         inherit exe;
         manifest = "${nixos.cachix.manifest}";
-        path = [
-          "/fake/nix/bin"
-          "/fake/systemd/bin"
-        ];
+        path = [ "/fake/nix/bin" ];
       }
+    ))
+    (check "NixOS: background activation hands the unit to switch-to-configuration's restart list" (
+      has "--systemd-unit cachix-select.service --restart-list /run/nixos/activation-restart-list --state-dir /var/lib/cachix-select" nixosScript.text
+      && !(has "systemctl" nixosScript.text)
     ))
     (check "NixOS: the snippet acts on switch and test only and reports on dry-activate" (
       has "switch | test)" nixosScript.text
@@ -181,12 +182,31 @@ let
         "auth-token:/run/secrets/cachix-token"
         "signing-key:/run/secrets/cachix-key"
       ]
-      && has "--auth-token-file %d/auth-token --signing-key-file %d/signing-key" nixosUnit.serviceConfig.ExecStart
+      && has "\"--auth-token-file\" \"%d/auth-token\" \"--signing-key-file\" \"%d/signing-key\"" nixosUnit.serviceConfig.ExecStart
+      && !(has "/run/secrets" nixosUnit.serviceConfig.ExecStart)
       && !(has "/run/secrets" (builtins.toJSON nixosUnit.environment))
     ))
-    (check "NixOS: the unit runs after network-online.target, hardened, with its state directory" (
+    (check "NixOS: the unit is Type=exec, with pushes that cannot happen now not counted as failures" (
+      nixosUnit.serviceConfig.Type == "exec"
+      && nixosUnit.serviceConfig.SuccessExitStatus == "1 2 143"
+      && (nixosUnit.restartIfChanged or true)
+    ))
+    (check "NixOS: the unit's ExecStart is quoted for systemd" (
+      nixosUnit.serviceConfig.ExecStart == pure.escapeSystemdExecArgs [
+        exe
+        "queue"
+        "flush"
+        "--state-dir"
+        "/var/lib/cachix-select"
+        "--auth-token-file"
+        (pure.credentialPath "auth-token")
+        "--signing-key-file"
+        (pure.credentialPath "signing-key")
+      ]
+    ))
+    (check "NixOS: the unit runs after network-online.target (without pulling it in), hardened, with its state directory" (
       builtins.elem "network-online.target" nixosUnit.after
-      && builtins.elem "network-online.target" nixosUnit.wants
+      && !(nixosUnit ? wants)
       && nixosUnit.serviceConfig.ProtectSystem == "strict"
       && nixosUnit.serviceConfig.NoNewPrivileges
       && nixosUnit.serviceConfig.StateDirectory == "cachix-select"
@@ -233,6 +253,60 @@ let
         { cachix.cacheName = lib.mkForce null; }
       ]))
     ))
+    (check "NixOS: a Cachix cache in background mode without authTokenFile or configFile fails an assertion that says what to set" (
+      lib.any (m: has "cannot find a token by itself" m && has "cachix.authTokenFile" m && has "cachix.configFile" m) (failed (evalNixos [
+        nixosBase
+        { cachix.authTokenFile = lib.mkForce null; }
+      ]))
+    ))
+    (check "NixOS: configFile alone satisfies it, and reaches the unit as a credential" (
+      let
+        c = evalNixos [
+          nixosBase
+          {
+            cachix.authTokenFile = lib.mkForce null;
+            cachix.configFile = "/root/.config/cachix/cachix.dhall";
+          }
+        ];
+        u = c.systemd.services.cachix-select.serviceConfig;
+      in
+      failed c == [ ]
+      && builtins.elem "cachix-config:/root/.config/cachix/cachix.dhall" u.LoadCredential
+      && has "\"--config\" \"%d/cachix-config\"" u.ExecStart
+      && has "--config /root/.config/cachix/cachix.dhall" c.system.activationScripts.cachixSelect.text
+    ))
+    (check "NixOS: foreground mode needs no token source for the unit" (
+      failed (evalNixos [
+        nixosBase
+        {
+          cachix.authTokenFile = lib.mkForce null;
+          cachix.mode = "foreground";
+        }
+      ]) == [ ]
+    ))
+    (check "NixOS: a store path as configFile is a type error" (
+      throws (evalNixos [ nixosBase { cachix.configFile = "${builtins.storeDir}/x-cachix.dhall"; } ]).cachix.configFile
+    ))
+    (check "NixOS: pushGeneration pushes $systemConfig, pinned as <hostName>-<system>-generation, even with no packages" (
+      let
+        c = evalNixos [
+          {
+            cachix = {
+              cacheName = "mycache";
+              authTokenFile = "/run/secrets/cachix-token";
+              pushGeneration = true;
+              pin.enable = true;
+              pin.keep.days = 30;
+            };
+          }
+        ];
+        text = c.system.activationScripts.cachixSelect.text;
+      in
+      failed c == [ ]
+      && has "--root-pin laptop-${builtins.currentSystem}-generation --root-keep-days 30 --root \"$systemConfig\"" text
+      && (manifestOf c).paths == [ ]
+    ))
+    (check "NixOS: without pushGeneration no --root" (!(has "--root" nixosScript.text)))
     (check "NixOS: a bad pin keep policy fails an assertion" (
       lib.any (m: has "cachix.pin.keep" m) (failed (evalNixos [
         nixosBase
@@ -368,10 +442,39 @@ let
       (check "home-manager: the snippet goes through run and honours DRY_RUN and VERBOSE" (
         has "run env" entry.data && has "[[ -v DRY_RUN ]]" entry.data && has "\${VERBOSE+--verbose}" entry.data
       ))
-      (check "home-manager: a user unit and timer flush the queue" (
+      (check "home-manager: a user unit and timer flush the queue (ExecStart quoted for systemd)" (
         hm.systemd.user.services.cachix-select.Service.ExecStart
-        == "${exe} queue flush --state-dir /home/alice/.local/state/cachix-select"
+        == "\"${exe}\" \"queue\" \"flush\" \"--state-dir\" \"/home/alice/.local/state/cachix-select\""
         && hm.systemd.user.timers.cachix-select.Install.WantedBy == [ "timers.target" ]
+      ))
+      (check "home-manager: configFile goes to activation and to the unit as --config" (
+        let
+          c = evalHm [
+            base
+            { cachix.configFile = "/home/alice/secrets/cachix.dhall"; }
+          ];
+        in
+        failed c == [ ]
+        && has "--config /home/alice/secrets/cachix.dhall" c.home.activation.cachixSelect.data
+        && has "\"--config\" \"/home/alice/secrets/cachix.dhall\"" c.systemd.user.services.cachix-select.Service.ExecStart
+      ))
+      (check "home-manager: pushGeneration pushes $newGenPath, pinned as <system>-generation without a prefix" (
+        let
+          c = evalHm [
+            {
+              cachix = {
+                cacheName = "mycache";
+                pushGeneration = true;
+                pin.enable = true;
+              };
+            }
+          ];
+        in
+        failed c == [ ]
+        && has "--root-pin ${builtins.currentSystem}-generation --root \"$newGenPath\"" c.home.activation.cachixSelect.data
+      ))
+      (check "home-manager: a Cachix cache needs no token option (the user unit sees the user's cachix.dhall)" (
+        failed (evalHm [ { cachix = { cacheName = "mycache"; pushPackages = [ fixtures.app ]; }; } ]) == [ ]
       ))
       (check "home-manager: the manifest says home-manager" ((manifestOf hm).origin == "home-manager"))
       (check "home-manager: without user systemd, no unit and no --systemd-unit (detached push)" (

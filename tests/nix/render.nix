@@ -10,10 +10,15 @@
   cacheName ? null,
   host ? null,
   authTokenFile ? null,
+  configFile ? null,
   stateDir,
   mode ? "background",
   strict ? false,
   exe ? null,
+  # NixOS: where the snippet lists the unit (never /run/nixos in tests).
+  restartList ? "${stateDir}.run/nixos/activation-restart-list",
+  pushGeneration ? false,
+  pin ? false,
 }:
 let
   pkgs = import ./stub-pkgs.nix { };
@@ -30,6 +35,14 @@ let
       authTokenFile
       ;
   };
+  pinArgs = {
+    enable = pin;
+    prefix = "test";
+  };
+  generationPin = pure.generationPin {
+    pin = pinArgs;
+    system = builtins.currentSystem;
+  };
 
   manifest = pure.writeManifest (
     cacheArgs
@@ -42,26 +55,70 @@ let
         fixtures.app # listed twice: one entry
       ];
       origin = "home-manager";
+      pin = pinArgs;
     }
   );
 
   hm = pure.homeManagerActivation {
     exe = exe';
     manifest = "${manifest}";
-    inherit mode strict stateDir;
+    inherit
+      mode
+      strict
+      stateDir
+      configFile
+      pushGeneration
+      generationPin
+      ;
     systemdUnit = "cachix-select.service";
   };
 
   nixos = pure.nixosActivation {
     exe = exe';
     manifest = "${manifest}";
-    inherit mode strict stateDir;
+    inherit
+      mode
+      strict
+      stateDir
+      configFile
+      restartList
+      pushGeneration
+      generationPin
+      ;
+  };
+
+  # A stand-in for the generation being activated (the NixOS system or
+  # the home-manager generation): like the real one, its closure holds the
+  # manifest and so the selected packages.
+  generation = builtins.derivation {
+    name = "test-generation-${salt}";
+    system = builtins.currentSystem;
+    builder = "/bin/sh";
+    PATH = "/usr/bin:/bin";
+    manifest = "${manifest}";
+    args = [
+      "-c"
+      ''mkdir "$out" && ln -s "$manifest" "$out/cachix-select-manifest.json"''
+    ];
+  };
+
+  # The units, as the modules define them (the NixOS one with the
+  # secrets as credentials).
+  nixosUnit = pure.nixosService {
+    exe = exe';
+    inherit stateDir authTokenFile configFile;
+    unit = "cachix-select";
+    nixPackage = "/nonexistent-nix";
+  };
+  hmUnit = pure.homeManagerService {
+    exe = exe';
+    inherit stateDir configFile;
   };
 
   shell = import ../../modules/shell.nix { inherit pkgs; package = pkg; } (
     cacheArgs
     // {
-      inherit stateDir mode strict;
+      inherit stateDir mode strict configFile;
       packages = [ fixtures.app ];
     }
   );
@@ -90,7 +147,7 @@ let
   };
 in
 {
-  inherit manifest fixtures;
+  inherit manifest fixtures generation;
 
   files = builtins.derivation {
     name = "cachix-select-test-snippets";
@@ -99,15 +156,30 @@ in
     PATH = "/usr/bin:/bin";
     inherit hm nixos shell;
     manifest = "${manifest}";
+    generation = "${generation}";
+    nixosExec = nixosUnit.serviceConfig.ExecStart;
+    nixosCreds = builtins.concatStringsSep "\n" nixosUnit.serviceConfig.LoadCredential;
+    nixosSuccess = nixosUnit.serviceConfig.SuccessExitStatus;
+    nixosType = nixosUnit.serviceConfig.Type;
+    # nixpkgs renders restartIfChanged = false as X-RestartIfChanged=false.
+    nixosRestartIfChanged = if nixosUnit.restartIfChanged or true then "yes" else "no";
+    hmExec = hmUnit.Service.ExecStart;
     args = [
       "-c"
       ''
         set -e
         mkdir "$out"
         ln -s "$manifest" "$out/manifest.json"
+        ln -s "$generation" "$out/generation"
         printf '%s' "$hm" > "$out/hm.sh"
         printf '%s' "$nixos" > "$out/nixos.sh"
         printf '%s' "$shell" > "$out/shell.sh"
+        printf '%s' "$nixosExec" > "$out/nixos-unit.exec"
+        printf '%s' "$nixosCreds" > "$out/nixos-unit.creds"
+        printf '%s' "$nixosSuccess" > "$out/nixos-unit.success"
+        printf '%s' "$nixosType" > "$out/nixos-unit.type"
+        printf '%s' "$nixosRestartIfChanged" > "$out/nixos-unit.restart-if-changed"
+        printf '%s' "$hmExec" > "$out/hm-unit.exec"
       ''
     ];
   };

@@ -1,0 +1,67 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/cachix-select/cachix-select/pushlib/queue"
+)
+
+// TestQueueListSeesTheSystemQueueAsRoot: without --state-dir, root's
+// queue list shows its own queue and the NixOS system queue; another
+// user's shows only its own; --state-dir shows exactly that directory.
+// Not parallel: it sets the environment and systemStateDir.
+func TestQueueListSeesTheSystemQueueAsRoot(t *testing.T) {
+	dir := t.TempDir()
+	t.Setenv("XDG_STATE_HOME", filepath.Join(dir, "xdg"))
+	old := systemStateDir
+	systemStateDir = filepath.Join(dir, "system")
+	t.Cleanup(func() { systemStateDir = old })
+
+	manifest := func(cache string) []byte {
+		return []byte(`{"version":1,"cache":{"url":"file:///srv/` + cache + `"},"paths":[]}`)
+	}
+	for dir, cache := range map[string]string{queue.DefaultDir(): "user-cache", systemStateDir: "system-cache"} {
+		d, err := queue.Open(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := d.Enqueue("/m.json", manifest(cache)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	list := func(args ...string) []queueRow {
+		var out, errOut bytes.Buffer
+		if code := run(context.Background(), append([]string{"cachix-select", "queue", "list", "--json"}, args...), strings.NewReader(""), &out, &errOut); code != 0 {
+			t.Fatalf("queue list: %d %s", code, errOut.String())
+		}
+		var rows []queueRow
+		if err := json.Unmarshal(out.Bytes(), &rows); err != nil {
+			t.Fatalf("%v: %s", err, out.String())
+		}
+		return rows
+	}
+	caches := func(rows []queueRow) string {
+		var c []string
+		for _, r := range rows {
+			c = append(c, r.Cache+"@"+filepath.Base(r.StateDir))
+		}
+		return strings.Join(c, " ")
+	}
+	got := caches(list())
+	want := "file:///srv/user-cache@cachix-select"
+	if os.Geteuid() == 0 {
+		want += " file:///srv/system-cache@system"
+	}
+	if got != want {
+		t.Errorf("queue list (uid %d) = %q, want %q", os.Geteuid(), got, want)
+	}
+	if got := caches(list("--state-dir", systemStateDir)); got != "file:///srv/system-cache@system" {
+		t.Errorf("queue list --state-dir = %q", got)
+	}
+}

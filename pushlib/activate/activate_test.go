@@ -1,0 +1,90 @@
+package activate_test
+
+import (
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/cachix-select/cachix-select/pushlib/activate"
+	"github.com/cachix-select/cachix-select/pushlib/manifest"
+)
+
+func TestWithRoot(t *testing.T) {
+	t.Parallel()
+	const gen = "/nix/store/00000000000000000000000000000000-nixos-system-laptop"
+	const pkg = "/nix/store/11111111111111111111111111111111-hello"
+	raw := []byte(`{"version":1,"cache":{"name":"c"},"paths":[{"storePath":"` + pkg + `"}],"future":{"x":1}}`)
+	out, err := activate.WithRoot(raw, activate.Root{StorePath: gen,
+		Pin: &manifest.Pin{Name: "laptop-x86_64-linux-generation", Keep: &manifest.Keep{Forever: true}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := manifest.Parse(out, "m.json")
+	if err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	if len(m.Paths) != 2 || m.Paths[1].StorePath != gen || m.Paths[1].Name != "generation" ||
+		m.Paths[1].Pin == nil || m.Paths[1].Pin.Name != "laptop-x86_64-linux-generation" || !m.Paths[1].Pin.Keep.Forever {
+		t.Fatalf("paths: %+v", m.Paths)
+	}
+	var top map[string]json.RawMessage
+	json.Unmarshal(out, &top)
+	if string(top["future"]) != `{"x":1}` {
+		t.Errorf("unknown fields lost: %s", out)
+	}
+	// Already listed: unchanged. The same input: the same bytes (one queue entry).
+	if again, _ := activate.WithRoot(raw, activate.Root{StorePath: pkg}); string(again) != string(raw) {
+		t.Errorf("a listed root was added again: %s", again)
+	}
+	if twice, _ := activate.WithRoot(raw, activate.Root{StorePath: gen, Pin: m.Paths[1].Pin}); string(twice) != string(out) {
+		t.Errorf("not deterministic:\n%s\n%s", twice, out)
+	}
+	if _, err := activate.WithRoot([]byte(`[1]`), activate.Root{StorePath: gen}); err == nil {
+		t.Error("a manifest that is not an object was accepted")
+	}
+}
+
+func TestCheckRoot(t *testing.T) {
+	t.Parallel()
+	store := t.TempDir()
+	gen := filepath.Join(store, "00000000000000000000000000000000-home-manager-generation")
+	os.Mkdir(gen, 0o755)
+	link := filepath.Join(t.TempDir(), "current")
+	os.Symlink(gen, link)
+	if got, err := activate.CheckRoot(link, store); err != nil || got != gen {
+		t.Errorf("CheckRoot(symlink) = %q, %v", got, err)
+	}
+	for _, bad := range []string{"/etc", gen + "/sub", filepath.Join(store, "short"), filepath.Join(store, "11111111111111111111111111111111-gone")} {
+		if _, err := activate.CheckRoot(bad, store); err == nil || !strings.Contains(err.Error(), "--root") {
+			t.Errorf("CheckRoot(%s) = %v", bad, err)
+		}
+	}
+}
+
+func TestRequestStartAndCredentials(t *testing.T) {
+	t.Parallel()
+	list := filepath.Join(t.TempDir(), "run", "nixos", "activation-restart-list")
+	for i := 0; i < 2; i++ {
+		if err := activate.RequestStart(list, "cachix-select.service"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if b, _ := os.ReadFile(list); string(b) != "cachix-select.service\ncachix-select.service\n" {
+		t.Errorf("list = %q", b)
+	}
+	if err := activate.RequestStart(filepath.Join(list, "x"), "u"); err == nil {
+		t.Error("a list under a file was written")
+	}
+	ok := filepath.Join(t.TempDir(), "token")
+	os.WriteFile(ok, []byte("t"), 0o600)
+	if err := activate.CheckCredentials("", ok); err != nil {
+		t.Error(err)
+	}
+	missing := ok + "-missing"
+	if err := activate.CheckCredentials(ok, missing); !errors.Is(err, activate.ErrCredentialMissing) || !strings.Contains(err.Error(), missing) {
+		t.Errorf("missing credential: %v", err)
+	}
+}
