@@ -37,9 +37,10 @@ type credentialSources struct {
 // resolved is where the credentials came from. Source names the place,
 // never the secret.
 type resolved struct {
-	creds    *credentials.Credentials
-	source   string
-	warnings []string
+	creds     *credentials.Credentials
+	source    string
+	anonymous bool
+	warnings  []string
 }
 
 // resolveCredentials finds the keys, highest priority first:
@@ -129,7 +130,7 @@ func resolveCredentials(s credentialSources) (*resolved, error) {
 
 	if s.Anonymous {
 		r.creds = credentials.New(&credentials.Static{Value: credentials.Value{SignerType: credentials.SignatureAnonymous}})
-		r.source = "no credentials (anonymous, read-only)"
+		r.source, r.anonymous = "no credentials (anonymous reads)", true
 		return r, nil
 	}
 	return nil, fmt.Errorf("%w: set $AWS_ACCESS_KEY_ID and $AWS_SECRET_ACCESS_KEY, add a [%s] profile to %s, or give --s3-credentials-file FILE",

@@ -80,6 +80,10 @@ func (c *Cache) classify(err error, op string) error {
 	case "SignatureDoesNotMatch":
 		return mk(backend.ErrUnauthorized, "%s refused the secret key from %s (SignatureDoesNotMatch): check that it belongs to the access key", host, c.creds.source)
 	case "AccessDenied", "AllAccessDisabled", "InvalidToken", "ExpiredToken", "AccountProblem", "InvalidSecurity":
+		if c.creds.anonymous {
+			return mk(backend.ErrUnauthorized, "%s denied anonymous access to bucket %q (%s): a dry run without S3 keys can only read a public bucket; give keys",
+				host, bucket, detail)
+		}
 		return mk(backend.ErrUnauthorized, "%s denied access to bucket %q with the credentials from %s (%s): check that they may read and write it",
 			host, bucket, c.creds.source, detail)
 	case "AuthorizationHeaderMalformed", "PermanentRedirect", "InvalidRegion", "IllegalLocationConstraintException":

@@ -279,7 +279,7 @@ func (c *Cache) Missing(ctx context.Context, paths []string) (map[string]bool, e
 	sort.Strings(hashes)
 	present := map[string]bool{}
 	rest := hashes
-	if c.strategy == "list" || c.strategy == "" && len(hashes) > ListPageCost {
+	if len(hashes) > 0 && (c.strategy == "list" || c.strategy == "" && len(hashes) > ListPageCost) {
 		var err error
 		rest, err = c.listNarinfos(ctx, hashes, present)
 		switch {

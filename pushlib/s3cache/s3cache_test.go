@@ -516,6 +516,15 @@ func TestReadOnlyAndPrefix(t *testing.T) {
 	if keys, _ := server.Keys(ctx, b, ""); len(keys) != 0 {
 		t.Fatalf("a read-only Open wrote %v", keys)
 	}
+	// Anonymous reads of a private bucket are refused, and the error says why.
+	private := bucket(t)
+	ro, err = s3cache.New(s3cache.Options{URL: server.URL(private, ""), ReadOnly: true, LookupEnv: lookup("HOME", t.TempDir())})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ro.Open(ctx); !errors.Is(err, backend.ErrUnauthorized) || !strings.Contains(err.Error(), "denied anonymous access") {
+		t.Errorf("anonymous Open of a private bucket: %v", err)
+	}
 	c := openURL(t, server.URL(b, "prefix=team/nix"), nil)
 	f := newFakeNAR("prefixed", 1000, 10)
 	p, err := c.Upload(ctx, f.info, narstream.DefaultCompression, f.stream)
