@@ -113,6 +113,19 @@ func checkS3Cache(t *testing.T, srv *s3server.Server, bucket string) int {
 	return n
 }
 
+// noS3Leftovers asserts that no multipart upload is open and that nothing
+// is left in the staging area.
+func noS3Leftovers(t *testing.T, srv *s3server.Server, bucket string) {
+	t.Helper()
+	ctx := context.Background()
+	if open, _ := srv.OpenUploads(ctx, bucket); len(open) != 0 {
+		t.Errorf("uploads left open: %v", open)
+	}
+	if staged, _ := srv.Keys(ctx, bucket, "staging/"); len(staged) != 0 {
+		t.Errorf("staging objects left: %v", staged)
+	}
+}
+
 // TestS3PushThenRealNixSubstitutes pushes a closure (small paths sent in
 // one PUT, two big ones in parts) from a manifest to a bucket on a real
 // MinIO; real Nix then substitutes it over the bucket's HTTP endpoint with
@@ -164,9 +177,7 @@ func TestS3PushThenRealNixSubstitutes(t *testing.T) {
 	if n := checkS3Cache(t, srv, bucket); n != len(closure) {
 		t.Errorf("%d narinfos in the bucket, want %d", n, len(closure))
 	}
-	if open, _ := srv.OpenUploads(ctx, bucket); len(open) != 0 {
-		t.Errorf("uploads left open: %v", open)
-	}
+	noS3Leftovers(t, srv, bucket)
 
 	for _, root := range []string{app, big} {
 		fresh, err := substitute(t, srv.HTTPURL(bucket, ""), pk, root)
@@ -288,9 +299,7 @@ watch:
 	if n := checkS3Cache(t, srv, bucket); n != len(want) {
 		t.Errorf("%d narinfos in the bucket, want %d", n, len(want))
 	}
-	if open, _ := srv.OpenUploads(ctx, bucket); len(open) != 0 {
-		t.Errorf("uploads left open: %v", open)
-	}
+	noS3Leftovers(t, srv, bucket)
 	for _, root := range []string{app, big, exe} {
 		fresh, err := substitute(t, srv.HTTPURL(bucket, ""), pk, root)
 		if err != nil {
@@ -307,7 +316,7 @@ watch:
 // TestS3KilledDuringMultipart kills a push (SIGKILL) while a multipart
 // upload is open: the bucket holds no narinfo without its NAR and
 // references; the re-run completes, and no multipart upload is left open
-// (the killed one is aborted once the re-run has completed the same NAR).
+// (the re-run aborts the staging uploads of this machine's dead process).
 func TestS3KilledDuringMultipart(t *testing.T) {
 	srv := startS3(t)
 	t.Parallel()
@@ -370,9 +379,7 @@ func TestS3KilledDuringMultipart(t *testing.T) {
 	if n := checkS3Cache(t, srv, bucket); n != len(closure) {
 		t.Errorf("%d narinfos, want %d", n, len(closure))
 	}
-	if open, _ := srv.OpenUploads(ctx, bucket); len(open) != 0 {
-		t.Errorf("uploads still open after the re-run: %v", open)
-	}
+	noS3Leftovers(t, srv, bucket)
 	if _, err := substitute(t, srv.HTTPURL(bucket, ""), pk, big); err != nil {
 		t.Fatal(err)
 	}

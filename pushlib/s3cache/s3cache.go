@@ -5,11 +5,13 @@
 // nar/<filehash>.nar.<ext>, under an optional key prefix.
 //
 // Several machines may push to one bucket at once. Every object is written
-// whole (a PUT, or a completed multipart upload, is atomic in S3), NARs are
-// named by the hash of their bytes, so two writers of one NAR write the
-// same object, and a narinfo is written only after its NAR is complete
-// (and, as the pipeline guarantees, after the narinfos of its references):
-// a substituter never sees a narinfo whose NAR or closure is missing.
+// whole (a PUT, a completed multipart upload and a copy are atomic in S3),
+// NARs are named by the hash of their bytes, so two writers of one NAR
+// write the same object, and a narinfo is written only after its NAR is
+// complete (and, as the pipeline guarantees, after the narinfos of its
+// references): a substituter never sees a narinfo whose NAR or closure is
+// missing. NARs larger than one part are staged under staging/ first (see
+// Upload); what a killed push leaves there is cleaned by a later one.
 package s3cache
 
 import (
@@ -50,8 +52,9 @@ const (
 	DefaultMaxBuffers = 8
 	// DefaultHeadConcurrency is how many narinfo HEAD requests run at once.
 	DefaultHeadConcurrency = 16
-	// DefaultStaleUploadAge is how old an unfinished multipart upload of a
-	// NAR must be before a push aborts it as abandoned.
+	// DefaultStaleUploadAge is how old a staging upload or object (or an
+	// unfinished upload at a NAR key) must be before any push removes it as
+	// abandoned; this machine's dead processes' ones go at once.
 	DefaultStaleUploadAge = 24 * time.Hour
 )
 
@@ -116,8 +119,8 @@ type Cache struct {
 	buffers  chan struct{}
 	bufPool  sync.Pool
 	poolOnce sync.Once
-	// cleanup aborts stale multipart uploads once, on the first upload
-	// that needs one (a push with nothing to upload lists nothing).
+	// cleanup removes abandoned staging uploads and objects once, on the
+	// first upload (a push with nothing to upload lists nothing).
 	cleanup sync.Once
 	// strategy forces "head" or "list" in Missing (benchmarks only).
 	strategy string

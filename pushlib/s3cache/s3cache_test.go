@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
+	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -19,6 +21,7 @@ import (
 	"github.com/nix-community/go-nix/pkg/nixbase32"
 
 	"github.com/cachix-select/cachix-select/pushlib/backend"
+	"github.com/cachix-select/cachix-select/pushlib/binarycache"
 	"github.com/cachix-select/cachix-select/pushlib/narstream"
 	"github.com/cachix-select/cachix-select/pushlib/s3cache"
 	"github.com/cachix-select/cachix-select/pushlib/store"
@@ -94,10 +97,8 @@ type fakeNAR struct {
 	info  *store.PathInfo
 	data  []byte
 	calls atomic.Int32
-	// failSecond makes the second pass fail after this many bytes (0 = never).
-	failSecond int
-	// changeSecond makes the second pass write other bytes.
-	changeSecond bool
+	// failAfter makes the stream fail after this many bytes (0 = never).
+	failAfter int
 }
 
 func newFakeNAR(name string, size int, seed byte) *fakeNAR {
@@ -114,17 +115,14 @@ func newFakeNAR(name string, size int, seed byte) *fakeNAR {
 }
 
 func (f *fakeNAR) stream(ctx context.Context, w io.Writer) (narstream.Result, error) {
-	call := f.calls.Add(1)
+	f.calls.Add(1)
 	data := f.data
-	if call == 2 && f.changeSecond {
-		data = append([]byte{0}, data[1:]...)
-	}
 	written := 0
 	for written < len(data) {
 		if err := ctx.Err(); err != nil {
 			return narstream.Result{}, err
 		}
-		if call == 2 && f.failSecond > 0 && written >= f.failSecond {
+		if f.failAfter > 0 && written >= f.failAfter {
 			return narstream.Result{}, errors.New("disk on fire")
 		}
 		n := min(64<<10, len(data)-written)
@@ -165,9 +163,10 @@ func noOpenUploads(t *testing.T, bucket string) {
 }
 
 // TestUploadThenCommit pushes a NAR that fits one part (one PUT) and one of
-// several parts (a second pass into a multipart upload): nothing is
-// visible before Commit, the objects are byte-exact, the narinfo names
-// them, no upload stays open, and a NAR already there is not sent again.
+// several parts (a staging multipart upload copied to its content
+// address): each is streamed once, nothing is visible before Commit, the
+// objects are byte-exact with their content type, the narinfo names them,
+// and no upload or staging object is left.
 func TestUploadThenCommit(t *testing.T) {
 	t.Parallel()
 	b := bucket(t)
@@ -185,12 +184,8 @@ func TestUploadThenCommit(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		wantCalls := int32(1)
-		if len(f.data) > partSize {
-			wantCalls = 2
-		}
-		if got := f.calls.Load(); got != wantCalls {
-			t.Errorf("%s: streamed %d times, want %d", f.info.Path, got, wantCalls)
+		if got := f.calls.Load(); got != 1 {
+			t.Errorf("%s: streamed %d times, want once", f.info.Path, got)
 		}
 		if missing, _ := c.Missing(ctx, []string{f.info.Path}); !missing[f.info.Path] {
 			t.Fatal("narinfo visible before Commit")
@@ -209,86 +204,109 @@ func TestUploadThenCommit(t *testing.T) {
 		if got := object(t, b, ni.URL); !bytes.Equal(got, f.data) || ni.FileSize != uint64(len(f.data)) {
 			t.Errorf("%s: the NAR object differs (%d bytes, narinfo says %d)", ni.URL, len(got), ni.FileSize)
 		}
+		if st, err := server.Admin().StatObject(ctx, b, ni.URL, minio.StatObjectOptions{}); err != nil || st.ContentType != "application/x-nix-nar" {
+			t.Errorf("%s: content type %q, %v", ni.URL, st.ContentType, err)
+		}
 	}
-	noOpenUploads(t, b)
+	noLeftovers(t, b)
 
-	// The large NAR again, from another writer: found complete, not re-sent.
+	// The large NAR again, from another writer: the object stays whole.
 	again := open(t, b, nil)
 	f := newFakeNAR("large", 3*partSize+12345, 2)
-	before := again.Requests()
-	if _, err := again.Upload(ctx, f.info, narstream.DefaultCompression, f.stream); err != nil {
+	p, err := again.Upload(ctx, f.info, narstream.DefaultCompression, f.stream)
+	if err != nil {
 		t.Fatal(err)
 	}
-	after := again.Requests()
-	if after["PUT"] != before["PUT"] || after["POST"] != before["POST"] {
-		t.Errorf("an existing NAR was uploaded again: requests %v then %v", before, after)
+	if got := object(t, b, binarycache.NarName(p.Result(), narstream.DefaultCompression)); !bytes.Equal(got, f.data) {
+		t.Error("the NAR object changed")
+	}
+	noLeftovers(t, b)
+}
+
+// noLeftovers asserts that no multipart upload is open and nothing is staged.
+func noLeftovers(t *testing.T, bucket string) {
+	t.Helper()
+	noOpenUploads(t, bucket)
+	if keys, _ := server.Keys(context.Background(), bucket, "staging/"); len(keys) != 0 {
+		t.Errorf("staging objects left: %v", keys)
 	}
 }
 
-// TestFailedMultipartIsAborted: a stream failing in the second pass, or
-// giving other bytes than the first, leaves no object and no open upload.
+// TestFailedMultipartIsAborted: a stream failing after some parts leaves
+// no object, no staging object and no open upload.
 func TestFailedMultipartIsAborted(t *testing.T) {
 	t.Parallel()
 	b := bucket(t)
 	c := open(t, b, nil)
-	for _, f := range []*fakeNAR{newFakeNAR("fails", 3*partSize, 3), newFakeNAR("changes", 2*partSize+1, 4)} {
-		if f.info.Path[len(f.info.Path)-5:] == "fails" {
-			f.failSecond = 2*partSize + 1
-		} else {
-			f.changeSecond = true
-		}
-		_, err := c.Upload(context.Background(), f.info, narstream.DefaultCompression, f.stream)
-		if err == nil {
-			t.Fatalf("%s: want an error", f.info.Path)
-		}
-		if f.changeSecond && !strings.Contains(err.Error(), "compressing it twice gave different bytes") {
-			t.Errorf("got %v", err)
-		}
+	f := newFakeNAR("fails", 4*partSize, 3)
+	f.failAfter = 2*partSize + 1
+	if _, err := c.Upload(context.Background(), f.info, narstream.DefaultCompression, f.stream); err == nil || !strings.Contains(err.Error(), "disk on fire") {
+		t.Fatalf("want the stream's error, got %v", err)
 	}
-	noOpenUploads(t, b)
-	keys, _ := server.Keys(context.Background(), b, "nar/")
-	if len(keys) != 0 {
+	noLeftovers(t, b)
+	if keys, _ := server.Keys(context.Background(), b, "nar/"); len(keys) != 0 {
 		t.Errorf("objects left: %v", keys)
 	}
 }
 
-// TestAbandonedUploads: an unfinished upload of the same NAR that started
-// earlier (a killed push) is aborted once ours completes; others are left
-// to whoever is uploading them, unless older than StaleUploadAge; uploads
-// that are not NARs of this cache are never touched.
+// TestAbandonedUploads: a push's first upload cleans what killed pushes of
+// this machine left (their process is gone); what another machine is
+// staging is left alone unless older than StaleUploadAge; uploads that
+// are not this cache's NARs are never touched.
 func TestAbandonedUploads(t *testing.T) {
 	t.Parallel()
 	b := bucket(t)
 	ctx := context.Background()
 	core := &minio.Core{Client: server.Admin()}
-	f := newFakeNAR("killed", 2*partSize+7, 5)
-	sum := sha256.Sum256(f.data)
-	key := fmt.Sprintf("nar/%x.nar.zst", sum)
-	other := fmt.Sprintf("nar/%x.nar.zst", sha256.Sum256([]byte("other")))
-	for _, k := range []string{key, other, "unrelated/file"} {
+	dead := exec.Command("true")
+	if err := dead.Run(); err != nil {
+		t.Fatal(err)
+	}
+	h := strings.Repeat("0", 52)
+	tag := s3cache.MachineTag()
+	name := func(machine string, pid int, r string) string {
+		return fmt.Sprintf("staging/%s-%s-%d-%s.nar.zst", h, machine, pid, r)
+	}
+	deadUpload, liveUpload, otherUpload := name(tag, dead.Process.Pid, "aaaa"), name(tag, os.Getpid(), "bbbb"), name("0badc0de", 1, "cccc")
+	deadObject, otherObject := name(tag, dead.Process.Pid, "dddd"), name("0badc0de", 1, "eeee")
+	nixUpload := fmt.Sprintf("nar/%x.nar.xz", sha256.Sum256([]byte("nix")))
+	for _, k := range []string{deadUpload, liveUpload, otherUpload, nixUpload, "unrelated/file"} {
 		if _, err := core.NewMultipartUpload(ctx, b, k, minio.PutObjectOptions{}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	time.Sleep(1100 * time.Millisecond) // Initiated has a resolution of a second
-	c := open(t, b, nil)
-	if _, err := c.Upload(ctx, f.info, narstream.DefaultCompression, f.stream); err != nil {
-		t.Fatal(err)
+	for _, k := range []string{deadObject, otherObject} {
+		if _, err := server.Admin().PutObject(ctx, b, k, strings.NewReader("x"), 1, minio.PutObjectOptions{}); err != nil {
+			t.Fatal(err)
+		}
 	}
-	open1, _ := server.OpenUploads(ctx, b)
-	if strings.Join(open1, " ") != other+" unrelated/file" && strings.Join(open1, " ") != "unrelated/file "+other {
-		t.Errorf("after the upload, open: %v (want %s and unrelated/file)", open1, other)
+	state := func() string {
+		open, _ := server.OpenUploads(ctx, b)
+		staged, _ := server.Keys(ctx, b, "staging/")
+		sort.Strings(open)
+		return "uploads " + strings.Join(open, " ") + "; objects " + strings.Join(staged, " ")
 	}
-	// A later push with a short StaleUploadAge cleans the other NAR's.
-	c2 := open(t, b, func(o *s3cache.Options) { o.StaleUploadAge = time.Millisecond })
-	if _, err := c2.Upload(ctx, newFakeNAR("tiny", 10, 6).info, narstream.DefaultCompression, newFakeNAR("tiny", 10, 6).stream); err != nil {
-		t.Fatal(err)
+	upload := func(c *s3cache.Cache) {
+		f := newFakeNAR(fmt.Sprint("tiny", c), 10, 6)
+		if _, err := c.Upload(ctx, f.info, narstream.DefaultCompression, f.stream); err != nil {
+			t.Fatal(err)
+		}
 	}
-	open2, _ := server.OpenUploads(ctx, b)
-	if strings.Join(open2, " ") != "unrelated/file" {
-		t.Errorf("after the stale cleanup, open: %v (want unrelated/file)", open2)
+	upload(open(t, b, nil))
+	want := "uploads " + strings.Join(sorted(liveUpload, otherUpload, nixUpload, "unrelated/file"), " ") + "; objects " + otherObject
+	if got := state(); got != want {
+		t.Errorf("after the first push:\n got %s\nwant %s", got, want)
+	}
+	// A push that counts everything older than a millisecond as stale
+	// (its own process's staging too: age decides, whoever the owner).
+	upload(open(t, b, func(o *s3cache.Options) { o.StaleUploadAge = time.Millisecond }))
+	want = "uploads unrelated/file; objects "
+	if got := state(); got != want {
+		t.Errorf("after the stale clean-up:\n got %s\nwant %s", got, want)
 	}
 }
+
+func sorted(s ...string) []string { sort.Strings(s); return s }
 
 // TestConcurrentWritersOfOneNAR: four writers upload the same large NAR at
 // once (separate clients, as on separate machines), with buffers so few
@@ -335,7 +353,7 @@ func TestConcurrentWritersOfOneNAR(t *testing.T) {
 	if got := object(t, b, url); !bytes.Equal(got, data) {
 		t.Errorf("the shared NAR object differs (%d bytes, want %d)", len(got), len(data))
 	}
-	noOpenUploads(t, b)
+	noLeftovers(t, b)
 }
 
 // TestMissingManyPaths asks about 2,000 present and 40 absent paths of a

@@ -3,15 +3,21 @@ package s3cache
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
+	"os"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/minio/minio-go/v7"
+	"github.com/nix-community/go-nix/pkg/nixbase32"
 
 	"github.com/cachix-select/cachix-select/pushlib/backend"
 	"github.com/cachix-select/cachix-select/pushlib/binarycache"
@@ -19,61 +25,75 @@ import (
 	"github.com/cachix-select/cachix-select/pushlib/store"
 )
 
-// abortTimeout bounds the best-effort abort of a failed multipart upload,
+// abortTimeout bounds the best-effort clean-up after a failed upload,
 // which runs even when the push is being cancelled.
 const abortTimeout = 10 * time.Second
 
-// maxParts is S3's limit on the parts of one multipart upload.
-const maxParts = 10000
+// stagingDir holds the multipart uploads of NARs larger than one part,
+// under the cache's prefix, until they are copied to their content
+// address. Nix ignores it.
+const stagingDir = "staging/"
 
-// Upload puts the compressed NAR into the bucket, at the key named by the
-// hash of its bytes, and returns once the object is complete; the narinfo
+// Upload puts the compressed NAR into the bucket at nar/<hash of its
+// bytes>.<ext> and returns once that object is complete; the narinfo
 // waits for Commit.
 //
-// The key is only known once the NAR is compressed, and a multipart upload
-// needs its key first. So the NAR is compressed into one part buffer: if it
-// fits (most do), that buffer is the object, sent in one PUT. If it does
-// not, the first pass goes on hashing without keeping anything, and a
-// second pass streams the NAR again into a multipart upload at the key the
-// first pass found, a bounded number of parts in flight; it must produce
-// the same bytes. A NAR already in the bucket with that size (another
-// writer's, or a killed push's) is not uploaded again.
+// The NAR is compressed once, into one part buffer: if it fits (most do),
+// that buffer is the object, sent in one PUT to its content address. If it
+// does not, the parts go, a bounded number in flight, into a multipart
+// upload at a staging key (the content address is only known at the end),
+// which is then copied inside the service to the content address and
+// deleted. A NAR already at its address is not copied again.
 func (c *Cache) Upload(ctx context.Context, info *store.PathInfo, comp narstream.Compression, stream backend.StreamFunc) (backend.Pending, error) {
-	c.cleanup.Do(func() { c.abortStale(ctx) })
-	first := &firstPass{c: c, ctx: ctx}
-	res, err := stream(ctx, first)
-	defer first.release()
+	c.cleanup.Do(func() { c.cleanStaging(ctx) })
+	w := newNarWriter(ctx, c, info, comp)
+	res, err := stream(w.ctx, w)
+	switch {
+	case err != nil:
+	case w.written != res.FileSize:
+		err = fmt.Errorf("uploading %s: the stream reported %d compressed bytes but wrote %d", info.Path, res.FileSize, w.written)
+	case res.FileSize == 0:
+		err = fmt.Errorf("uploading %s: the compressed NAR is empty", info.Path)
+	}
 	if err != nil {
+		w.mu.Lock()
+		partErr := w.err
+		w.mu.Unlock()
+		w.abandon()
+		if partErr != nil && ctx.Err() == nil {
+			// The stream failed because a part did: that is the cause.
+			return nil, c.classify(partErr, "uploading "+info.Path)
+		}
 		return nil, err
-	}
-	if first.written != res.FileSize {
-		return nil, fmt.Errorf("uploading %s: the stream reported %d compressed bytes but wrote %d", info.Path, res.FileSize, first.written)
-	}
-	if res.FileSize == 0 {
-		return nil, fmt.Errorf("uploading %s: the compressed NAR is empty", info.Path)
 	}
 	name := binarycache.NarName(res, comp)
 	key := c.key(name)
 	p := &pending{c: c, info: info, res: res, url: name}
-	if !first.overflow {
-		if err := c.putPart(ctx, key, first.data(), hex.EncodeToString(res.FileHash)); err != nil {
-			first.failed = true
+	if w.id == "" {
+		err := c.putPart(ctx, key, (*w.buf)[:w.n], hex.EncodeToString(res.FileHash))
+		w.releaseBuffer(err == nil)
+		if err != nil {
 			return nil, c.classify(err, "uploading "+key)
 		}
 		return p, nil
 	}
-	first.release()
-	if res.FileSize > maxParts*uint64(c.partSize) {
-		return nil, &Error{msg: fmt.Sprintf("%s compresses to %d bytes, more than S3's %d parts of %d bytes: raise buffer-size in the URL",
-			info.Path, res.FileSize, maxParts, c.partSize), sentinel: backend.ErrRejected}
-	}
-	if ok, err := c.exists(ctx, key, res.FileSize); err != nil {
+	if err := w.complete(); err != nil {
 		return nil, err
-	} else if ok {
-		return p, nil
 	}
-	if err := c.multipart(ctx, info, key, res, stream); err != nil {
+	defer c.remove(ctx, w.key)
+	ok, err := c.exists(ctx, key, res.FileSize)
+	if err != nil {
 		return nil, err
+	}
+	if !ok {
+		// Copied with its content type; ComposeObject copies in parts
+		// what is larger than a single copy may be (5 GiB).
+		_, err := c.core.ComposeObject(ctx,
+			minio.CopyDestOptions{Bucket: c.loc.Bucket, Object: key, ReplaceMetadata: true, UserMetadata: map[string]string{"Content-Type": narType}},
+			minio.CopySrcOptions{Bucket: c.loc.Bucket, Object: w.key})
+		if err != nil {
+			return nil, c.classify(err, "copying "+w.key+" to "+key)
+		}
 	}
 	return p, nil
 }
@@ -97,71 +117,13 @@ func (c *Cache) exists(ctx context.Context, key string, size uint64) (bool, erro
 	return false, c.classify(err, "checking "+key)
 }
 
-// multipart streams the NAR a second time into a multipart upload at key.
-// Any failure aborts the upload. Once complete, older unfinished uploads
-// of the same key are aborted: they hold the same bytes (the key is their
-// hash) and are either abandoned by a killed push or about to find the
-// object there.
-func (c *Cache) multipart(ctx context.Context, info *store.PathInfo, key string, want narstream.Result, stream backend.StreamFunc) error {
-	id, err := c.core.NewMultipartUpload(ctx, c.loc.Bucket, key, minio.PutObjectOptions{ContentType: narType})
-	if err != nil {
-		return c.classify(err, "starting the upload of "+key)
+// remove deletes an object, best effort, even after a cancel.
+func (c *Cache) remove(ctx context.Context, key string) {
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), abortTimeout)
+	defer cancel()
+	if err := c.core.RemoveObject(rctx, c.loc.Bucket, key, minio.RemoveObjectOptions{}); err != nil {
+		c.debug("removing "+key, err)
 	}
-	w := newPartWriter(ctx, c, key, id)
-	res, err := stream(w.ctx, w)
-	parts, total, werr := w.finish(err == nil)
-	switch {
-	case werr != nil:
-		err = werr
-	case err != nil:
-	case total != want.FileSize || !bytes.Equal(res.FileHash, want.FileHash):
-		err = fmt.Errorf("uploading %s: compressing it twice gave different bytes (%d, then %d bytes); nothing was published", info.Path, want.FileSize, total)
-	}
-	var older []minio.ObjectMultipartInfo
-	if err == nil {
-		older = c.olderUploads(ctx, key, id)
-		_, err = c.core.CompleteMultipartUpload(ctx, c.loc.Bucket, key, id, parts, minio.PutObjectOptions{})
-	}
-	if err != nil {
-		c.abort(ctx, key, id)
-		if code(err) == "NoSuchUpload" {
-			// Another writer completed this NAR and aborted our upload as
-			// older than its own: the object it wrote is ours, byte for byte.
-			if ok, _ := c.exists(ctx, key, want.FileSize); ok {
-				return nil
-			}
-		}
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		return c.classify(err, "uploading "+key)
-	}
-	for _, u := range older {
-		c.abort(ctx, u.Key, u.UploadID)
-	}
-	return nil
-}
-
-// olderUploads lists the unfinished uploads of key started before ours.
-func (c *Cache) olderUploads(ctx context.Context, key, ours string) []minio.ObjectMultipartInfo {
-	res, err := c.core.ListMultipartUploads(ctx, c.loc.Bucket, key, "", "", "", 1000)
-	if err != nil {
-		c.debug("listing the uploads of "+key, err)
-		return nil
-	}
-	var mine time.Time
-	for _, u := range res.Uploads {
-		if u.UploadID == ours {
-			mine = u.Initiated
-		}
-	}
-	var older []minio.ObjectMultipartInfo
-	for _, u := range res.Uploads {
-		if u.Key == key && u.UploadID != ours && !mine.IsZero() && !u.Initiated.After(mine) {
-			older = append(older, u)
-		}
-	}
-	return older
 }
 
 // abort abandons a multipart upload, best effort, even after a cancel.
@@ -173,34 +135,87 @@ func (c *Cache) abort(ctx context.Context, key, id string) {
 	}
 }
 
-// abortStale aborts the unfinished NAR uploads of this cache started more
-// than StaleUploadAge ago: a killed push leaves them behind and they cost
-// storage. Younger ones may be another machine's upload in progress.
+// machineTag names this machine in staging keys: a hash of its machine
+// id and host name (containers that share a machine id have their own
+// host names), so that a later push can tell its own dead uploads from
+// another machine's live ones without publishing either.
+var machineTag = sync.OnceValue(func() string {
+	id, _ := os.ReadFile("/etc/machine-id")
+	host, _ := os.Hostname()
+	sum := sha256.Sum256([]byte(strings.TrimSpace(string(id)) + "\n" + host))
+	return hex.EncodeToString(sum[:4])
+})
+
+// stagingName is where this process stages a NAR: staging/<NAR hash>-
+// <machine>-<pid>-<random>.<ext>.
+func stagingName(info *store.PathInfo, comp narstream.Compression) string {
+	r := make([]byte, 4)
+	_, _ = rand.Read(r)
+	return fmt.Sprintf("%s%s-%s-%d-%x.%s", stagingDir, nixbase32.EncodeToString(info.NarHash), machineTag(), os.Getpid(), r, comp.FileExt())
+}
+
+// abandonedStaging reports whether a staging name belongs to a process of
+// this machine that is no longer running.
+func abandonedStaging(name string) bool {
+	rest, ok := strings.CutPrefix(name, stagingDir)
+	if !ok {
+		return false
+	}
+	parts := strings.Split(rest, "-")
+	if len(parts) != 4 || parts[1] != machineTag() {
+		return false
+	}
+	pid, err := strconv.Atoi(parts[2])
+	if err != nil || pid <= 0 {
+		return false
+	}
+	err = syscall.Kill(pid, 0)
+	return errors.Is(err, syscall.ESRCH)
+}
+
+// cleanStaging removes what killed pushes left: unfinished uploads and
+// staging objects of this machine's processes that are gone, and any of
+// them (and unfinished uploads at NAR keys, as Nix's multipart uploads
+// leave) older than StaleUploadAge, since younger ones may be another
+// machine's push in progress. Best effort; once per push, on its first
+// upload.
 //
-// The listing is of the whole bucket, filtered here: MinIO lists uploads
-// only for an empty prefix or a whole key, not for a key prefix.
-func (c *Cache) abortStale(ctx context.Context) {
+// Uploads are listed for the whole bucket and filtered here: MinIO lists
+// them only for an empty prefix or a whole key, not for a key prefix.
+func (c *Cache) cleanStaging(ctx context.Context) {
+	stale := func(name string, started time.Time) bool {
+		return abandonedStaging(name) ||
+			(strings.HasPrefix(name, stagingDir) || isNarName(name)) && time.Since(started) > c.opts.StaleUploadAge
+	}
 	keyMarker, idMarker := "", ""
 	for range 100 { // at most 100,000 uploads per push
 		res, err := c.core.ListMultipartUploads(ctx, c.loc.Bucket, "", keyMarker, idMarker, "", 1000)
 		if err != nil {
 			c.debug("listing unfinished uploads", err)
-			return
+			break
 		}
 		for _, u := range res.Uploads {
-			name, ours := strings.CutPrefix(u.Key, c.loc.Prefix)
-			if ours && isNarName(name) && time.Since(u.Initiated) > c.opts.StaleUploadAge {
+			if name, ours := strings.CutPrefix(u.Key, c.loc.Prefix); ours && stale(name, u.Initiated) {
 				c.abort(ctx, u.Key, u.UploadID)
 			}
 		}
 		if !res.IsTruncated || res.NextKeyMarker == "" {
-			return
+			break
 		}
 		keyMarker, idMarker = res.NextKeyMarker, res.NextUploadIDMarker
 	}
+	for obj := range c.core.ListObjectsIter(ctx, c.loc.Bucket, minio.ListObjectsOptions{Prefix: c.key(stagingDir), Recursive: true}) {
+		if obj.Err != nil {
+			c.debug("listing "+c.key(stagingDir), obj.Err)
+			return
+		}
+		if stale(strings.TrimPrefix(obj.Key, c.loc.Prefix), obj.LastModified) {
+			c.remove(ctx, obj.Key)
+		}
+	}
 }
 
-// isNarName reports whether name is a NAR this tool (or Nix) names
+// isNarName reports whether name is a NAR as this tool or Nix name them,
 // "nar/<hash>.nar[.ext]", so that cleaning up never touches other objects.
 func isNarName(name string) bool {
 	rest, ok := strings.CutPrefix(name, "nar/")
@@ -248,60 +263,17 @@ func (c *Cache) pool() *sync.Pool {
 	return &c.bufPool
 }
 
-// firstPass is the writer of the first compression: it keeps the bytes in
-// one part buffer, taken on the first write (when the stream already holds
-// a core, so that a waiting upload never holds a buffer), and once they
-// overflow it, it drops them and only counts.
-type firstPass struct {
-	c        *Cache
-	ctx      context.Context
-	buf      *[]byte
-	n        int
-	written  uint64
-	overflow bool
-	// failed: the PUT of the buffer failed, do not reuse it.
-	failed bool
-}
-
-func (f *firstPass) Write(p []byte) (int, error) {
-	f.written += uint64(len(p))
-	if f.overflow {
-		return len(p), nil
-	}
-	if f.buf == nil {
-		buf, err := f.c.acquire(f.ctx)
-		if err != nil {
-			return 0, err
-		}
-		f.buf = buf
-	}
-	if f.n+len(p) > len(*f.buf) {
-		f.overflow = true
-		f.release()
-		return len(p), nil
-	}
-	f.n += copy((*f.buf)[f.n:], p)
-	return len(p), nil
-}
-
-// data is what the buffer holds.
-func (f *firstPass) data() []byte { return (*f.buf)[:f.n] }
-
-// release gives the buffer back (idempotent).
-func (f *firstPass) release() {
-	if f.buf != nil {
-		f.c.releaseBuffer(f.buf, !f.failed)
-		f.buf, f.n = nil, 0
-	}
-}
-
-// partWriter is the writer of the second pass: it cuts the compressed
-// bytes into parts and uploads each full one in the background, at most
-// PartConcurrency at once per NAR, each from a buffer of the shared budget.
-type partWriter struct {
+// narWriter is the writer the NAR stream writes the compressed bytes
+// into. It fills one part buffer, taken on the first write (when the
+// stream already holds a core, so that a waiting upload never holds a
+// buffer); when more bytes come than a part holds, it starts a multipart
+// upload at a staging key and from then on uploads each full part in the
+// background, at most PartConcurrency at once, each from a buffer of the
+// shared budget.
+type narWriter struct {
 	c      *Cache
-	key    string
-	id     string
+	info   *store.PathInfo
+	comp   narstream.Compression
 	ctx    context.Context
 	cancel context.CancelFunc
 	slots  chan struct{}
@@ -312,22 +284,29 @@ type partWriter struct {
 	parts []minio.CompletePart
 
 	// Owned by the writing goroutine.
-	buf    *[]byte
-	n      int
-	number int
-	total  uint64
+	buf     *[]byte
+	n       int
+	written uint64
+	number  int
+	key, id string // the staging upload, once started
 }
 
-func newPartWriter(ctx context.Context, c *Cache, key, id string) *partWriter {
+func newNarWriter(ctx context.Context, c *Cache, info *store.PathInfo, comp narstream.Compression) *narWriter {
 	ctx, cancel := context.WithCancel(ctx)
-	return &partWriter{c: c, key: key, id: id, ctx: ctx, cancel: cancel, slots: make(chan struct{}, c.opts.PartConcurrency)}
+	return &narWriter{c: c, info: info, comp: comp, ctx: ctx, cancel: cancel, slots: make(chan struct{}, c.opts.PartConcurrency)}
 }
 
-func (w *partWriter) Write(p []byte) (int, error) {
+func (w *narWriter) Write(p []byte) (int, error) {
 	written := 0
 	for len(p) > 0 {
 		if err := w.failure(); err != nil {
 			return written, err
+		}
+		if w.buf != nil && w.n == len(*w.buf) {
+			// A full buffer and more to come: it is a part.
+			if err := w.ship(); err != nil {
+				return written, err
+			}
 		}
 		if w.buf == nil {
 			buf, err := w.c.acquire(w.ctx)
@@ -338,20 +317,15 @@ func (w *partWriter) Write(p []byte) (int, error) {
 		}
 		n := copy((*w.buf)[w.n:], p)
 		w.n += n
-		w.total += uint64(n)
+		w.written += uint64(n)
 		written += n
 		p = p[n:]
-		if w.n == len(*w.buf) {
-			if err := w.ship(); err != nil {
-				return written, err
-			}
-		}
 	}
 	return written, nil
 }
 
 // failure is the first part's error, or the context's.
-func (w *partWriter) failure() error {
+func (w *narWriter) failure() error {
 	w.mu.Lock()
 	err := w.err
 	w.mu.Unlock()
@@ -361,8 +335,24 @@ func (w *partWriter) failure() error {
 	return w.ctx.Err()
 }
 
-// ship uploads the current buffer in the background once a slot is free.
-func (w *partWriter) ship() error {
+// ship uploads the current buffer as the next part, in the background
+// once a slot is free, starting the staging upload first if need be.
+func (w *narWriter) ship() error {
+	if w.number == maxParts {
+		err := &Error{msg: fmt.Sprintf("%s compresses to more than S3's %d parts of %d bytes: raise buffer-size in the URL",
+			w.info.Path, maxParts, w.c.partSize), sentinel: backend.ErrRejected}
+		w.setErr(err)
+		return err
+	}
+	if w.id == "" {
+		key := w.c.key(stagingName(w.info, w.comp))
+		id, err := w.c.core.NewMultipartUpload(w.ctx, w.c.loc.Bucket, key, minio.PutObjectOptions{ContentType: narType})
+		if err != nil {
+			w.setErr(err)
+			return err
+		}
+		w.key, w.id = key, id
+	}
 	buf, n := w.buf, w.n
 	w.buf, w.n = nil, 0
 	select {
@@ -385,45 +375,71 @@ func (w *partWriter) ship() error {
 		part, err := w.c.core.PutObjectPart(w.ctx, w.c.loc.Bucket, w.key, w.id, num, newBytesReader(data), int64(n),
 			minio.PutObjectPartOptions{Sha256Hex: hex.EncodeToString(sum[:]), DisableContentSha256: true})
 		w.c.releaseBuffer(buf, err == nil)
-		w.mu.Lock()
-		defer w.mu.Unlock()
 		if err != nil {
-			if w.err == nil {
-				w.err = err
-				w.cancel()
-			}
+			w.setErr(err)
 			return
 		}
+		w.mu.Lock()
 		w.parts = append(w.parts, minio.CompletePart{PartNumber: num, ETag: part.ETag})
+		w.mu.Unlock()
 	}()
 	return nil
 }
 
-// finish ships the last, shorter part (only when the stream succeeded and
-// it is not empty), waits for every part and returns them in order with
-// the number of bytes written.
-func (w *partWriter) finish(flush bool) ([]minio.CompletePart, uint64, error) {
-	defer w.cancel()
-	var shipErr error
-	switch {
-	case flush && w.n > 0:
-		shipErr = w.ship()
-	case w.buf != nil:
-		w.c.releaseBuffer(w.buf, true)
-		w.buf, w.n = nil, 0
-	}
-	w.wg.Wait()
+// setErr records the first failure and stops the other parts.
+func (w *narWriter) setErr(err error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if w.err != nil {
-		return nil, w.total, w.err
+	if w.err == nil {
+		w.err = err
+		w.cancel()
 	}
-	if shipErr != nil {
-		return nil, w.total, shipErr
+}
+
+// releaseBuffer gives the unshipped buffer back.
+func (w *narWriter) releaseBuffer(reusable bool) {
+	if w.buf != nil {
+		w.c.releaseBuffer(w.buf, reusable)
+		w.buf, w.n = nil, 0
 	}
-	parts := append([]minio.CompletePart(nil), w.parts...)
-	sort.Slice(parts, func(i, j int) bool { return parts[i].PartNumber < parts[j].PartNumber })
-	return parts, w.total, nil
+}
+
+// complete ships the last part, waits for every part and completes the
+// staging upload; on failure it cleans up and returns the error.
+func (w *narWriter) complete() error {
+	var err error
+	if w.buf != nil && w.n > 0 {
+		err = w.ship()
+	}
+	w.wg.Wait()
+	if err == nil {
+		err = w.failure()
+	}
+	if err == nil {
+		parts := append([]minio.CompletePart(nil), w.parts...)
+		sort.Slice(parts, func(i, j int) bool { return parts[i].PartNumber < parts[j].PartNumber })
+		_, err = w.c.core.CompleteMultipartUpload(w.ctx, w.c.loc.Bucket, w.key, w.id, parts, minio.PutObjectOptions{})
+	}
+	if err != nil {
+		w.abandon()
+		if ctxErr := w.ctx.Err(); ctxErr != nil && w.err == nil {
+			return ctxErr
+		}
+		return w.c.classify(err, "uploading "+w.info.Path)
+	}
+	w.cancel()
+	return nil
+}
+
+// abandon stops the parts in flight, frees the buffers and aborts the
+// staging upload.
+func (w *narWriter) abandon() {
+	w.cancel()
+	w.wg.Wait()
+	w.releaseBuffer(true)
+	if w.id != "" {
+		w.c.abort(w.ctx, w.key, w.id)
+	}
 }
 
 // pending is a NAR in the bucket whose narinfo is not written yet.
@@ -459,3 +475,6 @@ func sha256Hex(data []byte) string {
 
 // newBytesReader is a seekable body, so that minio-go can retry the request.
 func newBytesReader(data []byte) *bytes.Reader { return bytes.NewReader(data) }
+
+// maxParts is S3's limit on the parts of one multipart upload.
+const maxParts = 10000

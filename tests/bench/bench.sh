@@ -157,7 +157,7 @@ if [ -x "$(tests/lib/s3-server.sh path)" ]; then
   : > "$work/s3.times"; : > "$work/s3file.times"; : > "$work/s3.rss"
   for i in $(seq 1 "$runs"); do
     "$work/s3bucket" "$s3_ep" "full-$i"
-    for tool in $( [ $((i % 2)) = 1 ] && echo "s3 file" || echo "file s3" ); do
+    for tool in $( [ $((i % 2)) = 1 ] && echo "s3 s3file" || echo "s3file s3" ); do
       if [ "$tool" = s3 ]; then
         read -r t rss < <(s3_push "$measure" "$cs" push -q --to "$(s3_url "full-$i")" "$big")
         echo "$rss" >> "$work/s3.rss"
