@@ -21,19 +21,27 @@ import (
 // binary is the cachix-select built once for all tests.
 var binary string
 
+// TestMain builds cachix-select, or takes the one CACHIX_SELECT_TEST_BINARY
+// names (tests/lib/e2e-suite runs these tests inside a root that has no
+// Go), and says which Nix the tests use.
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "cachix-select-e2e-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	binary = filepath.Join(dir, "cachix-select")
-	build := exec.Command("go", "build", "-o", binary, "-ldflags", "-X main.version=e2e", "./cmd/cachix-select")
-	build.Dir = repoRoot()
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "building cachix-select:", err)
-		os.Exit(1)
+	if binary = os.Getenv("CACHIX_SELECT_TEST_BINARY"); binary == "" {
+		binary = filepath.Join(dir, "cachix-select")
+		build := exec.Command("go", "build", "-o", binary, "-ldflags", "-X main.version=e2e", "./cmd/cachix-select")
+		build.Dir = repoRoot()
+		build.Stdout, build.Stderr = os.Stderr, os.Stderr
+		if err := build.Run(); err != nil {
+			fmt.Fprintln(os.Stderr, "building cachix-select:", err)
+			os.Exit(1)
+		}
+	}
+	if out, err := exec.Command("nix", "--version").Output(); err == nil {
+		fmt.Fprintf(os.Stderr, "end-to-end tests use %s\n", strings.TrimSpace(string(out)))
 	}
 	code := m.Run()
 	os.RemoveAll(dir)

@@ -299,6 +299,10 @@ func TestPinsListAndExport(t *testing.T) {
 			t.Fatal(r.stderr)
 		}
 	}
+	// A pin whose artifact is a program becomes an app of the exported flake.
+	if r := cli(t, "", env, "pin", "--host", srv.URL(), "--cache", "pins", "--artifact", "bin/hello", "greeter", exe); r.code != 0 {
+		t.Fatal(r.stderr)
+	}
 	noToken := []string{"XDG_CONFIG_HOME=" + t.TempDir()}
 	r := cli(t, "", noToken, "pins", "list", "--host", srv.URL(), "--cache", "pins")
 	if r.code != 0 || !strings.Contains(r.stdout, "hello."+sys) || !strings.Contains(r.stdout, exe) {
@@ -306,7 +310,7 @@ func TestPinsListAndExport(t *testing.T) {
 	}
 	r = cli(t, "", noToken, "pins", "list", "--json", "--host", srv.URL(), "--cache", "pins")
 	var listed []map[string]any
-	if err := json.Unmarshal([]byte(r.stdout), &listed); err != nil || len(listed) != 2 {
+	if err := json.Unmarshal([]byte(r.stdout), &listed); err != nil || len(listed) != 3 {
 		t.Fatalf("pins list --json: %v %s", err, r.stdout)
 	}
 
@@ -314,6 +318,14 @@ func TestPinsListAndExport(t *testing.T) {
 	r = cli(t, "", noToken, "pins", "export", "--host", srv.URL(), "--cache", "pins", "--output", dir)
 	if r.code != 0 {
 		t.Fatalf("export: %s", r.stderr)
+	}
+	// The flake has an app for the pin with a bin/ artifact, and none for the
+	// others (evaluating the app's type fetches nothing).
+	app := exec.Command("nix", "--extra-experimental-features", "nix-command flakes", "eval", "--json",
+		"path:"+dir+"#apps."+sys, "--apply", "builtins.mapAttrs (n: a: a.type)")
+	app.Env = append(os.Environ(), "XDG_CACHE_HOME="+t.TempDir())
+	if got, err := app.Output(); err != nil || strings.TrimSpace(string(got)) != `{"greeter":"app"}` {
+		t.Errorf("apps of the exported flake: %v %s", err, got)
 	}
 	tarball := filepath.Join(t.TempDir(), "pins.tar.gz")
 	if r := cli(t, "", noToken, "pins", "export", "--host", srv.URL(), "--cache", "pins", "--output", tarball); r.code != 0 {

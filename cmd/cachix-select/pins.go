@@ -294,7 +294,7 @@ func pinsExportAction(c *cli.Context) error {
 		if p.LastRevision == nil || p.LastRevision.StorePath == "" {
 			continue
 		}
-		info := pins.PinInfo{Name: p.Name, StorePath: p.LastRevision.StorePath}
+		info := pins.PinInfo{Name: p.Name, StorePath: p.LastRevision.StorePath, Artifacts: p.LastRevision.Artifacts}
 		if t, err := time.Parse(time.RFC3339Nano, p.LastRevision.CreatedOn); err == nil {
 			info.LastRevision = t
 		}

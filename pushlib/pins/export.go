@@ -3,6 +3,7 @@ package pins
 import (
 	"fmt"
 	"net/url"
+	"path"
 	"slices"
 	"sort"
 	"strings"
@@ -74,8 +75,89 @@ func Export(pins []PinInfo, opts ExportOptions) (map[string][]byte, error) {
 		FlakeFile: []byte(strings.NewReplacer(
 			"@DESCRIPTION@", nixString(description),
 			"@SYSTEMS@", nixList(flakeSystems, "        "),
+			"@KNOWN@", nixList(knownSystems(opts.Systems), "        "),
+			"@PROGRAMS@", renderPrograms(selected, knownSystems(opts.Systems)),
 		).Replace(flakeTemplate)),
 	}, nil
+}
+
+// program is the pin's first artifact under bin/, or "".
+func program(p PinInfo) string {
+	for _, a := range p.Artifacts {
+		clean := path.Clean(a)
+		if strings.HasPrefix(clean, "bin/") && clean == a && !strings.ContainsAny(a, "\x00\n") {
+			return a
+		}
+	}
+	return ""
+}
+
+// renderPrograms writes the flake's programs set: for each pin that names
+// a program and whose name (less a trailing system) has no dots, name →
+// program, or name → { system → program } for per-system pins. Apps are
+// flat (apps.<system>.<name>), so nested pins get none.
+func renderPrograms(selected []PinInfo, systems []string) string {
+	type entry struct {
+		plain    string
+		bySystem map[string]string
+	}
+	entries := map[string]*entry{}
+	for _, p := range selected {
+		prog := program(p)
+		if prog == "" {
+			continue
+		}
+		name, system := p.Name, ""
+		if i := strings.LastIndexByte(p.Name, '.'); i >= 0 && slices.Contains(systems, p.Name[i+1:]) {
+			name, system = p.Name[:i], p.Name[i+1:]
+		}
+		if strings.Contains(name, ".") {
+			continue
+		}
+		e := entries[name]
+		if e == nil {
+			e = &entry{bySystem: map[string]string{}}
+			entries[name] = e
+		}
+		if system == "" {
+			e.plain = prog
+		} else {
+			e.bySystem[system] = prog
+		}
+	}
+	if len(entries) == 0 {
+		return "{ }"
+	}
+	names := make([]string, 0, len(entries))
+	for n := range entries {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	var b strings.Builder
+	b.WriteString("{\n")
+	for _, n := range names {
+		e := entries[n]
+		b.WriteString("        " + nixAttrName(n) + " = ")
+		// A pin "x" and pins "x.<system>" cannot both exist (they clash
+		// in the tree), so an entry is one or the other.
+		if len(e.bySystem) == 0 {
+			b.WriteString(nixString(e.plain))
+		} else {
+			systemsOf := make([]string, 0, len(e.bySystem))
+			for s := range e.bySystem {
+				systemsOf = append(systemsOf, s)
+			}
+			sort.Strings(systemsOf)
+			b.WriteString("{ ")
+			for _, s := range systemsOf {
+				b.WriteString(nixAttrName(s) + " = " + nixString(e.bySystem[s]) + "; ")
+			}
+			b.WriteString("}")
+		}
+		b.WriteString(";\n")
+	}
+	b.WriteString("      }")
+	return b.String()
 }
 
 // fetchClosureStore returns the URL builtins.fetchClosure may fetch from,
@@ -245,21 +327,35 @@ builtins.mapAttrs pick pins
 `
 
 // flakeTemplate is flake.nix. It has no inputs so that it evaluates
-// without fetching anything but itself.
+// without fetching anything but itself, and `nix flake show` / `nix flake
+// check` force no pinned path: the pins are legacyPackages (not
+// derivations, so neither command looks inside), and apps exist only for
+// pins whose artifacts name a program.
 const flakeTemplate = generatedHeader + `#
-#   nix build <URL>#<pin name>    nix run <URL>#<pin name>
+#   nix build <URL>#<pin name>    nix run <URL>#<app name>
 #
-# builtins.fetchClosure is used when Nix offers it for input-addressed
-# paths (Nix >= 2.17 with the fetch-closure experimental feature) and
-# store.nix names an http(s) cache; the cache's signing key must be
-# trusted, and the whole closure must be in that one cache. Otherwise
-# builtins.storePath is used, which needs --impure.
+# legacyPackages.<system> holds the pins for that system (a pin named
+# "<name>.<system>" appears as <name>; a pin without a build for a system
+# is left out there). builtins.fetchClosure is used when Nix offers it for
+# input-addressed paths (Nix >= 2.17 with the fetch-closure experimental
+# feature) and store.nix names an http(s) cache; the cache's signing key
+# must be trusted, and the whole closure must be in that one cache.
+# Otherwise Nix substitutes the path from its configured substituters when
+# it is evaluated (builtins.appendContext, which pure evaluation allows,
+# unlike builtins.storePath).
 {
   description = @DESCRIPTION@;
 
   outputs = { self }:
     let
       systems = @SYSTEMS@;
+
+      # Attribute names that are systems: a set with only these is per-system.
+      systemNames = @KNOWN@;
+
+      # Pins that run a program: their name (without the system) and the
+      # program inside the pinned path.
+      programs = @PROGRAMS@;
 
       genAttrs = names: f: builtins.listToAttrs (map (name: { inherit name; value = f name; }) names);
 
@@ -268,20 +364,50 @@ const flakeTemplate = generatedHeader + `#
       useFetchClosure = cache != null && builtins ? fetchClosure
         && builtins.compareVersions builtins.nixVersion "2.17" >= 0;
 
+      # The pinned path, substituted when it is evaluated.
       storePath = path:
         if useFetchClosure
         then builtins.fetchClosure { fromStore = cache; fromPath = path; inputAddressed = true; }
-        else builtins.storePath path;
+        else builtins.appendContext path { ${path} = { path = true; }; };
 
-      # An app runs bin/<last component of the pin name>.
-      app = name: value:
-        if builtins.isAttrs value
-        then builtins.mapAttrs app value
-        else { type = "app"; program = "${value}/bin/${name}"; };
+      # The same tree with plain strings: its shape, read without forcing
+      # a single pinned path.
+      shape = import ./pins.nix { storePath = path: path; };
+      pins = import ./pins.nix { inherit storePath; };
+
+      isPerSystem = set: builtins.all (n: builtins.elem n systemNames) (builtins.attrNames set);
+
+      # The pins for one system, at any depth: a per-system set becomes its
+      # child for that system, or is left out when it has none.
+      forSystem = system: shape: pins:
+        builtins.listToAttrs (builtins.concatMap (name:
+          let s = shape.${name}; in
+          if !(builtins.isAttrs s) then [ { inherit name; value = pins.${name}; } ]
+          else if s ? ${system} then [ { inherit name; value = pins.${name}.${system}; } ]
+          else if isPerSystem s then [ ]
+          else [ { inherit name; value = forSystem system s pins.${name}; } ])
+          (builtins.attrNames shape));
+
+      appsFor = system:
+        builtins.listToAttrs (builtins.concatMap (name:
+          let
+            p = programs.${name};
+            program = if builtins.isString p then p else p.${system} or null;
+          in
+          if program == null || !(self.legacyPackages.${system} ? ${name}) then [ ]
+          else [ {
+            inherit name;
+            value = {
+              type = "app";
+              program = "${self.legacyPackages.${system}.${name}}/${program}";
+              meta.description = "${program} of the pin ${name}";
+            };
+          } ])
+          (builtins.attrNames programs));
     in
     {
-      packages = genAttrs systems (system: import ./default.nix { inherit system storePath; });
-      apps = genAttrs systems (system: builtins.mapAttrs app self.packages.${system});
+      legacyPackages = genAttrs systems (system: forSystem system shape pins);
+      apps = genAttrs systems appsFor;
     };
 }
 `

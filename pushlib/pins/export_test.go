@@ -46,10 +46,10 @@ var oddNames = []string{
 // basicPins is a cache's pins in no particular order.
 func basicPins() []pins.PinInfo {
 	ps := []pins.PinInfo{
-		{Name: "tools.jq", StorePath: jq},
-		{Name: "hello.x86_64-linux", StorePath: helloLinux},
-		{Name: "main-x86_64-linux-omnix-cli", StorePath: omnixCLI},
-		{Name: "hello.aarch64-darwin", StorePath: helloDarwin},
+		{Name: "tools.jq", StorePath: jq, Artifacts: []string{"bin/jq"}}, // nested: no app
+		{Name: "hello.x86_64-linux", StorePath: helloLinux, Artifacts: []string{"share/doc", "bin/hello"}},
+		{Name: "main-x86_64-linux-omnix-cli", StorePath: omnixCLI, Artifacts: []string{"bin/om"}},
+		{Name: "hello.aarch64-darwin", StorePath: helloDarwin, Artifacts: []string{"bin/hello"}},
 		{Name: "deep.a.x86_64-linux", StorePath: deepLinux},
 	}
 	for _, n := range oddNames {

@@ -54,6 +54,10 @@ type PinInfo struct {
 	Name string
 	// StorePath is the store path of the pin's latest revision.
 	StorePath string
+	// Artifacts are paths inside StorePath that the pin names (cachix pin
+	// --artifact). The first one under bin/ makes the exported flake
+	// offer the pin as an app; none means no app.
+	Artifacts []string
 	// LastRevision is when that revision was created (zero if unknown).
 	// It is informational; the export does not use it.
 	LastRevision time.Time
