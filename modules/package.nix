@@ -40,7 +40,7 @@ buildGoModule {
   # goModules derivation produces it. tests/nix/run recomputes it
   # (tests/nix/vendor-hash.sh) and fails when go.mod or go.sum changed
   # without this line: put the hash it prints here.
-  vendorHash = "sha256-ytjzuRvuQa28Ya5kse39oloW+H8gOh3crEzUB8+tbnQ=";
+  vendorHash = "sha256-CQ+5pr0QuNlMp3DHLrXvb7h4AeyQSP4OULslfGm5TpY=";
 
   subPackages = [ "cmd/cachix-select" ];
   ldflags = [

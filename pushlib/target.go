@@ -12,6 +12,8 @@ import (
 	"github.com/cachix-select/cachix-select/pushlib/creds"
 	"github.com/cachix-select/cachix-select/pushlib/filecache"
 	"github.com/cachix-select/cachix-select/pushlib/manifest"
+	"github.com/cachix-select/cachix-select/pushlib/s3cache"
+	"github.com/cachix-select/cachix-select/pushlib/s3cache/s3url"
 )
 
 // CacheSpec says which cache to push to and where its secrets are, as a
@@ -27,13 +29,16 @@ type CacheSpec struct {
 	// FlagAuthTokenFile and FlagSigningKeyFile come from the command line
 	// and win over the manifest's.
 	FlagAuthTokenFile, FlagSigningKeyFile string
+	// FlagS3CredentialsFile is an AWS credentials file for s3:// caches
+	// (--s3-credentials-file), which wins over the environment's keys.
+	FlagS3CredentialsFile string
 }
 
 // Key identifies the cache, so that several manifests for one cache become
 // one push, and so that records of what was pushed stay per cache.
 func (c CacheSpec) Key() string {
 	if c.URL != "" {
-		return c.URL
+		return canonicalURL(c.URL)
 	}
 	host := c.Host
 	if host == "" {
@@ -45,9 +50,18 @@ func (c CacheSpec) Key() string {
 // String names the cache for messages.
 func (c CacheSpec) String() string {
 	if c.URL != "" {
-		return c.URL
+		return canonicalURL(c.URL)
 	}
 	return "Cachix cache " + c.Name
+}
+
+// canonicalURL writes an s3:// URL one way (parameters sorted, defaults
+// dropped); other URLs are kept as they are.
+func canonicalURL(u string) string {
+	if loc, err := s3url.Parse(u); err == nil {
+		return loc.String()
+	}
+	return u
 }
 
 // FromManifest is the CacheSpec of a manifest.
@@ -62,6 +76,8 @@ type Overrides struct {
 	Cache, Host, To string
 	// AuthTokenFile and SigningKeyFile win over the manifest's files.
 	AuthTokenFile, SigningKeyFile string
+	// S3CredentialsFile is the AWS credentials file for s3:// caches.
+	S3CredentialsFile string
 }
 
 // Apply returns spec with the overrides applied.
@@ -77,6 +93,7 @@ func (o Overrides) Apply(spec CacheSpec) CacheSpec {
 	}
 	spec.FlagAuthTokenFile = o.AuthTokenFile
 	spec.FlagSigningKeyFile = o.SigningKeyFile
+	spec.FlagS3CredentialsFile = o.S3CredentialsFile
 	return spec
 }
 
@@ -135,6 +152,15 @@ func OpenBackend(spec CacheSpec, opts BackendOptions) (backend.Backend, []string
 		}
 		if cr.SigningKey != nil && cr.SigningKey.Name == "" {
 			return nil, nil, BadInputf("the signing key from %s has no name (Cachix form); give --signing-key-name or use the Nix form name:base64", cr.SigningKeySource)
+		}
+		if strings.HasPrefix(spec.URL, "s3://") {
+			sc, err := s3cache.New(s3cache.Options{URL: spec.URL, StoreDir: opts.StoreDir, SigningKey: cr.SigningKey,
+				OmitDeriver: opts.OmitDeriver, ReadOnly: opts.ReadOnly, CredentialsFile: spec.FlagS3CredentialsFile,
+				LookupEnv: opts.LookupEnv, Logger: opts.Logger, Version: opts.Version})
+			if err != nil {
+				return nil, nil, BadInputf("%w", err)
+			}
+			return sc, append(cr.Warnings, sc.Warnings()...), nil
 		}
 		fc, err := filecache.New(filecache.Options{URL: spec.URL, StoreDir: opts.StoreDir, SigningKey: cr.SigningKey,
 			OmitDeriver: opts.OmitDeriver, NoSync: opts.NoSync, ReadOnly: opts.ReadOnly})

@@ -32,6 +32,7 @@ func credentialFlags() []cli.Flag {
 		&cli.StringFlag{Name: "auth-token-file", Usage: "read the Cachix auth token from `FILE` (wins over the manifests')"},
 		&cli.StringFlag{Name: "signing-key-file", Usage: "read the signing key from `FILE` (wins over the manifests')"},
 		&cli.StringFlag{Name: "config", Usage: "Cachix config `FILE` for the token and key when neither a flag, the manifest nor the environment gives them (default $XDG_CONFIG_HOME/cachix/cachix.dhall)"},
+		s3CredentialsFlag(),
 	}
 }
 
@@ -114,7 +115,8 @@ func doActivate(c *cli.Context) (queued bool, err error) {
 	if err != nil {
 		return false, err
 	}
-	overrides := pushlib.Overrides{AuthTokenFile: c.String("auth-token-file"), SigningKeyFile: c.String("signing-key-file")}
+	overrides := pushlib.Overrides{AuthTokenFile: c.String("auth-token-file"), SigningKeyFile: c.String("signing-key-file"),
+		S3CredentialsFile: c.String("s3-credentials-file")}
 
 	if c.Bool("dry-run") {
 		return false, activateDryRun(c, m, overrides, st)
@@ -213,7 +215,7 @@ func startBackgroundFlush(c *cli.Context, d *queue.Dir, m *manifest.Manifest) (s
 	// --fail-fast: a host that cannot be reached at all is not retried for
 	// 90 s while holding the flush lock; the entry stays queued.
 	args := []string{"queue", "flush", "--state-dir", d.Path, "--fail-fast"}
-	for _, f := range []string{"auth-token-file", "signing-key-file", "config"} {
+	for _, f := range []string{"auth-token-file", "signing-key-file", "config", "s3-credentials-file"} {
 		if v := c.String(f); v != "" {
 			args = append(args, "--"+f, v)
 		}
@@ -240,7 +242,7 @@ func startBackgroundFlush(c *cli.Context, d *queue.Dir, m *manifest.Manifest) (s
 // missing: then the push stays queued and the caller warns instead.
 func requestUnitStart(c *cli.Context, list, unit string, m *manifest.Manifest) (string, error) {
 	if err := activate.CheckCredentials(c.String("auth-token-file"), c.String("signing-key-file"), c.String("config"),
-		m.Cache.AuthTokenFile, m.Cache.SigningKeyFile); err != nil {
+		c.String("s3-credentials-file"), m.Cache.AuthTokenFile, m.Cache.SigningKeyFile); err != nil {
 		return "", fmt.Errorf("%s would not start: its credential %w", unit, err)
 	}
 	if err := activate.RequestStart(list, unit); err != nil {

@@ -24,12 +24,18 @@ func cacheFlags() []cli.Flag {
 	return []cli.Flag{
 		&cli.StringFlag{Name: "cache", Aliases: []string{"c"}, Usage: "push to the Cachix cache `NAME` (instead of the manifest's cache)"},
 		&cli.StringFlag{Name: "host", Usage: "Cachix API host `URL` (default https://cachix.org, or hostname in cachix.dhall)"},
-		&cli.StringFlag{Name: "to", Usage: "push to the plain Nix binary cache at `URL` (file:///dir) instead"},
+		&cli.StringFlag{Name: "to", Usage: "push to the plain Nix binary cache at `URL` (file:///dir, s3://bucket?region=…&endpoint=…) instead"},
 		&cli.StringFlag{Name: "auth-token-file", Usage: "read the Cachix auth token from `FILE` (default: manifest, $CACHIX_AUTH_TOKEN, cachix.dhall)"},
 		&cli.StringFlag{Name: "signing-key-file", Usage: "read the signing key from `FILE` (Nix name:base64 or Cachix bare base64)"},
 		&cli.StringFlag{Name: "signing-key-name", Usage: "key `NAME` for a bare (Cachix-form) signing key when pushing to a plain binary cache"},
+		s3CredentialsFlag(),
 		&cli.StringFlag{Name: "config", Usage: "Cachix config `FILE` (default $XDG_CONFIG_HOME/cachix/cachix.dhall)"},
 	}
+}
+
+// s3CredentialsFlag names the AWS credentials file for s3:// caches.
+func s3CredentialsFlag() cli.Flag {
+	return &cli.StringFlag{Name: "s3-credentials-file", Usage: "s3:// caches: read the keys from the AWS credentials `FILE` (INI, the URL's profile or [default]; default: $AWS_ACCESS_KEY_ID, ~/.aws/credentials)"}
 }
 
 // pushTuningFlags are the knobs of the upload itself.
@@ -157,6 +163,7 @@ func requestFromFlags(c *cli.Context, manifests []*manifest.Manifest, paths []st
 		Overrides: pushlib.Overrides{
 			Cache: c.String("cache"), Host: c.String("host"), To: c.String("to"),
 			AuthTokenFile: c.String("auth-token-file"), SigningKeyFile: c.String("signing-key-file"),
+			S3CredentialsFile: c.String("s3-credentials-file"),
 		},
 		Settings: pushlib.Settings{
 			Jobs:              c.Int("jobs"),

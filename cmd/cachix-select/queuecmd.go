@@ -187,10 +187,11 @@ func flushLocked(ctx context.Context, c *cli.Context, d *queue.Dir, lock *queue.
 	bopts := backendOptions(c)
 	bopts.FailFast = bopts.FailFast || fo.failFast
 	opts := activate.Options{
-		Overrides: pushlib.Overrides{AuthTokenFile: c.String("auth-token-file"), SigningKeyFile: c.String("signing-key-file")},
-		Store:     store.New(),
-		Events:    out,
-		Backend:   bopts,
+		Overrides: pushlib.Overrides{AuthTokenFile: c.String("auth-token-file"), SigningKeyFile: c.String("signing-key-file"),
+			S3CredentialsFile: c.String("s3-credentials-file")},
+		Store:   store.New(),
+		Events:  out,
+		Backend: bopts,
 	}
 	tried := map[string]bool{}
 	var total activate.FlushResult

@@ -27,11 +27,8 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/nix-community/go-nix/pkg/narinfo"
-	"github.com/nix-community/go-nix/pkg/narinfo/signature"
-	"github.com/nix-community/go-nix/pkg/nixhash"
-
 	"github.com/cachix-select/cachix-select/pushlib/backend"
+	"github.com/cachix-select/cachix-select/pushlib/binarycache"
 	"github.com/cachix-select/cachix-select/pushlib/internal/atomicfile"
 	"github.com/cachix-select/cachix-select/pushlib/narstream"
 	"github.com/cachix-select/cachix-select/pushlib/signing"
@@ -114,18 +111,15 @@ func (c *Cache) Open(ctx context.Context) (backend.Info, error) {
 	if err := os.MkdirAll(filepath.Join(c.dir, "nar"), 0o755); err != nil {
 		return backend.Info{}, fmt.Errorf("%w: creating %s: %v", ErrBadLocation, c.dir, unwrapPathErr(err))
 	}
-	infoFile := filepath.Join(c.dir, "nix-cache-info")
+	infoFile := filepath.Join(c.dir, binarycache.CacheInfoFile)
 	data, err := os.ReadFile(infoFile)
 	switch {
 	case err == nil:
-		for _, line := range strings.Split(string(data), "\n") {
-			if v, ok := strings.CutPrefix(line, "StoreDir:"); ok && strings.TrimSpace(v) != c.opts.StoreDir {
-				return backend.Info{}, fmt.Errorf("%w: %s serves store %s, not %s", ErrBadLocation, c.dir, strings.TrimSpace(v), c.opts.StoreDir)
-			}
+		if err := binarycache.CheckCacheInfo(data, c.opts.StoreDir, c.dir); err != nil {
+			return backend.Info{}, fmt.Errorf("%w: %v", ErrBadLocation, err)
 		}
 	case errors.Is(err, fs.ErrNotExist):
-		content := "StoreDir: " + c.opts.StoreDir + "\nWantMassQuery: 1\nPriority: 30\n"
-		if err := c.writeAtomic(infoFile, []byte(content)); err != nil {
+		if err := c.writeAtomic(infoFile, []byte(binarycache.CacheInfo(c.opts.StoreDir))); err != nil {
 			return backend.Info{}, fmt.Errorf("%w: writing nix-cache-info: %v", ErrBadLocation, err)
 		}
 	default:
@@ -219,7 +213,7 @@ func createTemp(dir string) (tmp *atomicfile.File, release func(), err error) {
 
 // narinfoFile is where a path's narinfo lives.
 func (c *Cache) narinfoFile(storePath string) string {
-	return filepath.Join(c.dir, store.HashPart(storePath)+".narinfo")
+	return filepath.Join(c.dir, binarycache.NarinfoName(storePath))
 }
 
 // Missing reports the paths without a narinfo.
@@ -257,7 +251,7 @@ func (c *Cache) Upload(ctx context.Context, info *store.PathInfo, comp narstream
 	if err := bw.Flush(); err != nil {
 		return nil, fmt.Errorf("writing the NAR of %s: %w", info.Path, err)
 	}
-	rel := "nar/" + res.FileHashHex() + "." + comp.FileExt()
+	rel := binarycache.NarName(res, comp)
 	if err := tmp.Commit(filepath.Join(c.dir, rel), 0o644, !c.opts.NoSync); err != nil {
 		return nil, err
 	}
@@ -290,33 +284,7 @@ func (p *pending) Discard(ctx context.Context) error { return nil }
 // Narinfo renders the narinfo text for an uploaded NAR. The local store's
 // existing signatures are kept and the cache's key, if any, adds one.
 func (c *Cache) Narinfo(info *store.PathInfo, res narstream.Result, url string) (string, error) {
-	ni := narinfo.NarInfo{
-		StorePath:   info.Path,
-		URL:         url,
-		Compression: string(res.Compression.Method),
-		FileHash:    nixhash.MustNewHashWithEncoding(nixhash.SHA256, res.FileHash, nixhash.NixBase32, true),
-		FileSize:    res.FileSize,
-		NarHash:     nixhash.MustNewHashWithEncoding(nixhash.SHA256, res.NarHash, nixhash.NixBase32, true),
-		NarSize:     res.NarSize,
-		References:  info.ReferenceNames(),
-		CA:          info.CA,
-	}
-	if info.Deriver != "" && !c.opts.OmitDeriver {
-		ni.Deriver = filepath.Base(info.Deriver)
-	}
-	seen := map[string]bool{}
-	for _, s := range info.Signatures {
-		sig, err := signature.ParseSignature(s)
-		if err != nil || seen[sig.Name] {
-			continue // an unparsable local signature is not ours to publish
-		}
-		seen[sig.Name] = true
-		ni.Signatures = append(ni.Signatures, sig)
-	}
-	if k := c.opts.SigningKey; k != nil && !seen[k.Name] {
-		ni.Signatures = append(ni.Signatures, signature.Signature{Name: k.Name, Data: k.Sign(info.Fingerprint())})
-	}
-	return ni.String(), nil
+	return binarycache.Signer{Key: c.opts.SigningKey, OmitDeriver: c.opts.OmitDeriver}.Narinfo(info, res, url), nil
 }
 
 // writeAtomic replaces a small file (narinfo, nix-cache-info).

@@ -20,6 +20,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/cachix-select/cachix-select/pushlib/s3cache/s3url"
 	"github.com/cachix-select/cachix-select/pushlib/store"
 )
 
@@ -421,9 +422,11 @@ func ValidateCacheURL(u string) error {
 		}
 		return nil
 	case strings.HasPrefix(u, "s3://"):
-		return fmt.Errorf("%s: s3:// caches are not supported yet", store.Quote(u))
+		// Its errors name the parameter at fault, never the URL's values.
+		_, err := s3url.Parse(u)
+		return err
 	}
-	return fmt.Errorf("%s is not a supported binary cache URL (use file:///path, or cache.name for Cachix)", store.Quote(u))
+	return fmt.Errorf("%s is not a supported binary cache URL (use file:///path, s3://bucket?…, or cache.name for Cachix)", store.Quote(u))
 }
 
 func (p *parser) paths(top map[string]json.RawMessage, m *Manifest) error {

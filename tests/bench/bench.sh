@@ -10,7 +10,12 @@
 #  3. peak RSS of pushing one store path holding a single 1 GiB file;
 #  4. the same full push to the strict Cachix test server on loopback (run
 #     alternately with 1.), and a no-op push of the 2,000-path closure to it,
-#     counting the requests it makes.
+#     counting the requests it makes;
+#  5. when the S3 test server is built (tests/lib/s3-server.sh build): the
+#     full push to a fresh bucket on MinIO on loopback, alternately with the
+#     same push to file://, the no-op push of the 2,000-path closure to it
+#     (time, and the requests counted from --verbose), the 1 GiB path's
+#     peak RSS, and `nix copy --to s3://…` if this Nix can.
 #
 # Targets: full push ≤ 0.5 × nix copy, output ≤ nix copy + 5 %; no-op ≤ 1.5 ×
 # nix path-info; peak RSS ≤ 200 MiB (issue 2); push to Cachix on loopback
@@ -37,6 +42,7 @@ go build -o "$work/cachix-select" ./cmd/cachix-select
 go build -o "$work/measure" ./tests/bench/measure
 go build -o "$work/cachix-test-server" ./tests/cachixserver/cmd/cachix-test-server
 go build -o "$work/floor" ./tests/bench/floor
+go build -o "$work/s3bucket" ./tests/bench/s3bucket
 cs=$work/cachix-select
 measure=$work/measure
 
@@ -48,7 +54,8 @@ server_args=(--token-file "$token_file" --public --data-dir "$work/server-data" 
 for i in $(seq 1 "$runs"); do server_args+=(--cache "run$i"); done
 "$work/cachix-test-server" "${server_args[@]}" > "$work/server.json" 2> "$work/server.log" &
 server_pid=$!
-trap 'kill $server_pid 2>/dev/null || true' EXIT
+s3_dir=
+trap 'kill $server_pid 2>/dev/null || true; [ -z "$s3_dir" ] || tests/lib/s3-server.sh stop "$s3_dir"' EXIT
 for _ in $(seq 1 100); do [ -s "$work/server.json" ] && break; sleep 0.1; done
 host=$(grep -o '"url":"[^"]*"' "$work/server.json" | head -1 | cut -d'"' -f4)
 control=$(grep -o '"controlURL":"[^"]*"' "$work/server.json" | cut -d'"' -f4)
@@ -137,6 +144,57 @@ read -r huge_t huge_rss < <("$measure" "$cs" push -q --to "file://$work/cache-hu
 rm -rf "$work/cache-huge"
 huge_mib=$((huge_rss / 1024))
 
+# 5. S3: MinIO on loopback, a fresh bucket per run.
+s3_report="  S3 (MinIO on loopback): skipped, the server is not built (tests/lib/s3-server.sh build)"
+if [ -x "$(tests/lib/s3-server.sh path)" ]; then
+  s3_dir=$work/s3-server; rm -rf "$s3_dir"
+  export S3_SERVER_USER=bench S3_SERVER_PASSWORD="bench-secret-$$"
+  s3_port=$(( 20000 + RANDOM % 20000 ))
+  tests/lib/s3-server.sh start "$s3_dir" "$s3_port" us-east-1 $$
+  s3_ep=127.0.0.1:$s3_port
+  s3_url() { printf 's3://%s?endpoint=%s&scheme=http' "$1" "$s3_ep"; }
+  s3_push() { AWS_ACCESS_KEY_ID=$S3_SERVER_USER AWS_SECRET_ACCESS_KEY=$S3_SERVER_PASSWORD "$@"; }
+  : > "$work/s3.times"; : > "$work/s3file.times"; : > "$work/s3.rss"
+  for i in $(seq 1 "$runs"); do
+    "$work/s3bucket" "$s3_ep" "full-$i"
+    for tool in $( [ $((i % 2)) = 1 ] && echo "s3 s3file" || echo "s3file s3" ); do
+      if [ "$tool" = s3 ]; then
+        read -r t rss < <(s3_push "$measure" "$cs" push -q --to "$(s3_url "full-$i")" "$big")
+        echo "$rss" >> "$work/s3.rss"
+      else
+        rm -rf "$work/cache-s3file"
+        read -r t _ < <("$measure" "$cs" push -q --to "file://$work/cache-s3file" "$big")
+      fi
+      echo "$t" >> "$work/$tool.times"
+      say "run $i: $tool $t s"
+    done
+  done
+  rm -rf "$work/cache-s3file"
+  s3_med=$(median < "$work/s3.times"); s3file_med=$(median < "$work/s3file.times")
+  "$work/s3bucket" "$s3_ep" noop
+  s3_push "$cs" push -q --to "$(s3_url noop)" "$many"
+  : > "$work/s3noop.times"
+  for i in $(seq 1 $((runs * 3))); do
+    read -r t _ < <(s3_push "$measure" "$cs" push -q --to "$(s3_url noop)" "$many"); echo "$t" >> "$work/s3noop.times"
+  done
+  s3_requests=$(s3_push "$cs" push -v --to "$(s3_url noop)" "$many" 2>&1 | grep -o 'method=[A-Z]*' | sort | uniq -c | awk '{printf "%s%s %s", (n++ ? ", " : ""), $1, substr($2, 8)}')
+  "$work/s3bucket" "$s3_ep" huge
+  read -r s3huge_t s3huge_rss < <(s3_push "$measure" "$cs" push -q --to "$(s3_url huge)" "$huge")
+  "$work/s3bucket" "$s3_ep" nixcopy
+  if out=$(s3_push nix copy --to "$(s3_url nixcopy)" "$big" 2>&1); then
+    nixcopy="nix copy --to s3://… ran (compare by hand)"
+  else
+    nixcopy="nix copy --to s3://…: not comparable, this Nix cannot: $(printf '%s' "$out" | head -1)"
+  fi
+  tests/lib/s3-server.sh stop "$s3_dir"; rm -rf "$s3_dir"; s3_dir=
+  s3_ratio=$(ratio "$s3_med" "$s3file_med")
+  s3_report="  S3 (MinIO on loopback, fresh bucket each run):
+    full push            ${s3_med} s   peak RSS $(( $(median < "$work/s3.rss") / 1024 )) MiB   (${s3_ratio} × the file:// push run alternately, ${s3file_med} s)
+    no-op, $nmany paths  $(median < "$work/s3noop.times") s, requests: ${s3_requests}
+    single 1 GiB file    ${s3huge_t} s, peak RSS $((s3huge_rss / 1024)) MiB (target ≤ 200 MiB: $( [ $((s3huge_rss / 1024)) -le 200 ] && echo met || echo MISSED ))
+    ${nixcopy}"
+fi
+
 cat <<EOF
 
 cachix-select benchmark ($(nproc) cores, $runs runs, medians)
@@ -156,4 +214,5 @@ cachix-select benchmark ($(nproc) cores, $runs runs, medians)
     full push            ${cx_med} s   (${cx_ratio} × the file:// push; target ≤ 1.50: $(verdict "$cx_ratio" 1.50))
     no-op, $nmany paths  $(cat "$work/cxnoop.times") s, ${total:-?} requests: ${bulk:-?} bulk queries (want $want_bulk), ${info:-0} cache-info (want ≤ 1), ${uploads:-?} uploads
                          (target: $( [ "${bulk:-0}" = "$want_bulk" ] && [ "${info:-0}" -le 1 ] && [ "${total:-99}" -le $((want_bulk + 1)) ] && echo met || echo MISSED ))
+$s3_report
 EOF

@@ -1,0 +1,100 @@
+// Package binarycache is what every plain Nix binary cache shares, whatever
+// stores its files (a directory, an S3 bucket): the layout `nix copy`
+// writes (nix-cache-info, <hash>.narinfo, nar/<filehash>.nar.<ext>) and
+// the signed narinfo text.
+package binarycache
+
+import (
+	"fmt"
+	"path/filepath"
+	"strings"
+
+	"github.com/nix-community/go-nix/pkg/narinfo"
+	"github.com/nix-community/go-nix/pkg/narinfo/signature"
+	"github.com/nix-community/go-nix/pkg/nixhash"
+
+	"github.com/cachix-select/cachix-select/pushlib/narstream"
+	"github.com/cachix-select/cachix-select/pushlib/signing"
+	"github.com/cachix-select/cachix-select/pushlib/store"
+)
+
+// CacheInfoFile is the name of the file that describes a binary cache.
+const CacheInfoFile = "nix-cache-info"
+
+// CacheInfo is the content of nix-cache-info for a cache serving storeDir.
+func CacheInfo(storeDir string) string {
+	return "StoreDir: " + storeDir + "\nWantMassQuery: 1\nPriority: 30\n"
+}
+
+// CacheInfoStoreDir returns the StoreDir an existing nix-cache-info
+// declares, "" when it declares none.
+func CacheInfoStoreDir(data []byte) string {
+	for _, line := range strings.Split(string(data), "\n") {
+		if v, ok := strings.CutPrefix(line, "StoreDir:"); ok {
+			return strings.TrimSpace(v)
+		}
+	}
+	return ""
+}
+
+// CheckCacheInfo fails when an existing nix-cache-info (named by where, for
+// the message) serves another store than storeDir.
+func CheckCacheInfo(data []byte, storeDir, where string) error {
+	if d := CacheInfoStoreDir(data); d != "" && d != storeDir {
+		return fmt.Errorf("%s serves store %s, not %s", where, d, storeDir)
+	}
+	return nil
+}
+
+// NarinfoName is the name of a store path's narinfo ("<hash>.narinfo").
+func NarinfoName(storePath string) string {
+	return store.HashPart(storePath) + ".narinfo"
+}
+
+// NarName is where a NAR compressed with c lives, relative to the cache
+// root ("nar/<file hash in hex>.nar.zst"): named by its content, so two
+// pushes of the same bytes write the same file.
+func NarName(res narstream.Result, c narstream.Compression) string {
+	return "nar/" + res.FileHashHex() + "." + c.FileExt()
+}
+
+// Signer renders narinfos, signing them with Key when it is set.
+type Signer struct {
+	// Key, if set, adds a Sig: line (name:signature).
+	Key *signing.Key
+	// OmitDeriver leaves the Deriver line out.
+	OmitDeriver bool
+}
+
+// Narinfo renders the narinfo text for an uploaded NAR found at url
+// (relative to the cache root). The local store's existing signatures are
+// kept and the signer's key, if any, adds one.
+func (s Signer) Narinfo(info *store.PathInfo, res narstream.Result, url string) string {
+	ni := narinfo.NarInfo{
+		StorePath:   info.Path,
+		URL:         url,
+		Compression: string(res.Compression.Method),
+		FileHash:    nixhash.MustNewHashWithEncoding(nixhash.SHA256, res.FileHash, nixhash.NixBase32, true),
+		FileSize:    res.FileSize,
+		NarHash:     nixhash.MustNewHashWithEncoding(nixhash.SHA256, res.NarHash, nixhash.NixBase32, true),
+		NarSize:     res.NarSize,
+		References:  info.ReferenceNames(),
+		CA:          info.CA,
+	}
+	if info.Deriver != "" && !s.OmitDeriver {
+		ni.Deriver = filepath.Base(info.Deriver)
+	}
+	seen := map[string]bool{}
+	for _, sig := range info.Signatures {
+		parsed, err := signature.ParseSignature(sig)
+		if err != nil || seen[parsed.Name] {
+			continue // an unparsable local signature is not ours to publish
+		}
+		seen[parsed.Name] = true
+		ni.Signatures = append(ni.Signatures, parsed)
+	}
+	if k := s.Key; k != nil && !seen[k.Name] {
+		ni.Signatures = append(ni.Signatures, signature.Signature{Name: k.Name, Data: k.Sign(info.Fingerprint())})
+	}
+	return ni.String()
+}

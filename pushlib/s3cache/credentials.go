@@ -1,0 +1,201 @@
+package s3cache
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"os/user"
+	"path/filepath"
+	"strings"
+
+	"github.com/minio/minio-go/v7/pkg/credentials"
+	"gopkg.in/ini.v1"
+
+	"github.com/cachix-select/cachix-select/pushlib/manifest"
+	"github.com/cachix-select/cachix-select/pushlib/store"
+)
+
+// ErrNoCredentials: no source had S3 credentials (bad input: exit 2).
+var ErrNoCredentials = errors.New("no S3 credentials")
+
+// ErrBadCredentials: a credentials source is set but unusable (bad input).
+var ErrBadCredentials = errors.New("unusable S3 credentials")
+
+// credentialSources says where to look for the access keys.
+type credentialSources struct {
+	// File is an explicitly named credentials file (--s3-credentials-file).
+	File string
+	// Profile is the URL's profile= ("" = $AWS_PROFILE, else default).
+	Profile  string
+	StoreDir string
+	Lookup   func(string) (string, bool)
+	// Anonymous is allowed when nothing is found (dry runs only read).
+	Anonymous bool
+}
+
+// resolved is where the credentials came from. Source names the place,
+// never the secret.
+type resolved struct {
+	creds     *credentials.Credentials
+	source    string
+	anonymous bool
+	warnings  []string
+}
+
+// resolveCredentials finds the keys, highest priority first:
+//
+//  1. the file named by --s3-credentials-file (an AWS shared credentials
+//     file: INI, the URL's profile or [default]); named explicitly, it wins
+//     over whatever the environment holds, like every *-file flag;
+//  2. $AWS_ACCESS_KEY_ID and $AWS_SECRET_ACCESS_KEY (and
+//     $AWS_SESSION_TOKEN), unless the URL names a profile: as in Nix, an
+//     explicit profile= means that profile;
+//  3. that profile ($AWS_PROFILE, else "default") in
+//     $AWS_SHARED_CREDENTIALS_FILE, else ~/.aws/credentials.
+//
+// A set-but-empty variable counts as unset, with a warning.
+func resolveCredentials(s credentialSources) (*resolved, error) {
+	r := &resolved{}
+	env := func(name string) (string, bool) {
+		v, ok := s.Lookup(name)
+		if !ok {
+			return "", false
+		}
+		if v = strings.TrimSpace(v); v == "" {
+			r.warnings = append(r.warnings, fmt.Sprintf("$%s is set but empty; ignoring it", name))
+			return "", false
+		}
+		return v, true
+	}
+	profile, explicitProfile := s.Profile, s.Profile != ""
+	if !explicitProfile {
+		if p, ok := env("AWS_PROFILE"); ok {
+			profile, explicitProfile = p, true
+		} else {
+			profile = "default"
+		}
+	}
+
+	if s.File != "" {
+		source := "--s3-credentials-file " + s.File
+		if (s.StoreDir != "" && manifest.InStore(s.File, s.StoreDir)) || manifest.InStore(s.File, store.DefaultStoreDir) {
+			return nil, fmt.Errorf("%w: %s is inside the Nix store, which every user can read: keep secrets outside the store and pass their runtime path", ErrBadCredentials, source)
+		}
+		fi, err := os.Stat(s.File)
+		if err != nil {
+			return nil, fmt.Errorf("%w: reading %s: %v", ErrBadCredentials, source, pathCause(err))
+		}
+		if fi.Mode().IsRegular() && fi.Mode().Perm()&0o004 != 0 {
+			r.warnings = append(r.warnings, fmt.Sprintf("S3 credentials file %s is readable by every user (mode %04o); restrict it, e.g. chmod 600", s.File, fi.Mode().Perm()))
+		}
+		if err := r.fromFile(s.File, profile, source, true); err != nil {
+			return nil, err
+		}
+		return r, nil
+	}
+
+	if s.Profile == "" {
+		id, idOK := env("AWS_ACCESS_KEY_ID")
+		secret, secretOK := env("AWS_SECRET_ACCESS_KEY")
+		switch {
+		case idOK && secretOK:
+			token, _ := env("AWS_SESSION_TOKEN")
+			r.creds = credentials.NewStaticV4(id, secret, token)
+			r.source = "$AWS_ACCESS_KEY_ID"
+			return r, nil
+		case idOK:
+			return nil, fmt.Errorf("%w: $AWS_ACCESS_KEY_ID is set but $AWS_SECRET_ACCESS_KEY is not", ErrBadCredentials)
+		case secretOK:
+			return nil, fmt.Errorf("%w: $AWS_SECRET_ACCESS_KEY is set but $AWS_ACCESS_KEY_ID is not", ErrBadCredentials)
+		}
+	}
+
+	file, fileNamed := env("AWS_SHARED_CREDENTIALS_FILE")
+	if !fileNamed {
+		file = filepath.Join(homeDir(s.Lookup), ".aws", "credentials")
+	}
+	source := fmt.Sprintf("profile %s in %s", profile, file)
+	if _, err := os.Stat(file); err == nil || fileNamed {
+		// A missing default file is no error unless a profile was asked for.
+		if err := r.fromFile(file, profile, source, fileNamed || explicitProfile); err != nil {
+			return nil, err
+		}
+		if r.creds != nil {
+			return r, nil
+		}
+	} else if explicitProfile {
+		return nil, fmt.Errorf("%w: profile %s was asked for, but %s does not exist", ErrBadCredentials, profile, file)
+	}
+
+	if s.Anonymous {
+		r.creds = credentials.New(&credentials.Static{Value: credentials.Value{SignerType: credentials.SignatureAnonymous}})
+		r.source, r.anonymous = "no credentials (anonymous reads)", true
+		return r, nil
+	}
+	return nil, fmt.Errorf("%w: set $AWS_ACCESS_KEY_ID and $AWS_SECRET_ACCESS_KEY, add a [%s] profile to %s, or give --s3-credentials-file FILE",
+		ErrNoCredentials, profile, file)
+}
+
+// fromFile loads profile from an AWS shared credentials file. The file is
+// parsed here first so that a parse error is reported without the parser's
+// message, which may quote a line of the file (and so a secret). Static
+// keys, credential_process and SSO profiles are then resolved by
+// minio-go's provider, as the AWS SDK would. A file without the profile is
+// an error when required, else it leaves r.creds nil.
+func (r *resolved) fromFile(file, profile, source string, required bool) error {
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return fmt.Errorf("%w: reading %s: %v", ErrBadCredentials, source, pathCause(err))
+	}
+	cfg, err := ini.Load(data)
+	if err != nil {
+		return fmt.Errorf("%w: %s is not an AWS credentials file (INI with [profile] sections)", ErrBadCredentials, file)
+	}
+	sec, err := cfg.GetSection(profile)
+	if err != nil {
+		if sec, err = cfg.GetSection("profile " + profile); err != nil {
+			if required {
+				return fmt.Errorf("%w: %s has no [%s] section", ErrBadCredentials, file, profile)
+			}
+			return nil
+		}
+	}
+	if !sec.HasKey("aws_access_key_id") && !sec.HasKey("credential_process") && !sec.HasKey("sso_role_name") {
+		if required {
+			return fmt.Errorf("%w: [%s] in %s has no aws_access_key_id", ErrBadCredentials, profile, file)
+		}
+		return nil
+	}
+	creds := credentials.NewFileAWSCredentials(file, profile)
+	v, err := creds.GetWithContext(nil)
+	if err != nil {
+		return fmt.Errorf("%w: %s: %v", ErrBadCredentials, source, err)
+	}
+	if v.AccessKeyID == "" || v.SecretAccessKey == "" {
+		return fmt.Errorf("%w: %s lacks aws_access_key_id or aws_secret_access_key", ErrBadCredentials, source)
+	}
+	r.creds, r.source = creds, source
+	return nil
+}
+
+// homeDir is $HOME, else the user database's (NixOS activation has no HOME).
+func homeDir(lookup func(string) (string, bool)) string {
+	if h, ok := lookup("HOME"); ok && h != "" {
+		return h
+	}
+	if u, err := user.Current(); err == nil {
+		return u.HomeDir
+	}
+	return ""
+}
+
+// pathCause keeps messages short: the *fs.PathError's cause, its path is
+// already named.
+func pathCause(err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
+}

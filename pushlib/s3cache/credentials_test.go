@@ -1,0 +1,145 @@
+package s3cache
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// env builds a LookupEnv from pairs.
+func env(kv ...string) func(string) (string, bool) {
+	m := map[string]string{}
+	for i := 0; i+1 < len(kv); i += 2 {
+		m[kv[i]] = kv[i+1]
+	}
+	return func(k string) (string, bool) { v, ok := m[k]; return v, ok }
+}
+
+func writeFile(t *testing.T, path, content string, mode os.FileMode) string {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, []byte(content), mode); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func keyID(t *testing.T, r *resolved) string {
+	t.Helper()
+	v, err := r.creds.GetWithContext(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v.AccessKeyID
+}
+
+// TestCredentialPrecedence pins the order: --s3-credentials-file, then
+// the environment's keys (unless the URL names a profile), then the
+// profile in the shared credentials file.
+func TestCredentialPrecedence(t *testing.T) {
+	t.Parallel()
+	home := t.TempDir()
+	writeFile(t, filepath.Join(home, ".aws", "credentials"),
+		"[default]\naws_access_key_id = HOMEDEFAULT\naws_secret_access_key = s1\n\n[ci]\naws_access_key_id = HOMECI\naws_secret_access_key = s2\n", 0o600)
+	explicit := writeFile(t, filepath.Join(t.TempDir(), "creds"),
+		"[default]\naws_access_key_id = EXPLICIT\naws_secret_access_key = s3\n[ci]\naws_access_key_id = EXPLICITCI\naws_secret_access_key = s4\n", 0o600)
+	other := writeFile(t, filepath.Join(t.TempDir(), "shared"), "[default]\naws_access_key_id = SHARED\naws_secret_access_key = s5\n", 0o600)
+	envKeys := []string{"HOME", home, "AWS_ACCESS_KEY_ID", "ENVKEY", "AWS_SECRET_ACCESS_KEY", "s6"}
+	for _, tt := range []struct {
+		name    string
+		s       credentialSources
+		want    string
+		wantSrc string
+	}{
+		{"explicit file beats the environment", credentialSources{File: explicit, Lookup: env(envKeys...)}, "EXPLICIT", "--s3-credentials-file " + explicit},
+		{"explicit file, URL profile", credentialSources{File: explicit, Profile: "ci", Lookup: env(envKeys...)}, "EXPLICITCI", ""},
+		{"environment beats ~/.aws", credentialSources{Lookup: env(envKeys...)}, "ENVKEY", "$AWS_ACCESS_KEY_ID"},
+		{"environment beats $AWS_PROFILE", credentialSources{Lookup: env(append(envKeys, "AWS_PROFILE", "ci")...)}, "ENVKEY", ""},
+		{"URL profile beats the environment", credentialSources{Profile: "ci", Lookup: env(envKeys...)}, "HOMECI", "profile ci in " + filepath.Join(home, ".aws", "credentials")},
+		{"default profile", credentialSources{Lookup: env("HOME", home)}, "HOMEDEFAULT", ""},
+		{"$AWS_PROFILE", credentialSources{Lookup: env("HOME", home, "AWS_PROFILE", "ci")}, "HOMECI", ""},
+		{"$AWS_SHARED_CREDENTIALS_FILE", credentialSources{Lookup: env("HOME", home, "AWS_SHARED_CREDENTIALS_FILE", other)}, "SHARED", "profile default in " + other},
+	} {
+		r, err := resolveCredentials(tt.s)
+		if err != nil {
+			t.Errorf("%s: %v", tt.name, err)
+			continue
+		}
+		if got := keyID(t, r); got != tt.want {
+			t.Errorf("%s: key %s, want %s", tt.name, got, tt.want)
+		}
+		if tt.wantSrc != "" && r.source != tt.wantSrc {
+			t.Errorf("%s: source %q, want %q", tt.name, r.source, tt.wantSrc)
+		}
+	}
+}
+
+func TestSessionTokenAndEmptyVariables(t *testing.T) {
+	t.Parallel()
+	r, err := resolveCredentials(credentialSources{Lookup: env("HOME", t.TempDir(),
+		"AWS_ACCESS_KEY_ID", "K", "AWS_SECRET_ACCESS_KEY", "S", "AWS_SESSION_TOKEN", "T", "AWS_PROFILE", " ")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, _ := r.creds.GetWithContext(nil)
+	if v.SessionToken != "T" {
+		t.Errorf("session token %q", v.SessionToken)
+	}
+	if len(r.warnings) != 1 || !strings.Contains(r.warnings[0], "$AWS_PROFILE is set but empty") {
+		t.Errorf("warnings %q", r.warnings)
+	}
+}
+
+func TestCredentialErrors(t *testing.T) {
+	t.Parallel()
+	home := t.TempDir()
+	dir := t.TempDir()
+	malformed := writeFile(t, filepath.Join(dir, "malformed"), "[default\naws_secret_access_key SECRETVALUE\n", 0o600)
+	noKey := writeFile(t, filepath.Join(dir, "nokey"), "[default]\nregion = x\n", 0o600)
+	partial := writeFile(t, filepath.Join(dir, "partial"), "[default]\naws_access_key_id = A\n", 0o600)
+	for _, tt := range []struct {
+		name     string
+		s        credentialSources
+		sentinel error
+		want     string
+	}{
+		{"nothing anywhere", credentialSources{Lookup: env("HOME", home)}, ErrNoCredentials, "set $AWS_ACCESS_KEY_ID and $AWS_SECRET_ACCESS_KEY, add a [default] profile to " + filepath.Join(home, ".aws", "credentials") + ", or give --s3-credentials-file"},
+		{"half the keys", credentialSources{Lookup: env("HOME", home, "AWS_ACCESS_KEY_ID", "A")}, ErrBadCredentials, "$AWS_SECRET_ACCESS_KEY is not"},
+		{"explicit file missing", credentialSources{File: filepath.Join(dir, "none"), Lookup: env("HOME", home)}, ErrBadCredentials, "no such file"},
+		{"explicit file unparsable", credentialSources{File: malformed, Lookup: env("HOME", home)}, ErrBadCredentials, "is not an AWS credentials file"},
+		{"explicit file without the profile", credentialSources{File: noKey, Profile: "ci", Lookup: env("HOME", home)}, ErrBadCredentials, "has no [ci] section"},
+		{"explicit file without keys", credentialSources{File: noKey, Lookup: env("HOME", home)}, ErrBadCredentials, "has no aws_access_key_id"},
+		{"explicit file with half the keys", credentialSources{File: partial, Lookup: env("HOME", home)}, ErrBadCredentials, "partial"},
+		{"a profile asked for, no file", credentialSources{Profile: "ci", Lookup: env("HOME", home)}, ErrBadCredentials, "profile ci was asked for"},
+		{"explicit file in the store", credentialSources{File: "/nix/store/00000000000000000000000000000000-creds", Lookup: env("HOME", home)}, ErrBadCredentials, "inside the Nix store"},
+	} {
+		_, err := resolveCredentials(tt.s)
+		if !errors.Is(err, tt.sentinel) || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("%s: got %v, want %v saying %q", tt.name, err, tt.sentinel, tt.want)
+		}
+		if err != nil && strings.Contains(err.Error(), "SECRETVALUE") {
+			t.Errorf("%s: the error quotes the file: %v", tt.name, err)
+		}
+	}
+}
+
+func TestCredentialsFileWarningsAndAnonymous(t *testing.T) {
+	t.Parallel()
+	f := writeFile(t, filepath.Join(t.TempDir(), "creds"), "[default]\naws_access_key_id = A\naws_secret_access_key = S\n", 0o644)
+	r, err := resolveCredentials(credentialSources{File: f, Lookup: env()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(r.warnings) != 1 || !strings.Contains(r.warnings[0], "readable by every user") {
+		t.Errorf("warnings %q", r.warnings)
+	}
+	// A dry run may read a public bucket without keys.
+	r, err = resolveCredentials(credentialSources{Lookup: env("HOME", t.TempDir()), Anonymous: true})
+	if err != nil || !strings.Contains(r.source, "anonymous") {
+		t.Fatalf("anonymous: %v %v", r, err)
+	}
+}
