@@ -44,6 +44,7 @@
 # tiny shapes), nar (text100m, text1g, text4g), noop (noop2k, noop20k),
 # default (everything but text4g), all. Default: default.
 #
+# --bin BIN measures BIN instead of a build of this checkout.
 # --against BIN adds BIN (another cachix-select build, e.g. of main) as a
 # contender wherever cachix-select runs, alternated with it, and reports
 # cachix-select's time as a ratio of BIN's: how an optimisation is measured.
@@ -61,7 +62,7 @@
 # Needs bash, Go, Nix and strace (Debian: apt-get install strace; only the
 # spawns shape uses it). The final table is Markdown, for the README.
 #
-# Usage: tests/bench/bench.sh [--shapes LIST] [--against BIN] [RUNS]   (RUNS default 3)
+# Usage: tests/bench/bench.sh [--shapes LIST] [--bin BIN] [--against BIN] [RUNS]   (RUNS default 3)
 # Environment: BENCH_DIR (scratch space, default $TMPDIR/cachix-select-bench),
 # BENCH_KEEP=1 (keep this run's caches), BENCH_BYTES, BENCH_PATHS (size of
 # the full closure).
@@ -72,23 +73,27 @@ cd "$(dirname "$0")/../.."
 say() { printf '%s\n' "$*" >&2; }
 usage() { sed -n 's/^# Usage: //p' "$0" >&2; exit 2; }
 
-shapes_arg=default against= runs=3
+shapes_arg=default against= bin= runs=3
 while [ $# -gt 0 ]; do
   case $1 in
     --shapes) [ $# -ge 2 ] || usage; shapes_arg=$2; shift 2 ;;
     --shapes=*) shapes_arg=${1#*=}; shift ;;
     --against) [ $# -ge 2 ] || usage; against=$2; shift 2 ;;
     --against=*) against=${1#*=}; shift ;;
+    --bin) [ $# -ge 2 ] || usage; bin=$2; shift 2 ;;
+    --bin=*) bin=${1#*=}; shift ;;
     -h|--help) usage ;;
     [0-9]*) runs=$1; shift ;;
     *) say "unknown argument $1"; usage ;;
   esac
 done
 [ "$runs" -ge 1 ] 2>/dev/null || usage
-if [ -n "$against" ]; then
-  [ -x "$against" ] || { say "--against $against: not an executable"; exit 2; }
-  against=$(realpath "$against")
-fi
+for b in against bin; do
+  if [ -n "${!b}" ]; then
+    [ -x "${!b}" ] || { say "--$b ${!b}: not an executable"; exit 2; }
+    printf -v "$b" '%s' "$(realpath "${!b}")"
+  fi
+done
 
 all_shapes="full tiny100 tiny1k tiny3k tiny10k random1g text100m text1g text4g noop2k noop20k activate cachix s3 spawns"
 declare -A want=()
@@ -124,7 +129,7 @@ say "== building cachix-select and the benchmark's helpers"
 for p in cmd/cachix-select tests/bench/measure tests/cachixserver/cmd/cachix-test-server tests/bench/floor tests/bench/s3bucket; do
   go build -o "$work/$(basename "$p")" "./$p"
 done
-cs=$work/cachix-select
+cs=${bin:-$work/cachix-select}
 measure=$work/measure
 
 # groups.json: host files (ELF libraries first, then text), ~target_bytes in
@@ -159,6 +164,12 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN {if (b + 0 == 0) print "–"; else prin
 verdict() { awk -v r="$1" -v t="$2" 'BEGIN {print (r != "–" && r != "nan" && r + 0 <= t + 0 ? "met" : "MISSED")}'; }
 # col SHAPE CONTENDER N: the medians of column N (1 wall, 2 RSS KiB, 3 CPU, 4 size) of a contender.
 col() { if [ -s "$res/$1.$2" ]; then awk -v n="$3" 'NF >= n {print $n}' "$res/$1.$2" | median; else echo nan; fi; }
+# pairs SHAPE A B: the range of A's wall time over B's, round by round.
+pairs() {
+  [ -s "$res/$1.$2" ] && [ -s "$res/$1.$3" ] || return 0
+  paste <(awk '{print $1}' "$res/$1.$2") <(awk '{print $1}' "$res/$1.$3") |
+    awk '$2 > 0 {print $1 / $2}' | sort -g | awk 'NR==1{lo=$1} {hi=$1} END {printf " (%.2f–%.2f)", lo, hi}'
+}
 range() { [ -s "$res/$1.$2" ] && awk '{print $1}' "$res/$1.$2" | sort -g | awk 'NR==1{lo=$1} {hi=$1} END {printf "%.2f–%.2f", lo, hi}'; }
 
 # run_shape SHAPE ROUNDS CONTENDER...: ROUNDS rounds of every contender,
@@ -185,10 +196,11 @@ run_shape() {
 nar_bytes() { du -sb "$1/nar" | cut -f1; }
 
 # The contenders. $root is the shape's store path; $cs_bin the binary.
-c_ours() { local l; l=$("$measure" "$cs" push -q --to "file://$1" "$root"); echo "$l $(nar_bytes "$1")"; }
-c_base() { local l; l=$("$measure" "$against" push -q --to "file://$1" "$root"); echo "$l $(nar_bytes "$1")"; }
-c_nixcopy() { local l; l=$("$measure" nix copy --to "file://$1?compression=zstd" "$root"); echo "$l $(nar_bytes "$1")"; }
-c_floor() { local l; l=$("$measure" -o "$1.out" "$work/floor" "$run/full.paths"); echo "$l $(awk '{print $2}' "$1.out")"; }
+# Each returns non-zero when its command fails (errexit does not reach into them).
+c_ours() { local l; l=$("$measure" "$cs" push -q --to "file://$1" "$root") || return 1; echo "$l $(nar_bytes "$1")"; }
+c_base() { local l; l=$("$measure" "$against" push -q --to "file://$1" "$root") || return 1; echo "$l $(nar_bytes "$1")"; }
+c_nixcopy() { local l; l=$("$measure" nix copy --to "file://$1?compression=zstd" "$root") || return 1; echo "$l $(nar_bytes "$1")"; }
+c_floor() { local l; l=$("$measure" -o "$1.out" "$work/floor" "$run/full.paths") || return 1; echo "$l $(awk '{print $2}' "$1.out")"; }
 c_noop() { "$measure" "$cs" push -q --to "file://$noop_cache" "$root"; }
 c_basenoop() { "$measure" "$against" push -q --to "file://$noop_cache" "$root"; }
 c_pathinfo() { "$measure" nix path-info --recursive --json "$root"; }
@@ -274,10 +286,10 @@ if wants cachix; then
   host=$(grep -o '"url":"[^"]*"' "$run/server.json" | head -1 | cut -d'"' -f4)
   control=$(grep -o '"controlURL":"[^"]*"' "$run/server.json" | cut -d'"' -f4)
   [ -n "$host" ] && [ -n "$control" ] || { say "the test server did not start"; cat "$run/server.log" >&2; exit 1; }
-  cx_n=0
-  cx_push() { cx_n=$((cx_n + 1)); "$measure" "$1" push -q --host "$host" --cache "cx$cx_n" --auth-token-file "$token_file" "$root"; }
-  c_cachix() { cx_push "$cs"; }
-  c_basecachix() { cx_push "$against"; }
+  # cx_push BIN CACHE-NUMBER (contenders run in subshells: the round comes from their directory name).
+  cx_push() { "$measure" "$1" push -q --host "$host" --cache "cx$2" --auth-token-file "$token_file" "$root"; }
+  c_cachix() { cx_push "$cs" "${1##*-}"; }
+  c_basecachix() { cx_push "$against" $(( ${1##*-} + runs )); }
   build big; root=$out
   warm "$root"
   say "== cachix: the full closure to the Cachix test server on loopback"
@@ -308,10 +320,14 @@ if wants s3; then
     s3_ep=127.0.0.1:$s3_port
     s3_url() { printf 's3://%s?endpoint=%s&scheme=http' "$1" "$s3_ep"; }
     s3_env() { AWS_ACCESS_KEY_ID=$S3_SERVER_USER AWS_SECRET_ACCESS_KEY=$S3_SERVER_PASSWORD "$@"; }
-    s3_n=0
-    s3_push() { s3_n=$((s3_n + 1)); "$work/s3bucket" "$s3_ep" "full-$s3_n"; s3_env "$measure" "$1" push -q --to "$(s3_url "full-$s3_n")" "$root"; }
-    c_s3() { s3_push "$cs"; }
-    c_bases3() { s3_push "$against"; }
+    # s3_push BIN DIR: a fresh bucket named after the contender's directory.
+    s3_push() {
+      local b; b=$(basename "$2")
+      "$work/s3bucket" "$s3_ep" "$b" || return 1
+      s3_env "$measure" "$1" push -q --to "$(s3_url "$b")" "$root"
+    }
+    c_s3() { s3_push "$cs" "$1"; }
+    c_bases3() { s3_push "$against" "$1"; }
     build big; root=$out
     warm "$root"
     say "== s3: the full closure to MinIO on loopback"
@@ -367,22 +383,22 @@ row() {
   [ -z "$trss" ] || targets+=("RSS ≤ $trss MiB: $(verdict "$(mib "$(col "$shape" "$o" 2)")" "$trss")")
   if [ -n "$against" ]; then
     if [ -s "$res/$shape.$b" ]; then
-      extra=" $(sec "$(col "$shape" "$b" 1)") s ($(range "$shape" "$b")) | **$(ratio "$ow" "$(col "$shape" "$b" 1)")** |"
+      extra=" $(sec "$(col "$shape" "$b" 1)") s ($(range "$shape" "$b")) | **$(ratio "$ow" "$(col "$shape" "$b" 1)")**$(pairs "$shape" "$o" "$b") |"
     else
       extra="  |  |"
     fi
   fi
   local t
   t=$(printf '%s; ' "${targets[@]}"); t=${t%; }
-  printf '| %s | %s s (%s) | %s: %s s (%s) | **%s** | %s / %s | %s / %s | %s | %s |%s\n' \
-    "$label" "$(sec "$ow")" "$(range "$shape" "$o")" "$rl" "$(sec "$rw")" "$(range "$shape" "$r")" "$ratio" \
+  printf '| %s | %s s (%s) | %s: %s s (%s) | **%s**%s | %s / %s | %s / %s | %s | %s |%s\n' \
+    "$label" "$(sec "$ow")" "$(range "$shape" "$o")" "$rl" "$(sec "$rw")" "$(range "$shape" "$r")" "$ratio" "$(pairs "$shape" "$o" "$r")" \
     "$(sec "$(col "$shape" "$o" 3)")" "$(sec "$(col "$shape" "$r" 3)")" \
     "$(mib "$(col "$shape" "$o" 2)")" "$(mib "$(col "$shape" "$r" 2)")" "$size" "$t" "$extra"
 }
 
 {
   echo
-  echo "cachix-select benchmark: $(nproc) cores, $(nix --version | head -1), $(date -u +%F), medians of $runs rounds (no-ops: $((runs * 3))), wall-time range in brackets; 1-minute load average before each measurement: $(sort -g "$res/loadavg" | awk 'NR==1{lo=$1} {hi=$1} END {print lo "–" hi}')"
+  echo "cachix-select benchmark: $(nproc) cores, $(nix --version | head -1), $(date -u +%F), medians of $runs rounds (no-ops: $((runs * 3))); in brackets the range of the wall times, and of the round-by-round ratios; 1-minute load average before each measurement: $(sort -g "$res/loadavg" | awk 'NR==1{lo=$1} {hi=$1} END {print lo "–" hi}')"
   echo
   printf '| shape | cachix-select | reference | ratio | CPU-s (ours / ref) | peak RSS MiB (ours / ref) | size ratio | target |%s\n' "${against:+ --against | ours / against |}"
   printf '|---|---|---|---|---|---|---|---|%s\n' "${against:+---|---|}"
