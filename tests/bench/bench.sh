@@ -63,6 +63,10 @@
 # spawns shape uses it). The final table is Markdown, for the README.
 #
 # Usage: tests/bench/bench.sh [--shapes LIST] [--bin BIN] [--against BIN] [RUNS]   (RUNS default 3)
+# Before each measurement the script waits, up to BENCH_SETTLE seconds
+# (default 30), for the machine to be ≥ 85 % idle, and reports how idle it
+# was: figures taken on a busy machine are noise.
+#
 # Environment: BENCH_DIR (scratch space, default $TMPDIR/cachix-select-bench),
 # BENCH_KEEP=1 (keep this run's caches), BENCH_BYTES, BENCH_PATHS (size of
 # the full closure).
@@ -171,6 +175,25 @@ pairs() {
     awk '$2 > 0 {print $1 / $2}' | sort -g | awk 'NR==1{lo=$1} {hi=$1} END {printf " (%.2f–%.2f)", lo, hi}'
 }
 range() { [ -s "$res/$1.$2" ] && awk '{print $1}' "$res/$1.$2" | sort -g | awk 'NR==1{lo=$1} {hi=$1} END {printf "%.2f–%.2f", lo, hi}'; }
+
+# idle_pct: how idle the machine was over the last half second (all
+# cores, from /proc/stat).
+idle_pct() {
+  local a b
+  a=$(awk '/^cpu /{print $5 + $6, $2 + $3 + $4 + $5 + $6 + $7 + $8 + $9}' /proc/stat)
+  sleep 0.5
+  b=$(awk '/^cpu /{print $5 + $6, $2 + $3 + $4 + $5 + $6 + $7 + $8 + $9}' /proc/stat)
+  echo "$a $b" | awk '{d = $4 - $2; print (d > 0 ? int(100 * ($3 - $1) / d) : 100)}'
+}
+# settle: other work shares the machine; wait (at most $BENCH_SETTLE
+# seconds, default 30; 0: not at all) until it is ≥ 85 % idle, and record
+# how idle it was when the measurement started.
+settle() {
+  local deadline=$((SECONDS + ${BENCH_SETTLE:-30})) idle
+  idle=$(idle_pct)
+  while [ "$idle" -lt 85 ] && [ "$SECONDS" -lt "$deadline" ]; do idle=$(idle_pct); done
+  echo "$idle" >> "$res/idle"
+}
 
 # run_shape SHAPE ROUNDS CONTENDER...: ROUNDS rounds of every contender,
 # alternating the order; contender X is the function c_X, called with a
@@ -398,7 +421,7 @@ row() {
 
 {
   echo
-  echo "cachix-select benchmark: $(nproc) cores, $(nix --version | head -1), $(date -u +%F), medians of $runs rounds (no-ops: $((runs * 3))); in brackets the range of the wall times, and of the round-by-round ratios; 1-minute load average before each measurement: $(sort -g "$res/loadavg" | awk 'NR==1{lo=$1} {hi=$1} END {print lo "–" hi}')"
+  echo "cachix-select benchmark: $(nproc) cores, $(nix --version | head -1), $(date -u +%F), medians of $runs rounds (no-ops: $((runs * 3))); in brackets the range of the wall times, and of the round-by-round ratios; the machine was $(sort -g "$res/idle" | awk '{a[NR]=$1} END {printf "%d–%d %% idle (median %d %%)", a[1], a[NR], a[int((NR+1)/2)]}') in the half second before each measurement"
   echo
   printf '| shape | cachix-select | reference | ratio | CPU-s (ours / ref) | peak RSS MiB (ours / ref) | size ratio | target |%s\n' "${against:+ --against | ours / against |}"
   printf '|---|---|---|---|---|---|---|---|%s\n' "${against:+---|---|}"
