@@ -406,7 +406,7 @@ row() {
   [ -z "$trss" ] || targets+=("RSS ≤ $trss MiB: $(verdict "$(mib "$(col "$shape" "$o" 2)")" "$trss")")
   if [ -n "$against" ]; then
     if [ -s "$res/$shape.$b" ]; then
-      extra=" $(sec "$(col "$shape" "$b" 1)") s ($(range "$shape" "$b")) | **$(ratio "$ow" "$(col "$shape" "$b" 1)")**$(pairs "$shape" "$o" "$b") |"
+      extra=" $(sec "$(col "$shape" "$b" 1)") s ($(range "$shape" "$b")), $(sec "$(col "$shape" "$b" 3)") CPU-s, $(mib "$(col "$shape" "$b" 2)") MiB | **$(ratio "$ow" "$(col "$shape" "$b" 1)")**$(pairs "$shape" "$o" "$b") |"
     else
       extra="  |  |"
     fi
