@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	"github.com/cachix-select/cachix-select/pushlib/backend"
+	"github.com/cachix-select/cachix-select/pushlib/fault"
 	"github.com/cachix-select/cachix-select/pushlib/manifest"
 	"github.com/cachix-select/cachix-select/pushlib/narstream"
 	"github.com/cachix-select/cachix-select/pushlib/store"
@@ -89,10 +90,10 @@ func BuildJobs(req Request, st *store.Store) ([]Job, error) {
 	if len(req.Paths) > 0 || len(req.Pinned) > 0 {
 		o := req.Overrides
 		if o.Cache == "" && o.To == "" {
-			return nil, BadInputf("store paths need a target: --cache NAME (Cachix) or --to URL (a binary cache such as file:///srv/cache)")
+			return nil, fault.BadInputf("store paths need a target: --cache NAME (Cachix) or --to URL (a binary cache such as file:///srv/cache)")
 		}
 		if o.Cache != "" && o.To != "" {
-			return nil, BadInputf("give either --cache or --to, not both")
+			return nil, fault.BadInputf("give either --cache or --to, not both")
 		}
 		spec := o.Apply(CacheSpec{})
 		var roots []Root
@@ -160,7 +161,7 @@ func compressionOf(push manifest.Push, s Settings) (*narstream.Compression, erro
 	if method != "" {
 		m, err := narstream.ParseMethod(method)
 		if err != nil {
-			return nil, BadInputf("%v", err)
+			return nil, fault.BadInputf("%v", err)
 		}
 		c.Method = m
 	}
@@ -172,7 +173,7 @@ func compressionOf(push manifest.Push, s Settings) (*narstream.Compression, erro
 		check.Method = narstream.Zstd
 	}
 	if err := check.Validate(); err != nil {
-		return nil, BadInputf("%v", err)
+		return nil, fault.BadInputf("%v", err)
 	}
 	return &c, nil
 }

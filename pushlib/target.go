@@ -10,6 +10,7 @@ import (
 	"github.com/cachix-select/cachix-select/pushlib/backend"
 	"github.com/cachix-select/cachix-select/pushlib/cachix"
 	"github.com/cachix-select/cachix-select/pushlib/creds"
+	"github.com/cachix-select/cachix-select/pushlib/fault"
 	"github.com/cachix-select/cachix-select/pushlib/filecache"
 	"github.com/cachix-select/cachix-select/pushlib/manifest"
 	"github.com/cachix-select/cachix-select/pushlib/s3cache"
@@ -144,28 +145,28 @@ func OpenBackend(spec CacheSpec, opts BackendOptions) (backend.Backend, []string
 		LookupEnv:              opts.LookupEnv,
 	})
 	if err != nil {
-		return nil, nil, BadInputf("%w", err)
+		return nil, nil, fault.BadInputf("%w", err)
 	}
 	if spec.URL != "" {
 		if err := manifest.ValidateCacheURL(spec.URL); err != nil {
-			return nil, nil, BadInputf("%v", err)
+			return nil, nil, fault.BadInputf("%v", err)
 		}
 		if cr.SigningKey != nil && cr.SigningKey.Name == "" {
-			return nil, nil, BadInputf("the signing key from %s has no name (Cachix form); give --signing-key-name or use the Nix form name:base64", cr.SigningKeySource)
+			return nil, nil, fault.BadInputf("the signing key from %s has no name (Cachix form); give --signing-key-name or use the Nix form name:base64", cr.SigningKeySource)
 		}
 		if strings.HasPrefix(spec.URL, "s3://") {
 			sc, err := s3cache.New(s3cache.Options{URL: spec.URL, StoreDir: opts.StoreDir, SigningKey: cr.SigningKey,
 				OmitDeriver: opts.OmitDeriver, ReadOnly: opts.ReadOnly, CredentialsFile: spec.FlagS3CredentialsFile,
 				LookupEnv: opts.LookupEnv, Logger: opts.Logger, Version: opts.Version})
 			if err != nil {
-				return nil, nil, BadInputf("%w", err)
+				return nil, nil, fault.BadInputf("%w", err)
 			}
 			return sc, append(cr.Warnings, sc.Warnings()...), nil
 		}
 		fc, err := filecache.New(filecache.Options{URL: spec.URL, StoreDir: opts.StoreDir, SigningKey: cr.SigningKey,
 			OmitDeriver: opts.OmitDeriver, NoSync: opts.NoSync, ReadOnly: opts.ReadOnly})
 		if err != nil {
-			return nil, nil, BadInputf("%w", err)
+			return nil, nil, fault.BadInputf("%w", err)
 		}
 		return fc, cr.Warnings, nil
 	}
@@ -183,7 +184,7 @@ func OpenBackend(spec CacheSpec, opts BackendOptions) (backend.Backend, []string
 		Timeouts: opts.Timeouts, Retry: cachix.RetryPolicy{MaxTotal: opts.RetryFor}, FailFast: opts.FailFast,
 	})
 	if err != nil {
-		return nil, nil, BadInputf("%w", err)
+		return nil, nil, fault.BadInputf("%w", err)
 	}
 	return cb, cr.Warnings, nil
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/cachix-select/cachix-select/pushlib"
 	"github.com/cachix-select/cachix-select/pushlib/backend"
+	"github.com/cachix-select/cachix-select/pushlib/fault"
 	"github.com/cachix-select/cachix-select/pushlib/omci"
 	"github.com/cachix-select/cachix-select/pushlib/store"
 )
@@ -34,14 +35,14 @@ func omciRoots(c *cli.Context, st *store.Store) ([]pushlib.Root, error) {
 	if file != "-" {
 		f, err := os.Open(file)
 		if err != nil {
-			return nil, pushlib.BadInputf("reading om ci results: %w", err)
+			return nil, fault.BadInputf("reading om ci results: %w", err)
 		}
 		defer f.Close()
 		r, source = f, file
 	}
 	res, err := omci.Parse(r, source)
 	if err != nil {
-		return nil, pushlib.BadInputf("%w", err)
+		return nil, fault.BadInputf("%w", err)
 	}
 	keep, err := keepFromFlags(c)
 	if err != nil {
@@ -53,16 +54,16 @@ func omciRoots(c *cli.Context, st *store.Store) ([]pushlib.Root, error) {
 	// built each output: read it from the outputs' derivations.
 	unknown, err := res.UnknownSystemPaths(sel)
 	if err != nil {
-		return nil, pushlib.BadInputf("%w", err)
+		return nil, fault.BadInputf("%w", err)
 	}
 	if len(unknown) > 0 {
 		if sel.SystemOf, err = omci.SystemsFromDerivers(c.Context, st, unknown); err != nil {
-			return nil, pushlib.BadInputf("%w", err)
+			return nil, fault.BadInputf("%w", err)
 		}
 	}
 	items, err := res.Select(sel)
 	if err != nil {
-		return nil, pushlib.BadInputf("%w", err)
+		return nil, fault.BadInputf("%w", err)
 	}
 	if len(items) == 0 {
 		fmt.Fprintln(c.App.ErrWriter, "warning: the om ci results select no outputs (check --subflake, --include, --exclude, --system)")

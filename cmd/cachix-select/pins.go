@@ -14,6 +14,7 @@ import (
 	"github.com/cachix-select/cachix-select/pushlib"
 	"github.com/cachix-select/cachix-select/pushlib/backend"
 	"github.com/cachix-select/cachix-select/pushlib/cachix"
+	"github.com/cachix-select/cachix-select/pushlib/fault"
 	"github.com/cachix-select/cachix-select/pushlib/pins"
 	"github.com/cachix-select/cachix-select/pushlib/store"
 )
@@ -136,7 +137,7 @@ func pinAction(c *cli.Context) error {
 	for _, a := range artifacts {
 		full := filepath.Join(path, strings.TrimPrefix(a, "/"))
 		if fi, err := os.Stat(full); err != nil || !fi.Mode().IsRegular() {
-			return pushlib.BadInputf("artifact %s does not exist as a file in %s", a, path)
+			return fault.BadInputf("artifact %s does not exist as a file in %s", a, path)
 		}
 	}
 	cb, _, err := openCachix(c, cacheName)
@@ -311,7 +312,7 @@ func pinsExportAction(c *cli.Context) error {
 	files, err := pins.Export(ps, pins.ExportOptions{CacheURL: cacheURL,
 		Include: c.StringSlice("include"), Exclude: c.StringSlice("exclude"), Systems: c.StringSlice("system")})
 	if err != nil {
-		return pushlib.BadInputf("%w", err)
+		return fault.BadInputf("%w", err)
 	}
 	if strings.HasSuffix(out, ".tar.gz") || strings.HasSuffix(out, ".tgz") {
 		err = pins.WriteTarGzFile(out, files)

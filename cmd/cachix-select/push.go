@@ -15,6 +15,7 @@ import (
 
 	"github.com/cachix-select/cachix-select/pushlib"
 	"github.com/cachix-select/cachix-select/pushlib/cachix"
+	"github.com/cachix-select/cachix-select/pushlib/fault"
 	"github.com/cachix-select/cachix-select/pushlib/manifest"
 	"github.com/cachix-select/cachix-select/pushlib/store"
 )
@@ -285,18 +286,18 @@ func readPathsFrom(r io.Reader) ([]string, error) {
 	var out []string
 	for sc.Scan() {
 		if lr.N <= 0 {
-			return nil, pushlib.BadInputf("stdin: more than %d MiB of store paths; give fewer, or a manifest", maxStdinBytes>>20)
+			return nil, fault.BadInputf("stdin: more than %d MiB of store paths; give fewer, or a manifest", maxStdinBytes>>20)
 		}
 		out = append(out, sc.Text())
 	}
 	switch err := sc.Err(); {
 	case errors.Is(err, bufio.ErrTooLong):
-		return nil, pushlib.BadInputf("stdin: a word longer than %d bytes cannot be a store path (is stdin binary data?)", maxStdinWord)
+		return nil, fault.BadInputf("stdin: a word longer than %d bytes cannot be a store path (is stdin binary data?)", maxStdinWord)
 	case err != nil && !errors.Is(err, io.EOF):
 		return nil, fmt.Errorf("reading store paths from stdin: %w", err)
 	}
 	if lr.N <= 0 {
-		return nil, pushlib.BadInputf("stdin: more than %d MiB of store paths; give fewer, or a manifest", maxStdinBytes>>20)
+		return nil, fault.BadInputf("stdin: more than %d MiB of store paths; give fewer, or a manifest", maxStdinBytes>>20)
 	}
 	return out, nil
 }

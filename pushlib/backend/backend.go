@@ -13,33 +13,35 @@ import (
 	"errors"
 	"io"
 
+	"github.com/cachix-select/cachix-select/pushlib/fault"
 	"github.com/cachix-select/cachix-select/pushlib/narstream"
 	"github.com/cachix-select/cachix-select/pushlib/store"
 )
 
-// Permanent errors: retrying cannot help, the user must act.
+// Errors every backend may return. Each is permanent (fault.ErrPermanent):
+// a retry cannot help. A backend marks its own other permanent errors the
+// same way (fault.Permanent, fault.MarkPermanent); what is not marked is
+// retried.
 var (
 	// ErrUnauthorized: the credentials are missing, wrong or lack write access.
-	ErrUnauthorized = errors.New("not authorised")
+	ErrUnauthorized = fault.Permanent("not authorised")
 	// ErrCacheNotFound: the cache does not exist.
-	ErrCacheNotFound = errors.New("cache not found")
+	ErrCacheNotFound = fault.Permanent("cache not found")
 	// ErrRejected: the cache refused the upload (HTTP 400 and the like).
-	ErrRejected = errors.New("rejected by the cache")
+	ErrRejected = fault.Permanent("rejected by the cache")
 	// ErrNotSupported: the backend cannot do this (e.g. pins on a file cache).
-	ErrNotSupported = errors.New("not supported by this cache")
+	ErrNotSupported = fault.Permanent("not supported by this cache")
 	// ErrUnreachable: the cache's host cannot be reached at all (refused,
 	// unknown name, no route) and the backend was told not to wait for it.
 	// Not a problem the user must fix, but one no retry within this push
 	// will: the push should be left for later.
-	ErrUnreachable = errors.New("cache host unreachable")
+	ErrUnreachable = fault.Permanent("cache host unreachable")
 )
 
-// Permanent reports whether err is one that a retry cannot fix.
+// Permanent reports whether err is one that a retry cannot fix: marked
+// permanent where it was made, or a cancellation.
 func Permanent(err error) bool {
-	return errors.Is(err, ErrUnauthorized) || errors.Is(err, ErrCacheNotFound) ||
-		errors.Is(err, ErrRejected) || errors.Is(err, ErrNotSupported) ||
-		errors.Is(err, narstream.ErrHashMismatch) || errors.Is(err, store.ErrNotInStore) ||
-		errors.Is(err, ErrUnreachable) || errors.Is(err, context.Canceled)
+	return fault.IsPermanent(err) || errors.Is(err, context.Canceled)
 }
 
 // Info is what a backend tells the pipeline before the push starts.

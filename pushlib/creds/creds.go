@@ -33,27 +33,28 @@ import (
 	"strings"
 
 	"github.com/cachix-select/cachix-select/pushlib/creds/dhall"
+	"github.com/cachix-select/cachix-select/pushlib/fault"
 	"github.com/cachix-select/cachix-select/pushlib/signing"
 )
 
 // ErrSecretInStore marks a secret file whose path (after cleaning and
 // resolving symlinks) lies inside the Nix store, which every user can read.
-var ErrSecretInStore = errors.New("secret file is inside the Nix store")
+var ErrSecretInStore = fault.BadInput("secret file is inside the Nix store")
 
 // ErrUnreadable marks a secret file, named explicitly by a flag or the
 // manifest, that cannot be opened or read.
-var ErrUnreadable = errors.New("cannot read secret file")
+var ErrUnreadable = fault.BadInput("cannot read secret file")
 
 // ErrEmptySecret marks an explicitly named secret file that holds nothing
 // but whitespace.
-var ErrEmptySecret = errors.New("secret file is empty")
+var ErrEmptySecret = fault.BadInput("secret file is empty")
 
 // ErrBadToken marks an auth token that cannot be sent as an HTTP header
 // (whitespace or control characters inside, or a KEY=value line).
-var ErrBadToken = errors.New("invalid auth token")
+var ErrBadToken = fault.BadInput("invalid auth token")
 
 // ErrBadConfig marks a cachix.dhall that exists but cannot be parsed.
-var ErrBadConfig = errors.New("malformed cachix config")
+var ErrBadConfig = fault.BadInput("malformed cachix config")
 
 const (
 	envToken = "CACHIX_AUTH_TOKEN"

@@ -29,6 +29,7 @@ import (
 
 	"github.com/cachix-select/cachix-select/pushlib/backend"
 	"github.com/cachix-select/cachix-select/pushlib/binarycache"
+	"github.com/cachix-select/cachix-select/pushlib/fault"
 	"github.com/cachix-select/cachix-select/pushlib/internal/atomicfile"
 	"github.com/cachix-select/cachix-select/pushlib/narstream"
 	"github.com/cachix-select/cachix-select/pushlib/signing"
@@ -36,7 +37,7 @@ import (
 )
 
 // ErrBadLocation marks a cache directory that cannot be used.
-var ErrBadLocation = errors.New("unusable cache location")
+var ErrBadLocation = fault.BadInput("unusable cache location")
 
 // Options configure a file cache.
 type Options struct {

@@ -20,13 +20,14 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/cachix-select/cachix-select/pushlib/fault"
 	"github.com/cachix-select/cachix-select/pushlib/s3cache/s3url"
 	"github.com/cachix-select/cachix-select/pushlib/store"
 )
 
 // ErrInvalid marks a manifest that cannot be used. Errors wrapping it are
 // *Error values naming the file and the field.
-var ErrInvalid = errors.New("invalid manifest")
+var ErrInvalid = fault.BadInput("invalid manifest")
 
 // DefaultHost is the Cachix API host when neither the manifest, the
 // command line nor cachix.dhall names one.

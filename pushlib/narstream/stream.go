@@ -5,20 +5,20 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"io"
 
 	"github.com/nix-community/go-nix/pkg/nar"
 	"github.com/nix-community/go-nix/pkg/nixbase32"
 
+	"github.com/cachix-select/cachix-select/pushlib/fault"
 	"github.com/cachix-select/cachix-select/pushlib/store"
 )
 
 // ErrHashMismatch marks a store path whose NAR does not match the hash or
 // size in the Nix database: the store is corrupt, and nothing may be
 // published for that path.
-var ErrHashMismatch = errors.New("NAR hash mismatch")
+var ErrHashMismatch = fault.Permanent("NAR hash mismatch")
 
 // MismatchError tells which path disagreed with the Nix database and how.
 type MismatchError struct {

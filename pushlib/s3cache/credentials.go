@@ -12,15 +12,16 @@ import (
 	"github.com/minio/minio-go/v7/pkg/credentials"
 	"gopkg.in/ini.v1"
 
+	"github.com/cachix-select/cachix-select/pushlib/fault"
 	"github.com/cachix-select/cachix-select/pushlib/manifest"
 	"github.com/cachix-select/cachix-select/pushlib/store"
 )
 
 // ErrNoCredentials: no source had S3 credentials (bad input: exit 2).
-var ErrNoCredentials = errors.New("no S3 credentials")
+var ErrNoCredentials = fault.BadInput("no S3 credentials")
 
 // ErrBadCredentials: a credentials source is set but unusable (bad input).
-var ErrBadCredentials = errors.New("unusable S3 credentials")
+var ErrBadCredentials = fault.BadInput("unusable S3 credentials")
 
 // credentialSources says where to look for the access keys.
 type credentialSources struct {

@@ -12,16 +12,17 @@ import (
 	"github.com/minio/minio-go/v7"
 
 	"github.com/cachix-select/cachix-select/pushlib/backend"
+	"github.com/cachix-select/cachix-select/pushlib/fault"
 )
 
-// Errors the S3 service reports that a retry cannot fix; each also
-// matches backend.ErrRejected, so the pipeline does not retry it.
+// Errors the S3 service reports that a retry cannot fix: permanent, so the
+// pipeline does not retry them.
 var (
 	// ErrWrongRegion: the URL's region is not the bucket's.
-	ErrWrongRegion = errors.New("wrong S3 region")
+	ErrWrongRegion = fault.Permanent("wrong S3 region")
 	// ErrClockSkew: this machine's clock and the service's disagree by
 	// more than S3 allows (15 minutes), so every signature is refused.
-	ErrClockSkew = errors.New("clock skew")
+	ErrClockSkew = fault.Permanent("clock skew")
 )
 
 // ErrUnreachable marks an endpoint that did not answer (after retries).
@@ -36,17 +37,13 @@ type Error struct {
 
 func (e *Error) Error() string { return e.msg }
 
-// Unwrap exposes the sentinel (and, for ErrWrongRegion and ErrClockSkew,
-// backend.ErrRejected) and the underlying error.
+// Unwrap exposes the sentinel and the underlying error.
 func (e *Error) Unwrap() []error {
 	errs := []error{}
 	for _, err := range []error{e.sentinel, e.cause} {
 		if err != nil {
 			errs = append(errs, err)
 		}
-	}
-	if errors.Is(e.sentinel, ErrWrongRegion) || errors.Is(e.sentinel, ErrClockSkew) {
-		errs = append(errs, backend.ErrRejected)
 	}
 	return errs
 }

@@ -10,14 +10,15 @@ package signing
 import (
 	"crypto/ed25519"
 	"encoding/base64"
-	"errors"
 	"fmt"
 	"strings"
+
+	"github.com/cachix-select/cachix-select/pushlib/fault"
 )
 
 // ErrBadKey marks a signing key that cannot be decoded. Its message never
 // contains key material.
-var ErrBadKey = errors.New("invalid signing key")
+var ErrBadKey = fault.BadInput("invalid signing key")
 
 // Key is an ed25519 secret key with the name Nix shows in Sig: lines.
 type Key struct {

@@ -1,7 +1,6 @@
 package store
 
 import (
-	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -9,11 +8,13 @@ import (
 	"unicode/utf8"
 
 	"github.com/nix-community/go-nix/pkg/nixbase32"
+
+	"github.com/cachix-select/cachix-select/pushlib/fault"
 )
 
 // ErrBadPath marks a string that cannot be a store path at all: Nix itself
 // would reject its hash or name, so no push of it can ever succeed.
-var ErrBadPath = errors.New("not a valid store path")
+var ErrBadPath = fault.BadInput("not a valid store path")
 
 // hashLen is the length of the nix-base32 hash part of a store path name.
 const hashLen = 32

@@ -11,11 +11,13 @@ import (
 	"sort"
 	"strings"
 	"syscall"
+
+	"github.com/cachix-select/cachix-select/pushlib/fault"
 )
 
 // ErrNotInStore marks an input that is not (or no longer) a valid path of
 // the local Nix store.
-var ErrNotInStore = errors.New("not a valid path in the Nix store")
+var ErrNotInStore = fault.BadInput("not a valid path in the Nix store")
 
 // ErrNix marks a failure to run Nix itself (missing binary, daemon down, …).
 var ErrNix = errors.New("running nix failed")

@@ -15,10 +15,12 @@ import (
 	"strings"
 
 	"github.com/minio/minio-go/v7/pkg/s3utils"
+
+	"github.com/cachix-select/cachix-select/pushlib/fault"
 )
 
 // ErrBadURL marks an s3:// URL that cannot be used.
-var ErrBadURL = errors.New("unusable s3:// URL")
+var ErrBadURL = fault.BadInput("unusable s3:// URL")
 
 const (
 	// DefaultRegion is Nix's default for s3:// stores.
