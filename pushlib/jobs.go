@@ -110,7 +110,7 @@ func BuildJobs(req Request, st *store.Store) ([]Job, error) {
 			return nil, err
 		}
 		for _, p := range resolved {
-			roots = append(roots, Root{Path: p, Name: manifest.NameOf(p)})
+			roots = append(roots, Root{Path: p, Name: store.NameOf(p)})
 		}
 		add(spec, manifest.Push{}, roots)
 	}

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path"
 	"sync"
 
 	"github.com/mattn/go-isatty"
@@ -17,6 +16,7 @@ import (
 
 	"github.com/cachix-select/cachix-select/pushlib"
 	"github.com/cachix-select/cachix-select/pushlib/events"
+	"github.com/cachix-select/cachix-select/pushlib/store"
 )
 
 // outputMode is how events are shown.
@@ -168,10 +168,7 @@ func (r *renderer) bar(e events.Event) {
 		if b, ok := r.pathBars[e.Path]; ok {
 			b.Abort(true)
 		}
-		name := path.Base(e.Path)
-		if len(name) > 33 {
-			name = name[33:]
-		}
+		name := store.NameOf(e.Path)
 		if e.Attempt > 1 {
 			name = fmt.Sprintf("%s (retry #%d)", name, e.Attempt-1)
 		}

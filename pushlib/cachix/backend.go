@@ -265,10 +265,10 @@ func (b *Backend) Missing(ctx context.Context, paths []string) (map[string]bool,
 		if err != nil {
 			return nil, err
 		}
-		if _, seen := byHash[sp.hash]; !seen {
-			hashes = append(hashes, sp.hash)
+		if _, seen := byHash[sp.Hash()]; !seen {
+			hashes = append(hashes, sp.Hash())
 		}
-		byHash[sp.hash] = append(byHash[sp.hash], p)
+		byHash[sp.Hash()] = append(byHash[sp.Hash()], p)
 	}
 	missing := make(map[string]bool)
 	op := "asking cache " + b.name + " which paths it lacks"

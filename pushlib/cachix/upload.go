@@ -139,7 +139,7 @@ func (b *Backend) Upload(ctx context.Context, info *store.PathInfo, c narstream.
 }
 
 // uploadParts runs the stream into the part uploader and checks the result.
-func (b *Backend) uploadParts(ctx context.Context, info *store.PathInfo, sp splitPath, created createdUpload, stream backend.StreamFunc) (*pending, error) {
+func (b *Backend) uploadParts(ctx context.Context, info *store.PathInfo, sp store.Path, created createdUpload, stream backend.StreamFunc) (*pending, error) {
 	u := b.newPartUploader(ctx, info.Path, created)
 	defer u.cancel()
 	res, streamErr := stream(u.ctx, u)
@@ -368,7 +368,7 @@ func (b *Backend) uploadPart(ctx context.Context, storePath string, up createdUp
 type pending struct {
 	b      *Backend
 	info   *store.PathInfo
-	sp     splitPath
+	sp     store.Path
 	upload createdUpload
 	parts  []completedPart
 	res    narstream.Result
@@ -452,7 +452,7 @@ func (p *pending) Discard(ctx context.Context) error {
 // prefix, file hash in bare hex, sorted base-name references, the
 // deriver's base name or "unknown-deriver", and a bare base64 signature of
 // the "1;…" fingerprint when there is a signing key (null otherwise).
-func (b *Backend) narInfoCreate(info *store.PathInfo, sp splitPath, res narstream.Result) narInfoCreate {
+func (b *Backend) narInfoCreate(info *store.PathInfo, sp store.Path, res narstream.Result) narInfoCreate {
 	refs := info.ReferenceNames()
 	if refs == nil {
 		refs = []string{}
@@ -469,8 +469,8 @@ func (b *Backend) narInfoCreate(info *store.PathInfo, sp splitPath, res narstrea
 		sig = &s
 	}
 	return narInfoCreate{
-		CStoreHash:   sp.hash,
-		CStoreSuffix: sp.suffix,
+		CStoreHash:   sp.Hash(),
+		CStoreSuffix: sp.Name,
 		CNarHash:     "sha256:" + nixbase32.EncodeToString(res.NarHash),
 		CNarSize:     res.NarSize,
 		CFileHash:    hex.EncodeToString(res.FileHash),

@@ -13,7 +13,6 @@ import (
 	"io"
 	"io/fs"
 	"os"
-	"path"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -463,7 +462,7 @@ func (p *parser) paths(top map[string]json.RawMessage, m *Manifest) error {
 			}
 		}
 		if e.Name == "" {
-			e.Name = NameOf(e.StorePath)
+			e.Name = store.NameOf(e.StorePath)
 		}
 		if v, ok := obj["pin"]; ok && !isNull(v) {
 			pin, err := p.pin(v, field+".pin")
@@ -485,31 +484,17 @@ func (p *parser) paths(top map[string]json.RawMessage, m *Manifest) error {
 // name; not whether it is valid in the local store), so that a manifest
 // that can never be pushed fails its check instead of waiting in a queue.
 func (p *parser) storePath(sp, field string) error {
-	dir := p.opts.StoreDir + "/"
-	if !strings.HasPrefix(sp, dir) {
+	_, err := store.ParsePath(p.opts.StoreDir, sp)
+	var bad *store.BadPathError
+	switch {
+	case err == nil:
+		return nil
+	case !strings.HasPrefix(sp, p.opts.StoreDir+"/"):
 		return p.errf(field, "%s is not a path in %s", store.Quote(sp), p.opts.StoreDir)
+	case errors.As(err, &bad):
+		return p.errf(field, "%s is not a valid store path: %s", store.Quote(sp), bad.Reason)
 	}
-	base := strings.TrimPrefix(sp, dir)
-	if i := strings.IndexByte(base, '/'); i >= 0 {
-		return p.errf(field, "%s points inside a store path; give the store path itself (%s)", store.Quote(sp), store.Quote(dir+base[:i]))
-	}
-	if err := store.CheckPath(p.opts.StoreDir, sp); err != nil {
-		var bad *store.BadPathError
-		if errors.As(err, &bad) {
-			return p.errf(field, "%s is not a valid store path: %s", store.Quote(sp), bad.Reason)
-		}
-		return p.errf(field, "%v", err)
-	}
-	return nil
-}
-
-// NameOf is the name part of a store path (/nix/store/<hash>-hello-2.12 → hello-2.12).
-func NameOf(storePath string) string {
-	base := path.Base(storePath)
-	if len(base) > 33 {
-		return base[33:]
-	}
-	return base
+	return p.errf(field, "%v", err)
 }
 
 func (p *parser) pin(raw json.RawMessage, field string) (*Pin, error) {

@@ -52,10 +52,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"path"
 	"regexp"
 	"sort"
 	"strings"
+
+	"github.com/cachix-select/cachix-select/pushlib/store"
 )
 
 // ErrMalformed marks a results file that is not what `om ci run` writes.
@@ -281,7 +282,7 @@ func (p parser) byName(jpath string, raw json.RawMessage, sys string) ([]Output,
 		if err := json.Unmarshal(rawPath, &sp); err != nil {
 			return nil, p.fail(epath, "a store path string", rawPath)
 		}
-		if !isStorePath(sp) {
+		if _, err := store.ParseAbsolute(sp); err != nil {
 			return nil, p.fail(epath, "an absolute store path such as /nix/store/<hash>-<name>", quoteRaw(sp))
 		}
 		outs = append(outs, Output{System: sys, Name: name, StorePath: sp})
@@ -316,20 +317,6 @@ func (r *Results) SubflakeNames() []string {
 // systemPattern accepts Nix system strings ("x86_64-linux", "aarch64-darwin",
 // "armv7l-linux", "x86_64-freebsd", "riscv64-none-elf").
 var systemPattern = regexp.MustCompile(`^[A-Za-z0-9_.]+(-[A-Za-z0-9_.]+)+$`)
-
-// storeBasePattern is a store path's base name: 32 nix-base32 characters, a
-// dash, and a name of the characters Nix allows.
-var storeBasePattern = regexp.MustCompile(`^[0-9abcdfghijklmnpqrsvwxyz]{32}-[A-Za-z0-9+\-._?=]+$`)
-
-// isStorePath reports whether p is an absolute, clean store path (not a
-// file inside one). The store directory itself is not fixed.
-func isStorePath(p string) bool {
-	if !path.IsAbs(p) || path.Clean(p) != p {
-		return false
-	}
-	dir, base := path.Split(p)
-	return dir != "/" && storeBasePattern.MatchString(base) && !strings.HasPrefix(base[33:], ".")
-}
 
 // isControl reports characters that have no place in a pin name.
 func isControl(r rune) bool { return r < 0x20 || r == 0x7f }

@@ -37,7 +37,6 @@ import (
 	"errors"
 	"fmt"
 	"path"
-	"regexp"
 	"slices"
 	"sort"
 	"strings"
@@ -151,18 +150,4 @@ func matchesAny(name string, pats []string, ifEmpty bool) bool {
 		}
 	}
 	return false
-}
-
-// storeBasePattern is a store path's base name: 32 nix-base32 characters, a
-// dash, and a name of the characters Nix allows.
-var storeBasePattern = regexp.MustCompile(`^[0-9abcdfghijklmnpqrsvwxyz]{32}-[A-Za-z0-9+\-._?=]+$`)
-
-// isStorePath reports whether p is an absolute, clean store path (not a
-// file inside one). The store directory itself is not fixed.
-func isStorePath(p string) bool {
-	if !path.IsAbs(p) || path.Clean(p) != p {
-		return false
-	}
-	dir, base := path.Split(p)
-	return dir != "/" && storeBasePattern.MatchString(base) && !strings.HasPrefix(base[33:], ".")
 }

@@ -45,15 +45,6 @@ type PathInfo struct {
 	CA string
 }
 
-// HashPart returns the 32-character nix-base32 hash part of p.
-func HashPart(p string) string {
-	base := path.Base(p)
-	if len(base) < 32 {
-		return base
-	}
-	return base[:32]
-}
-
 // NarHashString renders the NAR hash as Nix writes it in narinfo files:
 // "sha256:" followed by 52 nix-base32 characters.
 func (pi *PathInfo) NarHashString() string {

@@ -150,21 +150,18 @@ func lastLine(s string) string {
 	return ""
 }
 
-// ToStorePath cuts an absolute path inside the store down to the store path
-// itself (/nix/store/<hash>-<name>/bin/x → /nix/store/<hash>-<name>).
-func (s *Store) ToStorePath(p string) (string, bool) {
-	prefix := s.Dir + "/"
-	if !strings.HasPrefix(p, prefix) {
-		return "", false
+// StorePathOf cuts an absolute path inside the store down to the store
+// path itself (/nix/store/<hash>-<name>/bin/x → /nix/store/<hash>-<name>)
+// and parses it. A path outside the store is a *BadPathError too.
+func (s *Store) StorePathOf(p string) (Path, error) {
+	rest, ok := strings.CutPrefix(p, s.Dir+"/")
+	if !ok {
+		return Path{}, &BadPathError{p, "it is not in " + s.Dir}
 	}
-	rest := p[len(prefix):]
 	if i := strings.IndexByte(rest, '/'); i >= 0 {
 		rest = rest[:i]
 	}
-	if len(rest) < 34 || rest[32] != '-' {
-		return "", false
-	}
-	return prefix + rest, true
+	return ParsePath(s.Dir, s.Dir+"/"+rest)
 }
 
 // Resolve turns user inputs into store paths the way `cachix push` does:
@@ -202,13 +199,10 @@ func (s *Store) Resolve(inputs []string) ([]string, error) {
 // resolveOne resolves one input to a well-formed store path.
 func (s *Store) resolveOne(in string) (string, error) {
 	clean := filepath.Clean(in)
-	if rest, ok := strings.CutPrefix(clean, s.Dir+"/"); ok {
+	if strings.HasPrefix(clean, s.Dir+"/") {
 		// Meant as a store path: do not follow it, it may itself be a symlink.
-		if i := strings.IndexByte(rest, '/'); i >= 0 {
-			rest = rest[:i]
-		}
-		p := s.Dir + "/" + rest
-		return p, CheckPath(s.Dir, p)
+		sp, err := s.StorePathOf(clean)
+		return sp.String(), err
 	}
 	real, err := filepath.EvalSymlinks(in)
 	if err != nil {
@@ -219,11 +213,11 @@ func (s *Store) resolveOne(in string) (string, error) {
 			return "", &InvalidPathError{Paths: []string{in}}
 		}
 	}
-	sp, ok := s.ToStorePath(real)
-	if !ok {
+	if !strings.HasPrefix(real, s.Dir+"/") {
 		return "", &InvalidPathError{Paths: []string{in}, Reason: "it resolves to " + Quote(real) + ", outside " + s.Dir}
 	}
-	return sp, CheckPath(s.Dir, sp)
+	sp, err := s.StorePathOf(real)
+	return sp.String(), err
 }
 
 // nixArgs enables what the nix command needs without touching the user's config.
@@ -255,7 +249,7 @@ func (s *Store) ClosurePaths(ctx context.Context, roots []string) ([]string, err
 			return fmt.Errorf("computing the closure: %w", err)
 		}
 		for _, p := range strings.Fields(string(out)) {
-			if _, ok := s.ToStorePath(p); !ok {
+			if _, err := ParsePath(s.Dir, p); err != nil {
 				return fmt.Errorf("%w: nix-store printed %q", ErrParsePathInfo, p)
 			}
 			if !seen[p] {
@@ -343,7 +337,7 @@ func (s *Store) Invalid(ctx context.Context, paths []string) ([]string, error) {
 			// nix-store exits non-zero when an argument is not in the store at all.
 			var bad []string
 			for _, p := range batch {
-				if _, ok := s.ToStorePath(p); !ok {
+				if _, err := s.StorePathOf(p); err != nil {
 					bad = append(bad, p)
 				}
 			}
