@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/nix-community/go-nix/pkg/nar"
+	"github.com/nix-community/go-nix/pkg/nixhash"
 
 	"github.com/cachix-select/cachix-select/pushlib"
 	"github.com/cachix-select/cachix-select/pushlib/backend"
@@ -94,7 +95,7 @@ func newFakeStore(t *testing.T, refs map[string][]string) (*fakeStore, map[strin
 		if err := nar.DumpPath(cw, p); err != nil {
 			t.Fatal(err)
 		}
-		pi := &store.PathInfo{Path: p, NarHash: h.Sum(nil), NarSize: cw.n}
+		pi := &store.PathInfo{Path: p, NarHash: *nixhash.MustNewHash(nixhash.SHA256, h.Sum(nil)), NarSize: cw.n}
 		for _, r := range rs {
 			pi.References = append(pi.References, paths[r])
 		}
@@ -332,7 +333,7 @@ func TestPushDryRunUploadsNothing(t *testing.T) {
 func TestPushCorruptPathFailsLoudly(t *testing.T) {
 	t.Parallel()
 	fs, paths := newFakeStore(t, graph)
-	fs.infos[paths["zlib"]].NarHash[0] ^= 0xff
+	fs.infos[paths["zlib"]].NarHash.Digest()[0] ^= 0xff
 	b := newFakeBackend()
 	_, err := pushlib.Push(context.Background(), pushlib.Job{Backend: b, Store: fs, RetryDelay: time.Millisecond,
 		Roots: []pushlib.Root{{Path: paths["ssl"]}}})

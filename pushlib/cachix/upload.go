@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/md5"
 	"encoding/base64"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -18,7 +17,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-retryablehttp"
-	"github.com/nix-community/go-nix/pkg/nixbase32"
+	"github.com/nix-community/go-nix/pkg/nixhash"
 
 	"github.com/cachix-select/cachix-select/pushlib/backend"
 	"github.com/cachix-select/cachix-select/pushlib/narstream"
@@ -157,9 +156,9 @@ func (b *Backend) uploadParts(ctx context.Context, info *store.PathInfo, sp stor
 	case total != res.FileSize:
 		return nil, fmt.Errorf("uploading %s: the stream reported %d compressed bytes but wrote %d",
 			info.Path, res.FileSize, total)
-	case !bytes.Equal(res.NarHash, info.NarHash) || res.NarSize != info.NarSize:
-		return nil, &narstream.MismatchError{Path: info.Path, WantHash: info.NarHash, GotHash: res.NarHash,
-			WantSize: info.NarSize, GotSize: res.NarSize}
+	}
+	if err := narstream.Check(info, res); err != nil {
+		return nil, err
 	}
 	return &pending{b: b, info: info, sp: sp, upload: created, parts: parts, res: res}, nil
 }
@@ -471,9 +470,9 @@ func (b *Backend) narInfoCreate(info *store.PathInfo, sp store.Path, res narstre
 	return narInfoCreate{
 		CStoreHash:   sp.Hash(),
 		CStoreSuffix: sp.Name,
-		CNarHash:     "sha256:" + nixbase32.EncodeToString(res.NarHash),
+		CNarHash:     res.NarHash.Format(nixhash.NixBase32, true),
 		CNarSize:     res.NarSize,
-		CFileHash:    hex.EncodeToString(res.FileHash),
+		CFileHash:    res.FileHashHex(),
 		CFileSize:    res.FileSize,
 		CReferences:  refs,
 		CDeriver:     deriver,

@@ -4,12 +4,11 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"io"
 
 	"github.com/nix-community/go-nix/pkg/nar"
-	"github.com/nix-community/go-nix/pkg/nixbase32"
+	"github.com/nix-community/go-nix/pkg/nixhash"
 
 	"github.com/cachix-select/cachix-select/pushlib/fault"
 	"github.com/cachix-select/cachix-select/pushlib/store"
@@ -23,14 +22,25 @@ var ErrHashMismatch = fault.Permanent("NAR hash mismatch")
 // MismatchError tells which path disagreed with the Nix database and how.
 type MismatchError struct {
 	Path              string
-	WantHash, GotHash []byte
+	WantHash, GotHash nixhash.Hash
 	WantSize, GotSize uint64
 }
 
 func (e *MismatchError) Error() string {
-	return fmt.Sprintf("%s: the NAR read from disk (sha256:%s, %d bytes) differs from the Nix database "+
-		"(sha256:%s, %d bytes); the store path is corrupt, run `nix-store --verify --check-contents --repair`",
-		e.Path, nixbase32.EncodeToString(e.GotHash), e.GotSize, nixbase32.EncodeToString(e.WantHash), e.WantSize)
+	return fmt.Sprintf("%s: the NAR read from disk (%s, %d bytes) differs from the Nix database "+
+		"(%s, %d bytes); the store path is corrupt, run `nix-store --verify --check-contents --repair`",
+		e.Path, e.GotHash.Format(nixhash.NixBase32, true), e.GotSize, e.WantHash.Format(nixhash.NixBase32, true), e.WantSize)
+}
+
+// Check returns a *MismatchError when the streamed NAR (res) is not the one
+// the Nix database records (info); backends that receive a NAR from
+// elsewhere check it the same way.
+func Check(info *store.PathInfo, res Result) error {
+	if !bytes.Equal(res.NarHash.Digest(), info.NarHash.Digest()) || res.NarSize != info.NarSize {
+		return &MismatchError{Path: info.Path, WantHash: info.NarHash, GotHash: res.NarHash,
+			WantSize: info.NarSize, GotSize: res.NarSize}
+	}
+	return nil
 }
 
 // Unwrap lets errors.Is(err, ErrHashMismatch) match.
@@ -39,10 +49,11 @@ func (e *MismatchError) Unwrap() error { return ErrHashMismatch }
 // Result describes one streamed NAR.
 type Result struct {
 	// NarHash and NarSize describe the uncompressed NAR (verified).
-	NarHash []byte
+	NarHash nixhash.Hash
 	NarSize uint64
-	// FileHash and FileSize describe the compressed bytes written to the sink.
-	FileHash []byte
+	// FileHash (SHA-256) and FileSize describe the compressed bytes written
+	// to the sink.
+	FileHash nixhash.Hash
 	FileSize uint64
 	// Compression is what the file is compressed with.
 	Compression Compression
@@ -50,7 +61,7 @@ type Result struct {
 
 // FileHashHex is the compressed file's SHA-256 in lowercase hex, as binary
 // cache file names and Cachix's cFileHash use it.
-func (r Result) FileHashHex() string { return hex.EncodeToString(r.FileHash) }
+func (r Result) FileHashHex() string { return r.FileHash.Format(nixhash.Base16, false) }
 
 // CPU limits how many streams read and compress at once. Compression is
 // CPU-bound while uploads wait on the network or disk, so the number of
@@ -119,15 +130,14 @@ func StreamLimited(ctx context.Context, info *store.PathInfo, c Compression, dst
 		return Result{}, fmt.Errorf("compressing %s: %w", info.Path, closeErr)
 	}
 	res := Result{
-		NarHash:     narHash.Sum(nil),
+		NarHash:     *nixhash.MustNewHash(nixhash.SHA256, narHash.Sum(nil)),
 		NarSize:     narCount.n,
-		FileHash:    fileHash.Sum(nil),
+		FileHash:    *nixhash.MustNewHash(nixhash.SHA256, fileHash.Sum(nil)),
 		FileSize:    fileCount.n,
 		Compression: c,
 	}
-	if !bytes.Equal(res.NarHash, info.NarHash) || res.NarSize != info.NarSize {
-		return Result{}, &MismatchError{Path: info.Path, WantHash: info.NarHash, GotHash: res.NarHash,
-			WantSize: info.NarSize, GotSize: res.NarSize}
+	if err := Check(info, res); err != nil {
+		return Result{}, err
 	}
 	return res, nil
 }

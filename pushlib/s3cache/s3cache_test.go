@@ -19,6 +19,7 @@ import (
 	"github.com/minio/minio-go/v7"
 	"github.com/nix-community/go-nix/pkg/narinfo"
 	"github.com/nix-community/go-nix/pkg/nixbase32"
+	"github.com/nix-community/go-nix/pkg/nixhash"
 
 	"github.com/cachix-select/cachix-select/pushlib/backend"
 	"github.com/cachix-select/cachix-select/pushlib/binarycache"
@@ -111,7 +112,7 @@ func newFakeNAR(name string, size int, seed byte) *fakeNAR {
 	h := sha256.Sum256(append([]byte(name), seed))
 	narHash := sha256.Sum256(data)
 	path := "/nix/store/" + nixbase32.EncodeToString(h[:20]) + "-" + name
-	return &fakeNAR{info: &store.PathInfo{Path: path, NarHash: narHash[:], NarSize: uint64(size)}, data: data}
+	return &fakeNAR{info: &store.PathInfo{Path: path, NarHash: *nixhash.MustNewHash(nixhash.SHA256, narHash[:]), NarSize: uint64(size)}, data: data}
 }
 
 func (f *fakeNAR) stream(ctx context.Context, w io.Writer) (narstream.Result, error) {
@@ -132,7 +133,7 @@ func (f *fakeNAR) stream(ctx context.Context, w io.Writer) (narstream.Result, er
 		written += n
 	}
 	sum := sha256.Sum256(data)
-	return narstream.Result{NarHash: f.info.NarHash, NarSize: f.info.NarSize, FileHash: sum[:],
+	return narstream.Result{NarHash: f.info.NarHash, NarSize: f.info.NarSize, FileHash: *nixhash.MustNewHash(nixhash.SHA256, sum[:]),
 		FileSize: uint64(len(data)), Compression: narstream.DefaultCompression}, nil
 }
 
@@ -334,7 +335,7 @@ func TestConcurrentWritersOfOneNAR(t *testing.T) {
 			errs[i] = err
 			mu.Lock()
 			data = f.data
-			url = fmt.Sprintf("nar/%x.nar.zst", p.Result().FileHash)
+			url = fmt.Sprintf("nar/%s.nar.zst", p.Result().FileHashHex())
 			mu.Unlock()
 		}()
 	}

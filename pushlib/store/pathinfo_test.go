@@ -7,6 +7,8 @@ import (
 	"reflect"
 	"testing"
 
+	"github.com/nix-community/go-nix/pkg/nixhash"
+
 	"github.com/cachix-select/cachix-select/pushlib/store"
 )
 
@@ -112,11 +114,11 @@ func TestParseSHA256Encodings(t *testing.T) {
 		"sha256-47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=",
 		"sha256:47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=",
 	} {
-		d, err := store.ParseSHA256(in)
+		d, err := nixhash.ParseAny(in, nil)
 		if err != nil {
 			t.Fatalf("%s: %v", in, err)
 		}
-		if got := (&store.PathInfo{NarHash: d}).NarHashString(); got != "sha256:"+want {
+		if got := (&store.PathInfo{NarHash: d.Hash}).NarHashString(); got != "sha256:"+want {
 			t.Errorf("%s → %s", in, got)
 		}
 	}
@@ -125,13 +127,13 @@ func TestParseSHA256Encodings(t *testing.T) {
 func TestFingerprintVector(t *testing.T) {
 	t.Parallel()
 	// cachix-protocol.md §10.
-	h, err := store.ParseSHA256("sha256:04zwf782yjwnh3q6hz5izfd6jyip8kgw6g6yj43fiqhbyhdd0dqw")
+	h, err := nixhash.ParseAny("sha256:04zwf782yjwnh3q6hz5izfd6jyip8kgw6g6yj43fiqhbyhdd0dqw", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	pi := &store.PathInfo{
 		Path:    "/nix/store/0123456789abcdfghijklmnpqrsvwxyz-hello",
-		NarHash: h, NarSize: 120,
+		NarHash: h.Hash, NarSize: 120,
 		References: []string{"/nix/store/zyxwvsrqpnmlkjihgfdcba9876543210-glibc-2.40", "/nix/store/0123456789abcdfghijklmnpqrsvwxyz-hello"},
 	}
 	want := "1;/nix/store/0123456789abcdfghijklmnpqrsvwxyz-hello;sha256:04zwf782yjwnh3q6hz5izfd6jyip8kgw6g6yj43fiqhbyhdd0dqw;120;" +
