@@ -80,7 +80,7 @@ func BuildJobs(req Request, st *store.Store) ([]Job, error) {
 			}
 			r := Root{Path: resolved[0], Name: p.Name}
 			if p.Pin != nil {
-				r.Pin = &backend.Pin{Name: p.Pin.Name, Keep: keepOf(p.Pin.Keep)}
+				r.Pin = &backend.Pin{Name: p.Pin.Name, Keep: p.Pin.Keep}
 			}
 			roots = append(roots, r)
 		}
@@ -176,20 +176,6 @@ func compressionOf(push manifest.Push, s Settings) (*narstream.Compression, erro
 		return nil, fault.BadInputf("%v", err)
 	}
 	return &c, nil
-}
-
-// keepOf converts a manifest keep policy to the backend's.
-func keepOf(k *manifest.Keep) *backend.Keep {
-	switch {
-	case k == nil:
-		return nil
-	case k.Forever:
-		return &backend.Keep{Kind: "forever"}
-	case k.Revisions > 0:
-		return &backend.Keep{Kind: "revisions", Value: k.Revisions}
-	default:
-		return &backend.Keep{Kind: "days", Value: k.Days}
-	}
 }
 
 func firstPositive(vs ...int) int {

@@ -261,25 +261,9 @@ func withRootFlags(c *cli.Context, raw []byte, storeDir string) ([]byte, error) 
 		return nil, usageErrorf("%v", err)
 	}
 	r := activate.Root{StorePath: root, Name: c.String("root-name")}
-	var keep *manifest.Keep
-	set := 0
-	if n := c.Int("root-keep-revisions"); c.IsSet("root-keep-revisions") {
-		keep, set = &manifest.Keep{Revisions: n}, set+1
-		if n < 1 {
-			return nil, usageErrorf("--root-keep-revisions must be at least 1")
-		}
-	}
-	if n := c.Int("root-keep-days"); c.IsSet("root-keep-days") {
-		keep, set = &manifest.Keep{Days: n}, set+1
-		if n < 1 {
-			return nil, usageErrorf("--root-keep-days must be at least 1")
-		}
-	}
-	if c.Bool("root-keep-forever") {
-		keep, set = &manifest.Keep{Forever: true}, set+1
-	}
-	if set > 1 {
-		return nil, usageErrorf("give at most one of --root-keep-revisions, --root-keep-days and --root-keep-forever")
+	keep, err := keepFromFlags(c, "root-")
+	if err != nil {
+		return nil, err
 	}
 	if name := c.String("root-pin"); name != "" {
 		r.Pin = &manifest.Pin{Name: name, Keep: keep}

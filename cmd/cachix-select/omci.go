@@ -44,7 +44,7 @@ func omciRoots(c *cli.Context, st *store.Store) ([]pushlib.Root, error) {
 	if err != nil {
 		return nil, fault.BadInputf("%w", err)
 	}
-	keep, err := keepFromFlags(c)
+	keep, err := keepFromFlags(c, "")
 	if err != nil {
 		return nil, err
 	}

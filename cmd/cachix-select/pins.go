@@ -28,27 +28,21 @@ func keepFlags() []cli.Flag {
 	}
 }
 
-// keepFromFlags reads the mutually exclusive keep flags (nil: the cache's default).
-func keepFromFlags(c *cli.Context) (*backend.Keep, error) {
-	var keep *backend.Keep
-	n := 0
-	if c.IsSet("keep-revisions") {
-		n++
-		keep = &backend.Keep{Kind: "revisions", Value: c.Int("keep-revisions")}
+// keepFromFlags reads the mutually exclusive keep flags prefix+keep-*
+// (nil: the cache's default).
+func keepFromFlags(c *cli.Context, prefix string) (*backend.Keep, error) {
+	flag := func(k backend.KeepKind) string { return prefix + "keep-" + string(k) }
+	var revisions, days *int
+	if n := c.Int(flag(backend.KeepRevisions)); c.IsSet(flag(backend.KeepRevisions)) {
+		revisions = &n
 	}
-	if c.IsSet("keep-days") {
-		n++
-		keep = &backend.Keep{Kind: "days", Value: c.Int("keep-days")}
+	if n := c.Int(flag(backend.KeepDays)); c.IsSet(flag(backend.KeepDays)) {
+		days = &n
 	}
-	if c.Bool("keep-forever") {
-		n++
-		keep = &backend.Keep{Kind: "forever"}
-	}
-	if n > 1 {
-		return nil, usageErrorf("give at most one of --keep-revisions, --keep-days, --keep-forever")
-	}
-	if keep != nil && keep.Kind != "forever" && keep.Value < 1 {
-		return nil, usageErrorf("--keep-%s must be at least 1", keep.Kind)
+	keep, err := backend.ChooseKeep(revisions, days, c.Bool(flag(backend.KeepForever)),
+		func(k backend.KeepKind) string { return "--" + flag(k) })
+	if err != nil {
+		return nil, usageErrorf("%v", err)
 	}
 	return keep, nil
 }
@@ -118,7 +112,7 @@ func pinAction(c *cli.Context) error {
 	if len(args) != 2 {
 		return usageErrorf("give PIN-NAME and STORE-PATH (and the cache with --cache NAME)")
 	}
-	keep, err := keepFromFlags(c)
+	keep, err := keepFromFlags(c, "")
 	if err != nil {
 		return err
 	}
@@ -211,14 +205,14 @@ func pinsListAction(c *cli.Context) error {
 			CreatedOn string   `json:"createdOn"`
 		}
 		type pin struct {
-			Name         string `json:"name"`
-			CreatedOn    string `json:"createdOn"`
-			Keep         any    `json:"keep"`
-			LastRevision *rev   `json:"lastRevision"`
+			Name         string        `json:"name"`
+			CreatedOn    string        `json:"createdOn"`
+			Keep         *backend.Keep `json:"keep"`
+			LastRevision *rev          `json:"lastRevision"`
 		}
 		out := []pin{}
 		for _, p := range list {
-			q := pin{Name: p.Name, CreatedOn: p.CreatedOn, Keep: keepJSON(p.Keep)}
+			q := pin{Name: p.Name, CreatedOn: p.CreatedOn, Keep: p.Keep}
 			if r := p.LastRevision; r != nil {
 				q.LastRevision = &rev{StorePath: r.StorePath, Artifacts: append([]string{}, r.Artifacts...), CreatedOn: r.CreatedOn}
 			}
@@ -239,31 +233,13 @@ func pinsListAction(c *cli.Context) error {
 		if r := p.LastRevision; r != nil {
 			path, when = r.StorePath, revisionTime(r.CreatedOn)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", p.Name, path, keepText(p.Keep), when)
+		keep := "(default)"
+		if p.Keep != nil {
+			keep = p.Keep.String()
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", p.Name, path, keep, when)
 	}
 	return tw.Flush()
-}
-
-// keepJSON renders a keep policy the way the manifest writes it.
-func keepJSON(k *backend.Keep) any {
-	switch {
-	case k == nil:
-		return nil
-	case k.Kind == "forever":
-		return "forever"
-	}
-	return map[string]int{k.Kind: k.Value}
-}
-
-// keepText renders a keep policy for the table.
-func keepText(k *backend.Keep) string {
-	switch {
-	case k == nil:
-		return "(default)"
-	case k.Kind == "forever":
-		return "forever"
-	}
-	return fmt.Sprintf("%d %s", k.Value, k.Kind)
 }
 
 // revisionTime shortens the server's timestamp when it parses.

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/cachix-select/cachix-select/pushlib/activate"
+	"github.com/cachix-select/cachix-select/pushlib/backend"
 	"github.com/cachix-select/cachix-select/pushlib/manifest"
 )
 
@@ -18,7 +19,7 @@ func TestWithRoot(t *testing.T) {
 	const pkg = "/nix/store/11111111111111111111111111111111-hello"
 	raw := []byte(`{"version":1,"cache":{"name":"c"},"paths":[{"storePath":"` + pkg + `"}],"future":{"x":1}}`)
 	out, err := activate.WithRoot(raw, activate.Root{StorePath: gen,
-		Pin: &manifest.Pin{Name: "laptop-x86_64-linux-generation", Keep: &manifest.Keep{Forever: true}}})
+		Pin: &manifest.Pin{Name: "laptop-x86_64-linux-generation", Keep: &backend.Keep{Kind: backend.KeepForever}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -27,7 +28,7 @@ func TestWithRoot(t *testing.T) {
 		t.Fatalf("%v: %s", err, out)
 	}
 	if len(m.Paths) != 2 || m.Paths[1].StorePath != gen || m.Paths[1].Name != "generation" ||
-		m.Paths[1].Pin == nil || m.Paths[1].Pin.Name != "laptop-x86_64-linux-generation" || !m.Paths[1].Pin.Keep.Forever {
+		m.Paths[1].Pin == nil || m.Paths[1].Pin.Name != "laptop-x86_64-linux-generation" || m.Paths[1].Pin.Keep.Kind != backend.KeepForever {
 		t.Fatalf("paths: %+v", m.Paths)
 	}
 	var top map[string]json.RawMessage

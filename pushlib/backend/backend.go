@@ -10,7 +10,9 @@ package backend
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 
 	"github.com/cachix-select/cachix-select/pushlib/fault"
@@ -87,15 +89,84 @@ type Pin struct {
 	Name      string
 	StorePath string
 	Artifacts []string
-	// Keep is nil (the cache's default), or one of KeepRevisions, KeepDays, KeepForever.
+	// Keep is nil (the cache's default) or the retention policy.
 	Keep *Keep
 }
 
-// Keep is a pin retention policy.
+// Keep is a pin retention policy, the one representation of it: the
+// manifest's JSON ("forever", {"revisions": N}, {"days": N}), the command
+// line's --keep-* flags, the tables and the Cachix API all convert to and
+// from it. A nil *Keep is the cache's default (every revision kept).
 type Keep struct {
-	// Kind is "revisions", "days" or "forever".
-	Kind  string
+	Kind KeepKind
+	// Value is the number of revisions or days (unused for forever).
 	Value int
+}
+
+// KeepKind says what a Keep counts.
+type KeepKind string
+
+// The retention policies Cachix knows.
+const (
+	KeepRevisions KeepKind = "revisions"
+	KeepDays      KeepKind = "days"
+	KeepForever   KeepKind = "forever"
+)
+
+// Validate checks that the policy is one Cachix knows, with a count of at
+// least one.
+func (k Keep) Validate() error {
+	switch k.Kind {
+	case KeepForever:
+		return nil
+	case KeepRevisions, KeepDays:
+		if k.Value < 1 {
+			return fmt.Errorf("%s must be at least 1, not %d", k.Kind, k.Value)
+		}
+		return nil
+	}
+	return fmt.Errorf("unknown pin retention %q (want revisions, days or forever)", k.Kind)
+}
+
+// String renders the policy for a table ("3 revisions", "forever").
+func (k Keep) String() string {
+	if k.Kind == KeepForever {
+		return "forever"
+	}
+	return fmt.Sprintf("%d %s", k.Value, k.Kind)
+}
+
+// MarshalJSON writes the manifest's form: "forever" or {"<kind>": N}.
+func (k Keep) MarshalJSON() ([]byte, error) {
+	if k.Kind == KeepForever {
+		return []byte(`"forever"`), nil
+	}
+	return json.Marshal(map[KeepKind]int{k.Kind: k.Value})
+}
+
+// ChooseKeep builds the policy from the settings of the three mutually
+// exclusive --keep-* flags (nil when none is set); it names the flags as
+// flag(kind) does in its errors.
+func ChooseKeep(revisions, days *int, forever bool, flag func(KeepKind) string) (*Keep, error) {
+	var chosen []Keep
+	if revisions != nil {
+		chosen = append(chosen, Keep{Kind: KeepRevisions, Value: *revisions})
+	}
+	if days != nil {
+		chosen = append(chosen, Keep{Kind: KeepDays, Value: *days})
+	}
+	if forever {
+		chosen = append(chosen, Keep{Kind: KeepForever})
+	}
+	switch {
+	case len(chosen) == 0:
+		return nil, nil
+	case len(chosen) > 1:
+		return nil, fmt.Errorf("give at most one of %s, %s and %s", flag(KeepRevisions), flag(KeepDays), flag(KeepForever))
+	case chosen[0].Validate() != nil:
+		return nil, fmt.Errorf("%s must be at least 1", flag(chosen[0].Kind))
+	}
+	return &chosen[0], nil
 }
 
 // Pinner is implemented by backends that support pins.

@@ -32,16 +32,17 @@ func encodeKeep(k *backend.Keep) (*keepJSON, error) {
 	if k == nil {
 		return nil, nil
 	}
-	v := k.Value
-	switch strings.ToLower(k.Kind) {
-	case "revisions":
-		return &keepJSON{Tag: "Revisions", Contents: &v}, nil
-	case "days":
-		return &keepJSON{Tag: "Days", Contents: &v}, nil
-	case "forever":
-		return &keepJSON{Tag: "Forever"}, nil
+	if err := k.Validate(); err != nil {
+		return nil, err
 	}
-	return nil, fmt.Errorf("unknown pin retention %q (want revisions, days or forever)", k.Kind)
+	v := k.Value
+	switch k.Kind {
+	case backend.KeepRevisions:
+		return &keepJSON{Tag: "Revisions", Contents: &v}, nil
+	case backend.KeepDays:
+		return &keepJSON{Tag: "Days", Contents: &v}, nil
+	}
+	return &keepJSON{Tag: "Forever"}, nil
 }
 
 // decodeKeep maps the wire form back; an unknown tag is kept lower-cased
@@ -50,7 +51,7 @@ func decodeKeep(k *keepJSON) *backend.Keep {
 	if k == nil {
 		return nil
 	}
-	out := &backend.Keep{Kind: strings.ToLower(k.Tag)}
+	out := &backend.Keep{Kind: backend.KeepKind(strings.ToLower(k.Tag))}
 	if k.Contents != nil {
 		out.Value = *k.Contents
 	}

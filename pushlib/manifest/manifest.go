@@ -19,6 +19,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/cachix-select/cachix-select/pushlib/backend"
 	"github.com/cachix-select/cachix-select/pushlib/fault"
 	"github.com/cachix-select/cachix-select/pushlib/s3cache/s3url"
 	"github.com/cachix-select/cachix-select/pushlib/store"
@@ -61,27 +62,8 @@ type Path struct {
 
 // Pin asks for the path (not its closure) to be pinned under Name.
 type Pin struct {
-	Name string `json:"name"`
-	Keep *Keep  `json:"keep,omitempty"`
-}
-
-// Keep is a pin retention policy: exactly one of Revisions, Days, Forever.
-type Keep struct {
-	Revisions int  `json:"revisions,omitempty"`
-	Days      int  `json:"days,omitempty"`
-	Forever   bool `json:"-"`
-}
-
-// MarshalJSON writes "forever" or the single-key object.
-func (k Keep) MarshalJSON() ([]byte, error) {
-	switch {
-	case k.Forever:
-		return []byte(`"forever"`), nil
-	case k.Revisions > 0:
-		return json.Marshal(map[string]int{"revisions": k.Revisions})
-	default:
-		return json.Marshal(map[string]int{"days": k.Days})
-	}
+	Name string        `json:"name"`
+	Keep *backend.Keep `json:"keep,omitempty"`
 }
 
 // Push holds the tuning knobs; zero values mean "use the default".
@@ -548,13 +530,13 @@ func checkPinName(name string) error {
 	return nil
 }
 
-func (p *parser) keep(raw json.RawMessage, field string) (*Keep, error) {
-	var s string
-	if json.Unmarshal(raw, &s) == nil {
-		if s == "forever" {
-			return &Keep{Forever: true}, nil
+func (p *parser) keep(raw json.RawMessage, field string) (*backend.Keep, error) {
+	var str string
+	if json.Unmarshal(raw, &str) == nil {
+		if str == string(backend.KeepForever) {
+			return &backend.Keep{Kind: backend.KeepForever}, nil
 		}
-		return nil, p.errf(field, "%s is not a keep policy (want \"forever\", {\"revisions\": N} or {\"days\": N})", store.Quote(s))
+		return nil, p.errf(field, "%s is not a keep policy (want \"forever\", {\"revisions\": N} or {\"days\": N})", store.Quote(str))
 	}
 	obj, err := p.object(raw, field)
 	if err != nil {
@@ -563,25 +545,20 @@ func (p *parser) keep(raw json.RawMessage, field string) (*Keep, error) {
 	if len(obj) != 1 {
 		return nil, p.errf(field, "must have exactly one of revisions or days")
 	}
-	k := &Keep{}
 	for key, v := range obj {
-		var n int
-		if err := p.integer(v, field+"."+key, &n); err != nil {
-			return nil, err
-		}
-		if n < 1 {
-			return nil, p.errf(field+"."+key, "must be at least 1, not %d", n)
-		}
-		switch key {
-		case "revisions":
-			k.Revisions = n
-		case "days":
-			k.Days = n
-		default:
+		k := &backend.Keep{Kind: backend.KeepKind(key)}
+		if k.Kind != backend.KeepRevisions && k.Kind != backend.KeepDays {
 			return nil, p.errf(field, "unknown key %q (want revisions or days)", key)
 		}
+		if err := p.integer(v, field+"."+key, &k.Value); err != nil {
+			return nil, err
+		}
+		if k.Value < 1 {
+			return nil, p.errf(field+"."+key, "must be at least 1, not %d", k.Value)
+		}
+		return k, nil
 	}
-	return k, nil
+	return nil, nil // unreachable: obj has one key
 }
 
 func (p *parser) push(top map[string]json.RawMessage, m *Manifest) error {

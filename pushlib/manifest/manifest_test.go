@@ -11,6 +11,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/cachix-select/cachix-select/pushlib/backend"
 	"github.com/cachix-select/cachix-select/pushlib/manifest"
 )
 
@@ -37,8 +38,8 @@ func TestParseValid(t *testing.T) {
 	if m.Cache.Name != "mycache" || m.Cache.Host != "" || m.Cache.AuthTokenFile != "/run/secrets/cachix-token" {
 		t.Errorf("cache = %+v", m.Cache)
 	}
-	if len(m.Paths) != 3 || m.Paths[1].Name != "glibc-2.40" || m.Paths[0].Pin.Keep.Revisions != 3 ||
-		!m.Paths[1].Pin.Keep.Forever || m.Paths[2].Pin.Keep.Days != 7 {
+	if len(m.Paths) != 3 || m.Paths[1].Name != "glibc-2.40" || *m.Paths[0].Pin.Keep != (backend.Keep{Kind: backend.KeepRevisions, Value: 3}) ||
+		m.Paths[1].Pin.Keep.Kind != backend.KeepForever || *m.Paths[2].Pin.Keep != (backend.Keep{Kind: backend.KeepDays, Value: 7}) {
 		t.Errorf("paths = %+v", m.Paths)
 	}
 	if m.Push.Jobs != 4 || m.Push.Compression != "xz" || *m.Push.CompressionLevel != 6 || !m.Push.OmitDeriver || m.Origin != "home-manager" {
@@ -53,7 +54,7 @@ func TestParseValid(t *testing.T) {
 	if err != nil {
 		t.Fatalf("re-parsing %s: %v", b, err)
 	}
-	if m2.Paths[1].Pin.Keep.Forever != true || m2.Paths[2].Pin.Keep.Days != 7 {
+	if m2.Paths[1].Pin.Keep.Kind != backend.KeepForever || m2.Paths[2].Pin.Keep.Value != 7 {
 		t.Errorf("round trip lost keep: %s", b)
 	}
 }
