@@ -21,6 +21,7 @@ import (
 
 	"github.com/cachix-select/cachix-select/pushlib/backend"
 	"github.com/cachix-select/cachix-select/pushlib/fault"
+	"github.com/cachix-select/cachix-select/pushlib/internal/jsonfield"
 	"github.com/cachix-select/cachix-select/pushlib/s3cache/s3url"
 	"github.com/cachix-select/cachix-select/pushlib/store"
 )
@@ -192,25 +193,19 @@ func ParseWith(data []byte, file string, opts Options) (*Manifest, error) {
 	if err := json.Unmarshal(data, &raw); err != nil {
 		return nil, p.errf("", "not valid JSON: %s", jsonErr(err, data))
 	}
-	var top map[string]json.RawMessage
-	if err := json.Unmarshal(raw, &top); err != nil || top == nil {
-		return nil, p.errf("", "must be a JSON object, not %s", jsonType(raw))
+	root := jsonfield.Root(raw)
+	top, ok := root.Object()
+	if !ok {
+		return nil, p.errf("", "must be a JSON object, not %s", root.Kind())
 	}
 	m := &Manifest{File: file}
-	if err := p.version(top, m); err != nil {
-		return nil, err
+	for _, step := range []func(jsonfield.Object, *Manifest) error{p.version, p.cache, p.paths, p.push} {
+		if err := step(top, m); err != nil {
+			return nil, err
+		}
 	}
-	if err := p.cache(top, m); err != nil {
-		return nil, err
-	}
-	if err := p.paths(top, m); err != nil {
-		return nil, err
-	}
-	if err := p.push(top, m); err != nil {
-		return nil, err
-	}
-	if raw, ok := top["origin"]; ok && !isNull(raw) {
-		if err := p.str(raw, "origin", &m.Origin); err != nil {
+	if v := top.Get("origin"); !v.Null() {
+		if err := p.str(v, &m.Origin); err != nil {
 			return nil, err
 		}
 	}
@@ -242,62 +237,44 @@ func jsonErr(err error, data []byte) string {
 	return err.Error()
 }
 
-func isNull(raw json.RawMessage) bool { return string(bytes.TrimSpace(raw)) == "null" }
-
-// jsonType names the JSON type of raw for error messages.
-func jsonType(raw json.RawMessage) string {
-	raw = bytes.TrimSpace(raw)
-	if len(raw) == 0 {
-		return "nothing"
+// str reads a string field.
+func (p *parser) str(v jsonfield.Value, dst *string) error {
+	s, ok := v.Text()
+	if !ok {
+		return p.errf(v.Path, "must be a string, not %s", v.Kind())
 	}
-	switch raw[0] {
-	case '{':
-		return "an object"
-	case '[':
-		return "an array"
-	case '"':
-		return "a string"
-	case 't', 'f':
-		return "a boolean"
-	case 'n':
-		return "null"
-	}
-	return "a number"
-}
-
-func (p *parser) str(raw json.RawMessage, field string, dst *string) error {
-	if err := json.Unmarshal(raw, dst); err != nil {
-		return p.errf(field, "must be a string, not %s", jsonType(raw))
-	}
+	*dst = s
 	return nil
 }
 
-func (p *parser) integer(raw json.RawMessage, field string, dst *int) error {
-	var f float64
-	if err := json.Unmarshal(raw, &f); err != nil {
-		return p.errf(field, "must be a number, not %s", jsonType(raw))
+// integer reads a whole-number field.
+func (p *parser) integer(v jsonfield.Value, dst *int) error {
+	f, ok := v.Number()
+	if !ok {
+		return p.errf(v.Path, "must be a number, not %s", v.Kind())
 	}
 	if f != float64(int(f)) {
-		return p.errf(field, "must be a whole number, not %v", f)
+		return p.errf(v.Path, "must be a whole number, not %v", f)
 	}
 	*dst = int(f)
 	return nil
 }
 
-func (p *parser) object(raw json.RawMessage, field string) (map[string]json.RawMessage, error) {
-	var obj map[string]json.RawMessage
-	if err := json.Unmarshal(raw, &obj); err != nil || obj == nil {
-		return nil, p.errf(field, "must be an object, not %s", jsonType(raw))
+// object reads an object field.
+func (p *parser) object(v jsonfield.Value) (jsonfield.Object, error) {
+	obj, ok := v.Object()
+	if !ok {
+		return obj, p.errf(v.Path, "must be an object, not %s", v.Kind())
 	}
 	return obj, nil
 }
 
-func (p *parser) version(top map[string]json.RawMessage, m *Manifest) error {
-	raw, ok := top["version"]
-	if !ok {
+func (p *parser) version(top jsonfield.Object, m *Manifest) error {
+	v := top.Get("version")
+	if v.Absent() {
 		return p.errf("version", "is required (this program reads version 1)")
 	}
-	if err := p.integer(raw, "version", &m.Version); err != nil {
+	if err := p.integer(v, &m.Version); err != nil {
 		return err
 	}
 	if m.Version != 1 {
@@ -306,30 +283,29 @@ func (p *parser) version(top map[string]json.RawMessage, m *Manifest) error {
 	return nil
 }
 
-func (p *parser) cache(top map[string]json.RawMessage, m *Manifest) error {
-	raw, ok := top["cache"]
-	if !ok || isNull(raw) {
+func (p *parser) cache(top jsonfield.Object, m *Manifest) error {
+	v := top.Get("cache")
+	if v.Null() {
 		return p.errf("cache", "is required")
 	}
-	obj, err := p.object(raw, "cache")
+	obj, err := p.object(v)
 	if err != nil {
 		return err
 	}
-	fields := []struct {
+	c := &m.Cache
+	for _, f := range []struct {
 		name string
 		dst  *string
 	}{
-		{"name", &m.Cache.Name}, {"host", &m.Cache.Host}, {"url", &m.Cache.URL},
-		{"authTokenFile", &m.Cache.AuthTokenFile}, {"signingKeyFile", &m.Cache.SigningKeyFile},
-	}
-	for _, f := range fields {
-		if v, ok := obj[f.name]; ok && !isNull(v) {
-			if err := p.str(v, "cache."+f.name, f.dst); err != nil {
+		{"name", &c.Name}, {"host", &c.Host}, {"url", &c.URL},
+		{"authTokenFile", &c.AuthTokenFile}, {"signingKeyFile", &c.SigningKeyFile},
+	} {
+		if v := obj.Get(f.name); !v.Null() {
+			if err := p.str(v, f.dst); err != nil {
 				return err
 			}
 		}
 	}
-	c := &m.Cache
 	switch {
 	case c.Name != "" && c.URL != "":
 		return p.errf("cache", "has both name and url; give exactly one (name for Cachix, url for a plain binary cache)")
@@ -411,48 +387,47 @@ func ValidateCacheURL(u string) error {
 	return fmt.Errorf("%s is not a supported binary cache URL (use file:///path, s3://bucket?…, or cache.name for Cachix)", store.Quote(u))
 }
 
-func (p *parser) paths(top map[string]json.RawMessage, m *Manifest) error {
-	raw, ok := top["paths"]
-	if !ok || isNull(raw) {
+func (p *parser) paths(top jsonfield.Object, m *Manifest) error {
+	v := top.Get("paths")
+	if v.Null() {
 		return p.errf("paths", "is required (it may be an empty list)")
 	}
-	var items []json.RawMessage
-	if err := json.Unmarshal(raw, &items); err != nil {
-		return p.errf("paths", "must be an array, not %s", jsonType(raw))
+	items, ok := v.Array()
+	if !ok {
+		return p.errf("paths", "must be an array, not %s", v.Kind())
 	}
 	pins := map[string]int{}
 	for i, item := range items {
-		field := fmt.Sprintf("paths[%d]", i)
-		obj, err := p.object(item, field)
+		obj, err := p.object(item)
 		if err != nil {
 			return err
 		}
 		var e Path
-		sp, ok := obj["storePath"]
-		if !ok || isNull(sp) {
-			return p.errf(field+".storePath", "is required")
+		sp := obj.Get("storePath")
+		if sp.Null() {
+			return p.errf(sp.Path, "is required")
 		}
-		if err := p.str(sp, field+".storePath", &e.StorePath); err != nil {
+		if err := p.str(sp, &e.StorePath); err != nil {
 			return err
 		}
-		if err := p.storePath(e.StorePath, field+".storePath"); err != nil {
+		if err := p.storePath(e.StorePath, sp.Path); err != nil {
 			return err
 		}
-		if v, ok := obj["name"]; ok && !isNull(v) {
-			if err := p.str(v, field+".name", &e.Name); err != nil {
+		if name := obj.Get("name"); !name.Null() {
+			if err := p.str(name, &e.Name); err != nil {
 				return err
 			}
 		}
 		if e.Name == "" {
 			e.Name = store.NameOf(e.StorePath)
 		}
-		if v, ok := obj["pin"]; ok && !isNull(v) {
-			pin, err := p.pin(v, field+".pin")
+		if v := obj.Get("pin"); !v.Null() {
+			pin, err := p.pin(v)
 			if err != nil {
 				return err
 			}
 			if j, dup := pins[pin.Name]; dup {
-				return p.errf(field+".pin.name", "%s is also used by paths[%d]", store.Quote(pin.Name), j)
+				return p.errf(v.Path+".name", "%s is also used by paths[%d]", store.Quote(pin.Name), j)
 			}
 			pins[pin.Name] = i
 			e.Pin = pin
@@ -479,31 +454,29 @@ func (p *parser) storePath(sp, field string) error {
 	return p.errf(field, "%v", err)
 }
 
-func (p *parser) pin(raw json.RawMessage, field string) (*Pin, error) {
-	obj, err := p.object(raw, field)
+func (p *parser) pin(v jsonfield.Value) (*Pin, error) {
+	obj, err := p.object(v)
 	if err != nil {
 		return nil, err
 	}
 	pin := &Pin{}
-	v, ok := obj["name"]
-	if !ok || isNull(v) {
-		return nil, p.errf(field+".name", "is required")
+	name := obj.Get("name")
+	if name.Null() {
+		return nil, p.errf(name.Path, "is required")
 	}
-	if err := p.str(v, field+".name", &pin.Name); err != nil {
+	if err := p.str(name, &pin.Name); err != nil {
 		return nil, err
 	}
 	if pin.Name == "" {
-		return nil, p.errf(field+".name", "must not be empty")
+		return nil, p.errf(name.Path, "must not be empty")
 	}
 	if err := checkPinName(pin.Name); err != nil {
-		return nil, p.errf(field+".name", "%s %v", store.Quote(pin.Name), err)
+		return nil, p.errf(name.Path, "%s %v", store.Quote(pin.Name), err)
 	}
-	if k, ok := obj["keep"]; ok && !isNull(k) {
-		keep, err := p.keep(k, field+".keep")
-		if err != nil {
+	if k := obj.Get("keep"); !k.Null() {
+		if pin.Keep, err = p.keep(k); err != nil {
 			return nil, err
 		}
-		pin.Keep = keep
 	}
 	return pin, nil
 }
@@ -530,76 +503,76 @@ func checkPinName(name string) error {
 	return nil
 }
 
-func (p *parser) keep(raw json.RawMessage, field string) (*backend.Keep, error) {
-	var str string
-	if json.Unmarshal(raw, &str) == nil {
+func (p *parser) keep(v jsonfield.Value) (*backend.Keep, error) {
+	if str, ok := v.Text(); ok {
 		if str == string(backend.KeepForever) {
 			return &backend.Keep{Kind: backend.KeepForever}, nil
 		}
-		return nil, p.errf(field, "%s is not a keep policy (want \"forever\", {\"revisions\": N} or {\"days\": N})", store.Quote(str))
+		return nil, p.errf(v.Path, "%s is not a keep policy (want \"forever\", {\"revisions\": N} or {\"days\": N})", store.Quote(str))
 	}
-	obj, err := p.object(raw, field)
-	if err != nil {
-		return nil, p.errf(field, "must be \"forever\", {\"revisions\": N} or {\"days\": N}, not %s", jsonType(raw))
+	obj, ok := v.Object()
+	if !ok {
+		return nil, p.errf(v.Path, "must be \"forever\", {\"revisions\": N} or {\"days\": N}, not %s", v.Kind())
 	}
-	if len(obj) != 1 {
-		return nil, p.errf(field, "must have exactly one of revisions or days")
+	if obj.Len() != 1 {
+		return nil, p.errf(v.Path, "must have exactly one of revisions or days")
 	}
-	for key, v := range obj {
-		k := &backend.Keep{Kind: backend.KeepKind(key)}
-		if k.Kind != backend.KeepRevisions && k.Kind != backend.KeepDays {
-			return nil, p.errf(field, "unknown key %q (want revisions or days)", key)
-		}
-		if err := p.integer(v, field+"."+key, &k.Value); err != nil {
-			return nil, err
-		}
-		if k.Value < 1 {
-			return nil, p.errf(field+"."+key, "must be at least 1, not %d", k.Value)
-		}
-		return k, nil
+	key := obj.Keys()[0]
+	k := &backend.Keep{Kind: backend.KeepKind(key)}
+	if k.Kind != backend.KeepRevisions && k.Kind != backend.KeepDays {
+		return nil, p.errf(v.Path, "unknown key %q (want revisions or days)", key)
 	}
-	return nil, nil // unreachable: obj has one key
+	n := obj.Get(key)
+	if err := p.integer(n, &k.Value); err != nil {
+		return nil, err
+	}
+	if k.Value < 1 {
+		return nil, p.errf(n.Path, "must be at least 1, not %d", k.Value)
+	}
+	return k, nil
 }
 
-func (p *parser) push(top map[string]json.RawMessage, m *Manifest) error {
-	raw, ok := top["push"]
-	if !ok || isNull(raw) {
+func (p *parser) push(top jsonfield.Object, m *Manifest) error {
+	v := top.Get("push")
+	if v.Null() {
 		return nil
 	}
-	obj, err := p.object(raw, "push")
+	obj, err := p.object(v)
 	if err != nil {
 		return err
 	}
-	if v, ok := obj["jobs"]; ok && !isNull(v) {
-		if err := p.integer(v, "push.jobs", &m.Push.Jobs); err != nil {
+	if v := obj.Get("jobs"); !v.Null() {
+		if err := p.integer(v, &m.Push.Jobs); err != nil {
 			return err
 		}
 		if m.Push.Jobs < 1 || m.Push.Jobs > 256 {
-			return p.errf("push.jobs", "must be between 1 and 256, not %d", m.Push.Jobs)
+			return p.errf(v.Path, "must be between 1 and 256, not %d", m.Push.Jobs)
 		}
 	}
-	if v, ok := obj["compression"]; ok && !isNull(v) {
-		if err := p.str(v, "push.compression", &m.Push.Compression); err != nil {
+	if v := obj.Get("compression"); !v.Null() {
+		if err := p.str(v, &m.Push.Compression); err != nil {
 			return err
 		}
 		if m.Push.Compression != "zstd" && m.Push.Compression != "xz" {
-			return p.errf("push.compression", "must be \"zstd\" or \"xz\", not %s", store.Quote(m.Push.Compression))
+			return p.errf(v.Path, "must be \"zstd\" or \"xz\", not %s", store.Quote(m.Push.Compression))
 		}
 	}
-	if v, ok := obj["compressionLevel"]; ok && !isNull(v) {
+	if v := obj.Get("compressionLevel"); !v.Null() {
 		var n int
-		if err := p.integer(v, "push.compressionLevel", &n); err != nil {
+		if err := p.integer(v, &n); err != nil {
 			return err
 		}
 		if n < 0 || n > 16 {
-			return p.errf("push.compressionLevel", "must be between 0 and 16, not %d", n)
+			return p.errf(v.Path, "must be between 0 and 16, not %d", n)
 		}
 		m.Push.CompressionLevel = &n
 	}
-	if v, ok := obj["omitDeriver"]; ok && !isNull(v) {
-		if err := json.Unmarshal(v, &m.Push.OmitDeriver); err != nil {
-			return p.errf("push.omitDeriver", "must be true or false, not %s", jsonType(v))
+	if v := obj.Get("omitDeriver"); !v.Null() {
+		b, ok := v.Bool()
+		if !ok {
+			return p.errf(v.Path, "must be true or false, not %s", v.Kind())
 		}
+		m.Push.OmitDeriver = b
 	}
 	return nil
 }
