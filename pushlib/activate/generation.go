@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/cachix-select/cachix-select/pushlib/internal/fsutil"
 	"github.com/cachix-select/cachix-select/pushlib/manifest"
 	"github.com/cachix-select/cachix-select/pushlib/store"
 )
@@ -35,7 +36,7 @@ func CheckRoot(root, storeDir string) (string, error) {
 		return "", fmt.Errorf("--root %s is not a store path in %s: give the store path of the generation being activated", root, storeDir)
 	}
 	if _, err := os.Lstat(path); err != nil {
-		return "", fmt.Errorf("--root %s: %w", root, errors.Unwrap(err))
+		return "", fmt.Errorf("--root %s: %w", root, fsutil.Cause(err))
 	}
 	return path, nil
 }

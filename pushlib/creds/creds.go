@@ -26,7 +26,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
 	"os/user"
 	"path/filepath"
@@ -34,7 +33,9 @@ import (
 
 	"github.com/cachix-select/cachix-select/pushlib/creds/dhall"
 	"github.com/cachix-select/cachix-select/pushlib/fault"
+	"github.com/cachix-select/cachix-select/pushlib/internal/fsutil"
 	"github.com/cachix-select/cachix-select/pushlib/signing"
+	"github.com/cachix-select/cachix-select/pushlib/store"
 )
 
 // ErrSecretInStore marks a secret file whose path (after cleaning and
@@ -62,9 +63,6 @@ const (
 	// maxSecretSize bounds what is read from a secret file, so pointing a
 	// flag at a large file or a device cannot eat memory.
 	maxSecretSize = 64 << 10
-	// defaultStoreDir is where Nix keeps its store unless NIX_STORE_DIR says
-	// otherwise.
-	defaultStoreDir = "/nix/store"
 )
 
 // Sources says where to look for credentials.
@@ -130,7 +128,7 @@ func (c Credentials) GoString() string { return "creds.Credentials{" + c.String(
 type resolver struct {
 	s          Sources
 	lookup     func(string) (string, bool)
-	storeDirs  []string
+	storeDir   string
 	cfg        *dhall.Config
 	cfgPath    string
 	cfgChecked bool
@@ -152,7 +150,10 @@ func Resolve(s Sources) (*Credentials, error) {
 	if r.lookup == nil {
 		r.lookup = os.LookupEnv
 	}
-	r.storeDirs = storeDirs(s.StoreDir, r.lookup)
+	r.storeDir = s.StoreDir
+	if r.storeDir == "" {
+		r.storeDir, _ = r.lookup("NIX_STORE_DIR")
+	}
 	if err := r.loadConfig(); err != nil {
 		return nil, err
 	}
@@ -280,24 +281,24 @@ func (r *resolver) readSecretFile(what, origin, path string) (text, source strin
 	fail := func(format string, args ...any) (string, string, error) {
 		return "", "", fmt.Errorf("reading %s from %s: "+format, append([]any{what, source}, args...)...)
 	}
-	if real, ok := r.inStore(path); ok {
+	if real, ok := store.Within(path, r.storeDir); ok {
 		return fail("%w (%s), which every user can read: keep secrets outside the store and pass their runtime path", ErrSecretInStore, real)
 	}
 	f, err := os.Open(path)
 	if err != nil {
-		return fail("%w: %w", ErrUnreadable, pathCause(err))
+		return fail("%w: %w", ErrUnreadable, fsutil.Cause(err))
 	}
 	defer f.Close()
 	fi, err := f.Stat()
 	if err != nil {
-		return fail("%w: %w", ErrUnreadable, pathCause(err))
+		return fail("%w: %w", ErrUnreadable, fsutil.Cause(err))
 	}
 	if fi.IsDir() {
 		return fail("%w: it is a directory", ErrUnreadable)
 	}
 	data, err := io.ReadAll(io.LimitReader(f, maxSecretSize+1))
 	if err != nil {
-		return fail("%w: %w", ErrUnreadable, pathCause(err))
+		return fail("%w: %w", ErrUnreadable, fsutil.Cause(err))
 	}
 	if len(data) > maxSecretSize {
 		return fail("%w: larger than %d KiB, which is not a token or key file", ErrUnreadable, maxSecretSize>>10)
@@ -349,55 +350,13 @@ func (r *resolver) checkConfigExposure() {
 		return
 	}
 	r.cfgChecked = true
-	if real, ok := r.inStore(r.cfgPath); ok {
+	if real, ok := store.Within(r.cfgPath, r.storeDir); ok {
 		r.warnings = append(r.warnings, fmt.Sprintf("%s is in the Nix store (%s), so every user can read the secrets in it; keep cachix.dhall outside the store", r.cfgPath, real))
 		return
 	}
 	if fi, err := os.Stat(r.cfgPath); err == nil && fi.Mode().Perm()&0o004 != 0 {
 		r.warnings = append(r.warnings, fmt.Sprintf("%s is readable by every user (mode %04o); restrict it, e.g. chmod 600", r.cfgPath, fi.Mode().Perm()))
 	}
-}
-
-// inStore reports whether path, cleaned and made absolute, or the file it
-// resolves to through symlinks, lies inside a store directory; it returns
-// the offending form.
-func (r *resolver) inStore(path string) (string, bool) {
-	abs, err := filepath.Abs(path)
-	if err != nil {
-		abs = filepath.Clean(path)
-	}
-	forms := []string{abs}
-	if real, err := filepath.EvalSymlinks(abs); err == nil && real != abs {
-		forms = append(forms, real)
-	}
-	for _, dir := range r.storeDirs {
-		for _, p := range forms {
-			if p == dir || strings.HasPrefix(p, dir+string(filepath.Separator)) {
-				return p, true
-			}
-		}
-	}
-	return "", false
-}
-
-// storeDirs lists the store directories to keep secrets out of: the
-// configured one, /nix/store, and their symlink-resolved forms.
-func storeDirs(configured string, lookup func(string) (string, bool)) []string {
-	if configured == "" {
-		configured, _ = lookup("NIX_STORE_DIR")
-	}
-	var dirs []string
-	for _, d := range []string{configured, defaultStoreDir} {
-		if d == "" {
-			continue
-		}
-		d = filepath.Clean(d)
-		dirs = append(dirs, d)
-		if real, err := filepath.EvalSymlinks(d); err == nil && real != d {
-			dirs = append(dirs, real)
-		}
-	}
-	return dirs
 }
 
 // checkToken rejects tokens that cannot be a bearer token: whitespace or
@@ -414,14 +373,4 @@ func checkToken(token string) error {
 		return fmt.Errorf("%w: it looks like an environment file line (%s=…); it must be the token alone", ErrBadToken, envToken)
 	}
 	return nil
-}
-
-// pathCause strips the *fs.PathError wrapper, whose message repeats the
-// path the caller already names; errors.Is still sees the errno.
-func pathCause(err error) error {
-	var pe *fs.PathError
-	if errors.As(err, &pe) {
-		return pe.Err
-	}
-	return err
 }

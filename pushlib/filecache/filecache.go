@@ -31,6 +31,7 @@ import (
 	"github.com/cachix-select/cachix-select/pushlib/binarycache"
 	"github.com/cachix-select/cachix-select/pushlib/fault"
 	"github.com/cachix-select/cachix-select/pushlib/internal/atomicfile"
+	"github.com/cachix-select/cachix-select/pushlib/internal/fsutil"
 	"github.com/cachix-select/cachix-select/pushlib/narstream"
 	"github.com/cachix-select/cachix-select/pushlib/signing"
 	"github.com/cachix-select/cachix-select/pushlib/store"
@@ -110,7 +111,7 @@ func (c *Cache) Open(ctx context.Context) (backend.Info, error) {
 		return backend.Info{}, nil
 	}
 	if err := os.MkdirAll(filepath.Join(c.dir, "nar"), 0o755); err != nil {
-		return backend.Info{}, fmt.Errorf("%w: creating %s: %v", ErrBadLocation, c.dir, unwrapPathErr(err))
+		return backend.Info{}, fmt.Errorf("%w: creating %s: %v", ErrBadLocation, c.dir, fsutil.Cause(err))
 	}
 	infoFile := filepath.Join(c.dir, binarycache.CacheInfoFile)
 	data, err := os.ReadFile(infoFile)
@@ -124,7 +125,7 @@ func (c *Cache) Open(ctx context.Context) (backend.Info, error) {
 			return backend.Info{}, fmt.Errorf("%w: writing nix-cache-info: %v", ErrBadLocation, err)
 		}
 	default:
-		return backend.Info{}, fmt.Errorf("%w: reading %s: %v", ErrBadLocation, infoFile, unwrapPathErr(err))
+		return backend.Info{}, fmt.Errorf("%w: reading %s: %v", ErrBadLocation, infoFile, fsutil.Cause(err))
 	}
 	c.RemoveStaleTemps()
 	return backend.Info{}, nil
@@ -204,7 +205,7 @@ func createTemp(dir string) (tmp *atomicfile.File, release func(), err error) {
 	lk, err := os.Open(tmp.Name())
 	if err != nil {
 		tmp.Abort()
-		return nil, nil, fmt.Errorf("locking a file in %s: %w", dir, unwrapPathErr(err))
+		return nil, nil, fmt.Errorf("locking a file in %s: %w", dir, fsutil.Cause(err))
 	}
 	// On a file system without locks the file is written unlocked; the
 	// cleaner then goes by age alone.
@@ -297,16 +298,7 @@ func (c *Cache) writeAtomic(dst string, data []byte) error {
 	defer release()
 	if _, err := tmp.Write(data); err != nil {
 		tmp.Abort()
-		return fmt.Errorf("writing %s: %w", dst, unwrapPathErr(err))
+		return fmt.Errorf("writing %s: %w", dst, fsutil.Cause(err))
 	}
 	return tmp.Commit(dst, 0o644, !c.opts.NoSync)
-}
-
-// unwrapPathErr keeps error messages from repeating long temp-file names.
-func unwrapPathErr(err error) error {
-	var pe *fs.PathError
-	if errors.As(err, &pe) {
-		return pe.Err
-	}
-	return err
 }

@@ -21,6 +21,7 @@ import (
 
 	"github.com/cachix-select/cachix-select/pushlib/backend"
 	"github.com/cachix-select/cachix-select/pushlib/fault"
+	"github.com/cachix-select/cachix-select/pushlib/internal/fsutil"
 	"github.com/cachix-select/cachix-select/pushlib/internal/jsonfield"
 	"github.com/cachix-select/cachix-select/pushlib/s3cache/s3url"
 	"github.com/cachix-select/cachix-select/pushlib/store"
@@ -123,12 +124,12 @@ func ReadFile(file string) ([]byte, error) {
 	// refused below. It changes nothing for regular files.
 	f, err := os.OpenFile(file, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if err != nil {
-		return nil, &Error{File: file, Msg: fmt.Sprintf("cannot read: %v", unwrapPathError(err))}
+		return nil, &Error{File: file, Msg: fmt.Sprintf("cannot read: %v", fsutil.Cause(err))}
 	}
 	defer f.Close()
 	fi, err := f.Stat()
 	if err != nil {
-		return nil, &Error{File: file, Msg: fmt.Sprintf("cannot read: %v", unwrapPathError(err))}
+		return nil, &Error{File: file, Msg: fmt.Sprintf("cannot read: %v", fsutil.Cause(err))}
 	}
 	if !fi.Mode().IsRegular() {
 		return nil, &Error{File: file, Msg: fmt.Sprintf("is %s, not a regular file; give a manifest file", fileKind(fi.Mode()))}
@@ -138,7 +139,7 @@ func ReadFile(file string) ([]byte, error) {
 	}
 	data, err := io.ReadAll(io.LimitReader(f, MaxSize+1))
 	if err != nil {
-		return nil, &Error{File: file, Msg: fmt.Sprintf("cannot read: %v", unwrapPathError(err))}
+		return nil, &Error{File: file, Msg: fmt.Sprintf("cannot read: %v", fsutil.Cause(err))}
 	}
 	if len(data) > MaxSize {
 		return nil, &Error{File: file, Msg: fmt.Sprintf("is more than %d MiB; a manifest may be at most that", MaxSize>>20)}
@@ -161,15 +162,6 @@ func fileKind(m fs.FileMode) string {
 		return "a block device"
 	}
 	return "a special file"
-}
-
-// unwrapPathError drops the file name os errors repeat.
-func unwrapPathError(err error) error {
-	var pe *os.PathError
-	if errors.As(err, &pe) {
-		return pe.Err
-	}
-	return err
 }
 
 // Options for validation that depend on the machine.
@@ -336,26 +328,12 @@ func (p *parser) cache(top jsonfield.Object, m *Manifest) error {
 		if !filepath.IsAbs(f.val) {
 			return p.errf(f.field, "must be an absolute path, not %s", store.Quote(f.val))
 		}
-		if InStore(f.val, p.opts.StoreDir) {
+		if _, in := store.Within(f.val, p.opts.StoreDir); in {
 			return p.errf(f.field, "%s is inside the Nix store, which every user can read; "+
 				"keep secrets outside the store (for example /run/secrets/…) and give the path as a string, not a Nix path", f.val)
 		}
 	}
 	return nil
-}
-
-// InStore reports whether file lies inside storeDir, also through
-// symlinks (on NixOS /etc/static/… points into the store).
-func InStore(file, storeDir string) bool {
-	inside := func(p string) bool {
-		p = filepath.Clean(p)
-		return p == storeDir || strings.HasPrefix(p, storeDir+"/")
-	}
-	if inside(file) {
-		return true
-	}
-	real, err := filepath.EvalSymlinks(file)
-	return err == nil && inside(real)
 }
 
 // ValidateCacheName checks a Cachix cache name (lower-case letters, digits, '-').

@@ -2,10 +2,11 @@ package omci
 
 import (
 	"fmt"
-	"path"
 	"slices"
 	"sort"
 	"strings"
+
+	"github.com/cachix-select/cachix-select/pushlib/internal/glob"
 )
 
 // Selection says which outputs of a results file to push and pin, and how
@@ -28,6 +29,15 @@ type Selection struct {
 	SystemOf map[string]string
 }
 
+// names is the name filter of Include and Exclude.
+func (sel Selection) names() (*glob.Filter, error) {
+	f, err := glob.New(sel.Include, sel.Exclude)
+	if err != nil {
+		return nil, fmt.Errorf("%w: name %w", ErrBadSelection, err)
+	}
+	return f, nil
+}
+
 // Item is one store path to push and the pin to create for it.
 type Item struct {
 	Subflake  string
@@ -42,7 +52,8 @@ type Item struct {
 // path) is listed once; the same pin name for two different paths is an
 // error, as is a requested sub-flake or system the results do not have.
 func (r *Results) Select(sel Selection) ([]Item, error) {
-	if err := checkPatterns(sel.Include, sel.Exclude); err != nil {
+	names, err := sel.names()
+	if err != nil {
 		return nil, err
 	}
 	subflakes, err := r.pickSubflakes(sel.Subflakes)
@@ -58,7 +69,7 @@ func (r *Results) Select(sel Selection) ([]Item, error) {
 	var unknown []string
 	for _, sfName := range subflakes {
 		for _, o := range r.Subflakes[sfName].Outputs {
-			if !nameSelected(o.Name, sel.Include, sel.Exclude) {
+			if !names.Match(o.Name) {
 				continue
 			}
 			sys := o.System
@@ -111,7 +122,8 @@ func (r *Results) Select(sel Selection) ([]Item, error) {
 // sel.SystemOf before calling Select. The system filter is not applied:
 // it needs the answer.
 func (r *Results) UnknownSystemPaths(sel Selection) ([]string, error) {
-	if err := checkPatterns(sel.Include, sel.Exclude); err != nil {
+	names, err := sel.names()
+	if err != nil {
 		return nil, err
 	}
 	subflakes, err := r.pickSubflakes(sel.Subflakes)
@@ -121,26 +133,13 @@ func (r *Results) UnknownSystemPaths(sel Selection) ([]string, error) {
 	var out []string
 	for _, sfName := range subflakes {
 		for _, o := range r.Subflakes[sfName].Outputs {
-			if o.System == "" && nameSelected(o.Name, sel.Include, sel.Exclude) {
+			if o.System == "" && names.Match(o.Name) {
 				out = append(out, o.StorePath)
 			}
 		}
 	}
 	sort.Strings(out)
 	return slices.Compact(out), nil
-}
-
-// checkPatterns refuses malformed name patterns up front, so that a typo
-// is an error even when no name reaches the pattern.
-func checkPatterns(include, exclude []string) error {
-	for _, pats := range [][]string{include, exclude} {
-		for _, pat := range pats {
-			if _, err := path.Match(pat, ""); err != nil {
-				return fmt.Errorf("%w: name pattern %q: %w", ErrBadSelection, pat, err)
-			}
-		}
-	}
-	return nil
 }
 
 // pickSubflakes resolves the requested sub-flakes (all when none is named),
@@ -226,25 +225,6 @@ func PinName(prefix, system, name string) string {
 		return system + "-" + name
 	}
 	return prefix + "-" + system + "-" + name
-}
-
-// nameSelected applies the include and exclude patterns to one name.
-// Patterns were validated by the caller, so Match cannot fail here.
-func nameSelected(name string, include, exclude []string) bool {
-	for _, pat := range exclude {
-		if ok, _ := path.Match(pat, name); ok {
-			return false
-		}
-	}
-	if len(include) == 0 {
-		return true
-	}
-	for _, pat := range include {
-		if ok, _ := path.Match(pat, name); ok {
-			return true
-		}
-	}
-	return false
 }
 
 // sortedKeys returns a set's members in order, for messages.

@@ -36,11 +36,12 @@ package pins
 import (
 	"errors"
 	"fmt"
-	"path"
 	"slices"
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/cachix-select/cachix-select/pushlib/internal/glob"
 )
 
 // ErrInvalidPin marks pins that cannot be exported: a malformed name or
@@ -86,17 +87,14 @@ func DefaultSystems() []string {
 // be told. Patterns use path.Match syntax on the whole pin name, so "*"
 // does not cross a "/". The result is sorted by name.
 func Filter(pins []PinInfo, include, exclude, systems []string) ([]PinInfo, error) {
-	for _, pats := range [][]string{include, exclude} {
-		for _, pat := range pats {
-			if _, err := path.Match(pat, ""); err != nil {
-				return nil, fmt.Errorf("pin name pattern %q: %w", pat, err)
-			}
-		}
+	names, err := glob.New(include, exclude)
+	if err != nil {
+		return nil, fmt.Errorf("pin name %w", err)
 	}
 	known := knownSystems(systems)
 	var out []PinInfo
 	for _, p := range pins {
-		if !matchesAny(p.Name, include, true) || matchesAny(p.Name, exclude, false) {
+		if !names.Match(p.Name) {
 			continue
 		}
 		if len(systems) > 0 {
@@ -136,18 +134,4 @@ func knownSystems(extra []string) []string {
 	all := append(DefaultSystems(), extra...)
 	sort.Strings(all)
 	return slices.Compact(all)
-}
-
-// matchesAny reports whether name matches one of pats; ifEmpty is the
-// answer for an empty list. Patterns were validated by the caller.
-func matchesAny(name string, pats []string, ifEmpty bool) bool {
-	if len(pats) == 0 {
-		return ifEmpty
-	}
-	for _, pat := range pats {
-		if ok, _ := path.Match(pat, name); ok {
-			return true
-		}
-	}
-	return false
 }

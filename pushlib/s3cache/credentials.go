@@ -1,9 +1,7 @@
 package s3cache
 
 import (
-	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"os/user"
 	"path/filepath"
@@ -13,7 +11,7 @@ import (
 	"gopkg.in/ini.v1"
 
 	"github.com/cachix-select/cachix-select/pushlib/fault"
-	"github.com/cachix-select/cachix-select/pushlib/manifest"
+	"github.com/cachix-select/cachix-select/pushlib/internal/fsutil"
 	"github.com/cachix-select/cachix-select/pushlib/store"
 )
 
@@ -80,12 +78,12 @@ func resolveCredentials(s credentialSources) (*resolved, error) {
 
 	if s.File != "" {
 		source := "--s3-credentials-file " + s.File
-		if (s.StoreDir != "" && manifest.InStore(s.File, s.StoreDir)) || manifest.InStore(s.File, store.DefaultStoreDir) {
+		if _, in := store.Within(s.File, s.StoreDir); in {
 			return nil, fmt.Errorf("%w: %s is inside the Nix store, which every user can read: keep secrets outside the store and pass their runtime path", ErrBadCredentials, source)
 		}
 		fi, err := os.Stat(s.File)
 		if err != nil {
-			return nil, fmt.Errorf("%w: reading %s: %v", ErrBadCredentials, source, pathCause(err))
+			return nil, fmt.Errorf("%w: reading %s: %v", ErrBadCredentials, source, fsutil.Cause(err))
 		}
 		if fi.Mode().IsRegular() && fi.Mode().Perm()&0o004 != 0 {
 			r.warnings = append(r.warnings, fmt.Sprintf("S3 credentials file %s is readable by every user (mode %04o); restrict it, e.g. chmod 600", s.File, fi.Mode().Perm()))
@@ -147,7 +145,7 @@ func resolveCredentials(s credentialSources) (*resolved, error) {
 func (r *resolved) fromFile(file, profile, source string, required bool) error {
 	data, err := os.ReadFile(file)
 	if err != nil {
-		return fmt.Errorf("%w: reading %s: %v", ErrBadCredentials, source, pathCause(err))
+		return fmt.Errorf("%w: reading %s: %v", ErrBadCredentials, source, fsutil.Cause(err))
 	}
 	cfg, err := ini.Load(data)
 	if err != nil {
@@ -189,14 +187,4 @@ func homeDir(lookup func(string) (string, bool)) string {
 		return u.HomeDir
 	}
 	return ""
-}
-
-// pathCause keeps messages short: the *fs.PathError's cause, its path is
-// already named.
-func pathCause(err error) error {
-	var pe *fs.PathError
-	if errors.As(err, &pe) {
-		return pe.Err
-	}
-	return err
 }

@@ -3,6 +3,7 @@ package store
 import (
 	"fmt"
 	"path"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"unicode"
@@ -185,4 +186,40 @@ func plain(s string) bool {
 		}
 	}
 	return true
+}
+
+// Within reports whether file lies inside one of the store directories
+// dirs ("" entries are skipped; /nix/store is always among them): file
+// made absolute and cleaned, or the file its symlinks lead to (on NixOS
+// /etc/static/… points into the store), inside a directory or its own
+// symlink-resolved form. It returns the offending form of file. Secrets
+// must never be there: every user can read the store.
+func Within(file string, dirs ...string) (string, bool) {
+	abs, err := filepath.Abs(file)
+	if err != nil {
+		abs = filepath.Clean(file)
+	}
+	forms := []string{abs}
+	if real, err := filepath.EvalSymlinks(abs); err == nil && real != abs {
+		forms = append(forms, real)
+	}
+	var all []string
+	for _, d := range append(dirs, DefaultStoreDir) {
+		if d == "" {
+			continue
+		}
+		d = filepath.Clean(d)
+		all = append(all, d)
+		if real, err := filepath.EvalSymlinks(d); err == nil && real != d {
+			all = append(all, real)
+		}
+	}
+	for _, d := range all {
+		for _, p := range forms {
+			if p == d || strings.HasPrefix(p, d+string(filepath.Separator)) {
+				return p, true
+			}
+		}
+	}
+	return "", false
 }
