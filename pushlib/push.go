@@ -24,6 +24,7 @@ import (
 	"github.com/cachix-select/cachix-select/pushlib/events"
 	"github.com/cachix-select/cachix-select/pushlib/narstream"
 	"github.com/cachix-select/cachix-select/pushlib/store"
+	"github.com/cachix-select/cachix-select/pushlib/target"
 )
 
 // Root is one selected store path; its closure is pushed with it.
@@ -47,14 +48,12 @@ type ClosureSource interface {
 
 // Job is one push to one cache.
 type Job struct {
+	// Target is where and how: its compression, jobs and warnings are
+	// used (nil: the defaults).
+	Target  *target.Target
 	Backend backend.Backend
 	Store   ClosureSource
 	Roots   []Root
-	// Compression overrides the cache's preference; nil means the cache's
-	// preferred method, else zstd level 2.
-	Compression *narstream.Compression
-	// Jobs is the number of paths uploaded at once (default 8).
-	Jobs int
 	// DryRun reports what would be pushed and uploads nothing.
 	DryRun bool
 	// Events receives progress; nil discards it.
@@ -63,8 +62,6 @@ type Job struct {
 	PathRetries int
 	// RetryDelay is the wait between whole-path retries (default 5s).
 	RetryDelay time.Duration
-	// Warnings found while preparing the job (credentials), shown first.
-	Warnings []string
 }
 
 // PathResult is one uploaded path.
@@ -115,8 +112,12 @@ func Push(ctx context.Context, job Job) (*Result, error) {
 	if sink == nil {
 		sink = events.Discard
 	}
-	if job.Jobs <= 0 {
-		job.Jobs = 8
+	if job.Target == nil {
+		job.Target = &target.Target{}
+	}
+	jobs := job.Target.Jobs
+	if jobs <= 0 {
+		jobs = target.DefaultJobs
 	}
 	if job.PathRetries < 0 {
 		job.PathRetries = 0
@@ -130,7 +131,7 @@ func Push(ctx context.Context, job Job) (*Result, error) {
 	ctx = events.NewContext(ctx, sink)
 	cacheName := job.Backend.String()
 	res := &Result{Cache: cacheName, DryRun: job.DryRun, Pushed: []PathResult{}, Confirmed: []string{}}
-	for _, w := range job.Warnings {
+	for _, w := range job.Target.Warnings {
 		sink.Emit(events.Event{Kind: events.Warning, Cache: cacheName, Message: w})
 	}
 
@@ -152,11 +153,11 @@ func Push(ctx context.Context, job Job) (*Result, error) {
 	if info.PreferredCompression != nil {
 		comp = *info.PreferredCompression
 	}
-	if job.Compression != nil {
-		if job.Compression.Method != "" {
-			comp.Method = job.Compression.Method
+	if c := job.Target.Compression; c != nil {
+		if c.Method != "" {
+			comp.Method = c.Method
 		}
-		comp.Level = job.Compression.Level
+		comp.Level = c.Level
 	}
 	if err := comp.Validate(); err != nil {
 		return res, err
@@ -200,7 +201,7 @@ func Push(ctx context.Context, job Job) (*Result, error) {
 		return res, nil
 	}
 
-	up := &uploader{job: job, comp: comp, sink: sink, cache: cacheName, missing: missing, res: res,
+	up := &uploader{job: job, jobs: jobs, comp: comp, sink: sink, cache: cacheName, missing: missing, res: res,
 		cpu: narstream.NewCPU(runtime.GOMAXPROCS(0))}
 	up.run(ctx, order)
 
@@ -275,6 +276,7 @@ func closureHasAny(closure map[string]*store.PathInfo, root string, set map[stri
 // uploader runs the parallel upload and ordered publication of missing paths.
 type uploader struct {
 	job     Job
+	jobs    int
 	comp    narstream.Compression
 	sink    events.Sink
 	cache   string
@@ -306,7 +308,7 @@ func (u *uploader) run(ctx context.Context, order []string) {
 	}
 	work := make(chan string)
 	var wg sync.WaitGroup
-	for i := 0; i < u.job.Jobs; i++ {
+	for i := 0; i < u.jobs; i++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()

@@ -21,6 +21,7 @@ import (
 	"github.com/cachix-select/cachix-select/pushlib/events"
 	"github.com/cachix-select/cachix-select/pushlib/narstream"
 	"github.com/cachix-select/cachix-select/pushlib/store"
+	"github.com/cachix-select/cachix-select/pushlib/target"
 )
 
 // fakeStore serves closures of directories made in a temp dir.
@@ -209,7 +210,7 @@ func TestPushOrderAndSkip(t *testing.T) {
 	b.present[paths["libc"]] = true
 	rec := &events.Recorder{}
 	res, err := pushlib.Push(context.Background(), pushlib.Job{
-		Backend: b, Store: fs, Jobs: 4, Events: rec,
+		Backend: b, Store: fs, Target: &target.Target{Jobs: 4}, Events: rec,
 		Roots: []pushlib.Root{{Path: paths["app"]}, {Path: paths["tool"]}},
 	})
 	if err != nil {
@@ -244,7 +245,7 @@ func TestPushFailurePropagatesToDependents(t *testing.T) {
 	b := pinningBackend{fb}
 	rec := &events.Recorder{}
 	res, err := pushlib.Push(context.Background(), pushlib.Job{
-		Backend: b, Store: fs, Jobs: 2, Events: rec, RetryDelay: time.Millisecond,
+		Backend: b, Store: fs, Target: &target.Target{Jobs: 2}, Events: rec, RetryDelay: time.Millisecond,
 		Roots: []pushlib.Root{
 			{Path: paths["app"], Pin: &backend.Pin{Name: "app-pin"}},
 			{Path: paths["tool"], Pin: &backend.Pin{Name: "tool-pin"}},
@@ -379,7 +380,7 @@ func TestPushStoppedIsNotAFailurePerPath(t *testing.T) {
 	rec := &events.Recorder{}
 	ctx, cancel := context.WithCancel(context.Background())
 	go func() { <-b.started; cancel() }()
-	_, err := pushlib.Push(ctx, pushlib.Job{Backend: b, Store: st, Events: rec, Jobs: 2,
+	_, err := pushlib.Push(ctx, pushlib.Job{Backend: b, Store: st, Events: rec, Target: &target.Target{Jobs: 2},
 		Roots: []pushlib.Root{{Path: paths["app"]}, {Path: paths["tool"]}}})
 	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("Push = %v, want the cancellation", err)

@@ -17,6 +17,7 @@ import (
 	"github.com/cachix-select/cachix-select/pushlib/manifest"
 	"github.com/cachix-select/cachix-select/pushlib/queue"
 	"github.com/cachix-select/cachix-select/pushlib/store"
+	"github.com/cachix-select/cachix-select/pushlib/target"
 )
 
 // stateFlags choose the state directory.
@@ -115,17 +116,15 @@ func doActivate(c *cli.Context) (queued bool, err error) {
 	if err != nil {
 		return false, err
 	}
-	overrides := pushlib.Overrides{AuthTokenFile: c.String("auth-token-file"), SigningKeyFile: c.String("signing-key-file"),
-		S3CredentialsFile: c.String("s3-credentials-file")}
-
+	opts := activateOptions(c, st)
 	if c.Bool("dry-run") {
-		return false, activateDryRun(c, m, overrides, st)
+		return false, activateDryRun(c, m, opts, st)
 	}
 	d, err := queue.Open(stateDir(c))
 	if err != nil {
 		return false, err
 	}
-	todo, err := activate.Unconfirmed(d, m, overrides, time.Now())
+	todo, err := activate.Unconfirmed(d, m, opts, time.Now())
 	if err != nil {
 		return false, err
 	}
@@ -135,7 +134,11 @@ func doActivate(c *cli.Context) (queued bool, err error) {
 	if _, err := d.Enqueue(absPath(file), raw); err != nil {
 		return false, err
 	}
-	target := overrides.Apply(pushlib.FromManifest(m)).String()
+	ref, err := target.ResolveRef(opts.Resolve, opts.Flags, m.Layer())
+	if err != nil {
+		return true, err
+	}
+	dest := ref.String()
 	if mode == "foreground" {
 		// A host that cannot be reached at all must not hold up the switch
 		// for the retry budget: the push stays queued.
@@ -145,11 +148,11 @@ func doActivate(c *cli.Context) (queued bool, err error) {
 	}
 	how, err := startBackgroundFlush(c, d, m)
 	if err != nil {
-		return true, fmt.Errorf("%d paths queued for %s, but starting the background push failed: %w", len(todo), target, err)
+		return true, fmt.Errorf("%d paths queued for %s, but starting the background push failed: %w", len(todo), dest, err)
 	}
 	if !c.Bool("quiet") {
 		fmt.Fprintf(c.App.ErrWriter, "cachix-select: pushing %d new %s (with %s) to %s in the background (%s)\n",
-			len(todo), plural(len(todo), "path", "paths"), plural(len(todo), "its closure", "their closures"), target, how)
+			len(todo), plural(len(todo), "path", "paths"), plural(len(todo), "its closure", "their closures"), dest, how)
 	}
 	return true, nil
 }
@@ -160,7 +163,7 @@ func doActivate(c *cli.Context) (queued bool, err error) {
 const dryRunTimeout = 30 * time.Second
 
 // activateDryRun reports what a push would do (home-manager DRY_RUN, NixOS dry-activate).
-func activateDryRun(c *cli.Context, m *manifest.Manifest, o pushlib.Overrides, st *store.Store) error {
+func activateDryRun(c *cli.Context, m *manifest.Manifest, opts activate.Options, st *store.Store) error {
 	timeout := dryRunTimeout
 	if c.IsSet("timeout") {
 		timeout = c.Duration("timeout")
@@ -168,10 +171,10 @@ func activateDryRun(c *cli.Context, m *manifest.Manifest, o pushlib.Overrides, s
 	ctx, cancel := context.WithTimeout(c.Context, timeout)
 	defer cancel()
 	c.Context = ctx
-	bopts := backendOptions(c)
-	bopts.FailFast = true // report an unreachable cache at once, not after the retries
-	jobs, err := pushlib.BuildJobs(pushlib.Request{Manifests: []*manifest.Manifest{m}, Overrides: o,
-		Settings: pushlib.Settings{DryRun: true}, Backend: bopts}, st)
+	bopts := opts.Backend
+	bopts.Network.FailFast = true // report an unreachable cache at once, not after the retries
+	jobs, err := pushlib.BuildJobs(pushlib.Request{Manifests: []*manifest.Manifest{m}, Flags: opts.Flags,
+		Resolve: opts.Resolve, Backend: bopts, DryRun: true}, st)
 	if err != nil {
 		return err
 	}
@@ -293,6 +296,18 @@ func startUnit(ctx context.Context, unit string, user bool) (string, bool) {
 		return "", false
 	}
 	return "log: " + journal, true
+}
+
+// activateOptions are activate's and queue flush's: the credential flags
+// are the command line's layer of every queued target.
+func activateOptions(c *cli.Context, st *store.Store) activate.Options {
+	return activate.Options{
+		Flags: target.Layer{Origin: target.CommandLine, AuthTokenFile: c.String("auth-token-file"),
+			SigningKeyFile: c.String("signing-key-file"), S3CredentialsFile: c.String("s3-credentials-file")},
+		Resolve: resolveOptions(c),
+		Backend: backendOptions(c),
+		Store:   st,
+	}
 }
 
 // stateDir is --state-dir or the default (queue.DefaultDir).

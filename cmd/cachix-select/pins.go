@@ -17,6 +17,7 @@ import (
 	"github.com/cachix-select/cachix-select/pushlib/fault"
 	"github.com/cachix-select/cachix-select/pushlib/pins"
 	"github.com/cachix-select/cachix-select/pushlib/store"
+	"github.com/cachix-select/cachix-select/pushlib/target"
 )
 
 // keepFlags are cachix pin's retention flags.
@@ -70,11 +71,16 @@ func openCachix(c *cli.Context, name string) (*cachix.Backend, []string, error) 
 	if name == "" {
 		return nil, nil, usageErrorf("give the Cachix cache with --cache NAME")
 	}
-	b, warnings, err := pushlib.OpenBackend(pushlib.CacheSpec{Name: name, Host: c.String("host"),
-		FlagAuthTokenFile: c.String("auth-token-file")}, backendOptions(c))
+	t, err := target.Resolve(resolveOptions(c), target.Layer{Origin: target.CommandLine, Cache: name, Host: c.String("host"),
+		AuthTokenFile: c.String("auth-token-file")})
 	if err != nil {
 		return nil, nil, err
 	}
+	b, err := pushlib.NewRegistry().New(t, backendOptions(c))
+	if err != nil {
+		return nil, nil, err
+	}
+	warnings := t.Warnings
 	cb, ok := b.(*cachix.Backend)
 	if !ok {
 		return nil, nil, usageErrorf("%s is not a Cachix cache", b)

@@ -14,10 +14,12 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/cachix-select/cachix-select/pushlib"
+	"github.com/cachix-select/cachix-select/pushlib/backend"
 	"github.com/cachix-select/cachix-select/pushlib/cachix"
 	"github.com/cachix-select/cachix-select/pushlib/fault"
 	"github.com/cachix-select/cachix-select/pushlib/manifest"
 	"github.com/cachix-select/cachix-select/pushlib/store"
+	"github.com/cachix-select/cachix-select/pushlib/target"
 )
 
 // cacheFlags select the target cache and its secrets (shared by push and activate).
@@ -156,52 +158,60 @@ func runJobs(c *cli.Context, jobs []pushlib.Job, out *renderer) error {
 	return firstErr
 }
 
-// requestFromFlags collects the command-line settings into a pushlib.Request.
+// requestFromFlags collects the command line into a pushlib.Request.
 func requestFromFlags(c *cli.Context, manifests []*manifest.Manifest, paths []string) (pushlib.Request, error) {
-	req := pushlib.Request{
-		Manifests: manifests,
-		Paths:     paths,
-		Overrides: pushlib.Overrides{
-			Cache: c.String("cache"), Host: c.String("host"), To: c.String("to"),
-			AuthTokenFile: c.String("auth-token-file"), SigningKeyFile: c.String("signing-key-file"),
-			S3CredentialsFile: c.String("s3-credentials-file"),
-		},
-		Settings: pushlib.Settings{
-			Jobs:              c.Int("jobs"),
-			CompressionMethod: c.String("compression-method"),
-			OmitDeriver:       c.Bool("omit-deriver"),
-			DryRun:            c.Bool("dry-run"),
-		},
-		Backend: backendOptions(c),
+	flags, err := flagLayer(c)
+	if err != nil {
+		return pushlib.Request{}, err
+	}
+	return pushlib.Request{Manifests: manifests, Paths: paths, Flags: flags, Resolve: resolveOptions(c),
+		Backend: backendOptions(c), DryRun: c.Bool("dry-run")}, nil
+}
+
+// flagLayer is the command line's layer of the target: the highest one.
+// Commands without some of these flags leave those fields empty.
+func flagLayer(c *cli.Context) (target.Layer, error) {
+	l := target.Layer{
+		Origin: target.CommandLine,
+		Cache:  c.String("cache"), URL: c.String("to"), Host: c.String("host"),
+		AuthTokenFile: c.String("auth-token-file"), SigningKeyFile: c.String("signing-key-file"),
+		S3CredentialsFile: c.String("s3-credentials-file"),
+		Compression:       c.String("compression-method"),
+		Jobs:              c.Int("jobs"),
+		OmitDeriver:       c.Bool("omit-deriver"),
 	}
 	if c.IsSet("compression-level") {
-		l := c.Int("compression-level")
-		req.Settings.CompressionLevel = &l
+		n := c.Int("compression-level")
+		l.CompressionLevel = &n
 	}
-	if c.IsSet("jobs") && (req.Settings.Jobs < 1 || req.Settings.Jobs > 256) {
-		return req, usageErrorf("--jobs must be between 1 and 256")
+	if c.IsSet("jobs") {
+		if err := target.CheckJobs(l.Jobs); err != nil {
+			return l, usageErrorf("--jobs %v", err)
+		}
 	}
-	if req.Overrides.Cache != "" && req.Overrides.To != "" {
-		return req, usageErrorf("give either --cache or --to, not both")
+	if l.Cache != "" && l.URL != "" {
+		return l, usageErrorf("give either --cache or --to, not both")
 	}
-	return req, nil
+	return l, nil
+}
+
+// resolveOptions say where the rest of a target is found.
+func resolveOptions(c *cli.Context) target.Options {
+	return target.Options{SigningKeyName: c.String("signing-key-name"), ConfigPath: c.String("config")}
 }
 
 // backendOptions are the backend settings every command shares; commands
 // without the network flags get their defaults.
-func backendOptions(c *cli.Context) pushlib.BackendOptions {
+func backendOptions(c *cli.Context) backend.Options {
 	retryFor := c.Duration("retry-for")
 	if retryFor <= 0 && c.IsSet("retry-for") {
-		retryFor = time.Nanosecond // 0 means no retries, not the default
+		retryFor = -1 // 0 means no retries, not the default
 	}
-	return pushlib.BackendOptions{
-		SigningKeyName: c.String("signing-key-name"),
-		ConfigPath:     c.String("config"),
-		Version:        version,
-		Logger:         logger(c),
-		Timeouts:       cachix.Timeouts{Connect: c.Duration("connect-timeout"), Stall: c.Duration("stall-timeout")},
-		RetryFor:       retryFor,
-		FailFast:       c.Bool("fail-fast"),
+	return backend.Options{
+		Version: version,
+		Logger:  logger(c),
+		Network: backend.Network{ConnectTimeout: c.Duration("connect-timeout"), StallTimeout: c.Duration("stall-timeout"),
+			RetryFor: retryFor, FailFast: c.Bool("fail-fast")},
 	}
 }
 

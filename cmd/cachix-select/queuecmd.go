@@ -10,11 +10,11 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/cachix-select/cachix-select/pushlib"
 	"github.com/cachix-select/cachix-select/pushlib/activate"
 	"github.com/cachix-select/cachix-select/pushlib/manifest"
 	"github.com/cachix-select/cachix-select/pushlib/queue"
 	"github.com/cachix-select/cachix-select/pushlib/store"
+	"github.com/cachix-select/cachix-select/pushlib/target"
 )
 
 // errQueueNotEmpty: some queued pushes failed and remain for later.
@@ -184,15 +184,9 @@ func takeLock(ctx context.Context, d *queue.Dir, wait bool) (*queue.Lock, error)
 func flushLocked(ctx context.Context, c *cli.Context, d *queue.Dir, lock *queue.Lock, fo flushOptions) error {
 	out := newRenderer(c, c.App.Writer, c.App.ErrWriter)
 	defer out.Close()
-	bopts := backendOptions(c)
-	bopts.FailFast = bopts.FailFast || fo.failFast
-	opts := activate.Options{
-		Overrides: pushlib.Overrides{AuthTokenFile: c.String("auth-token-file"), SigningKeyFile: c.String("signing-key-file"),
-			S3CredentialsFile: c.String("s3-credentials-file")},
-		Store:   store.New(),
-		Events:  out,
-		Backend: bopts,
-	}
+	opts := activateOptions(c, store.New())
+	opts.Backend.Network.FailFast = opts.Backend.Network.FailFast || fo.failFast
+	opts.Events = out
 	tried := map[string]bool{}
 	var total activate.FlushResult
 	for {
@@ -312,7 +306,10 @@ func queueRows(c *cli.Context, d *queue.Dir) ([]queueRow, error) {
 	for _, e := range entries {
 		r := queueRow{ID: e.ID, StateDir: d.Path, Manifest: e.ManifestFile, EnqueuedAt: e.EnqueuedAt, Attempts: e.Attempts, LastTry: e.LastTry, LastError: e.LastError, Paths: []string{}}
 		if m, err := manifest.Parse(e.Manifest, e.ManifestFile); err == nil {
-			r.Cache = pushlib.FromManifest(m).String()
+			r.Cache = m.Cache.Name
+			if ref, err := target.ResolveRef(resolveOptions(c), m.Layer()); err == nil {
+				r.Cache = ref.String()
+			}
 			for _, p := range m.Paths {
 				r.Paths = append(r.Paths, p.StorePath)
 			}

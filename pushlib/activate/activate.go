@@ -17,29 +17,43 @@ import (
 	"github.com/cachix-select/cachix-select/pushlib/manifest"
 	"github.com/cachix-select/cachix-select/pushlib/queue"
 	"github.com/cachix-select/cachix-select/pushlib/store"
+	"github.com/cachix-select/cachix-select/pushlib/target"
 )
 
 // Options configure a flush (and the fast-path check).
 type Options struct {
-	// Overrides are the credential flags the caller was given (the NixOS
-	// unit passes its LoadCredential files this way).
-	Overrides pushlib.Overrides
-	Backend   pushlib.BackendOptions
-	Store     *store.Store
-	Events    events.Sink
-	// Jobs etc. from the command line.
-	Settings pushlib.Settings
+	// Flags is the command line's layer of every entry's target: the
+	// credential flags the caller was given (the NixOS unit passes its
+	// LoadCredential files this way).
+	Flags   target.Layer
+	Resolve target.Options
+	Backend backend.Options
+	Store   *store.Store
+	Events  events.Sink
+}
+
+// cacheKey is the key the records of m's cache are kept under: the target's
+// (a Cachix host from cachix.dhall included), with no secret read.
+func cacheKey(m *manifest.Manifest, opts Options) (string, error) {
+	ref, err := target.ResolveRef(opts.Resolve, opts.Flags, m.Layer())
+	if err != nil {
+		return "", err
+	}
+	return ref.Key(), nil
 }
 
 // Unconfirmed returns the manifest's paths that the state directory does
 // not record as confirmed in the manifest's cache. No Nix, no network: this
 // is the cost of a switch with nothing new.
-func Unconfirmed(d *queue.Dir, m *manifest.Manifest, o pushlib.Overrides, now time.Time) ([]manifest.Path, error) {
+func Unconfirmed(d *queue.Dir, m *manifest.Manifest, opts Options, now time.Time) ([]manifest.Path, error) {
 	recs, err := d.LoadRecords()
 	if err != nil {
 		return nil, err
 	}
-	cache := o.Apply(pushlib.FromManifest(m)).Key()
+	cache, err := cacheKey(m, opts)
+	if err != nil {
+		return nil, err
+	}
 	var out []manifest.Path
 	for _, p := range m.Paths {
 		pin := ""
@@ -167,12 +181,15 @@ func flushEntry(ctx context.Context, d *queue.Dir, e *queue.Entry, opts Options,
 	}
 
 	jobs, err := pushlib.BuildJobs(pushlib.Request{
-		Manifests: []*manifest.Manifest{m}, Overrides: opts.Overrides, Settings: opts.Settings, Backend: opts.Backend,
+		Manifests: []*manifest.Manifest{m}, Flags: opts.Flags, Resolve: opts.Resolve, Backend: opts.Backend,
 	}, opts.Store)
 	if err != nil {
 		return err
 	}
-	cache := opts.Overrides.Apply(pushlib.FromManifest(m)).Key()
+	cache, err := cacheKey(m, opts)
+	if err != nil {
+		return err
+	}
 	var firstErr error
 	for _, job := range jobs {
 		job.Events = sink

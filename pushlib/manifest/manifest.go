@@ -23,17 +23,14 @@ import (
 	"github.com/cachix-select/cachix-select/pushlib/fault"
 	"github.com/cachix-select/cachix-select/pushlib/internal/fsutil"
 	"github.com/cachix-select/cachix-select/pushlib/internal/jsonfield"
-	"github.com/cachix-select/cachix-select/pushlib/s3cache/s3url"
+	"github.com/cachix-select/cachix-select/pushlib/narstream"
 	"github.com/cachix-select/cachix-select/pushlib/store"
+	"github.com/cachix-select/cachix-select/pushlib/target"
 )
 
 // ErrInvalid marks a manifest that cannot be used. Errors wrapping it are
 // *Error values naming the file and the field.
 var ErrInvalid = fault.BadInput("invalid manifest")
-
-// DefaultHost is the Cachix API host when neither the manifest, the
-// command line nor cachix.dhall names one.
-const DefaultHost = "https://cachix.org"
 
 // Manifest is a parsed, validated manifest.
 type Manifest struct {
@@ -74,6 +71,18 @@ type Push struct {
 	Compression      string `json:"compression,omitempty"`
 	CompressionLevel *int   `json:"compressionLevel,omitempty"`
 	OmitDeriver      bool   `json:"omitDeriver,omitempty"`
+}
+
+// Layer is what the manifest says about its target, for target.Resolve:
+// below the command line, above the environment and cachix.dhall.
+func (m *Manifest) Layer() target.Layer {
+	return target.Layer{
+		Origin: target.Manifest,
+		Cache:  m.Cache.Name, URL: m.Cache.URL, Host: m.Cache.Host,
+		AuthTokenFile: m.Cache.AuthTokenFile, SigningKeyFile: m.Cache.SigningKeyFile,
+		Compression: m.Push.Compression, CompressionLevel: m.Push.CompressionLevel,
+		Jobs: m.Push.Jobs, OmitDeriver: m.Push.OmitDeriver,
+	}
 }
 
 // Error is one problem with a manifest.
@@ -306,16 +315,19 @@ func (p *parser) cache(top jsonfield.Object, m *Manifest) error {
 	case c.URL != "" && c.Host != "":
 		return p.errf("cache.host", "applies only to Cachix caches (name), not to url")
 	}
+	// The rules push applies (target.Resolve).
 	if c.Name != "" {
-		if err := ValidateCacheName(c.Name); err != nil {
+		if err := target.CheckCacheName(c.Name); err != nil {
 			return p.errf("cache.name", "%v", err)
 		}
-		if c.Host != "" && !strings.HasPrefix(c.Host, "https://") && !strings.HasPrefix(c.Host, "http://") {
-			return p.errf("cache.host", "%s must be an http(s) URL such as %s", store.Quote(c.Host), DefaultHost)
+		if c.Host != "" {
+			if err := target.CheckHost(c.Host); err != nil {
+				return p.errf("cache.host", "%v", err)
+			}
 		}
 	}
 	if c.URL != "" {
-		if err := ValidateCacheURL(c.URL); err != nil {
+		if _, err := target.ParseURL(c.URL); err != nil {
 			return p.errf("cache.url", "%v", err)
 		}
 	}
@@ -334,35 +346,6 @@ func (p *parser) cache(top jsonfield.Object, m *Manifest) error {
 		}
 	}
 	return nil
-}
-
-// ValidateCacheName checks a Cachix cache name (lower-case letters, digits, '-').
-func ValidateCacheName(name string) error {
-	if name == "" {
-		return errors.New("is empty")
-	}
-	for _, r := range name {
-		if !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-' || r == '_' || r == '.') {
-			return fmt.Errorf("%s is not a valid Cachix cache name", store.Quote(name))
-		}
-	}
-	return nil
-}
-
-// ValidateCacheURL accepts the binary cache URLs cachix-select can write to.
-func ValidateCacheURL(u string) error {
-	switch {
-	case strings.HasPrefix(u, "file://"):
-		if !strings.HasPrefix(u, "file:///") {
-			return fmt.Errorf("%s: a file URL needs an absolute path (file:///srv/cache)", store.Quote(u))
-		}
-		return nil
-	case strings.HasPrefix(u, "s3://"):
-		// Its errors name the parameter at fault, never the URL's values.
-		_, err := s3url.Parse(u)
-		return err
-	}
-	return fmt.Errorf("%s is not a supported binary cache URL (use file:///path, s3://bucket?…, or cache.name for Cachix)", store.Quote(u))
 }
 
 func (p *parser) paths(top jsonfield.Object, m *Manifest) error {
@@ -523,16 +506,17 @@ func (p *parser) push(top jsonfield.Object, m *Manifest) error {
 		if err := p.integer(v, &m.Push.Jobs); err != nil {
 			return err
 		}
-		if m.Push.Jobs < 1 || m.Push.Jobs > 256 {
-			return p.errf(v.Path, "must be between 1 and 256, not %d", m.Push.Jobs)
+		if err := target.CheckJobs(m.Push.Jobs); err != nil {
+			return p.errf(v.Path, "%v", err)
 		}
 	}
-	if v := obj.Get("compression"); !v.Null() {
-		if err := p.str(v, &m.Push.Compression); err != nil {
+	method := obj.Get("compression")
+	if !method.Null() {
+		if err := p.str(method, &m.Push.Compression); err != nil {
 			return err
 		}
-		if m.Push.Compression != "zstd" && m.Push.Compression != "xz" {
-			return p.errf(v.Path, "must be \"zstd\" or \"xz\", not %s", store.Quote(m.Push.Compression))
+		if _, err := narstream.ParseMethod(m.Push.Compression); err != nil {
+			return p.errf(method.Path, "%v", err)
 		}
 	}
 	if v := obj.Get("compressionLevel"); !v.Null() {
@@ -540,10 +524,11 @@ func (p *parser) push(top jsonfield.Object, m *Manifest) error {
 		if err := p.integer(v, &n); err != nil {
 			return err
 		}
-		if n < 0 || n > 16 {
-			return p.errf(v.Path, "must be between 0 and 16, not %d", n)
-		}
 		m.Push.CompressionLevel = &n
+		// The rule push applies: the level must suit the method.
+		if _, err := narstream.Choose(m.Push.Compression, &n); err != nil {
+			return p.errf(v.Path, "%v", err)
+		}
 	}
 	if v := obj.Get("omitDeriver"); !v.Null() {
 		b, ok := v.Bool()

@@ -105,6 +105,8 @@ func TestParseErrors(t *testing.T) {
 		{"jobs", `{"version":1,` + ok + `,"push":{"jobs":0}}`, "push.jobs", "between 1 and 256"},
 		{"compression", `{"version":1,` + ok + `,"push":{"compression":"gzip"}}`, "push.compression", `"zstd" or "xz"`},
 		{"level", `{"version":1,` + ok + `,"push":{"compressionLevel":2.5}}`, "push.compressionLevel", "whole number"},
+		{"xz level", `{"version":1,` + ok + `,"push":{"compression":"xz","compressionLevel":12}}`, "push.compressionLevel", "xz compression level 12 out of range 0–9"},
+		{"zstd level", `{"version":1,` + ok + `,"push":{"compressionLevel":17}}`, "push.compressionLevel", "out of range 0–16"},
 		{"omitDeriver", `{"version":1,` + ok + `,"push":{"omitDeriver":"yes"}}`, "push.omitDeriver", "true or false"},
 	}
 	for _, tt := range tests {

@@ -73,16 +73,16 @@ func (c *Cache) classify(err error, op string) error {
 		return mk(backend.ErrCacheNotFound, "bucket %q does not exist at %s: create it first (aws s3 mb s3://%s, mc mb ALIAS/%s), or fix the URL",
 			bucket, host, bucket, bucket)
 	case "InvalidAccessKeyId":
-		return mk(backend.ErrUnauthorized, "%s does not know the access key from %s (InvalidAccessKeyId): check the keys", host, c.creds.source)
+		return mk(backend.ErrUnauthorized, "%s does not know the access key from %s (InvalidAccessKeyId): check the keys", host, c.creds.Source())
 	case "SignatureDoesNotMatch":
-		return mk(backend.ErrUnauthorized, "%s refused the secret key from %s (SignatureDoesNotMatch): check that it belongs to the access key", host, c.creds.source)
+		return mk(backend.ErrUnauthorized, "%s refused the secret key from %s (SignatureDoesNotMatch): check that it belongs to the access key", host, c.creds.Source())
 	case "AccessDenied", "AllAccessDisabled", "InvalidToken", "ExpiredToken", "AccountProblem", "InvalidSecurity":
-		if c.creds.anonymous {
+		if c.creds.Anonymous() {
 			return mk(backend.ErrUnauthorized, "%s denied anonymous access to bucket %q (%s): a dry run without S3 keys can only read a public bucket; give keys",
 				host, bucket, detail)
 		}
 		return mk(backend.ErrUnauthorized, "%s denied access to bucket %q with the credentials from %s (%s): check that they may read and write it",
-			host, bucket, c.creds.source, detail)
+			host, bucket, c.creds.Source(), detail)
 	case "AuthorizationHeaderMalformed", "PermanentRedirect", "InvalidRegion", "IllegalLocationConstraintException":
 		region := er.Region
 		if m := expecting.FindStringSubmatch(er.Message); region == "" && m != nil {
