@@ -12,8 +12,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/cachix-select/cachix-select/pushlib/target"
 	"github.com/cachix-select/cachix-select/pushlib/signing"
+	"github.com/cachix-select/cachix-select/pushlib/target"
 )
 
 // The signing-key test vector of cachix-protocol.md §10.
