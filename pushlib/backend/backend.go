@@ -174,8 +174,47 @@ type Pinner interface {
 	CreatePin(ctx context.Context, pin Pin) error
 }
 
-// PinReader is implemented by backends that can say where pins point now.
-type PinReader interface {
-	// PinTargets maps each pin name to the store path of its latest revision.
-	PinTargets(ctx context.Context) (map[string]string, error)
+// PinInfo is one pin as a cache lists it.
+type PinInfo struct {
+	Name string
+	// CreatedOn is the cache's timestamp text, as sent.
+	CreatedOn string
+	// Keep is the retention policy, or nil for the cache's default.
+	Keep *Keep
+	// LastRevision is the newest revision, or nil if the cache sent none.
+	LastRevision *PinRevision
+}
+
+// PinRevision is one revision of a pin.
+type PinRevision struct {
+	StorePath string
+	Artifacts []string
+	CreatedOn string
+}
+
+// PinLister is implemented by backends that can list their pins.
+type PinLister interface {
+	// ListPins lists the pins with their newest revisions.
+	ListPins(ctx context.Context) ([]PinInfo, error)
+}
+
+// PinTargets maps each pin name to the store path of its latest revision.
+func PinTargets(ctx context.Context, l PinLister) (map[string]string, error) {
+	pins, err := l.ListPins(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]string, len(pins))
+	for _, p := range pins {
+		if p.LastRevision != nil {
+			out[p.Name] = p.LastRevision.StorePath
+		}
+	}
+	return out, nil
+}
+
+// Substituter is implemented by backends that know the URL Nix
+// substitutes their cache from (for an exported flake's fetchClosure).
+type Substituter interface {
+	SubstituterURL(ctx context.Context) string
 }

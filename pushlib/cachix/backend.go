@@ -84,8 +84,9 @@ type Options struct {
 	FailFast bool
 }
 
-// Backend pushes to one Cachix cache. It implements backend.Backend and
-// backend.Pinner and is safe for concurrent use.
+// Backend pushes to one Cachix cache. It implements backend.Backend,
+// backend.Pinner, backend.PinLister and backend.Substituter and is safe for
+// concurrent use.
 type Backend struct {
 	name        string
 	host        string
@@ -104,8 +105,10 @@ type Backend struct {
 }
 
 var (
-	_ backend.Backend = (*Backend)(nil)
-	_ backend.Pinner  = (*Backend)(nil)
+	_ backend.Backend     = (*Backend)(nil)
+	_ backend.Pinner      = (*Backend)(nil)
+	_ backend.PinLister   = (*Backend)(nil)
+	_ backend.Substituter = (*Backend)(nil)
 )
 
 // New builds a Cachix backend. It does no I/O; Open checks the cache.

@@ -63,52 +63,13 @@ type Result struct {
 // cache file names and Cachix's cFileHash use it.
 func (r Result) FileHashHex() string { return r.FileHash.Format(nixhash.Base16, false) }
 
-// CPU limits how many streams read and compress at once. Compression is
-// CPU-bound while uploads wait on the network or disk, so the number of
-// paths in flight (--jobs) and the number compressing at once (the cores)
-// are different numbers.
-type CPU chan struct{}
-
-// NewCPU allows n streams to compress at once.
-func NewCPU(n int) CPU {
-	if n < 1 {
-		n = 1
-	}
-	return make(CPU, n)
-}
-
-// acquire takes a slot, or fails when ctx ends first.
-func (c CPU) acquire(ctx context.Context) error {
-	select {
-	case c <- struct{}{}:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
-
-func (c CPU) release() { <-c }
-
 // Stream writes the compressed NAR of info.Path into dst. It reads the
 // filesystem once, hashing the NAR and the compressed bytes on the way, and
 // fails with a *MismatchError when the NAR disagrees with info. progress,
-// if not nil, is called with the number of NAR bytes read so far.
+// if not nil, is called with the number of NAR bytes read so far. It uses
+// the CPU as long as it runs (two cores for a NAR of 16 MiB or more):
+// callers that stream many paths bound how many run at once.
 func Stream(ctx context.Context, info *store.PathInfo, c Compression, dst io.Writer, progress func(narBytes uint64)) (Result, error) {
-	return StreamLimited(ctx, info, c, dst, progress, nil)
-}
-
-// StreamLimited is Stream holding a slot of cpu while it reads and
-// compresses. The slot is kept even when dst blocks: a sink that blocks
-// (every multipart buffer of a Cachix upload in flight) means the network,
-// not the CPU, is the bottleneck, and switching encoders costs more than it
-// saves. A nil cpu means no limit.
-func StreamLimited(ctx context.Context, info *store.PathInfo, c Compression, dst io.Writer, progress func(narBytes uint64), cpu CPU) (Result, error) {
-	if cpu != nil {
-		if err := cpu.acquire(ctx); err != nil {
-			return Result{}, err
-		}
-		defer cpu.release()
-	}
 	fileHash := sha256.New()
 	fileCount := &counter{}
 	comp, err := c.compressor(io.MultiWriter(dst, fileHash, fileCount), info.NarSize)
