@@ -66,40 +66,73 @@ type Job struct {
 	RetryDelay time.Duration
 }
 
-// PathResult is one uploaded path.
-type PathResult struct {
-	Path     string `json:"path"`
-	NarSize  uint64 `json:"narSize"`
-	FileSize uint64 `json:"fileSize"`
-}
+// PathResult is one path and its sizes (FileSize 0 when not uploaded).
+type PathResult = events.PathSize
 
 // PathFailure is one path that could not be pushed.
 type PathFailure struct {
-	Path string `json:"path"`
-	Err  error  `json:"-"`
+	Path string
+	Err  error
 }
 
 // Result is the outcome of a Job.
 type Result struct {
-	Cache string `json:"cache"`
+	Cache string
 	// Closure is the number of paths in the union of the roots' closures.
-	Closure int `json:"closure"`
+	Closure int
 	// Present is how many of them the cache already had.
-	Present int `json:"present"`
+	Present int
 	// Missing lists the paths the cache lacked (what a push uploads).
-	Missing []PathResult `json:"missing,omitempty"`
+	Missing []PathResult
 	// Pushed lists the paths uploaded and published by this run.
-	Pushed []PathResult `json:"pushed"`
+	Pushed []PathResult
 	// Failed lists the paths that could not be pushed.
-	Failed []PathFailure `json:"-"`
-	// Pinned lists the pins created.
-	Pinned []string `json:"pinned,omitempty"`
+	Failed []PathFailure
+	// Pinned lists the pins that point at their roots now.
+	Pinned []string
 	// Confirmed lists the roots whose whole closure is now in the cache.
-	Confirmed []string `json:"confirmed"`
+	Confirmed []string
 	// NarBytes and FileBytes total the uploaded paths.
-	NarBytes  uint64 `json:"narBytes"`
-	FileBytes uint64 `json:"fileBytes"`
-	DryRun    bool   `json:"dryRun,omitempty"`
+	NarBytes, FileBytes uint64
+	DryRun              bool
+}
+
+// Line is the result as the JSON output's last line for its cache, with
+// the push's error (nil if none) and the exit code it means.
+func (r *Result) Line(err error, code int) events.ResultLine {
+	l := events.ResultLine{Event: "result", Failed: []events.Failure{}, ExitCode: code}
+	if r != nil {
+		l.Cache, l.Closure, l.Present, l.Missing, l.Pushed = r.Cache, r.Closure, r.Present, r.Missing, r.Pushed
+		l.Pinned, l.Confirmed, l.NarBytes, l.FileBytes, l.DryRun = r.Pinned, r.Confirmed, r.NarBytes, r.FileBytes, r.DryRun
+		for _, f := range r.Failed {
+			l.Failed = append(l.Failed, events.Failure{Path: f.Path, Error: f.Err.Error()})
+		}
+	}
+	if err != nil {
+		l.Error = err.Error()
+	}
+	return l
+}
+
+// RunJobs pushes each job in turn, its events to sink and, once it is
+// over, its result to done; it stops early when ctx ends. It returns the
+// first job's error.
+func RunJobs(ctx context.Context, jobs []Job, sink events.Sink, done func(*Result, error)) error {
+	var first error
+	for _, job := range jobs {
+		job.Events = sink
+		res, err := Push(ctx, job)
+		if done != nil {
+			done(res, err)
+		}
+		if err != nil && first == nil {
+			first = err
+		}
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	return first
 }
 
 // ErrPushFailed is returned (wrapped) when some paths could not be pushed.

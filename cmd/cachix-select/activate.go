@@ -178,9 +178,7 @@ func activateDryRun(c *cli.Context, m *manifest.Manifest, opts activate.Options,
 	if err != nil {
 		return err
 	}
-	out := newRenderer(c, c.App.Writer, c.App.ErrWriter)
-	defer out.Close()
-	return runJobs(c, jobs, out)
+	return runJobs(c, jobs)
 }
 
 // startBackgroundFlush hands the flush to systemd or to a detached process

@@ -133,29 +133,7 @@ func pushAction(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	out := newRenderer(c, c.App.Writer, c.App.ErrWriter)
-	defer out.Close()
-	return runJobs(c, jobs, out)
-}
-
-// runJobs pushes each job in turn and reports; the first failure decides the error.
-func runJobs(c *cli.Context, jobs []pushlib.Job, out *renderer) error {
-	var firstErr error
-	for _, job := range jobs {
-		job.Events = out
-		res, err := pushlib.Push(c.Context, job)
-		out.Result(res, err)
-		if err != nil && firstErr == nil {
-			firstErr = err
-		}
-		if c.Context.Err() != nil {
-			break
-		}
-	}
-	if firstErr != nil && out.reportedErrors {
-		return &alreadyReported{firstErr}
-	}
-	return firstErr
+	return runJobs(c, jobs)
 }
 
 // requestFromFlags collects the command line into a pushlib.Request.

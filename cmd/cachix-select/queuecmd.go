@@ -182,7 +182,7 @@ func takeLock(ctx context.Context, d *queue.Dir, wait bool) (*queue.Lock, error)
 
 // flushLocked is the flush proper, with the lock held.
 func flushLocked(ctx context.Context, c *cli.Context, d *queue.Dir, lock *queue.Lock, fo flushOptions) error {
-	out := newRenderer(c, c.App.Writer, c.App.ErrWriter)
+	out := newPrinter(c)
 	defer out.Close()
 	opts := activateOptions(c, store.New())
 	opts.Backend.Network.FailFast = opts.Backend.Network.FailFast || fo.failFast

@@ -1,6 +1,31 @@
-// Package events is how the library reports what it is doing. The library
-// never prints: it emits events to a Sink, and the CLI renders them as
-// progress bars, plain lines or JSON lines.
+// Package events is how the library reports what it is doing, and the one
+// place the --json output's schema is defined. The library never prints:
+// it emits events to a Sink, and package ui renders them as progress bars,
+// plain lines or JSON lines.
+//
+// # The JSON lines
+//
+// With --json, push, activate and queue flush write one JSON object per
+// line on stdout: an Event for each thing that happens (its "event" field
+// is its Kind; fields that do not apply to a kind are left out; progress
+// events only with --verbose), and after each cache's events one
+// ResultLine ("event": "result"). Kinds, in the order they usually come:
+//
+//	warning     message (and cache, path, pin when it is about one)
+//	plan        cache, closure, missing, present, narSize, dryRun, message (the compression)
+//	would-push  cache, path, narSize (dry runs only, one per missing path, references first)
+//	start       cache, path, narSize, attempt (2 and more on a retry)
+//	progress    cache, path, bytes (NAR bytes read so far), narSize
+//	retry       cache, path, attempt (the next one), error
+//	host-retry  host, message (once per host and push)
+//	done        cache, path, narSize, fileSize (the path is published)
+//	failed      cache, path, error (and pin, when creating the pin failed)
+//	pinned      cache, path, pin, unchanged (the pin already pointed there)
+//	summary     cache, closure, missing, present, pushed, failedCount, stopped, narSize, fileSize, dryRun
+//	result      see ResultLine
+//
+// New fields and kinds may be added; existing ones keep their names and
+// meanings.
 package events
 
 import (
@@ -71,6 +96,49 @@ type Event struct {
 	Unchanged bool   `json:"unchanged,omitempty"`
 	Message   string `json:"message,omitempty"`
 	Error     string `json:"error,omitempty"`
+}
+
+// ResultLine is the last line of a cache's push in the JSON output.
+type ResultLine struct {
+	// Event is "result".
+	Event string `json:"event"`
+	Cache string `json:"cache"`
+	// Closure is the number of paths in the union of the roots' closures;
+	// Present how many of them the cache had.
+	Closure int `json:"closure"`
+	Present int `json:"present"`
+	// Missing lists the paths the cache lacked (what a push uploads),
+	// references first.
+	Missing []PathSize `json:"missing,omitempty"`
+	// Pushed lists the paths uploaded and published by this run.
+	Pushed []PathSize `json:"pushed"`
+	// Pinned lists the pins that point at their roots now.
+	Pinned []string `json:"pinned,omitempty"`
+	// Confirmed lists the roots whose whole closure is in the cache now.
+	Confirmed []string `json:"confirmed"`
+	// NarBytes and FileBytes total the pushed paths.
+	NarBytes  uint64 `json:"narBytes"`
+	FileBytes uint64 `json:"fileBytes"`
+	DryRun    bool   `json:"dryRun,omitempty"`
+	// Failed lists the paths (or pins) that could not be pushed, and why.
+	Failed []Failure `json:"failed"`
+	// Error is the push's error, if it failed; ExitCode what the command
+	// exits with for it (0, 1, 2, or 130/143 when interrupted).
+	Error    string `json:"error,omitempty"`
+	ExitCode int    `json:"exitCode"`
+}
+
+// PathSize is a path and its sizes (FileSize 0 for a path not uploaded).
+type PathSize struct {
+	Path     string `json:"path"`
+	NarSize  uint64 `json:"narSize"`
+	FileSize uint64 `json:"fileSize"`
+}
+
+// Failure is a path that could not be pushed.
+type Failure struct {
+	Path  string `json:"path"`
+	Error string `json:"error"`
 }
 
 // Sink receives events. Implementations must be safe for concurrent use.
