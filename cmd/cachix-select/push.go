@@ -1,10 +1,6 @@
 package main
 
 import (
-	"bufio"
-	"errors"
-	"fmt"
-	"io"
 	"os"
 	"strings"
 	"time"
@@ -16,7 +12,6 @@ import (
 	"github.com/cachix-select/cachix-select/pushlib"
 	"github.com/cachix-select/cachix-select/pushlib/backend"
 	"github.com/cachix-select/cachix-select/pushlib/cachix"
-	"github.com/cachix-select/cachix-select/pushlib/fault"
 	"github.com/cachix-select/cachix-select/pushlib/manifest"
 	"github.com/cachix-select/cachix-select/pushlib/store"
 	"github.com/cachix-select/cachix-select/pushlib/target"
@@ -214,7 +209,7 @@ func readInputs(c *cli.Context, st *store.Store) ([]*manifest.Manifest, []string
 	var manifests []*manifest.Manifest
 	var paths []string
 	for _, a := range args {
-		if isManifestArg(a) {
+		if manifest.IsManifestArg(a) {
 			m, err := manifest.ParseFile(a, st.Dir)
 			if err != nil {
 				return nil, nil, err
@@ -235,7 +230,7 @@ func readInputs(c *cli.Context, st *store.Store) ([]*manifest.Manifest, []string
 			return nil, nil, usageErrorf("give store paths as arguments or on stdin")
 		}
 		var err error
-		if paths, err = readPathsFrom(c.App.Reader); err != nil {
+		if paths, err = store.ReadPaths(c.App.Reader); err != nil {
 			return nil, nil, err
 		}
 		if len(paths) == 0 {
@@ -243,49 +238,4 @@ func readInputs(c *cli.Context, st *store.Store) ([]*manifest.Manifest, []string
 		}
 	}
 	return manifests, paths, nil
-}
-
-// isManifestArg: an argument whose name ends in .json is a manifest,
-// unless it is a directory (a store path named *.json). A missing file, or
-// a FIFO or device, is then reported as a bad manifest.
-func isManifestArg(a string) bool {
-	if !strings.HasSuffix(a, ".json") {
-		return false
-	}
-	fi, err := os.Stat(a)
-	return err != nil || !fi.IsDir()
-}
-
-// Bounds on store paths read from stdin: no path is longer than
-// PATH_MAX, and 64 MiB is hundreds of thousands of paths.
-const (
-	maxStdinWord  = 4096
-	maxStdinBytes = 64 << 20
-)
-
-// readPathsFrom splits r on whitespace, like `cachix push` reading stdin,
-// refusing binary or endless input (/dev/zero) with a one-line error
-// instead of reading it into memory.
-func readPathsFrom(r io.Reader) ([]string, error) {
-	lr := &io.LimitedReader{R: r, N: maxStdinBytes + 1}
-	sc := bufio.NewScanner(lr)
-	sc.Buffer(make([]byte, 64<<10), maxStdinWord)
-	sc.Split(bufio.ScanWords)
-	var out []string
-	for sc.Scan() {
-		if lr.N <= 0 {
-			return nil, fault.BadInputf("stdin: more than %d MiB of store paths; give fewer, or a manifest", maxStdinBytes>>20)
-		}
-		out = append(out, sc.Text())
-	}
-	switch err := sc.Err(); {
-	case errors.Is(err, bufio.ErrTooLong):
-		return nil, fault.BadInputf("stdin: a word longer than %d bytes cannot be a store path (is stdin binary data?)", maxStdinWord)
-	case err != nil && !errors.Is(err, io.EOF):
-		return nil, fmt.Errorf("reading store paths from stdin: %w", err)
-	}
-	if lr.N <= 0 {
-		return nil, fault.BadInputf("stdin: more than %d MiB of store paths; give fewer, or a manifest", maxStdinBytes>>20)
-	}
-	return out, nil
 }

@@ -32,6 +32,14 @@ type Options struct {
 	Events  events.Sink
 }
 
+// events is where progress goes (Discard when nowhere).
+func (o Options) events() events.Sink {
+	if o.Events == nil {
+		return events.Discard
+	}
+	return o.Events
+}
+
 // cacheKey is the key the records of m's cache are kept under: the target's
 // (a Cachix host from cachix.dhall included), with no secret read.
 func cacheKey(m *manifest.Manifest, opts Options) (string, error) {
@@ -80,10 +88,7 @@ type FlushResult struct {
 // one whose paths were all garbage-collected is dropped with a warning.
 func Flush(ctx context.Context, d *queue.Dir, opts Options, skip map[string]bool) (FlushResult, error) {
 	var res FlushResult
-	sink := opts.Events
-	if sink == nil {
-		sink = events.Discard
-	}
+	sink := opts.events()
 	entries, bad, err := d.List()
 	if err != nil {
 		return res, err

@@ -539,3 +539,15 @@ func (p *parser) push(top jsonfield.Object, m *Manifest) error {
 	}
 	return nil
 }
+
+// IsManifestArg says whether a command-line argument names a manifest:
+// one whose name ends in .json is a manifest,
+// unless it is a directory (a store path named *.json). A missing file, or
+// a FIFO or device, is then reported as a bad manifest.
+func IsManifestArg(a string) bool {
+	if !strings.HasSuffix(a, ".json") {
+		return false
+	}
+	fi, err := os.Stat(a)
+	return err != nil || !fi.IsDir()
+}

@@ -48,28 +48,28 @@ package omci
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"regexp"
 	"sort"
 	"strings"
 
+	"github.com/cachix-select/cachix-select/pushlib/fault"
 	"github.com/cachix-select/cachix-select/pushlib/internal/jsonfield"
 	"github.com/cachix-select/cachix-select/pushlib/store"
 )
 
 // ErrMalformed marks a results file that is not what `om ci run` writes.
-var ErrMalformed = errors.New("malformed om ci results")
+var ErrMalformed = fault.BadInput("malformed om ci results")
 
 // ErrBadSelection marks a selection that does not fit the results (an
 // unknown sub-flake or system, a bad pattern, two pins with one name).
-var ErrBadSelection = errors.New("selection does not match the om ci results")
+var ErrBadSelection = fault.BadInput("selection does not match the om ci results")
 
 // ErrUnknownSystem marks outputs whose system the results file does not
 // record (several systems, flat byName) and that Selection.SystemOf does
 // not cover either.
-var ErrUnknownSystem = errors.New("system of an output is unknown")
+var ErrUnknownSystem = fault.BadInput("system of an output is unknown")
 
 // FormatError says where in the results file the unexpected JSON is and
 // what was expected there.
@@ -135,7 +135,7 @@ type Output struct {
 func Parse(r io.Reader, source string) (*Results, error) {
 	data, err := io.ReadAll(r)
 	if err != nil {
-		return nil, fmt.Errorf("reading %s: %w", source, err)
+		return nil, fault.BadInputf("reading %s: %w", source, err)
 	}
 	p := parser{source: source}
 	return p.results(data)

@@ -1,12 +1,19 @@
 package omci
 
 import (
+	"context"
 	"fmt"
+	"io"
+	"os"
 	"slices"
 	"sort"
 	"strings"
 
+	"github.com/cachix-select/cachix-select/pushlib"
+	"github.com/cachix-select/cachix-select/pushlib/backend"
+	"github.com/cachix-select/cachix-select/pushlib/fault"
 	"github.com/cachix-select/cachix-select/pushlib/internal/glob"
+	"github.com/cachix-select/cachix-select/pushlib/store"
 )
 
 // Selection says which outputs of a results file to push and pin, and how
@@ -244,4 +251,43 @@ func listNames(names []string) string {
 		return strings.Join(names, ", ")
 	}
 	return fmt.Sprintf("%s and %d more", strings.Join(names[:max], ", "), len(names)-max)
+}
+
+// Roots reads the results file (file; "-" is stdin) and returns the roots
+// to push, each pinned as <prefix>-<system>-<name> with keep once its
+// closure is in the cache. With several systems in one file, om ci does
+// not record which system built each output: it is read from the outputs'
+// derivations in st.
+func Roots(ctx context.Context, file string, stdin io.Reader, sel Selection, keep *backend.Keep, st *store.Store) ([]pushlib.Root, error) {
+	r, source := stdin, "stdin"
+	if file != "-" {
+		f, err := os.Open(file)
+		if err != nil {
+			return nil, fault.BadInputf("reading om ci results: %w", err)
+		}
+		defer f.Close()
+		r, source = f, file
+	}
+	res, err := Parse(r, source)
+	if err != nil {
+		return nil, err
+	}
+	unknown, err := res.UnknownSystemPaths(sel)
+	if err != nil {
+		return nil, err
+	}
+	if len(unknown) > 0 {
+		if sel.SystemOf, err = SystemsFromDerivers(ctx, st, unknown); err != nil {
+			return nil, fault.BadInputf("%w", err)
+		}
+	}
+	items, err := res.Select(sel)
+	if err != nil {
+		return nil, err
+	}
+	roots := []pushlib.Root{}
+	for _, it := range items {
+		roots = append(roots, pushlib.Root{Path: it.StorePath, Name: it.Name, Pin: &backend.Pin{Name: it.PinName, Keep: keep}})
+	}
+	return roots, nil
 }

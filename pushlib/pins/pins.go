@@ -34,19 +34,19 @@
 package pins
 
 import (
-	"errors"
 	"fmt"
 	"slices"
 	"sort"
 	"strings"
 	"time"
 
+	"github.com/cachix-select/cachix-select/pushlib/fault"
 	"github.com/cachix-select/cachix-select/pushlib/internal/glob"
 )
 
 // ErrInvalidPin marks pins that cannot be exported: a malformed name or
 // store path, or names that clash once dots become nesting.
-var ErrInvalidPin = errors.New("invalid pin")
+var ErrInvalidPin = fault.BadInput("invalid pin")
 
 // PinInfo is what the export needs to know about one pin.
 type PinInfo struct {
