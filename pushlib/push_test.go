@@ -19,6 +19,7 @@ import (
 	"github.com/cachix-select/cachix-select/pushlib"
 	"github.com/cachix-select/cachix-select/pushlib/backend"
 	"github.com/cachix-select/cachix-select/pushlib/events"
+	"github.com/cachix-select/cachix-select/pushlib/events/eventstest"
 	"github.com/cachix-select/cachix-select/pushlib/narstream"
 	"github.com/cachix-select/cachix-select/pushlib/store"
 	"github.com/cachix-select/cachix-select/pushlib/target"
@@ -208,7 +209,7 @@ func TestPushOrderAndSkip(t *testing.T) {
 	fs, paths := newFakeStore(t, graph)
 	b := newFakeBackend()
 	b.present[paths["libc"]] = true
-	rec := &events.Recorder{}
+	rec := &eventstest.Recorder{}
 	res, err := pushlib.Push(context.Background(), pushlib.Job{
 		Backend: b, Store: fs, Target: &target.Target{Jobs: 4}, Events: rec,
 		Roots: []pushlib.Root{{Path: paths["app"]}, {Path: paths["tool"]}},
@@ -243,7 +244,7 @@ func TestPushFailurePropagatesToDependents(t *testing.T) {
 	fb.failUp[paths["zlib"]] = -1
 	fb.permanent = true
 	b := pinningBackend{fb}
-	rec := &events.Recorder{}
+	rec := &eventstest.Recorder{}
 	res, err := pushlib.Push(context.Background(), pushlib.Job{
 		Backend: b, Store: fs, Target: &target.Target{Jobs: 2}, Events: rec, RetryDelay: time.Millisecond,
 		Roots: []pushlib.Root{
@@ -281,7 +282,7 @@ func TestPushRetriesTransientFailures(t *testing.T) {
 	fs, paths := newFakeStore(t, graph)
 	b := newFakeBackend()
 	b.failUp[paths["ssl"]] = 2
-	rec := &events.Recorder{}
+	rec := &eventstest.Recorder{}
 	res, err := pushlib.Push(context.Background(), pushlib.Job{
 		Backend: b, Store: fs, Events: rec, RetryDelay: time.Millisecond,
 		Roots: []pushlib.Root{{Path: paths["app"]}},
@@ -315,7 +316,7 @@ func TestPushDryRunUploadsNothing(t *testing.T) {
 	t.Parallel()
 	fs, paths := newFakeStore(t, graph)
 	b := newFakeBackend()
-	rec := &events.Recorder{}
+	rec := &eventstest.Recorder{}
 	res, err := pushlib.Push(context.Background(), pushlib.Job{
 		Backend: b, Store: fs, DryRun: true, Events: rec, Roots: []pushlib.Root{{Path: paths["curl"]}},
 	})
@@ -377,7 +378,7 @@ func TestPushStoppedIsNotAFailurePerPath(t *testing.T) {
 	t.Parallel()
 	st, paths := newFakeStore(t, graph)
 	b := &blockingBackend{fakeBackend: newFakeBackend(), started: make(chan struct{})}
-	rec := &events.Recorder{}
+	rec := &eventstest.Recorder{}
 	ctx, cancel := context.WithCancel(context.Background())
 	go func() { <-b.started; cancel() }()
 	_, err := pushlib.Push(ctx, pushlib.Job{Backend: b, Store: st, Events: rec, Target: &target.Target{Jobs: 2},

@@ -22,7 +22,7 @@ import (
 
 // Errors every backend may return. Each is permanent (fault.ErrPermanent):
 // a retry cannot help. A backend marks its own other permanent errors the
-// same way (fault.Permanent, fault.MarkPermanent); what is not marked is
+// same way (fault.Permanent); what is not marked is
 // retried.
 var (
 	// ErrUnauthorized: the credentials are missing, wrong or lack write access.

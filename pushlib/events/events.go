@@ -30,7 +30,6 @@ package events
 
 import (
 	"context"
-	"sync"
 )
 
 // Kind names an event. The JSON output uses these strings verbatim.
@@ -168,35 +167,4 @@ func FromContext(ctx context.Context) Sink {
 		return s
 	}
 	return Discard
-}
-
-// Recorder keeps every event; tests use it.
-type Recorder struct {
-	mu     sync.Mutex
-	events []Event
-}
-
-// Emit records e.
-func (r *Recorder) Emit(e Event) {
-	r.mu.Lock()
-	r.events = append(r.events, e)
-	r.mu.Unlock()
-}
-
-// Events returns a copy of what was recorded.
-func (r *Recorder) Events() []Event {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return append([]Event(nil), r.events...)
-}
-
-// OfKind returns the recorded events of one kind.
-func (r *Recorder) OfKind(k Kind) []Event {
-	var out []Event
-	for _, e := range r.Events() {
-		if e.Kind == k {
-			out = append(out, e)
-		}
-	}
-	return out
 }

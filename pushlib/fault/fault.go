@@ -74,17 +74,5 @@ func BadInputf(format string, args ...any) error {
 // badInputKind matches both ErrBadInput and ErrPermanent.
 var badInputKind = &sentinel{msg: "bad input", kinds: []error{ErrBadInput, ErrPermanent}}
 
-// MarkPermanent returns err, unchanged in its message, also matching
-// ErrPermanent; nil stays nil.
-func MarkPermanent(err error) error {
-	if err == nil {
-		return nil
-	}
-	return &marked{err: err, kind: ErrPermanent}
-}
-
-// IsBadInput reports whether err is the user's to fix.
-func IsBadInput(err error) bool { return errors.Is(err, ErrBadInput) }
-
 // IsPermanent reports whether no retry can fix err.
 func IsPermanent(err error) bool { return errors.Is(err, ErrPermanent) }

@@ -106,11 +106,6 @@ func (e *Error) Error() string {
 // Unwrap lets errors.Is(err, ErrInvalid) match.
 func (e *Error) Unwrap() error { return ErrInvalid }
 
-// Load reads and validates the manifest at file.
-func Load(file string) (*Manifest, error) {
-	return ParseFile(file, "")
-}
-
 // ParseFile reads and validates the manifest at file for the store at
 // storeDir ("" for /nix/store).
 func ParseFile(file, storeDir string) (*Manifest, error) {

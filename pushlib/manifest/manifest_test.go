@@ -146,14 +146,14 @@ func TestSecretBehindSymlinkToStore(t *testing.T) {
 func TestLoadMissingFile(t *testing.T) {
 	t.Parallel()
 	f := filepath.Join(t.TempDir(), "nope.json")
-	_, err := manifest.Load(f)
+	_, err := manifest.ParseFile(f, "")
 	if !errors.Is(err, manifest.ErrInvalid) || !strings.Contains(err.Error(), f) {
 		t.Fatalf("got %v", err)
 	}
 	if err := os.WriteFile(f, []byte("{\n  \"version\": 1,\n  oops\n}"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	_, err = manifest.Load(f)
+	_, err = manifest.ParseFile(f, "")
 	if err == nil || !strings.Contains(err.Error(), "line 3") {
 		t.Fatalf("want a line number, got %v", err)
 	}

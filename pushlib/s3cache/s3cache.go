@@ -224,9 +224,6 @@ func (c *Cache) Warnings() []string { return c.warnings }
 // "profile default in /root/.aws/credentials"), never what they are.
 func (c *Cache) CredentialsSource() string { return c.creds.Source() }
 
-// Requests returns how many HTTP requests this cache made, by method.
-func (c *Cache) Requests() map[string]int { return c.rt.counts() }
-
 // key is the object key of a file of the cache.
 func (c *Cache) key(name string) string { return c.loc.Prefix + name }
 

@@ -371,12 +371,12 @@ func TestMissingManyPaths(t *testing.T) {
 	}
 	ask := append(append([]string{}, paths[:2000]...), absent...)
 	c := open(t, b, nil)
-	before := c.Requests()
+	before := s3cache.Requests(c)
 	missing, err := c.Missing(ctx, ask)
 	if err != nil {
 		t.Fatal(err)
 	}
-	after := c.Requests()
+	after := s3cache.Requests(c)
 	if len(missing) != len(absent) {
 		t.Errorf("%d missing, want %d", len(missing), len(absent))
 	}
@@ -390,11 +390,11 @@ func TestMissingManyPaths(t *testing.T) {
 	if gets > 4 || heads > 100 {
 		t.Errorf("asking about 2,040 paths took %d listing pages and %d HEADs", gets, heads)
 	}
-	before = c.Requests()
+	before = s3cache.Requests(c)
 	if missing, err := c.Missing(ctx, append(paths[:5:5], absent[:5]...)); err != nil || len(missing) != 5 {
 		t.Fatalf("10 paths: %v %v", missing, err)
 	}
-	after = c.Requests()
+	after = s3cache.Requests(c)
 	if after["HEAD"]-before["HEAD"] != 10 || after["GET"] != before["GET"] {
 		t.Errorf("10 paths: %v then %v, want 10 HEADs", before, after)
 	}
@@ -447,13 +447,13 @@ func BenchmarkMissing2000(b *testing.B) {
 		}
 		s3cache.SetStrategy(c, strategy)
 		b.Run(strategy, func(b *testing.B) {
-			before := c.Requests()
+			before := s3cache.Requests(c)
 			for range b.N {
 				if m, err := c.Missing(context.Background(), paths); err != nil || len(m) != 0 {
 					b.Fatal(m, err)
 				}
 			}
-			after := c.Requests()
+			after := s3cache.Requests(c)
 			b.ReportMetric(float64(after["GET"]+after["HEAD"]-before["GET"]-before["HEAD"])/float64(b.N), "requests/op")
 		})
 	}

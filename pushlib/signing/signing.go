@@ -70,11 +70,6 @@ func (k *Key) SignBase64(fingerprint string) string {
 	return base64.StdEncoding.EncodeToString(k.Sign(fingerprint))
 }
 
-// SigLine returns "name:base64sig", the form of a narinfo Sig: line.
-func (k *Key) SigLine(fingerprint string) string {
-	return k.Name + ":" + k.SignBase64(fingerprint)
-}
-
 // PublicKey returns the public key in Nix form ("name:base64"), as
 // trusted-public-keys lists it.
 func (k *Key) PublicKey() string {

@@ -223,16 +223,11 @@ func (s *Store) resolveOne(in string) (string, error) {
 // nixArgs enables what the nix command needs without touching the user's config.
 var nixArgs = []string{"--extra-experimental-features", "nix-command"}
 
-// Closure returns the runtime closure of roots (references, transitively),
-// with the metadata the Nix database holds for each path. Roots that are
-// not valid store paths give an *InvalidPathError.
-func (s *Store) Closure(ctx context.Context, roots []string) (map[string]*PathInfo, error) {
-	return s.pathInfos(ctx, roots, true)
-}
-
-// ClosurePaths lists the runtime closure of roots without their metadata:
-// cheaper than Closure, which matters when the cache turns out to have
-// everything (the common case of an activation).
+// ClosurePaths lists the runtime closure of roots (references,
+// transitively) without their metadata, which is cheaper: it matters when
+// the cache turns out to have everything (the common case of an
+// activation). Roots that are not valid store paths give an
+// *InvalidPathError.
 func (s *Store) ClosurePaths(ctx context.Context, roots []string) ([]string, error) {
 	var paths []string
 	seen := map[string]bool{}
@@ -267,14 +262,14 @@ func (s *Store) ClosurePaths(ctx context.Context, roots []string) ([]string, err
 
 // Query returns the metadata of the given paths only (no closure).
 func (s *Store) Query(ctx context.Context, paths []string) (map[string]*PathInfo, error) {
-	return s.pathInfos(ctx, paths, false)
+	return s.pathInfos(ctx, paths)
 }
 
 // pathInfos runs `nix path-info --json` over paths in batches.
-func (s *Store) pathInfos(ctx context.Context, paths []string, recursive bool) (map[string]*PathInfo, error) {
+func (s *Store) pathInfos(ctx context.Context, paths []string) (map[string]*PathInfo, error) {
 	out := make(map[string]*PathInfo, len(paths))
 	err := s.batched(ctx, paths, func(batch []string) error {
-		infos, err := s.pathInfo(ctx, batch, recursive)
+		infos, err := s.pathInfo(ctx, batch)
 		for k, v := range infos {
 			out[k] = v
 		}
@@ -287,15 +282,11 @@ func (s *Store) pathInfos(ctx context.Context, paths []string, recursive bool) (
 }
 
 // pathInfo runs `nix path-info --json` and checks every requested path came back.
-func (s *Store) pathInfo(ctx context.Context, paths []string, recursive bool) (map[string]*PathInfo, error) {
+func (s *Store) pathInfo(ctx context.Context, paths []string) (map[string]*PathInfo, error) {
 	if len(paths) == 0 {
 		return map[string]*PathInfo{}, nil
 	}
-	args := append(append([]string(nil), nixArgs...), "path-info", "--json")
-	if recursive {
-		args = append(args, "--recursive")
-	}
-	args = append(args, "--")
+	args := append(append([]string(nil), nixArgs...), "path-info", "--json", "--")
 	args = append(args, paths...)
 	out, err := s.run(ctx, "nix", args...)
 	if err != nil {

@@ -25,9 +25,6 @@ type Value struct {
 // the accessors then report what they find).
 func Root(data []byte) Value { return Value{raw: data} }
 
-// Raw is the value's JSON text (nil when absent).
-func (v Value) Raw() json.RawMessage { return v.raw }
-
 // Absent reports a field that is not there at all.
 func (v Value) Absent() bool { return v.raw == nil }
 

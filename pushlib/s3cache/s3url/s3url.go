@@ -255,13 +255,3 @@ func (l Location) Host() string {
 	}
 	return "s3.amazonaws.com"
 }
-
-// BaseURL is the http(s) URL of the cache's root with path-style
-// addressing, for messages and for substituting from a public bucket.
-func (l Location) BaseURL() string {
-	scheme := "https"
-	if !l.Secure {
-		scheme = "http"
-	}
-	return scheme + "://" + l.Host() + "/" + l.Bucket + "/" + l.Prefix
-}
