@@ -59,11 +59,7 @@ type Item struct {
 // path) is listed once; the same pin name for two different paths is an
 // error, as is a requested sub-flake or system the results do not have.
 func (r *Results) Select(sel Selection) ([]Item, error) {
-	names, err := sel.names()
-	if err != nil {
-		return nil, err
-	}
-	subflakes, err := r.pickSubflakes(sel.Subflakes)
+	candidates, err := r.candidates(sel)
 	if err != nil {
 		return nil, err
 	}
@@ -74,34 +70,30 @@ func (r *Results) Select(sel Selection) ([]Item, error) {
 
 	var items []Item
 	var unknown []string
-	for _, sfName := range subflakes {
-		for _, o := range r.Subflakes[sfName].Outputs {
-			if !names.Match(o.Name) {
-				continue
-			}
-			sys := o.System
+	for _, c := range candidates {
+		o := c.Output
+		sys := o.System
+		if sys == "" {
+			sys = sel.SystemOf[o.StorePath]
 			if sys == "" {
-				sys = sel.SystemOf[o.StorePath]
-				if sys == "" {
-					unknown = append(unknown, o.Name)
-					continue
-				}
-				if !slices.Contains(r.Systems, sys) {
-					return nil, fmt.Errorf("%w: %s: %s (%s) was built for %s, which is not among the file's systems (%s)",
-						ErrBadSelection, r.Source, o.Name, o.StorePath, sys, strings.Join(r.Systems, ", "))
-				}
-			}
-			if wantSystem != nil && !wantSystem[sys] {
+				unknown = append(unknown, o.Name)
 				continue
 			}
-			items = append(items, Item{
-				Subflake:  sfName,
-				System:    sys,
-				Name:      o.Name,
-				StorePath: o.StorePath,
-				PinName:   PinName(sel.Prefix, sys, o.Name),
-			})
+			if !slices.Contains(r.Systems, sys) {
+				return nil, fmt.Errorf("%w: %s: %s (%s) was built for %s, which is not among the file's systems (%s)",
+					ErrBadSelection, r.Source, o.Name, o.StorePath, sys, strings.Join(r.Systems, ", "))
+			}
 		}
+		if wantSystem != nil && !wantSystem[sys] {
+			continue
+		}
+		items = append(items, Item{
+			Subflake:  c.subflake,
+			System:    sys,
+			Name:      o.Name,
+			StorePath: o.StorePath,
+			PinName:   PinName(sel.Prefix, sys, o.Name),
+		})
 	}
 	if len(unknown) > 0 {
 		sort.Strings(unknown)
@@ -129,6 +121,29 @@ func (r *Results) Select(sel Selection) ([]Item, error) {
 // sel.SystemOf before calling Select. The system filter is not applied:
 // it needs the answer.
 func (r *Results) UnknownSystemPaths(sel Selection) ([]string, error) {
+	candidates, err := r.candidates(sel)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, c := range candidates {
+		if c.System == "" {
+			out = append(out, c.StorePath)
+		}
+	}
+	sort.Strings(out)
+	return slices.Compact(out), nil
+}
+
+// candidate is an output of a selected sub-flake.
+type candidate struct {
+	subflake string
+	Output
+}
+
+// candidates are the outputs of the sub-flakes sel picks whose names pass
+// its name filter, by sub-flake.
+func (r *Results) candidates(sel Selection) ([]candidate, error) {
 	names, err := sel.names()
 	if err != nil {
 		return nil, err
@@ -137,16 +152,15 @@ func (r *Results) UnknownSystemPaths(sel Selection) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	var out []string
-	for _, sfName := range subflakes {
-		for _, o := range r.Subflakes[sfName].Outputs {
-			if o.System == "" && names.Match(o.Name) {
-				out = append(out, o.StorePath)
+	var out []candidate
+	for _, sf := range subflakes {
+		for _, o := range r.Subflakes[sf].Outputs {
+			if names.Match(o.Name) {
+				out = append(out, candidate{subflake: sf, Output: o})
 			}
 		}
 	}
-	sort.Strings(out)
-	return slices.Compact(out), nil
+	return out, nil
 }
 
 // pickSubflakes resolves the requested sub-flakes (all when none is named),
