@@ -630,7 +630,10 @@ rec {
   # systemd credentials (credentials = true), the token, key and
   # cachix.dhall come from the unit's credentials directory (%d), never
   # from its environment or the store; otherwise the config file is given
-  # by its path. Render it with escapeSystemdExecArgs.
+  # by its path. Render it with escapeSystemdExecArgs. --fail-fast: a
+  # host that cannot be reached at all (refused, unknown, no route) ends
+  # the run at once instead of holding the unit for the retry budget; the
+  # entry stays queued for the timer or the next activation.
   flushArgs =
     {
       exe,
@@ -652,6 +655,7 @@ rec {
       exe
       "queue"
       "flush"
+      "--fail-fast"
     ]
     ++ optional (stateDir != null) [
       "--state-dir"

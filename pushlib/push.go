@@ -126,6 +126,8 @@ func Push(ctx context.Context, job Job) (*Result, error) {
 	if job.RetryDelay == 0 {
 		job.RetryDelay = 5 * time.Second
 	}
+	// Code deep in the push (a backend's HTTP retries) reports here too.
+	ctx = events.NewContext(ctx, sink)
 	cacheName := job.Backend.String()
 	res := &Result{Cache: cacheName, DryRun: job.DryRun, Pushed: []PathResult{}, Confirmed: []string{}}
 	for _, w := range job.Warnings {
@@ -216,13 +218,20 @@ func Push(ctx context.Context, job Job) (*Result, error) {
 		up.pin(ctx, failed, closure)
 	}
 	sink.Emit(events.Event{Kind: events.Summary, Cache: cacheName, Closure: res.Closure, Missing: len(missing),
-		Present: res.Present, Pushed: len(res.Pushed), Failed: len(res.Failed), NarSize: res.NarBytes, FileSize: res.FileBytes})
+		Present: res.Present, Pushed: len(res.Pushed), Failed: len(res.Failed) - up.stopped, Stopped: up.stopped,
+		NarSize: res.NarBytes, FileSize: res.FileBytes})
 
 	if err := ctx.Err(); err != nil {
 		return res, err
 	}
 	if len(res.Failed) > 0 {
 		first := res.Failed[0]
+		for _, f := range res.Failed {
+			if !isStop(f.Err) {
+				first = f // the cause, not a path stopped because of it
+				break
+			}
+		}
 		return res, fmt.Errorf("%w: %d of %d paths could not be pushed to %s; first: %w",
 			ErrPushFailed, len(res.Failed), len(missing), cacheName, first.Err)
 	}
@@ -276,6 +285,8 @@ type uploader struct {
 	cpu narstream.CPU
 
 	mu sync.Mutex
+	// stopped counts the failures that are only the push being stopped.
+	stopped int
 }
 
 // slot tracks one path: done is closed once it is published or has failed.
@@ -340,7 +351,15 @@ feed:
 // isFatal reports errors that will fail every other path too.
 func isFatal(err error) bool {
 	return errors.Is(err, backend.ErrUnauthorized) || errors.Is(err, backend.ErrCacheNotFound) ||
-		errors.Is(err, context.Canceled)
+		errors.Is(err, backend.ErrUnreachable) || errors.Is(err, context.Canceled)
+}
+
+// isStop reports the error of a path that did not fail but was stopped:
+// the push was interrupted, ran out of time, or was cancelled because
+// another path failed for good. Such paths are counted, not reported one
+// by one.
+func isStop(err error) bool {
+	return errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)
 }
 
 // upload streams one path, retrying retryable failures.
@@ -393,6 +412,10 @@ func (u *uploader) publish(ctx context.Context, p string, pending backend.Pendin
 		}
 		if rs.failed {
 			_ = pending.Discard(context.WithoutCancel(ctx))
+			if err := ctx.Err(); err != nil {
+				u.fail(p, s, err) // stopped, like its reference
+				return
+			}
 			u.fail(p, s, fmt.Errorf("not published because its reference %s could not be pushed", ref))
 			return
 		}
@@ -437,8 +460,14 @@ func (u *uploader) fail(p string, s *slot, err error) {
 	s.failed = true
 	close(s.done)
 	u.res.Failed = append(u.res.Failed, PathFailure{Path: p, Err: err})
+	stop := isStop(err)
+	if stop {
+		u.stopped++
+	}
 	u.mu.Unlock()
-	u.sink.Emit(events.Event{Kind: events.Failed, Cache: u.cache, Path: p, Error: err.Error()})
+	if !stop {
+		u.sink.Emit(events.Event{Kind: events.Failed, Cache: u.cache, Path: p, Error: err.Error()})
+	}
 }
 
 // pin creates the pins of roots whose closure is entirely in the cache. A

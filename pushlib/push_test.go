@@ -353,3 +353,41 @@ func TestPushInvalidRoot(t *testing.T) {
 		t.Fatalf("err = %v", err)
 	}
 }
+
+// blockingBackend's uploads hang until the push is stopped, like a cache
+// on a dead network.
+type blockingBackend struct {
+	*fakeBackend
+	started chan struct{}
+	once    sync.Once
+}
+
+func (b *blockingBackend) Upload(ctx context.Context, _ *store.PathInfo, _ narstream.Compression, _ backend.StreamFunc) (backend.Pending, error) {
+	b.once.Do(func() { close(b.started) })
+	<-ctx.Done()
+	return nil, fmt.Errorf("uploading: %w", ctx.Err())
+}
+
+// TestPushStoppedIsNotAFailurePerPath: an interrupted push reports no
+// "context canceled" failure for each path; the summary counts them as
+// stopped and Push returns the cancellation.
+func TestPushStoppedIsNotAFailurePerPath(t *testing.T) {
+	t.Parallel()
+	st, paths := newFakeStore(t, graph)
+	b := &blockingBackend{fakeBackend: newFakeBackend(), started: make(chan struct{})}
+	rec := &events.Recorder{}
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() { <-b.started; cancel() }()
+	_, err := pushlib.Push(ctx, pushlib.Job{Backend: b, Store: st, Events: rec, Jobs: 2,
+		Roots: []pushlib.Root{{Path: paths["app"]}, {Path: paths["tool"]}}})
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("Push = %v, want the cancellation", err)
+	}
+	if f := rec.OfKind(events.Failed); len(f) != 0 {
+		t.Errorf("%d failed events for a stopped push: %+v", len(f), f)
+	}
+	sum := rec.OfKind(events.Summary)
+	if len(sum) != 1 || sum[0].Stopped != len(graph) || sum[0].Failed != 0 {
+		t.Errorf("summary %+v, want %d stopped and none failed", sum, len(graph))
+	}
+}

@@ -3,6 +3,7 @@ package pushlib
 import (
 	"os"
 	"strings"
+	"time"
 
 	"github.com/rs/zerolog"
 
@@ -97,6 +98,14 @@ type BackendOptions struct {
 	Logger *zerolog.Logger
 	// Version is sent in the User-Agent.
 	Version string
+	// Timeouts bound each HTTP attempt (zero fields: 30 s to connect, 60 s
+	// without progress).
+	Timeouts cachix.Timeouts
+	// RetryFor is how long failed HTTP requests are retried (0: 90 s).
+	RetryFor time.Duration
+	// FailFast gives up at once on a cache host that cannot be reached at
+	// all, instead of retrying it (see cachix.Options.FailFast).
+	FailFast bool
 }
 
 // OpenBackend builds the backend for spec and resolves its credentials.
@@ -145,6 +154,7 @@ func OpenBackend(spec CacheSpec, opts BackendOptions) (backend.Backend, []string
 		Name: spec.Name, Host: host,
 		Token: cr.Token, TokenSource: cr.TokenSource, SigningKey: cr.SigningKey,
 		OmitDeriver: opts.OmitDeriver, Logger: opts.Logger, Version: opts.Version,
+		Timeouts: opts.Timeouts, Retry: cachix.RetryPolicy{MaxTotal: opts.RetryFor}, FailFast: opts.FailFast,
 	})
 	if err != nil {
 		return nil, nil, BadInputf("%w", err)

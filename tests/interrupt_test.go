@@ -28,6 +28,8 @@ func TestInterruptedPush(t *testing.T) {
 
 			cmd := exec.Command(binary, "push", "--json", "-j", "2", "--to", cacheURL, big)
 			cmd.Env = cleanEnv()
+			var stderr strings.Builder
+			cmd.Stderr = &stderr
 			stdout, err := cmd.StdoutPipe()
 			if err != nil {
 				t.Fatal(err)
@@ -61,8 +63,12 @@ func TestInterruptedPush(t *testing.T) {
 				t.Fatal("the push finished before it was interrupted; the test needs a bigger closure")
 			}
 			if sig == syscall.SIGINT {
-				if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 1 {
-					t.Errorf("after SIGINT: %v, want exit code 1", err)
+				if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 130 {
+					t.Errorf("after SIGINT: %v, want exit code 130", err)
+				}
+				// One line, not a "context canceled" failure per path.
+				if got := stderr.String(); got != "cachix-select: interrupted by SIGINT\n" {
+					t.Errorf("stderr after SIGINT: %q", got)
 				}
 			}
 

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -57,6 +56,7 @@ func activateCommand() *cli.Command {
 		&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "print nothing but errors"},
 		&cli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, Usage: "print every path"},
 	)
+	flags = append(flags, networkFlags()...)
 	return &cli.Command{
 		Name:      "activate",
 		Usage:     "what the home-manager, NixOS and shell hooks run: push a manifest without ever breaking the caller",
@@ -67,7 +67,9 @@ func activateCommand() *cli.Command {
 			"switch-to-configuration starts the unit after its daemon-reload, and nothing else ever does)\n" +
 			"or, with --mode foreground, right away. A push that cannot happen now (offline, cache down,\n" +
 			"credentials missing) stays queued for `cachix-select queue flush`, the next activation or the\n" +
-			"unit's timer. --root adds the generation being activated, which no manifest can list.\n\n" +
+			"unit's timer. A cache host that cannot be reached at all (refused, unknown name, no route) is\n" +
+			"given up at once, not retried. --root adds the generation being activated, which no manifest\n" +
+			"can list.\n\n" +
 			"Exit code: 0, unless --strict (then 1 when the push failed, 2 for bad input).",
 		Flags:        flags,
 		OnUsageError: onUsageError,
@@ -101,9 +103,9 @@ func doActivate(c *cli.Context) (queued bool, err error) {
 	}
 	file := c.Args().First()
 	st := store.New()
-	raw, err := os.ReadFile(file)
+	raw, err := manifest.ReadFile(file)
 	if err != nil {
-		return false, &manifest.Error{File: file, Msg: fmt.Sprintf("cannot read: %v", errors.Unwrap(err))}
+		return false, err
 	}
 	if raw, err = withRootFlags(c, raw, st.Dir); err != nil {
 		return false, err
@@ -133,9 +135,11 @@ func doActivate(c *cli.Context) (queued bool, err error) {
 	}
 	target := overrides.Apply(pushlib.FromManifest(m)).String()
 	if mode == "foreground" {
-		ctx, cancel := context.WithTimeout(c.Context, c.Duration("timeout"))
+		// A host that cannot be reached at all must not hold up the switch
+		// for the retry budget: the push stays queued.
+		ctx, cancel := withTimeLimit(c.Context, c.Duration("timeout"))
 		defer cancel()
-		return true, flushQueue(ctx, c, d, true)
+		return true, flushQueue(ctx, c, d, flushOptions{wait: true, failFast: true})
 	}
 	how, err := startBackgroundFlush(c, d, m)
 	if err != nil {
@@ -162,8 +166,10 @@ func activateDryRun(c *cli.Context, m *manifest.Manifest, o pushlib.Overrides, s
 	ctx, cancel := context.WithTimeout(c.Context, timeout)
 	defer cancel()
 	c.Context = ctx
+	bopts := backendOptions(c)
+	bopts.FailFast = true // report an unreachable cache at once, not after the retries
 	jobs, err := pushlib.BuildJobs(pushlib.Request{Manifests: []*manifest.Manifest{m}, Overrides: o,
-		Settings: pushlib.Settings{DryRun: true}, Backend: backendOptions(c)}, st)
+		Settings: pushlib.Settings{DryRun: true}, Backend: bopts}, st)
 	if err != nil {
 		return err
 	}
@@ -204,10 +210,17 @@ func startBackgroundFlush(c *cli.Context, d *queue.Dir, m *manifest.Manifest) (s
 		return "", err
 	}
 	defer log.Close()
-	args := []string{"queue", "flush", "--state-dir", d.Path}
+	// --fail-fast: a host that cannot be reached at all is not retried for
+	// 90 s while holding the flush lock; the entry stays queued.
+	args := []string{"queue", "flush", "--state-dir", d.Path, "--fail-fast"}
 	for _, f := range []string{"auth-token-file", "signing-key-file", "config"} {
 		if v := c.String(f); v != "" {
 			args = append(args, "--"+f, v)
+		}
+	}
+	for _, f := range []string{"connect-timeout", "stall-timeout", "retry-for"} {
+		if c.IsSet(f) {
+			args = append(args, "--"+f, c.Duration(f).String())
 		}
 	}
 	fmt.Fprintf(log, "\n== %s: cachix-select %s\n", time.Now().Format(time.RFC3339), strings.Join(args, " "))

@@ -15,6 +15,7 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+	"time"
 
 	"github.com/urfave/cli/v2"
 )
@@ -30,18 +31,119 @@ const (
 )
 
 const exitCodesHelp = `EXIT CODES:
-   0  success (also: nothing to push)
-   1  the push failed (cache unreachable or refused, some paths not pushed)
-   2  bad usage or bad input (malformed manifest, path not in the store,
-      unreadable or misplaced token/key file, unusable cache location)`
+   0    success (also: nothing to push)
+   1    the push failed (cache unreachable or refused, some paths not pushed)
+   2    bad usage or bad input (malformed manifest, path not in the store,
+        unreadable or misplaced token/key file, unusable cache location)
+   130  interrupted by SIGINT (Ctrl-C): what was published stays, nothing
+        half-pushed is visible; run it again for the rest
+   143  interrupted by SIGTERM (systemctl stop), likewise`
+
+// interruptGrace is how long the work may take to wind down after a
+// signal before the process exits anyway: a read from a dead mount or a
+// hung FIFO never returns, and `systemctl stop` must not wait for its
+// kill timeout.
+const interruptGrace = 2 * time.Second
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	stopProfile := startProfile()
-	code := run(ctx, os.Args, os.Stdin, os.Stdout, os.Stderr)
+	code := runInterruptible(os.Args, os.Stdin, os.Stdout, os.Stderr)
 	stopProfile()
-	stop()
 	os.Exit(code)
+}
+
+// interrupted is the cause of the context's end after SIGINT or SIGTERM.
+// It matches context.Canceled.
+type interrupted struct{ sig syscall.Signal }
+
+func (i *interrupted) Error() string        { return "interrupted by " + signalName(i.sig) }
+func (i *interrupted) Is(target error) bool { return target == context.Canceled }
+
+// code is the shell's convention for death by signal: 128 + its number.
+func (i *interrupted) code() int { return 128 + int(i.sig) }
+
+// signalName is SIGINT or SIGTERM.
+func signalName(s syscall.Signal) string {
+	if s == syscall.SIGINT {
+		return "SIGINT"
+	}
+	return "SIGTERM"
+}
+
+// interruption returns the signal that ended ctx, or nil.
+func interruption(ctx context.Context) *interrupted {
+	var i *interrupted
+	if ctx.Err() != nil && errors.As(context.Cause(ctx), &i) {
+		return i
+	}
+	return nil
+}
+
+// runInterruptible runs the app until it returns or a signal comes. After
+// SIGINT or SIGTERM the context is cancelled and stderr falls silent (no
+// "context canceled" per path); once the work has wound down, or after
+// interruptGrace if it is blocked, or at a second signal, one line says
+// so and the exit code is 130 or 143.
+func runInterruptible(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(sigs)
+	ctx, cancel := context.WithCancelCause(context.Background())
+	defer cancel(nil)
+	quiet := &gatedWriter{w: stderr}
+	done := make(chan int, 1)
+	go func() { done <- run(ctx, args, stdin, stdout, quiet) }()
+	select {
+	case code := <-done:
+		return code
+	case sig := <-sigs:
+		intr := &interrupted{sig: sig.(syscall.Signal)}
+		quiet.close()
+		cancel(intr)
+		msg := intr.Error()
+		t := time.NewTimer(interruptGrace)
+		defer t.Stop()
+		select {
+		case <-done:
+		case <-t.C:
+			msg += fmt.Sprintf(" (an operation was still blocked after %s: exiting anyway)", interruptGrace)
+		case <-sigs:
+		}
+		fmt.Fprintf(stderr, "cachix-select: %s\n", msg)
+		return intr.code()
+	}
+}
+
+// gatedWriter passes writes on until it is closed, then drops them.
+type gatedWriter struct {
+	mu     sync.Mutex
+	w      io.Writer
+	closed bool
+}
+
+// Write writes, unless closed.
+func (g *gatedWriter) Write(p []byte) (int, error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.closed {
+		return len(p), nil
+	}
+	return g.w.Write(p)
+}
+
+// close stops all further writes.
+func (g *gatedWriter) close() {
+	g.mu.Lock()
+	g.closed = true
+	g.mu.Unlock()
+}
+
+// Fd lets the renderer tell whether stderr is a terminal.
+func (g *gatedWriter) Fd() uintptr {
+	if f, ok := g.w.(interface{ Fd() uintptr }); ok {
+		return f.Fd()
+	}
+	return ^uintptr(0)
 }
 
 // startProfile writes a CPU profile to $CACHIX_SELECT_CPUPROFILE, for
@@ -72,6 +174,9 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	if err == nil {
 		return exitOK
 	}
+	if intr := interruption(ctx); intr != nil {
+		return intr.code() // the caller says it in one line
+	}
 	code := exitCode(err)
 	var quiet *alreadyReported
 	if !errors.As(err, &quiet) {
@@ -94,7 +199,7 @@ func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
 		cli.FlagStringer = func(f cli.Flag) string {
 			s := orig(f)
 			for _, noise := range []string{" (default: false)", " (default: 0)"} {
-				s = strings.TrimSuffix(s, noise)
+				s = strings.Replace(s, noise, "", 1)
 			}
 			return s
 		}

@@ -3,15 +3,18 @@ package main
 import (
 	"bufio"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/mattn/go-isatty"
 	"github.com/rs/zerolog"
 	"github.com/urfave/cli/v2"
 
 	"github.com/cachix-select/cachix-select/pushlib"
+	"github.com/cachix-select/cachix-select/pushlib/cachix"
 	"github.com/cachix-select/cachix-select/pushlib/manifest"
 	"github.com/cachix-select/cachix-select/pushlib/store"
 )
@@ -39,6 +42,24 @@ func pushTuningFlags() []cli.Flag {
 	}
 }
 
+// defaultRetryFor is how long failed HTTP requests are retried, as cachix.
+const defaultRetryFor = 90 * time.Second
+
+// networkFlags bound the HTTP requests to a Cachix cache. Their
+// environment variables also reach the background pushes the hooks start.
+func networkFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.DurationFlag{Name: "connect-timeout", Value: cachix.DefaultConnectTimeout, EnvVars: []string{"CACHIX_SELECT_CONNECT_TIMEOUT"},
+			Usage: "give up connecting to a Cachix host (TCP, then TLS) after `DURATION`; the request is retried"},
+		&cli.DurationFlag{Name: "stall-timeout", Value: cachix.DefaultStallTimeout, EnvVars: []string{"CACHIX_SELECT_STALL_TIMEOUT"},
+			Usage: "fail an HTTP request that moves no byte, sent or received, for `DURATION`; it is retried (a slow transfer that moves is never cut)"},
+		&cli.DurationFlag{Name: "retry-for", Value: defaultRetryFor, EnvVars: []string{"CACHIX_SELECT_RETRY_FOR"},
+			Usage: "retry failed requests (connection errors, timeouts, HTTP 429 and 5xx) for up to `DURATION` after the first failure; 0: do not retry"},
+		&cli.BoolFlag{Name: "fail-fast", EnvVars: []string{"CACHIX_SELECT_FAIL_FAST"},
+			Usage: "give up at once on a Cachix host that cannot be reached at all (unknown name, connection refused, no route) before it answered once"},
+	}
+}
+
 // outputFlags control what is printed.
 func outputFlags() []cli.Flag {
 	return []cli.Flag{
@@ -52,6 +73,7 @@ func outputFlags() []cli.Flag {
 func pushCommand() *cli.Command {
 	flags := append(cacheFlags(), pushTuningFlags()...)
 	flags = append(flags, &cli.BoolFlag{Name: "dry-run", Aliases: []string{"n"}, Usage: "report what would be pushed, with NAR sizes; upload nothing"})
+	flags = append(flags, networkFlags()...)
 	flags = append(flags, outputFlags()...)
 	flags = append(flags, omciFlags()...)
 	return &cli.Command{
@@ -157,13 +179,21 @@ func requestFromFlags(c *cli.Context, manifests []*manifest.Manifest, paths []st
 	return req, nil
 }
 
-// backendOptions are the backend settings every command shares.
+// backendOptions are the backend settings every command shares; commands
+// without the network flags get their defaults.
 func backendOptions(c *cli.Context) pushlib.BackendOptions {
+	retryFor := c.Duration("retry-for")
+	if retryFor <= 0 && c.IsSet("retry-for") {
+		retryFor = time.Nanosecond // 0 means no retries, not the default
+	}
 	return pushlib.BackendOptions{
 		SigningKeyName: c.String("signing-key-name"),
 		ConfigPath:     c.String("config"),
 		Version:        version,
 		Logger:         logger(c),
+		Timeouts:       cachix.Timeouts{Connect: c.Duration("connect-timeout"), Stall: c.Duration("stall-timeout")},
+		RetryFor:       retryFor,
+		FailFast:       c.Bool("fail-fast"),
 	}
 }
 
@@ -219,26 +249,47 @@ func readInputs(c *cli.Context, st *store.Store) ([]*manifest.Manifest, []string
 	return manifests, paths, nil
 }
 
-// isManifestArg: a regular file whose name ends in .json is a manifest.
+// isManifestArg: an argument whose name ends in .json is a manifest,
+// unless it is a directory (a store path named *.json). A missing file, or
+// a FIFO or device, is then reported as a bad manifest.
 func isManifestArg(a string) bool {
 	if !strings.HasSuffix(a, ".json") {
 		return false
 	}
 	fi, err := os.Stat(a)
-	return err != nil || fi.Mode().IsRegular() // a missing .json file is reported as a manifest error
+	return err != nil || !fi.IsDir()
 }
 
-// readPathsFrom splits r on whitespace, like `cachix push` reading stdin.
+// Bounds on store paths read from stdin: no path is longer than
+// PATH_MAX, and 64 MiB is hundreds of thousands of paths.
+const (
+	maxStdinWord  = 4096
+	maxStdinBytes = 64 << 20
+)
+
+// readPathsFrom splits r on whitespace, like `cachix push` reading stdin,
+// refusing binary or endless input (/dev/zero) with a one-line error
+// instead of reading it into memory.
 func readPathsFrom(r io.Reader) ([]string, error) {
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	lr := &io.LimitedReader{R: r, N: maxStdinBytes + 1}
+	sc := bufio.NewScanner(lr)
+	sc.Buffer(make([]byte, 64<<10), maxStdinWord)
 	sc.Split(bufio.ScanWords)
 	var out []string
 	for sc.Scan() {
+		if lr.N <= 0 {
+			return nil, pushlib.BadInputf("stdin: more than %d MiB of store paths; give fewer, or a manifest", maxStdinBytes>>20)
+		}
 		out = append(out, sc.Text())
 	}
-	if err := sc.Err(); err != nil && !errors.Is(err, io.EOF) {
-		return nil, err
+	switch err := sc.Err(); {
+	case errors.Is(err, bufio.ErrTooLong):
+		return nil, pushlib.BadInputf("stdin: a word longer than %d bytes cannot be a store path (is stdin binary data?)", maxStdinWord)
+	case err != nil && !errors.Is(err, io.EOF):
+		return nil, fmt.Errorf("reading store paths from stdin: %w", err)
+	}
+	if lr.N <= 0 {
+		return nil, pushlib.BadInputf("stdin: more than %d MiB of store paths; give fewer, or a manifest", maxStdinBytes>>20)
 	}
 	return out, nil
 }

@@ -35,13 +35,20 @@ func queueDirs(c *cli.Context) []string {
 	return queue.Dirs(systemStateDir)
 }
 
+// defaultFlushLimit bounds a flush, so that a push hung on a dead cache
+// releases the flush lock and every later activation, for every cache,
+// is not stuck behind it; what is not pushed stays queued for the next.
+const defaultFlushLimit = time.Hour
+
 // queueCommand is `cachix-select queue list|flush`.
 func queueCommand() *cli.Command {
 	flushFlags := append(stateFlags(), credentialFlags()...)
 	flushFlags = append(flushFlags,
-		&cli.BoolFlag{Name: "wait", Usage: "wait for a running flush to finish instead of leaving the work to it"},
-		&cli.DurationFlag{Name: "timeout", Usage: "stop after `DURATION`, leaving the rest queued (default: no limit)"},
+		&cli.BoolFlag{Name: "wait", Usage: "wait for a running flush to finish (within --timeout) instead of leaving the work to it"},
+		&cli.DurationFlag{Name: "timeout", Value: defaultFlushLimit, EnvVars: []string{"CACHIX_SELECT_FLUSH_TIMEOUT"},
+			Usage: "stop after `DURATION`, leaving the rest queued; 0: no limit"},
 	)
+	flushFlags = append(flushFlags, networkFlags()...)
 	flushFlags = append(flushFlags, outputFlags()...)
 	return &cli.Command{
 		Name:  "queue",
@@ -60,8 +67,10 @@ func queueCommand() *cli.Command {
 			{
 				Name:  "flush",
 				Usage: "push every queued manifest now (one flush at a time per state directory)",
-				Description: "Pushes the queue oldest first. An entry is removed once the cache confirmed it; entries whose\n" +
-					"paths were garbage-collected are dropped with a warning; failed entries stay queued.\n" +
+				Description: "Pushes the queue, entries never tried first, then the least recently tried. An entry is\n" +
+					"removed once the cache confirmed it; entries whose paths were garbage-collected are dropped\n" +
+					"with a warning; failed entries stay queued. A flush stops after --timeout (default 1h), even\n" +
+					"when a push is blocked, and releases the flush lock; the rest stays queued.\n" +
 					"Without --state-dir, the same queues as queue list (root: its own and the NixOS system queue,\n" +
 					"pushed with the credentials the manifests and root's environment give, not the unit's).\n" +
 					"Exit code: 0 when the queue is empty afterwards, 1 when failed entries remain.",
@@ -73,14 +82,12 @@ func queueCommand() *cli.Command {
 	}
 }
 
-// queueFlushAction flushes each queue directory in turn.
+// queueFlushAction flushes each queue directory in turn, all within one
+// time limit.
 func queueFlushAction(c *cli.Context) error {
-	ctx := c.Context
-	if t := c.Duration("timeout"); t > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, t)
-		defer cancel()
-	}
+	ctx, cancel := withTimeLimit(c.Context, c.Duration("timeout"))
+	defer cancel()
+	fo := flushOptions{wait: c.Bool("wait"), failFast: c.Bool("fail-fast")}
 	dirs := queueDirs(c)
 	var first error
 	for _, dir := range dirs {
@@ -89,7 +96,7 @@ func queueFlushAction(c *cli.Context) error {
 			if len(dirs) > 1 && !c.Bool("quiet") {
 				fmt.Fprintf(c.App.ErrWriter, "cachix-select: flushing the queue in %s\n", dir)
 			}
-			err = flushQueue(ctx, c, d, c.Bool("wait"))
+			err = flushQueue(ctx, c, d, fo)
 		}
 		if err != nil && first == nil {
 			first = err
@@ -98,11 +105,36 @@ func queueFlushAction(c *cli.Context) error {
 	return first
 }
 
+// flushOptions say how one flush runs.
+type flushOptions struct {
+	// wait for a running flush to release the lock (within the time limit).
+	wait bool
+	// failFast gives up at once on hosts that cannot be reached at all.
+	failFast bool
+}
+
+// timeLimit is the cause of a flush's context ending at its limit.
+type timeLimit struct{ d time.Duration }
+
+func (l *timeLimit) Error() string { return fmt.Sprintf("the time limit of %s was reached", l.d) }
+
+// withTimeLimit bounds a flush to d (0: no limit); the context's cause
+// then says which limit ended it.
+func withTimeLimit(ctx context.Context, d time.Duration) (context.Context, context.CancelFunc) {
+	if d <= 0 {
+		return context.WithCancel(ctx)
+	}
+	return context.WithTimeoutCause(ctx, d, &timeLimit{d})
+}
+
 // flushQueue takes the lock and flushes until the queue holds nothing new.
 // If another flush holds the lock it returns at once (that flush checks the
-// queue again before it exits), unless wait is set.
-func flushQueue(ctx context.Context, c *cli.Context, d *queue.Dir, wait bool) error {
-	lock, err := d.TryLock(wait)
+// queue again before it exits), unless fo.wait is set. It returns when ctx
+// ends (see withTimeLimit) plus a grace period at the latest: when a push
+// is blocked past it (a hung file system), flushQueue returns anyway and
+// the process exit releases the lock.
+func flushQueue(ctx context.Context, c *cli.Context, d *queue.Dir, fo flushOptions) error {
+	lock, err := takeLock(ctx, d, fo.wait)
 	if errors.Is(err, queue.ErrLocked) {
 		if !c.Bool("quiet") {
 			fmt.Fprintln(c.App.ErrWriter, "cachix-select: another flush is running; it will push the queue")
@@ -112,13 +144,53 @@ func flushQueue(ctx context.Context, c *cli.Context, d *queue.Dir, wait bool) er
 	if err != nil {
 		return err
 	}
+	done := make(chan error, 1)
+	go func() { done <- flushLocked(ctx, c, d, lock, fo) }()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+	}
+	t := time.NewTimer(interruptGrace)
+	defer t.Stop()
+	select {
+	case err := <-done:
+		return err
+	case <-t.C:
+	}
+	if interruption(ctx) == nil {
+		fmt.Fprintf(c.App.ErrWriter, "cachix-select: stopped: %v and a push was still blocked %s later (a hung cache?); "+
+			"what is not pushed stays queued\n", context.Cause(ctx), interruptGrace)
+	}
+	return &alreadyReported{errQueueNotEmpty}
+}
+
+// takeLock takes the flush lock; with wait, it polls until ctx ends.
+func takeLock(ctx context.Context, d *queue.Dir, wait bool) (*queue.Lock, error) {
+	for {
+		lock, err := d.TryLock(false)
+		if !wait || !errors.Is(err, queue.ErrLocked) {
+			return lock, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, queue.ErrLocked
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+// flushLocked is the flush proper, with the lock held.
+func flushLocked(ctx context.Context, c *cli.Context, d *queue.Dir, lock *queue.Lock, fo flushOptions) error {
 	out := newRenderer(c, c.App.Writer, c.App.ErrWriter)
 	defer out.Close()
+	bopts := backendOptions(c)
+	bopts.FailFast = bopts.FailFast || fo.failFast
 	opts := activate.Options{
 		Overrides: pushlib.Overrides{AuthTokenFile: c.String("auth-token-file"), SigningKeyFile: c.String("signing-key-file")},
 		Store:     store.New(),
 		Events:    out,
-		Backend:   backendOptions(c),
+		Backend:   bopts,
 	}
 	tried := map[string]bool{}
 	var total activate.FlushResult
@@ -143,17 +215,29 @@ func flushQueue(ctx context.Context, c *cli.Context, d *queue.Dir, wait bool) er
 		if !hasUntried(d, tried) || ctx.Err() != nil {
 			break
 		}
+		var err error
 		if lock, err = d.TryLock(false); err != nil {
 			break // someone else took over
 		}
 	}
+	stopped := ctx.Err() != nil
 	for _, e := range total.Errors {
+		if stopped && (errors.Is(e, context.Canceled) || errors.Is(e, context.DeadlineExceeded)) {
+			continue // not a failure of its own: said once below
+		}
 		fmt.Fprintf(c.App.ErrWriter, "cachix-select: queued push failed: %v\n", e)
+	}
+	if stopped && interruption(ctx) == nil {
+		fmt.Fprintf(c.App.ErrWriter, "cachix-select: stopped: %v; %d queued %s stay queued\n",
+			context.Cause(ctx), total.Remaining, plural(total.Remaining, "push", "pushes"))
 	}
 	if total.Remaining > 0 {
 		return &alreadyReported{fmt.Errorf("%w (%d)", errQueueNotEmpty, total.Remaining)}
 	}
-	return ctx.Err()
+	if interruption(ctx) != nil {
+		return ctx.Err()
+	}
+	return nil
 }
 
 // hasUntried reports queued entries this flush has not attempted yet.

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -34,6 +35,8 @@ type renderer struct {
 	verbose bool
 	stdout  io.Writer
 	stderr  io.Writer
+	// ctx is the command's; after a signal the result says so.
+	ctx context.Context
 
 	mu             sync.Mutex
 	bars           *mpb.Progress
@@ -46,7 +49,7 @@ type renderer struct {
 // newRenderer picks the output mode from the flags and the terminal: bars
 // only on a terminal and when CI is not "true", like cachix.
 func newRenderer(c *cli.Context, stdout, stderr io.Writer) *renderer {
-	r := &renderer{stdout: stdout, stderr: stderr, verbose: c.Bool("verbose"),
+	r := &renderer{stdout: stdout, stderr: stderr, verbose: c.Bool("verbose"), ctx: c.Context,
 		pathBars: map[string]*mpb.Bar{}, seen: map[string]uint64{}}
 	switch {
 	case c.Bool("json"):
@@ -61,9 +64,10 @@ func newRenderer(c *cli.Context, stdout, stderr io.Writer) *renderer {
 	return r
 }
 
-// isTerminal reports whether w is a terminal.
+// isTerminal reports whether w is a terminal (an *os.File, or stderr
+// behind the writer that silences it after a signal).
 func isTerminal(w io.Writer) bool {
-	f, ok := w.(*os.File)
+	f, ok := w.(interface{ Fd() uintptr })
 	return ok && (isatty.IsTerminal(f.Fd()) || isatty.IsCygwinTerminal(f.Fd()))
 }
 
@@ -126,6 +130,8 @@ func (r *renderer) plain(e events.Event) {
 		}
 	case events.Retry:
 		r.line("Retrying %s: %s", e.Path, e.Error)
+	case events.HostRetry:
+		r.line("%s", e.Message)
 	case events.Failed:
 		r.reportedErrors = true
 		r.line("%s", failedLine(e))
@@ -256,6 +262,9 @@ func (r *renderer) Result(res *pushlib.Result, err error) {
 			out.Error = err.Error()
 			out.Code = exitCode(err)
 		}
+		if intr := interruption(r.ctx); intr != nil && err != nil {
+			out.Error, out.Code = intr.Error(), intr.code()
+		}
 		r.writeJSON(out)
 		return
 	}
@@ -295,6 +304,9 @@ func summaryLine(e events.Event) string {
 	s := fmt.Sprintf("Pushed %d paths (%s compressed, %s NAR) to %s, %d already present.", e.Pushed, size(e.FileSize), size(e.NarSize), e.Cache, e.Present)
 	if e.Failed > 0 {
 		s += fmt.Sprintf(" %d failed.", e.Failed)
+	}
+	if e.Stopped > 0 {
+		s += fmt.Sprintf(" %d not pushed (the push was stopped).", e.Stopped)
 	}
 	return s
 }

@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sort"
 	"time"
 
 	"github.com/cachix-select/cachix-select/pushlib"
@@ -76,6 +77,10 @@ func Flush(ctx context.Context, d *queue.Dir, opts Options, skip map[string]bool
 	for _, b := range bad {
 		sink.Emit(events.Event{Kind: events.Warning, Message: b.Error()})
 	}
+	// Entries never tried first, then the least recently tried: one entry
+	// that hangs every flush until its time limit (a dead cache) must not
+	// keep the others from going out.
+	sort.SliceStable(entries, func(i, j int) bool { return lastTry(entries[i]).Before(lastTry(entries[j])) })
 	for _, e := range entries {
 		if skip[e.ID] {
 			continue
@@ -85,6 +90,14 @@ func Flush(ctx context.Context, d *queue.Dir, opts Options, skip map[string]bool
 			res.Remaining++
 			continue
 		}
+		// Recorded before the push, so that a flush killed while this entry
+		// hangs still moves it behind the others.
+		now := time.Now().UTC()
+		e.Attempts++
+		e.LastTry = &now
+		if serr := d.Save(e); serr != nil {
+			res.Errors = append(res.Errors, serr)
+		}
 		switch err := flushEntry(ctx, d, e, opts, sink); {
 		case err == nil:
 			res.Pushed++
@@ -93,16 +106,24 @@ func Flush(ctx context.Context, d *queue.Dir, opts Options, skip map[string]bool
 		default:
 			res.Remaining++
 			res.Errors = append(res.Errors, err)
-			now := time.Now().UTC()
-			e.Attempts++
-			e.LastTry = &now
 			e.LastError = err.Error()
+			if ctx.Err() != nil {
+				e.LastError = "stopped before it finished: " + context.Cause(ctx).Error()
+			}
 			if serr := d.Save(e); serr != nil {
 				res.Errors = append(res.Errors, serr)
 			}
 		}
 	}
 	return res, nil
+}
+
+// lastTry is when an entry was last tried; the zero time if never.
+func lastTry(e *queue.Entry) time.Time {
+	if e.LastTry == nil {
+		return time.Time{}
+	}
+	return *e.LastTry
 }
 
 // errDropped marks an entry removed without a push.

@@ -27,6 +27,11 @@ var (
 	ErrRejected = errors.New("rejected by the cache")
 	// ErrNotSupported: the backend cannot do this (e.g. pins on a file cache).
 	ErrNotSupported = errors.New("not supported by this cache")
+	// ErrUnreachable: the cache's host cannot be reached at all (refused,
+	// unknown name, no route) and the backend was told not to wait for it.
+	// Not a problem the user must fix, but one no retry within this push
+	// will: the push should be left for later.
+	ErrUnreachable = errors.New("cache host unreachable")
 )
 
 // Permanent reports whether err is one that a retry cannot fix.
@@ -34,7 +39,7 @@ func Permanent(err error) bool {
 	return errors.Is(err, ErrUnauthorized) || errors.Is(err, ErrCacheNotFound) ||
 		errors.Is(err, ErrRejected) || errors.Is(err, ErrNotSupported) ||
 		errors.Is(err, narstream.ErrHashMismatch) || errors.Is(err, store.ErrNotInStore) ||
-		errors.Is(err, context.Canceled)
+		errors.Is(err, ErrUnreachable) || errors.Is(err, context.Canceled)
 }
 
 // Info is what a backend tells the pipeline before the push starts.

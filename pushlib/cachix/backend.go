@@ -7,7 +7,9 @@
 // policy (§5.9a): 429, 5xx and connection failures are retried with
 // full-jitter exponential backoff and Retry-After hints; 400/401/403/404
 // and cancellation are final. Request bodies are always rebuilt from bytes,
-// never from a one-shot stream.
+// never from a one-shot stream. Unlike cachix, every attempt is bounded
+// (Timeouts): connecting, and any stretch without progress, but not the
+// total time of a transfer that moves.
 //
 // The auth token and the signing key are inputs (see package creds for
 // where they come from). Neither ever appears in an error or a log line.
@@ -67,10 +69,19 @@ type Options struct {
 	Logger *zerolog.Logger
 	// Version goes into the User-Agent ("cachix-select/<version>").
 	Version string
-	// HTTPClient replaces the default HTTP client (tests).
+	// HTTPClient replaces the default HTTP client (tests). Its transport
+	// is wrapped to apply Timeouts.Stall; Timeouts.Connect is then its own.
 	HTTPClient *http.Client
 	// Retry tunes the HTTP retry policy; zero fields take cachix's values.
 	Retry RetryPolicy
+	// Timeouts bound each HTTP attempt; zero fields take the defaults.
+	Timeouts Timeouts
+	// FailFast gives up at once on a host that cannot be reached at all
+	// (its name does not resolve, connecting is refused or has no route)
+	// as long as it has not answered once, instead of retrying for the
+	// whole budget: the error matches backend.ErrUnreachable. For the
+	// hooks, which queue such a push for later rather than wait.
+	FailFast bool
 }
 
 // Backend pushes to one Cachix cache. It implements backend.Backend and
@@ -121,12 +132,17 @@ func New(opts Options) (*Backend, error) {
 	if version == "" {
 		version = "dev"
 	}
-	hc := opts.HTTPClient
-	if hc == nil {
-		t := http.DefaultTransport.(*http.Transport).Clone()
-		t.MaxIdleConnsPerHost = 32
-		hc = &http.Client{Transport: t}
+	timeouts := opts.Timeouts.withDefaults()
+	var base http.RoundTripper = newTransport(timeouts)
+	hc := &http.Client{}
+	if opts.HTTPClient != nil {
+		*hc = *opts.HTTPClient
+		base = hc.Transport
+		if base == nil {
+			base = http.DefaultTransport
+		}
 	}
+	hc.Transport = &stallGuard{base: base, stall: timeouts.Stall}
 	chunk := opts.ChunkSize
 	switch {
 	case chunk <= 0:
@@ -157,6 +173,7 @@ func New(opts Options) (*Backend, error) {
 			policy:    opts.Retry.withDefaults(),
 			logger:    zerologAdapter{log: logger, scrub: scrub},
 			scrub:     scrub,
+			failFast:  opts.FailFast,
 		},
 	}
 	b.buffers.New = func() any {

@@ -28,6 +28,13 @@ type apiClient struct {
 	policy    RetryPolicy
 	logger    zerologAdapter
 	scrub     func(string) string
+	// failFast makes a connection failure final while a host has not
+	// answered once (see Options.FailFast).
+	failFast bool
+
+	// reached holds the hosts that answered at least once; announced the
+	// hosts whose trouble was already reported (both host → struct{}).
+	reached, announced sync.Map
 }
 
 // jsonContentType is what Cachix's Servant API declares for JSON bodies.
@@ -95,7 +102,7 @@ func (c *apiClient) do(ctx context.Context, method, rawURL string, body any, h h
 	}
 	req.Header.Set("User-Agent", c.userAgent)
 
-	st := &retryState{policy: c.policy}
+	st := &retryState{policy: c.policy, client: c, host: req.URL.Host}
 	rc := &retryablehttp.Client{
 		HTTPClient:   c.http,
 		Logger:       c.logger,
@@ -112,7 +119,8 @@ func (c *apiClient) do(ctx context.Context, method, rawURL string, body any, h h
 		if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 			return nil, err
 		}
-		return nil, &NetworkError{Host: req.URL.Host, Attempts: st.attempts, Err: transportCause(err, c.scrub)}
+		return nil, &NetworkError{Host: req.URL.Host, Attempts: st.attempts, Elapsed: st.elapsed(),
+			Unreachable: st.unreachable, Err: transportCause(err, c.scrub)}
 	}
 	defer resp.Body.Close()
 	data, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseBody))

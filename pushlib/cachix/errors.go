@@ -5,7 +5,10 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"time"
 	"unicode/utf8"
+
+	"github.com/cachix-select/cachix-select/pushlib/backend"
 )
 
 // HTTPError is an answer from Cachix (or its storage) that the client did
@@ -44,21 +47,33 @@ type NetworkError struct {
 	Host string
 	// Attempts is how many times the request was sent.
 	Attempts int
+	// Elapsed is the time from the first failure to giving up.
+	Elapsed time.Duration
+	// Unreachable is set when the host was given up at once because it
+	// cannot be reached at all (Options.FailFast); the error then also
+	// matches backend.ErrUnreachable.
+	Unreachable bool
 	// Err is the transport error of the last attempt (without the URL).
 	Err error
 }
 
-// Error names the host, the cause and the attempts.
+// Error names the host, the cause in a few words and the attempts.
 func (e *NetworkError) Error() string {
-	s := fmt.Sprintf("cannot reach %s: %v", e.Host, e.Err)
+	s := fmt.Sprintf("%s %s: %s", lostVerb(e.Err), e.Host, describe(e.Err))
 	if e.Attempts > 1 {
-		s += fmt.Sprintf(" (gave up after %d attempts)", e.Attempts)
+		s += fmt.Sprintf(" (gave up after %d attempts in %s)", e.Attempts, seconds(roundElapsed(e.Elapsed)))
 	}
 	return s
 }
 
-// Unwrap exposes the transport error.
-func (e *NetworkError) Unwrap() error { return e.Err }
+// Unwrap exposes the transport error, and ErrUnreachable for a host given
+// up at once.
+func (e *NetworkError) Unwrap() []error {
+	if e.Unreachable {
+		return []error{e.Err, backend.ErrUnreachable}
+	}
+	return []error{e.Err}
+}
 
 // cacheError is a friendly one-line message that still matches a backend
 // sentinel (ErrUnauthorized, ErrCacheNotFound, …) and the underlying cause
@@ -114,4 +129,22 @@ func serverMessage(body []byte, scrub func(string) string) string {
 		text = text[:cut] + "…"
 	}
 	return text
+}
+
+// roundElapsed rounds a duration for a message: to the second from 10 s.
+func roundElapsed(d time.Duration) time.Duration {
+	if d >= 10*time.Second {
+		return d.Round(time.Second)
+	}
+	return d.Round(100 * time.Millisecond)
+}
+
+// lostVerb is how a message starts for a failed attempt: "cannot reach"
+// a host no connection could be made to, "no answer from" one that took
+// the connection.
+func lostVerb(err error) string {
+	if connectionFailure(err) {
+		return "cannot reach"
+	}
+	return "no answer from"
 }

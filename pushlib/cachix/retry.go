@@ -7,6 +7,7 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"math/rand/v2"
 	"mime"
@@ -15,6 +16,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/cachix-select/cachix-select/pushlib/events"
 )
 
 // RetryPolicy is the HTTP-level retry policy of `cachix push` (protocol
@@ -78,29 +81,56 @@ func (p RetryPolicy) backoff(n int) time.Duration {
 // retryState follows one logical request through its attempts: it decides
 // whether to retry and how long to wait, and remembers why it stopped.
 type retryState struct {
-	policy   RetryPolicy
+	policy RetryPolicy
+	// client and host, when set, record which hosts answered and report a
+	// host's trouble once (events.HostRetry).
+	client   *apiClient
+	host     string
 	attempts int
 	retries  int
 	total    time.Duration
 	next     time.Duration
+	// firstFailure is when the first failed attempt ended.
+	firstFailure time.Time
 	// exhausted is set when a retryable failure was not retried because the
 	// budget ran out.
 	exhausted bool
+	// unreachable is set when a connection failure was final (fail-fast).
+	unreachable bool
+}
+
+// elapsed is the time since the first failure.
+func (s *retryState) elapsed() time.Duration {
+	if s.firstFailure.IsZero() {
+		return 0
+	}
+	return time.Since(s.firstFailure)
 }
 
 // check is the retryablehttp CheckRetry hook: it classifies the outcome of
 // an attempt and, when it is retryable, computes the next delay and checks
-// it against the budget.
+// it against the budget. The budget counts the time since the first
+// failure, or the delays when they add up to more (as in cachix), so that
+// attempts that each take long (timeouts) cannot stretch it.
 func (s *retryState) check(ctx context.Context, resp *http.Response, err error) (bool, error) {
 	s.attempts++
 	if ctxErr := ctx.Err(); ctxErr != nil {
 		return false, ctxErr
+	}
+	if resp != nil && s.client != nil {
+		s.client.reached.Store(s.host, struct{}{})
 	}
 	var hint time.Duration
 	switch {
 	case err != nil:
 		if !retryableTransportError(err) {
 			return false, nil
+		}
+		if s.client != nil && s.client.failFast && connectionFailure(err) {
+			if _, ok := s.client.reached.Load(s.host); !ok {
+				s.unreachable = true
+				return false, nil
+			}
 		}
 	case resp != nil:
 		if !retryableStatus(resp.StatusCode) {
@@ -110,18 +140,45 @@ func (s *retryState) check(ctx context.Context, resp *http.Response, err error) 
 	default:
 		return false, nil
 	}
+	if s.firstFailure.IsZero() {
+		s.firstFailure = time.Now()
+	}
 	delay := s.policy.backoff(s.retries)
 	if hint > 0 {
 		delay = min(hint, s.policy.MaxHint)
 	}
-	if s.total+delay > s.policy.MaxTotal {
+	if max(s.total, s.elapsed())+delay > s.policy.MaxTotal {
 		s.exhausted = true
 		return false, nil
 	}
 	s.total += delay
 	s.retries++
 	s.next = delay
+	if s.retries == 1 {
+		s.announce(ctx, resp, err)
+	}
 	return true, nil
+}
+
+// announce reports, once per host, that requests to it are being retried,
+// so that a push does not sit silent for the whole retry budget.
+func (s *retryState) announce(ctx context.Context, resp *http.Response, err error) {
+	if s.client == nil {
+		return
+	}
+	if _, done := s.client.announced.LoadOrStore(s.host, struct{}{}); done {
+		return
+	}
+	var why, msg string
+	budget := seconds(s.policy.MaxTotal)
+	if err != nil {
+		why = describe(transportCause(err, s.client.scrub))
+		msg = fmt.Sprintf("%s %s (%s); retrying for up to %s", lostVerb(err), s.host, why, budget)
+	} else {
+		why = fmt.Sprintf("HTTP %d %s", resp.StatusCode, http.StatusText(resp.StatusCode))
+		msg = fmt.Sprintf("%s answers %s; retrying for up to %s", s.host, why, budget)
+	}
+	events.FromContext(ctx).Emit(events.Event{Kind: events.HostRetry, Host: s.host, Error: why, Message: msg})
 }
 
 // wait is the retryablehttp Backoff hook: it returns the delay check chose.

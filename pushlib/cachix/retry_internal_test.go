@@ -6,8 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"strings"
 	"syscall"
 	"testing"
@@ -182,5 +184,38 @@ func TestRetryClassification(t *testing.T) {
 				t.Errorf("err = %v, want context.Canceled", err)
 			}
 		})
+	}
+}
+
+// TestConnectionFailureAndDescribe checks which failures mean a host
+// cannot be reached at all (fail-fast) and the few words each is shown as.
+func TestConnectionFailureAndDescribe(t *testing.T) {
+	t.Parallel()
+	dial := func(err error) error {
+		return &url.Error{Op: "Get", URL: "https://x", Err: &net.OpError{Op: "dial", Net: "tcp", Err: &os.SyscallError{Syscall: "connect", Err: err}}}
+	}
+	tests := []struct {
+		name        string
+		err         error
+		unreachable bool
+		words       string
+	}{
+		{"refused", dial(syscall.ECONNREFUSED), true, "connection refused"},
+		{"no route", dial(syscall.EHOSTUNREACH), true, "no route to host"},
+		{"network down", dial(syscall.ENETUNREACH), true, "network is unreachable"},
+		{"unknown name", &url.Error{Op: "Get", URL: "https://x", Err: &net.OpError{Op: "dial", Net: "tcp",
+			Err: &net.DNSError{Err: "no such host", Name: "nope.invalid", IsNotFound: true}}}, true, "unknown host name"},
+		{"reset after connecting", &url.Error{Op: "Get", URL: "https://x", Err: &net.OpError{Op: "read", Net: "tcp",
+			Err: &os.SyscallError{Syscall: "read", Err: syscall.ECONNRESET}}}, false, "connection reset"},
+		{"stall", &url.Error{Op: "Get", URL: "https://x", Err: &StallError{After: time.Minute}}, false, "no progress for 60 s"},
+		{"closed", &url.Error{Op: "Get", URL: "https://x", Err: io.EOF}, false, "the connection was closed before the answer was complete"},
+	}
+	for _, tt := range tests {
+		if got := connectionFailure(tt.err); got != tt.unreachable {
+			t.Errorf("%s: connectionFailure = %v, want %v", tt.name, got, tt.unreachable)
+		}
+		if got := describe(tt.err); got != tt.words {
+			t.Errorf("%s: describe = %q, want %q", tt.name, got, tt.words)
+		}
 	}
 }

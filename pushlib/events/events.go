@@ -3,7 +3,10 @@
 // progress bars, plain lines or JSON lines.
 package events
 
-import "sync"
+import (
+	"context"
+	"sync"
+)
 
 // Kind names an event. The JSON output uses these strings verbatim.
 type Kind string
@@ -28,6 +31,11 @@ const (
 	Pinned Kind = "pinned"
 	// Warning: something the user should know that does not fail the push.
 	Warning Kind = "warning"
+	// HostRetry: requests to Host fail in a way worth retrying (connection
+	// refused, no answer, HTTP 5xx or 429) and are retried for a while
+	// before the push gives up; Message says so in one line. Emitted once
+	// per host and push, on the first retry.
+	HostRetry Kind = "host-retry"
 	// Summary: the push is over; the totals.
 	Summary Kind = "summary"
 )
@@ -46,15 +54,20 @@ type Event struct {
 	Bytes   uint64 `json:"bytes,omitempty"`
 	Attempt int    `json:"attempt,omitempty"`
 	// Counts for Plan and Summary.
-	Closure int  `json:"closure,omitempty"`
-	Missing int  `json:"missing,omitempty"`
-	Present int  `json:"present,omitempty"`
-	Pushed  int  `json:"pushed,omitempty"`
-	Failed  int  `json:"failedCount,omitempty"`
+	Closure int `json:"closure,omitempty"`
+	Missing int `json:"missing,omitempty"`
+	Present int `json:"present,omitempty"`
+	Pushed  int `json:"pushed,omitempty"`
+	Failed  int `json:"failedCount,omitempty"`
+	// Stopped counts, in Summary, the paths not pushed because the push
+	// was stopped (interrupted, or out of time) rather than failed.
+	Stopped int  `json:"stopped,omitempty"`
 	DryRun  bool `json:"dryRun,omitempty"`
 	// Pin is the pin name for Pinned; Unchanged says the pin already
 	// pointed at Path, so no revision was added.
-	Pin       string `json:"pin,omitempty"`
+	Pin string `json:"pin,omitempty"`
+	// Host is the network host a HostRetry event is about.
+	Host      string `json:"host,omitempty"`
 	Unchanged bool   `json:"unchanged,omitempty"`
 	Message   string `json:"message,omitempty"`
 	Error     string `json:"error,omitempty"`
@@ -71,6 +84,23 @@ var Discard Sink = discard{}
 type discard struct{}
 
 func (discard) Emit(Event) {}
+
+// sinkKey is the context key of the sink.
+type sinkKey struct{}
+
+// NewContext returns ctx carrying sink, so that code deep in a push (a
+// backend's HTTP client) reports to the same place as the pipeline.
+func NewContext(ctx context.Context, sink Sink) context.Context {
+	return context.WithValue(ctx, sinkKey{}, sink)
+}
+
+// FromContext returns the sink ctx carries, or Discard.
+func FromContext(ctx context.Context) Sink {
+	if s, ok := ctx.Value(sinkKey{}).(Sink); ok && s != nil {
+		return s
+	}
+	return Discard
+}
 
 // Recorder keeps every event; tests use it.
 type Recorder struct {

@@ -6,6 +6,12 @@
 // renamed into place, so a killed push never leaves a half-written NAR or
 // narinfo; a narinfo is written only after its NAR is in place (and, as the
 // pipeline guarantees, after every reference's narinfo).
+//
+// A push killed with SIGKILL leaves its temporary files behind. Each
+// temporary file is locked (flock) by the push writing it until it is
+// renamed into place, and the next push of the cache removes those nobody
+// holds a lock on, so other pushes to the same cache at the same time, by
+// this process or others, keep theirs.
 package filecache
 
 import (
@@ -18,7 +24,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
+	"syscall"
 	"time"
 
 	"github.com/nix-community/go-nix/pkg/narinfo"
@@ -56,9 +62,6 @@ type Options struct {
 type Cache struct {
 	opts Options
 	dir  string
-	// cleanup removes stale temporary files once, on the first upload (not
-	// in Open: a push with nothing to upload should not list the cache).
-	cleanup sync.Once
 }
 
 // New checks the URL and returns the cache; it touches nothing on disk.
@@ -128,23 +131,90 @@ func (c *Cache) Open(ctx context.Context) (backend.Info, error) {
 	default:
 		return backend.Info{}, fmt.Errorf("%w: reading %s: %v", ErrBadLocation, infoFile, unwrapPathErr(err))
 	}
+	c.RemoveStaleTemps()
 	return backend.Info{}, nil
 }
 
-// removeStaleTemps deletes temporary files a killed push left behind (older
-// than an hour, so a concurrent push's files are left alone).
-func (c *Cache) removeStaleTemps() {
+// lockGrace is how young a temporary file may be and still belong to a
+// push that created it and has not locked it yet (microseconds, in fact).
+const lockGrace = 2 * time.Second
+
+// unlockedMaxAge is the age after which a temporary file is removed on a
+// file system without file locks, where being in use cannot be checked.
+const unlockedMaxAge = time.Hour
+
+// RemoveStaleTemps deletes the temporary files that killed pushes left in
+// the cache: those that no process holds a lock on. It returns how many it
+// removed. Open calls it; errors are ignored (the files only take space).
+func (c *Cache) RemoveStaleTemps() int {
+	removed := 0
 	for _, d := range []string{c.dir, filepath.Join(c.dir, "nar")} {
-		entries, _ := os.ReadDir(d)
+		f, err := os.Open(d)
+		if err != nil {
+			continue
+		}
+		entries, _ := f.ReadDir(-1) // unsorted: nar/ may hold many files
+		f.Close()
 		for _, e := range entries {
-			if !strings.HasPrefix(e.Name(), atomicfile.TempPrefix) {
-				continue
-			}
-			if fi, err := e.Info(); err == nil && time.Since(fi.ModTime()) > time.Hour {
-				_ = os.Remove(filepath.Join(d, e.Name()))
+			if strings.HasPrefix(e.Name(), atomicfile.TempPrefix) && e.Type().IsRegular() &&
+				removeIfStale(filepath.Join(d, e.Name())) {
+				removed++
 			}
 		}
 	}
+	return removed
+}
+
+// removeIfStale removes one temporary file if no process holds its lock.
+func removeIfStale(name string) bool {
+	fi, err := os.Lstat(name)
+	if err != nil || !fi.Mode().IsRegular() || time.Since(fi.ModTime()) < lockGrace {
+		return false
+	}
+	f, err := os.OpenFile(name, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	switch err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); {
+	case err == nil:
+	case errors.Is(err, syscall.EWOULDBLOCK):
+		return false // a live push is writing it
+	default:
+		// No locks on this file system: only an old file is surely abandoned.
+		if time.Since(fi.ModTime()) < unlockedMaxAge {
+			return false
+		}
+	}
+	// Remove only the file we locked, not one renamed to the same name since.
+	now, err := os.Lstat(name)
+	if err != nil {
+		return false
+	}
+	if locked, err := f.Stat(); err != nil || !os.SameFile(now, locked) {
+		return false
+	}
+	return os.Remove(name) == nil
+}
+
+// createTemp creates a temporary file in dir, locked until release is
+// called; release must be called after the file is committed or aborted.
+// The lock lives on a second descriptor so that it outlasts the close that
+// precedes the rename in Commit.
+func createTemp(dir string) (tmp *atomicfile.File, release func(), err error) {
+	tmp, err = atomicfile.Create(dir)
+	if err != nil {
+		return nil, nil, err
+	}
+	lk, err := os.Open(tmp.Name())
+	if err != nil {
+		tmp.Abort()
+		return nil, nil, fmt.Errorf("locking a file in %s: %w", dir, unwrapPathErr(err))
+	}
+	// On a file system without locks the file is written unlocked; the
+	// cleaner then goes by age alone.
+	_ = syscall.Flock(int(lk.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+	return tmp, func() { lk.Close() }, nil
 }
 
 // narinfoFile is where a path's narinfo lives.
@@ -173,11 +243,11 @@ func (c *Cache) Missing(ctx context.Context, paths []string) (map[string]bool, e
 
 // Upload streams the compressed NAR into nar/ under its content hash.
 func (c *Cache) Upload(ctx context.Context, info *store.PathInfo, comp narstream.Compression, stream backend.StreamFunc) (backend.Pending, error) {
-	c.cleanup.Do(c.removeStaleTemps)
-	tmp, err := atomicfile.Create(filepath.Join(c.dir, "nar"))
+	tmp, release, err := createTemp(filepath.Join(c.dir, "nar"))
 	if err != nil {
 		return nil, err
 	}
+	defer release()
 	defer tmp.Abort()
 	bw := bufio.NewWriterSize(tmp, 256<<10)
 	res, err := stream(ctx, bw)
@@ -251,7 +321,16 @@ func (c *Cache) Narinfo(info *store.PathInfo, res narstream.Result, url string) 
 
 // writeAtomic replaces a small file (narinfo, nix-cache-info).
 func (c *Cache) writeAtomic(dst string, data []byte) error {
-	return atomicfile.WriteFile(dst, data, 0o644, !c.opts.NoSync)
+	tmp, release, err := createTemp(filepath.Dir(dst))
+	if err != nil {
+		return err
+	}
+	defer release()
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Abort()
+		return fmt.Errorf("writing %s: %w", dst, unwrapPathErr(err))
+	}
+	return tmp.Commit(dst, 0o644, !c.opts.NoSync)
 }
 
 // unwrapPathErr keeps error messages from repeating long temp-file names.

@@ -9,7 +9,9 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/nix-community/go-nix/pkg/narinfo"
 
@@ -162,5 +164,104 @@ func TestOpenErrors(t *testing.T) {
 	c, _ := filecache.New(filecache.Options{URL: "file://" + dir})
 	if _, err := c.Open(context.Background()); !errors.Is(err, filecache.ErrBadLocation) || !strings.Contains(err.Error(), "/gnu/store") {
 		t.Errorf("got %v", err)
+	}
+}
+
+// TestStaleTempsRemovedUnlessInUse: the next push removes temporary files
+// that no process holds, and keeps those of a push still writing (its NAR
+// is locked, however old), and files too young to have been locked.
+func TestStaleTempsRemovedUnlessInUse(t *testing.T) {
+	t.Parallel()
+	dir := filepath.Join(t.TempDir(), "cache")
+	c, err := filecache.New(filecache.Options{URL: "file://" + dir, NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if _, err := c.Open(ctx); err != nil {
+		t.Fatal(err)
+	}
+	old := time.Now().Add(-time.Minute)
+	write := func(name string, age time.Time) string {
+		t.Helper()
+		f := filepath.Join(dir, name)
+		if err := os.WriteFile(f, []byte("left by a killed push"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chtimes(f, age, age); err != nil {
+			t.Fatal(err)
+		}
+		return f
+	}
+	abandoned := write("nar/.tmp-111", old)
+	abandonedTop := write(".tmp-222", old)
+	fresh := write("nar/.tmp-333", time.Now())
+	notOurs := write("nar/keep-me", old)
+	held := write("nar/.tmp-444", old)
+	hf, err := os.Open(held)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hf.Close()
+	if err := syscall.Flock(int(hf.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		t.Fatal(err)
+	}
+
+	// A push in progress: its stream blocks until we let it finish.
+	info, res := vector(t)
+	release := make(chan struct{})
+	started := make(chan struct{})
+	type outcome struct {
+		p   interface{ Commit(context.Context) error }
+		err error
+	}
+	done := make(chan outcome, 1)
+	go func() {
+		p, err := c.Upload(ctx, info, narstream.DefaultCompression, func(ctx context.Context, w io.Writer) (narstream.Result, error) {
+			close(started)
+			<-release
+			_, err := io.Copy(w, bytes.NewReader(make([]byte, 97)))
+			return res, err
+		})
+		done <- outcome{p, err}
+	}()
+	<-started
+	var inFlight []string
+	all, _ := filepath.Glob(filepath.Join(dir, "nar", ".tmp-*"))
+	for _, f := range all {
+		if f != abandoned && f != fresh && f != held {
+			inFlight = append(inFlight, f)
+			_ = os.Chtimes(f, old, old) // as old as the abandoned ones
+		}
+	}
+	if len(inFlight) != 1 {
+		t.Fatalf("the push in progress has %d temporary files, want 1", len(inFlight))
+	}
+
+	// Another push of the same cache cleans up.
+	other, _ := filecache.New(filecache.Options{URL: "file://" + dir, NoSync: true})
+	if n := other.RemoveStaleTemps(); n != 2 {
+		t.Errorf("removed %d files, want the 2 abandoned ones", n)
+	}
+	for _, f := range []string{abandoned, abandonedTop} {
+		if _, err := os.Stat(f); err == nil {
+			t.Errorf("%s was not removed", f)
+		}
+	}
+	for _, f := range append([]string{fresh, notOurs, held}, inFlight...) {
+		if _, err := os.Stat(f); err != nil {
+			t.Errorf("%s was removed: %v", f, err)
+		}
+	}
+	close(release)
+	o := <-done
+	if o.err != nil {
+		t.Fatalf("the push in progress failed after the cleanup: %v", o.err)
+	}
+	if err := o.p.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if left, _ := filepath.Glob(filepath.Join(dir, "nar", ".tmp-*")); len(left) != 2 {
+		t.Errorf("temporary files left: %v, want the fresh and the held one", left)
 	}
 }

@@ -10,10 +10,17 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"io/fs"
 	"os"
 	"path"
 	"path/filepath"
 	"strings"
+	"syscall"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/cachix-select/cachix-select/pushlib/store"
 )
 
 // ErrInvalid marks a manifest that cannot be used. Errors wrapping it are
@@ -113,11 +120,63 @@ func Load(file string) (*Manifest, error) {
 // ParseFile reads and validates the manifest at file for the store at
 // storeDir ("" for /nix/store).
 func ParseFile(file, storeDir string) (*Manifest, error) {
-	data, err := os.ReadFile(file)
+	data, err := ReadFile(file)
+	if err != nil {
+		return nil, err
+	}
+	return ParseWith(data, file, Options{StoreDir: storeDir})
+}
+
+// MaxSize bounds a manifest file: far more than 100,000 paths with pins,
+// far less than what would exhaust memory.
+const MaxSize = 64 << 20
+
+// ReadFile reads a manifest file, refusing what is not a regular file (a
+// FIFO or a device would block or never end) and files over MaxSize.
+// Errors are *Error values naming the file.
+func ReadFile(file string) ([]byte, error) {
+	// O_NONBLOCK: opening a FIFO must not wait for a writer; it is then
+	// refused below. It changes nothing for regular files.
+	f, err := os.OpenFile(file, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if err != nil {
 		return nil, &Error{File: file, Msg: fmt.Sprintf("cannot read: %v", unwrapPathError(err))}
 	}
-	return ParseWith(data, file, Options{StoreDir: storeDir})
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, &Error{File: file, Msg: fmt.Sprintf("cannot read: %v", unwrapPathError(err))}
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, &Error{File: file, Msg: fmt.Sprintf("is %s, not a regular file; give a manifest file", fileKind(fi.Mode()))}
+	}
+	if fi.Size() > MaxSize {
+		return nil, &Error{File: file, Msg: fmt.Sprintf("is %d bytes; a manifest may be at most %d MiB", fi.Size(), MaxSize>>20)}
+	}
+	data, err := io.ReadAll(io.LimitReader(f, MaxSize+1))
+	if err != nil {
+		return nil, &Error{File: file, Msg: fmt.Sprintf("cannot read: %v", unwrapPathError(err))}
+	}
+	if len(data) > MaxSize {
+		return nil, &Error{File: file, Msg: fmt.Sprintf("is more than %d MiB; a manifest may be at most that", MaxSize>>20)}
+	}
+	return data, nil
+}
+
+// fileKind names a non-regular file type for messages.
+func fileKind(m fs.FileMode) string {
+	switch {
+	case m.IsDir():
+		return "a directory"
+	case m&fs.ModeNamedPipe != 0:
+		return "a FIFO (named pipe)"
+	case m&fs.ModeSocket != 0:
+		return "a socket"
+	case m&fs.ModeCharDevice != 0:
+		return "a character device"
+	case m&fs.ModeDevice != 0:
+		return "a block device"
+	}
+	return "a special file"
 }
 
 // unwrapPathError drops the file name os errors repeat.
@@ -301,7 +360,7 @@ func (p *parser) cache(top map[string]json.RawMessage, m *Manifest) error {
 			return p.errf("cache.name", "%v", err)
 		}
 		if c.Host != "" && !strings.HasPrefix(c.Host, "https://") && !strings.HasPrefix(c.Host, "http://") {
-			return p.errf("cache.host", "%q must be an http(s) URL such as %s", c.Host, DefaultHost)
+			return p.errf("cache.host", "%s must be an http(s) URL such as %s", store.Quote(c.Host), DefaultHost)
 		}
 	}
 	if c.URL != "" {
@@ -316,7 +375,7 @@ func (p *parser) cache(top map[string]json.RawMessage, m *Manifest) error {
 			continue
 		}
 		if !filepath.IsAbs(f.val) {
-			return p.errf(f.field, "must be an absolute path, not %q", f.val)
+			return p.errf(f.field, "must be an absolute path, not %s", store.Quote(f.val))
 		}
 		if InStore(f.val, p.opts.StoreDir) {
 			return p.errf(f.field, "%s is inside the Nix store, which every user can read; "+
@@ -347,7 +406,7 @@ func ValidateCacheName(name string) error {
 	}
 	for _, r := range name {
 		if !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-' || r == '_' || r == '.') {
-			return fmt.Errorf("%q is not a valid Cachix cache name", name)
+			return fmt.Errorf("%s is not a valid Cachix cache name", store.Quote(name))
 		}
 	}
 	return nil
@@ -358,13 +417,13 @@ func ValidateCacheURL(u string) error {
 	switch {
 	case strings.HasPrefix(u, "file://"):
 		if !strings.HasPrefix(u, "file:///") {
-			return fmt.Errorf("%q: a file URL needs an absolute path (file:///srv/cache)", u)
+			return fmt.Errorf("%s: a file URL needs an absolute path (file:///srv/cache)", store.Quote(u))
 		}
 		return nil
 	case strings.HasPrefix(u, "s3://"):
-		return fmt.Errorf("%q: s3:// caches are not supported yet", u)
+		return fmt.Errorf("%s: s3:// caches are not supported yet", store.Quote(u))
 	}
-	return fmt.Errorf("%q is not a supported binary cache URL (use file:///path, or cache.name for Cachix)", u)
+	return fmt.Errorf("%s is not a supported binary cache URL (use file:///path, or cache.name for Cachix)", store.Quote(u))
 }
 
 func (p *parser) paths(top map[string]json.RawMessage, m *Manifest) error {
@@ -408,7 +467,7 @@ func (p *parser) paths(top map[string]json.RawMessage, m *Manifest) error {
 				return err
 			}
 			if j, dup := pins[pin.Name]; dup {
-				return p.errf(field+".pin.name", "%q is also used by paths[%d]", pin.Name, j)
+				return p.errf(field+".pin.name", "%s is also used by paths[%d]", store.Quote(pin.Name), j)
 			}
 			pins[pin.Name] = i
 			e.Pin = pin
@@ -418,18 +477,24 @@ func (p *parser) paths(top map[string]json.RawMessage, m *Manifest) error {
 	return nil
 }
 
-// storePath checks the shape of an absolute store path (not its validity).
+// storePath checks that sp is a store path Nix would accept (hash and
+// name; not whether it is valid in the local store), so that a manifest
+// that can never be pushed fails its check instead of waiting in a queue.
 func (p *parser) storePath(sp, field string) error {
 	dir := p.opts.StoreDir + "/"
 	if !strings.HasPrefix(sp, dir) {
-		return p.errf(field, "%q is not a path in %s", sp, p.opts.StoreDir)
+		return p.errf(field, "%s is not a path in %s", store.Quote(sp), p.opts.StoreDir)
 	}
 	base := strings.TrimPrefix(sp, dir)
-	if strings.Contains(base, "/") {
-		return p.errf(field, "%q points inside a store path; give the store path itself (%s%s)", sp, dir, base[:strings.IndexByte(base, '/')])
+	if i := strings.IndexByte(base, '/'); i >= 0 {
+		return p.errf(field, "%s points inside a store path; give the store path itself (%s)", store.Quote(sp), store.Quote(dir+base[:i]))
 	}
-	if len(base) < 34 || base[32] != '-' {
-		return p.errf(field, "%q is not a store path (want %s<32-character hash>-<name>)", sp, dir)
+	if err := store.CheckPath(p.opts.StoreDir, sp); err != nil {
+		var bad *store.BadPathError
+		if errors.As(err, &bad) {
+			return p.errf(field, "%s is not a valid store path: %s", store.Quote(sp), bad.Reason)
+		}
+		return p.errf(field, "%v", err)
 	}
 	return nil
 }
@@ -459,6 +524,9 @@ func (p *parser) pin(raw json.RawMessage, field string) (*Pin, error) {
 	if pin.Name == "" {
 		return nil, p.errf(field+".name", "must not be empty")
 	}
+	if err := checkPinName(pin.Name); err != nil {
+		return nil, p.errf(field+".name", "%s %v", store.Quote(pin.Name), err)
+	}
 	if k, ok := obj["keep"]; ok && !isNull(k) {
 		keep, err := p.keep(k, field+".keep")
 		if err != nil {
@@ -469,13 +537,35 @@ func (p *parser) pin(raw json.RawMessage, field string) (*Pin, error) {
 	return pin, nil
 }
 
+// maxPinName bounds a pin name: pins are named after packages and
+// systems, and a name is sent to Cachix and shown in messages.
+const maxPinName = 256
+
+// checkPinName refuses pin names that cannot be meant: control
+// characters, invalid UTF-8, or absurd lengths. Such a pin could never be
+// created, so its manifest would stay queued for ever.
+func checkPinName(name string) error {
+	if len(name) > maxPinName {
+		return fmt.Errorf("is %d bytes long; a pin name may be at most %d", len(name), maxPinName)
+	}
+	if !utf8.ValidString(name) {
+		return errors.New("is not valid UTF-8")
+	}
+	for _, r := range name {
+		if !unicode.IsPrint(r) {
+			return fmt.Errorf("contains the control character %q", r)
+		}
+	}
+	return nil
+}
+
 func (p *parser) keep(raw json.RawMessage, field string) (*Keep, error) {
 	var s string
 	if json.Unmarshal(raw, &s) == nil {
 		if s == "forever" {
 			return &Keep{Forever: true}, nil
 		}
-		return nil, p.errf(field, "%q is not a keep policy (want \"forever\", {\"revisions\": N} or {\"days\": N})", s)
+		return nil, p.errf(field, "%s is not a keep policy (want \"forever\", {\"revisions\": N} or {\"days\": N})", store.Quote(s))
 	}
 	obj, err := p.object(raw, field)
 	if err != nil {
@@ -527,7 +617,7 @@ func (p *parser) push(top map[string]json.RawMessage, m *Manifest) error {
 			return err
 		}
 		if m.Push.Compression != "zstd" && m.Push.Compression != "xz" {
-			return p.errf("push.compression", "must be \"zstd\" or \"xz\", not %q", m.Push.Compression)
+			return p.errf("push.compression", "must be \"zstd\" or \"xz\", not %s", store.Quote(m.Push.Compression))
 		}
 	}
 	if v, ok := obj["compressionLevel"]; ok && !isNull(v) {

@@ -6,7 +6,10 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
+	"unicode/utf8"
 
 	"github.com/cachix-select/cachix-select/pushlib/manifest"
 )
@@ -150,5 +153,91 @@ func TestLoadMissingFile(t *testing.T) {
 	_, err = manifest.Load(f)
 	if err == nil || !strings.Contains(err.Error(), "line 3") {
 		t.Fatalf("want a line number, got %v", err)
+	}
+}
+
+// TestParseRefusesNamesNixRejects: store paths whose hash or name Nix
+// would reject, and pin names that could never be created, fail the check
+// with a short escaped message instead of waiting in a queue for ever.
+func TestParseRefusesNamesNixRejects(t *testing.T) {
+	t.Parallel()
+	const hash = "0123456789abcdfghijklmnpqrsvwxyz"
+	tests := []struct {
+		name, storePath, pin, want string
+	}{
+		{name: "NUL", storePath: "/nix/store/" + hash + "-a\x00b", want: `'\x00'`},
+		{name: "newline", storePath: "/nix/store/" + hash + "-a\nb", want: `'\n'`},
+		{name: "ESC", storePath: "/nix/store/" + hash + "-a\x1b]0;x", want: `'\x1b'`},
+		// JSON decoding turns invalid UTF-8 into U+FFFD, which is refused.
+		{name: "non-UTF-8", storePath: "/nix/store/" + hash + "-a\xfe", want: "'\uFFFD'"},
+		{name: "50 MB", storePath: "/nix/store/" + hash + "-" + strings.Repeat("n", 50<<20), want: "52428800 bytes long"},
+		{name: "bad character", storePath: "/nix/store/" + hash + "-a:b", want: `':'`},
+		{name: "wrong hash", storePath: "/nix/store/eeeeeeeeeeeeeeeeeeeeeeeeeeeeeeee-hello", want: "not nix-base32"},
+		{name: "short hash", storePath: "/nix/store/abc-hello", want: "32-character hash"},
+		{name: "pin with newline", storePath: "/nix/store/" + hash + "-hello", pin: "a\nb", want: "control character"},
+		{name: "pin of 1 MB", storePath: "/nix/store/" + hash + "-hello", pin: strings.Repeat("p", 1<<20), want: "at most 256"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			entry := map[string]any{"storePath": tt.storePath}
+			if tt.pin != "" {
+				entry["pin"] = map[string]any{"name": tt.pin}
+			}
+			raw, err := json.Marshal(map[string]any{"version": 1, "cache": map[string]any{"name": "c"}, "paths": []any{entry}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = manifest.Parse(raw, "m.json")
+			if !errors.Is(err, manifest.ErrInvalid) {
+				t.Fatalf("Parse = %v, want ErrInvalid", err)
+			}
+			msg := err.Error()
+			if !strings.Contains(msg, tt.want) {
+				t.Errorf("error %q does not say %q", msg[:min(len(msg), 400)], tt.want)
+			}
+			if strings.ContainsAny(msg, "\n\x00\x1b") || len(msg) > 500 || !utf8.ValidString(msg) {
+				t.Errorf("not one short, escaped line (%d bytes): %q", len(msg), msg[:min(len(msg), 600)])
+			}
+		})
+	}
+}
+
+// TestReadFileRefusesSpecialFiles: a FIFO fails at once instead of
+// blocking, a device or an oversized file fails instead of eating memory.
+func TestReadFileRefusesSpecialFiles(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	fifo := filepath.Join(dir, "fifo.json")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	big := filepath.Join(dir, "big.json")
+	f, err := os.Create(big)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Truncate(manifest.MaxSize + 1); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	tests := []struct{ file, want string }{
+		{fifo, "is a FIFO (named pipe), not a regular file"},
+		{"/dev/zero", "is a character device, not a regular file"},
+		{dir, "is a directory, not a regular file"},
+		{big, "a manifest may be at most 64 MiB"},
+		{filepath.Join(dir, "missing.json"), "cannot read: no such file"},
+	}
+	for _, tt := range tests {
+		done := make(chan error, 1)
+		go func() { _, err := manifest.ParseFile(tt.file, ""); done <- err }()
+		select {
+		case err := <-done:
+			if !errors.Is(err, manifest.ErrInvalid) || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("ParseFile(%s) = %v, want %q", tt.file, err, tt.want)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("ParseFile(%s) blocked", tt.file)
+		}
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"syscall"
 )
 
 // ErrNotInStore marks an input that is not (or no longer) a valid path of
@@ -27,9 +28,9 @@ type InvalidPathError struct {
 
 // Error renders one line naming the first offending path.
 func (e *InvalidPathError) Error() string {
-	msg := fmt.Sprintf("%s is not a valid path in the Nix store", e.Paths[0])
+	msg := fmt.Sprintf("%s is not a valid path in the Nix store", Quote(e.Paths[0]))
 	if e.Reason != "" {
-		msg = fmt.Sprintf("%s is not a valid path in the Nix store (%s)", e.Paths[0], e.Reason)
+		msg = fmt.Sprintf("%s is not a valid path in the Nix store (%s)", Quote(e.Paths[0]), e.Reason)
 	}
 	if len(e.Paths) > 1 {
 		msg += fmt.Sprintf(" (and %d more)", len(e.Paths)-1)
@@ -47,6 +48,9 @@ type Store struct {
 	// BinDir holds the nix, nix-store binaries; "" means search PATH and the
 	// usual profile locations.
 	BinDir string
+
+	// argBudget overrides the bytes of paths per command line (tests).
+	argBudget int
 }
 
 // New returns the local store. The store directory comes from NIX_STORE_DIR
@@ -163,38 +167,24 @@ func (s *Store) ToStorePath(p string) (string, bool) {
 
 // Resolve turns user inputs into store paths the way `cachix push` does:
 // symlinks such as ./result are followed and a path inside a store path
-// becomes that store path. Validity in the Nix database is checked later,
-// by Closure. The result keeps the inputs' order, without duplicates.
+// becomes that store path. A store path whose hash or name Nix would reject
+// is a *BadPathError. Validity in the Nix database is checked later, by
+// Closure. The result keeps the inputs' order, without duplicates.
 func (s *Store) Resolve(inputs []string) ([]string, error) {
 	var out []string
 	seen := map[string]bool{}
 	var bad []string
 	var reason string
 	for _, in := range inputs {
-		p := in
-		if sp, ok := s.ToStorePath(filepath.Clean(p)); ok {
-			// Already a store path: do not follow it, it may itself be a symlink.
-			p = sp
-		} else {
-			real, err := filepath.EvalSymlinks(p)
-			if err != nil {
-				bad = append(bad, in)
-				reason = "no such file or directory"
-				continue
+		p, err := s.resolveOne(in)
+		if err != nil {
+			var ipe *InvalidPathError
+			if !errors.As(err, &ipe) {
+				return nil, err
 			}
-			if !filepath.IsAbs(real) {
-				if real, err = filepath.Abs(real); err != nil {
-					bad = append(bad, in)
-					continue
-				}
-			}
-			sp, ok := s.ToStorePath(real)
-			if !ok {
-				bad = append(bad, in)
-				reason = "it resolves to " + real + ", outside " + s.Dir
-				continue
-			}
-			p = sp
+			bad = append(bad, in)
+			reason = ipe.Reason
+			continue
 		}
 		if !seen[p] {
 			seen[p] = true
@@ -207,6 +197,33 @@ func (s *Store) Resolve(inputs []string) ([]string, error) {
 	return out, nil
 }
 
+// resolveOne resolves one input to a well-formed store path.
+func (s *Store) resolveOne(in string) (string, error) {
+	clean := filepath.Clean(in)
+	if rest, ok := strings.CutPrefix(clean, s.Dir+"/"); ok {
+		// Meant as a store path: do not follow it, it may itself be a symlink.
+		if i := strings.IndexByte(rest, '/'); i >= 0 {
+			rest = rest[:i]
+		}
+		p := s.Dir + "/" + rest
+		return p, CheckPath(s.Dir, p)
+	}
+	real, err := filepath.EvalSymlinks(in)
+	if err != nil {
+		return "", &InvalidPathError{Paths: []string{in}, Reason: "no such file or directory"}
+	}
+	if !filepath.IsAbs(real) {
+		if real, err = filepath.Abs(real); err != nil {
+			return "", &InvalidPathError{Paths: []string{in}}
+		}
+	}
+	sp, ok := s.ToStorePath(real)
+	if !ok {
+		return "", &InvalidPathError{Paths: []string{in}, Reason: "it resolves to " + Quote(real) + ", outside " + s.Dir}
+	}
+	return sp, CheckPath(s.Dir, sp)
+}
+
 // nixArgs enables what the nix command needs without touching the user's config.
 var nixArgs = []string{"--extra-experimental-features", "nix-command"}
 
@@ -214,50 +231,61 @@ var nixArgs = []string{"--extra-experimental-features", "nix-command"}
 // with the metadata the Nix database holds for each path. Roots that are
 // not valid store paths give an *InvalidPathError.
 func (s *Store) Closure(ctx context.Context, roots []string) (map[string]*PathInfo, error) {
-	return s.pathInfo(ctx, roots, true)
+	return s.pathInfos(ctx, roots, true)
 }
 
 // ClosurePaths lists the runtime closure of roots without their metadata:
 // cheaper than Closure, which matters when the cache turns out to have
 // everything (the common case of an activation).
 func (s *Store) ClosurePaths(ctx context.Context, roots []string) ([]string, error) {
-	if len(roots) == 0 {
-		return nil, nil
-	}
-	args := append([]string{"--query", "--requisites", "--"}, roots...)
-	out, err := s.run(ctx, "nix-store", args...)
+	var paths []string
+	seen := map[string]bool{}
+	err := s.batched(ctx, roots, func(batch []string) error {
+		args := append([]string{"--query", "--requisites", "--"}, batch...)
+		out, err := s.run(ctx, "nix-store", args...)
+		if err != nil {
+			if ctx.Err() != nil || errors.Is(err, syscall.E2BIG) {
+				return err
+			}
+			if invalid, verr := s.Invalid(ctx, batch); verr == nil && len(invalid) > 0 {
+				return &InvalidPathError{Paths: invalid}
+			}
+			return fmt.Errorf("computing the closure: %w", err)
+		}
+		for _, p := range strings.Fields(string(out)) {
+			if _, ok := s.ToStorePath(p); !ok {
+				return fmt.Errorf("%w: nix-store printed %q", ErrParsePathInfo, p)
+			}
+			if !seen[p] {
+				seen[p] = true
+				paths = append(paths, p)
+			}
+		}
+		return nil
+	})
 	if err != nil {
-		if ctx.Err() != nil {
-			return nil, err
-		}
-		if invalid, verr := s.Invalid(ctx, roots); verr == nil && len(invalid) > 0 {
-			return nil, &InvalidPathError{Paths: invalid}
-		}
-		return nil, fmt.Errorf("computing the closure: %w", err)
-	}
-	paths := strings.Fields(string(out))
-	for _, p := range paths {
-		if _, ok := s.ToStorePath(p); !ok {
-			return nil, fmt.Errorf("%w: nix-store printed %q", ErrParsePathInfo, p)
-		}
+		return nil, err
 	}
 	return paths, nil
 }
 
-// queryBatch bounds the paths per nix invocation, well under ARG_MAX.
-const queryBatch = 2000
-
 // Query returns the metadata of the given paths only (no closure).
 func (s *Store) Query(ctx context.Context, paths []string) (map[string]*PathInfo, error) {
+	return s.pathInfos(ctx, paths, false)
+}
+
+// pathInfos runs `nix path-info --json` over paths in batches.
+func (s *Store) pathInfos(ctx context.Context, paths []string, recursive bool) (map[string]*PathInfo, error) {
 	out := make(map[string]*PathInfo, len(paths))
-	for i := 0; i < len(paths); i += queryBatch {
-		infos, err := s.pathInfo(ctx, paths[i:min(i+queryBatch, len(paths))], false)
-		if err != nil {
-			return nil, err
-		}
+	err := s.batched(ctx, paths, func(batch []string) error {
+		infos, err := s.pathInfo(ctx, batch, recursive)
 		for k, v := range infos {
 			out[k] = v
 		}
+		return err
+	})
+	if err != nil {
+		return nil, err
 	}
 	return out, nil
 }
@@ -275,7 +303,7 @@ func (s *Store) pathInfo(ctx context.Context, paths []string, recursive bool) (m
 	args = append(args, paths...)
 	out, err := s.run(ctx, "nix", args...)
 	if err != nil {
-		if ctx.Err() != nil {
+		if ctx.Err() != nil || errors.Is(err, syscall.E2BIG) {
 			return nil, err
 		}
 		// Find out whether the failure is an invalid input, for a precise error.
@@ -302,31 +330,85 @@ func (s *Store) pathInfo(ctx context.Context, paths []string, recursive bool) (m
 
 // Invalid returns those of paths that are not valid in the Nix database.
 func (s *Store) Invalid(ctx context.Context, paths []string) ([]string, error) {
-	if len(paths) == 0 {
-		return nil, nil
-	}
-	args := append([]string{"--check-validity", "--print-invalid", "--"}, paths...)
-	out, err := s.run(ctx, "nix-store", args...)
-	if err != nil {
-		// nix-store exits non-zero when an argument is not in the store at all.
-		var bad []string
-		for _, p := range paths {
-			if _, ok := s.ToStorePath(p); !ok {
-				bad = append(bad, p)
+	var invalid []string
+	err := s.batched(ctx, paths, func(batch []string) error {
+		args := append([]string{"--check-validity", "--print-invalid", "--"}, batch...)
+		out, err := s.run(ctx, "nix-store", args...)
+		if err != nil {
+			if ctx.Err() != nil || errors.Is(err, syscall.E2BIG) {
+				return err
+			}
+			// nix-store exits non-zero when an argument is not in the store at all.
+			var bad []string
+			for _, p := range batch {
+				if _, ok := s.ToStorePath(p); !ok {
+					bad = append(bad, p)
+				}
+			}
+			if len(bad) > 0 {
+				invalid = append(invalid, bad...)
+				return nil
+			}
+			return fmt.Errorf("checking validity: %w", err)
+		}
+		for _, l := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+			if l = strings.TrimSpace(l); l != "" {
+				invalid = append(invalid, l)
 			}
 		}
-		if len(bad) > 0 {
-			return bad, nil
-		}
-		return nil, fmt.Errorf("checking validity: %w", err)
-	}
-	var invalid []string
-	for _, l := range strings.Split(strings.TrimSpace(string(out)), "\n") {
-		if l = strings.TrimSpace(l); l != "" {
-			invalid = append(invalid, l)
-		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	return invalid, nil
+}
+
+// argBudget bounds the bytes of store paths put on one Nix command line.
+// Linux allows a quarter of the stack limit for arguments and environment
+// together (2 MiB with the usual 8 MiB stack, at least 128 KiB); half a MiB
+// leaves room for a large environment, and a command line that is still
+// too long is split again (see batched).
+const argBudget = 512 << 10
+
+// batched calls run on consecutive batches of paths, each small enough for
+// one command line: 100,000 roots take a dozen Nix processes instead of one
+// that the kernel refuses ("argument list too long"). A batch refused with
+// E2BIG anyway (a small stack limit, a huge environment) is halved.
+func (s *Store) batched(ctx context.Context, paths []string, run func([]string) error) error {
+	budget := s.argBudget
+	if budget <= 0 {
+		budget = argBudget
+	}
+	for len(paths) > 0 {
+		n, size := 0, 0
+		for n < len(paths) && (n == 0 || size+len(paths[n])+9 <= budget) {
+			size += len(paths[n]) + 9 // the string, its NUL and its argv pointer
+			n++
+		}
+		if err := s.runSplitting(paths[:n], run); err != nil {
+			return err
+		}
+		paths = paths[n:]
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// runSplitting runs one batch, halving it for as long as the kernel finds
+// the command line too long.
+func (s *Store) runSplitting(batch []string, run func([]string) error) error {
+	err := run(batch)
+	if !errors.Is(err, syscall.E2BIG) || len(batch) < 2 {
+		return err
+	}
+	half := len(batch) / 2
+	if err := s.runSplitting(batch[:half], run); err != nil {
+		return err
+	}
+	return s.runSplitting(batch[half:], run)
 }
 
 // TopoSort orders paths so that every path comes after the paths it refers

@@ -299,11 +299,11 @@ in
       authTokenFile = "/run/secrets/t";
       signingKeyFile = "/run/secrets/k";
       configFile = "/root/c.dhall";
-    }) [ "cs" "queue" "flush" "--state-dir" "/var/lib/cachix-select" "--auth-token-file" { systemdSpecifier = "%d/auth-token"; } "--signing-key-file" { systemdSpecifier = "%d/signing-key"; } "--config" { systemdSpecifier = "%d/cachix-config"; } ])
+    }) [ "cs" "queue" "flush" "--fail-fast" "--state-dir" "/var/lib/cachix-select" "--auth-token-file" { systemdSpecifier = "%d/auth-token"; } "--signing-key-file" { systemdSpecifier = "%d/signing-key"; } "--config" { systemdSpecifier = "%d/cachix-config"; } ])
     (case "flush args with a config file by path" (l.flushArgs {
       exe = "cs";
       configFile = "/home/a/c.dhall";
-    }) [ "cs" "queue" "flush" "--config" "/home/a/c.dhall" ])
+    }) [ "cs" "queue" "flush" "--fail-fast" "--config" "/home/a/c.dhall" ])
     (case "systemd: plain words are quoted" (l.escapeSystemdExecArgs [ "/nix/store/x/bin/cs" "queue" ]) ''"/nix/store/x/bin/cs" "queue"'')
     (case "systemd: % and $ doubled in arguments, % only in the executable" (l.escapeSystemdExecArgs [ "/a%b$c/cs" "%h$HOME" ]) ''"/a%%b$c/cs" "%%h$$HOME"'')
     (case "systemd: quotes, backslashes and newlines escaped" (l.escapeSystemdExecArg "a\"b\\c\nd") ''"a\"b\\c\nd"'')

@@ -196,6 +196,7 @@ let
         exe
         "queue"
         "flush"
+        "--fail-fast"
         "--state-dir"
         "/var/lib/cachix-select"
         "--auth-token-file"
@@ -444,7 +445,7 @@ let
       ))
       (check "home-manager: a user unit and timer flush the queue (ExecStart quoted for systemd)" (
         hm.systemd.user.services.cachix-select.Service.ExecStart
-        == "\"${exe}\" \"queue\" \"flush\" \"--state-dir\" \"/home/alice/.local/state/cachix-select\""
+        == "\"${exe}\" \"queue\" \"flush\" \"--fail-fast\" \"--state-dir\" \"/home/alice/.local/state/cachix-select\""
         && hm.systemd.user.timers.cachix-select.Install.WantedBy == [ "timers.target" ]
       ))
       (check "home-manager: configFile goes to activation and to the unit as --config" (
