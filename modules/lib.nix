@@ -630,6 +630,15 @@ rec {
           ]
       );
 
+  # hookDefaults are the defaults of the hooks' own settings: those of the
+  # `cachix.*` options of the same names, and of the shellHook's arguments.
+  hookDefaults = {
+    mode = "background";
+    strict = false;
+    timeout = "10m";
+    stateDir = null;
+  };
+
   # activateArgs is the `cachix-select activate` command line shared by all
   # hooks, without the manifest (flags must come before it). root is the
   # shell variable that holds the generation being activated, for
@@ -637,54 +646,56 @@ rec {
   # modules/lib-bash/activation-init.sh), NixOS's sets systemConfig
   # (activation-script.nix); the manifest cannot list that generation,
   # being part of its closure.
-  activateArgs = withSecrets (
-    {
-      exe,
-      mode ? "background",
-      strict ? false,
-      timeout ? "10m",
-      stateDir ? null,
-      systemdUnit ? null,
-      userUnit ? false,
-      restartList ? null,
-      generationPin ? null,
-      root ? null,
-      dryRun ? false,
-      secrets,
-    }:
-    let
-      background = !dryRun && mode == "background";
-    in
-    [
-      exe
-      "activate"
-    ]
-    ++ (if dryRun then [ "--dry-run" ] else [ "--mode" mode ])
-    ++ optional (!dryRun && mode == "foreground") [
-      "--timeout"
-      timeout
-    ]
-    ++ optional (background && systemdUnit != null) [
-      "--systemd-unit"
-      systemdUnit
-    ]
-    ++ optional (background && systemdUnit != null && userUnit) [ "--user-unit" ]
-    ++ optional (background && systemdUnit != null && restartList != null) [
-      "--restart-list"
-      restartList
-    ]
-    ++ optional (stateDir != null) [
-      "--state-dir"
-      stateDir
-    ]
-    ++ secretFlags secrets
-    ++ generationArgs generationPin
-    ++ optional (root != null) [
-      "--root"
-      (shellVariable root)
-    ]
-    ++ optional strict [ "--strict" ]
-  );
+  activateArgs =
+    args:
+    withSecrets (
+      {
+        exe,
+        mode,
+        strict,
+        timeout,
+        stateDir,
+        systemdUnit ? null,
+        userUnit ? false,
+        restartList ? null,
+        generationPin ? null,
+        root ? null,
+        dryRun ? false,
+        secrets,
+      }:
+      let
+        background = !dryRun && mode == "background";
+      in
+      [
+        exe
+        "activate"
+      ]
+      ++ (if dryRun then [ "--dry-run" ] else [ "--mode" mode ])
+      ++ optional (!dryRun && mode == "foreground") [
+        "--timeout"
+        timeout
+      ]
+      ++ optional (background && systemdUnit != null) [
+        "--systemd-unit"
+        systemdUnit
+      ]
+      ++ optional (background && systemdUnit != null && userUnit) [ "--user-unit" ]
+      ++ optional (background && systemdUnit != null && restartList != null) [
+        "--restart-list"
+        restartList
+      ]
+      ++ optional (stateDir != null) [
+        "--state-dir"
+        stateDir
+      ]
+      ++ secretFlags secrets
+      ++ generationArgs generationPin
+      ++ optional (root != null) [
+        "--root"
+        (shellVariable root)
+      ]
+      ++ optional strict [ "--strict" ]
+    ) (hookDefaults // args);
 
   # activateCommand is a hook's `activate` command for one manifest:
   # args are activateArgs' and the snippet's own (`manifest`, and
@@ -737,11 +748,11 @@ rec {
   # manifest, pushGeneration and systemctlDir (where systemctl is).
   homeManagerActivation =
     {
-      strict ? false,
       systemctlDir ? null,
       ...
     }@args:
     let
+      inherit (hookDefaults // args) strict;
       command = activateCommand {
         root = "newGenPath";
         extra = [ { shellWord = "\${VERBOSE+--verbose}"; } ];
@@ -798,11 +809,11 @@ rec {
   # flush has nothing to reload.)
   nixosActivation =
     {
-      strict ? false,
       path ? [ ],
       ...
     }@args:
     let
+      inherit (hookDefaults // args) strict;
       command =
         dryRun:
         (if path == [ ] then "" else "PATH=${escapeShellArg (concatStringsSep ":" path)}:\"$PATH\" ")
@@ -832,29 +843,22 @@ rec {
   # in the state directory's push.log) and prints one line, or nothing
   # when there is nothing new. Arguments: those of activateArgs, plus
   # manifest.
-  shellHook =
-    {
-      strict ? false,
-      ...
-    }@args:
-    ''
-      # cachix-select: push the selected packages in the background
-      ${guarded strict (activateCommand { } args false) queueFailed}
-    '';
-
-  # shellHookSettings are the arguments of modules/shell.nix that are the
-  # hook's, not the manifest's (activateArgs has their defaults).
-  shellHookSettings = [ "mode" "strict" "timeout" "stateDir" ];
+  shellHook = args: ''
+    # cachix-select: push the selected packages in the background
+    ${guarded (hookDefaults // args).strict (activateCommand { } args false) queueFailed}
+  '';
 
   # mkShellHook is modules/shell.nix (and the flake's lib.shellHook): the
   # manifest rendered and checked from the arguments (an unknown argument
-  # or a problem throws, naming it), and the hook that pushes it.
+  # or a problem throws, naming it), and the hook that pushes it. The
+  # arguments: packages, those of manifestArgs and secretOptions, and
+  # hookDefaults' (the hook's own).
   mkShellHook =
     { writeTextFile, package }:
     args:
     let
       manifest = writeManifest (
-        removeAttrs args shellHookSettings
+        removeAttrs args (attrNames hookDefaults)
         // {
           inherit writeTextFile package;
           origin = "shell";
@@ -862,7 +866,7 @@ rec {
       );
     in
     shellHook (
-      intersectAttrs (genAttrs shellHookSettings (_: null)) args
+      intersectAttrs hookDefaults args
       // secretsOf args
       // {
         exe = "${package}/bin/cachix-select";
