@@ -583,18 +583,15 @@ rec {
           generationPin = pin;
         }
       );
-      activation = {
-        inherit exe;
-        inherit (cfg)
-          mode
-          strict
-          timeout
-          pushGeneration
-          ;
-        generationPin = pin;
-        manifest = "${cfg.manifest}";
-      }
-      // secrets;
+      activation =
+        intersectAttrs hookDefaults cfg
+        // secrets
+        // {
+          inherit exe;
+          inherit (cfg) pushGeneration;
+          generationPin = pin;
+          manifest = "${cfg.manifest}";
+        };
     };
 
   # --- The hooks ------------------------------------------------------------
