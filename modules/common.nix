@@ -42,17 +42,18 @@ let
   # secretOption declares an option of modules/lib.nix's secretOptions.
   secretOption = nullOption runtimePath;
 
-  # tokenOption documents the token and the key the same way.
+  # tokenOption documents the token and the key the same way; env is the
+  # variable each falls back to.
   tokenOption =
-    what: example:
+    what: env: example:
     secretOption example ''
       Path of a file holding the ${what}, read by cachix-select when it
       pushes (at run time, never at evaluation). Give it as a string such
-      as `"/run/secrets/cachix-token"` (sops-nix, agenix): a Nix path like
-      `./token` is refused because it would copy the secret into the
+      as `"${example}"` (sops-nix, agenix): a Nix path like
+      `./secret` is refused because it would copy the secret into the
       world-readable Nix store, and so is any path inside the store.
-      When null, cachix-select falls back to `$CACHIX_AUTH_TOKEN` /
-      `$CACHIX_SIGNING_KEY` and then to `~/.config/cachix/cachix.dhall`.
+      When null, cachix-select falls back to `${"$"}${env}`, then to
+      {option}`cachix.configFile` or `~/.config/cachix/cachix.dhall`.
     '';
 in
 {
@@ -106,9 +107,9 @@ in
       `https://cachix.org`. Only with {option}`cachix.cacheName`.
     '';
 
-    authTokenFile = tokenOption "Cachix auth token" "/run/secrets/cachix-token";
+    authTokenFile = tokenOption "Cachix auth token" "CACHIX_AUTH_TOKEN" "/run/secrets/cachix-token";
 
-    signingKeyFile = tokenOption "signing key (Nix `name:base64` or Cachix's bare base64 form), for caches that you sign yourself" "/run/secrets/cachix-signing-key";
+    signingKeyFile = tokenOption "signing key (Nix `name:base64` or Cachix's bare base64 form), for caches that you sign yourself" "CACHIX_SIGNING_KEY" "/run/secrets/cachix-signing-key";
 
     configFile = secretOption "/run/secrets/cachix.dhall" ''
       Path of a cachix.dhall (the file `cachix authtoken` writes), read by
