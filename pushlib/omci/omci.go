@@ -50,7 +50,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 
@@ -304,14 +306,7 @@ func sortOutputs(outs []Output) {
 }
 
 // SubflakeNames returns the sub-flake names, sorted.
-func (r *Results) SubflakeNames() []string {
-	names := make([]string, 0, len(r.Subflakes))
-	for n := range r.Subflakes {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	return names
-}
+func (r *Results) SubflakeNames() []string { return slices.Sorted(maps.Keys(r.Subflakes)) }
 
 // systemPattern accepts Nix system strings ("x86_64-linux", "aarch64-darwin",
 // "armv7l-linux", "x86_64-freebsd", "riscv64-none-elf").

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"slices"
 	"sort"
@@ -212,7 +213,7 @@ func (r *Results) pickSystems(requested []string) (map[string]bool, error) {
 	for _, s := range requested {
 		if !known[s] {
 			return nil, fmt.Errorf("%w: %s has no results for system %q (it has: %s)",
-				ErrBadSelection, r.Source, s, strings.Join(sortedKeys(known), ", "))
+				ErrBadSelection, r.Source, s, strings.Join(slices.Sorted(maps.Keys(known)), ", "))
 		}
 		want[s] = true
 	}
@@ -246,16 +247,6 @@ func PinName(prefix, system, name string) string {
 		return system + "-" + name
 	}
 	return prefix + "-" + system + "-" + name
-}
-
-// sortedKeys returns a set's members in order, for messages.
-func sortedKeys(m map[string]bool) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
 }
 
 // listNames renders up to five names for a message.

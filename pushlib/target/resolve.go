@@ -240,15 +240,29 @@ func (r *resolver) environment() layer {
 // secret's name), where the user expects the other credentials to be
 // used, not a silent unauthenticated push.
 func (r *resolver) env(name string) secret {
-	v, ok := r.lookup(name)
-	if !ok {
+	v, ok, empty := lookupEnv(r.lookup, name)
+	if !ok && !empty {
 		return secret{}
 	}
-	if v = strings.TrimSpace(v); v == "" {
-		return secret{source: "$" + name, empty: true}
-	}
-	return secret{value: v, source: "$" + name}
+	return secret{value: v, source: "$" + name, empty: empty}
 }
+
+// lookupEnv reads a variable, trimmed: ok when it has a value; empty when
+// it is set to nothing but whitespace, which counts as unset (see env).
+func lookupEnv(lookup func(string) (string, bool), name string) (v string, ok, empty bool) {
+	v, set := lookup(name)
+	if !set {
+		return "", false, false
+	}
+	if v = strings.TrimSpace(v); v == "" {
+		return "", false, true
+	}
+	return v, true, false
+}
+
+// emptyWarning says a variable (named by source, "$NAME") was set but
+// empty and ignored.
+func emptyWarning(source string) string { return source + " is set but empty; ignoring it" }
 
 // secret picks the highest layer's secret, warning about empty variables
 // passed on the way, and reads it.
@@ -256,7 +270,7 @@ func (r *resolver) secret(ls []layer, what string, get func(layer) secret) (text
 	s, at := pick(ls, func(l layer) (secret, bool) { return get(l), get(l).set() })
 	for i, l := range ls {
 		if (at < 0 || i < at) && get(l).empty {
-			r.warnings = append(r.warnings, fmt.Sprintf("%s is set but empty; ignoring it", get(l).source))
+			r.warnings = append(r.warnings, emptyWarning(get(l).source))
 		}
 	}
 	switch {

@@ -5,7 +5,6 @@ import (
 	"os"
 	"os/user"
 	"path/filepath"
-	"strings"
 
 	"github.com/minio/minio-go/v7/pkg/credentials"
 	"gopkg.in/ini.v1"
@@ -91,15 +90,11 @@ func (r *resolver) s3Credentials(file string, ref S3) (*S3Credentials, error) {
 func resolveS3Credentials(s credentialSources) (*S3Credentials, error) {
 	r := &S3Credentials{}
 	env := func(name string) (string, bool) {
-		v, ok := s.Lookup(name)
-		if !ok {
-			return "", false
+		v, ok, empty := lookupEnv(s.Lookup, name)
+		if empty {
+			r.warnings = append(r.warnings, emptyWarning("$"+name))
 		}
-		if v = strings.TrimSpace(v); v == "" {
-			r.warnings = append(r.warnings, fmt.Sprintf("$%s is set but empty; ignoring it", name))
-			return "", false
-		}
-		return v, true
+		return v, ok
 	}
 	profile, explicitProfile := s.Profile, s.Profile != ""
 	if !explicitProfile {
