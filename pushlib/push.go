@@ -255,6 +255,12 @@ func Push(ctx context.Context, job Job) (*Result, error) {
 		res.Missing = append(res.Missing, PathResult{Path: p, NarSize: plan.Missing[p].NarSize})
 	}
 	plan.report(res)
+	if t := job.Target; len(plan.LeftToUpstream) > 0 && t.Ref != nil && t.Ref.Scheme() == "cachix" {
+		sink.Emit(events.Event{Kind: events.Warning, Cache: cache, Message: fmt.Sprintf(
+			"%d paths are left to an upstream cache, but Cachix serves a narinfo only once its whole closure is in the cache "+
+				"or in cache.nixos.org: the paths that refer to them stay hidden (and cannot be pinned) unless cache.nixos.org has them",
+			len(plan.LeftToUpstream))})
+	}
 	sink.Emit(events.Event{Kind: events.Plan, Cache: cache, Closure: plan.Closure, Missing: len(plan.Order),
 		Present: res.Present, NarSize: plan.NarSize, DryRun: job.DryRun, Message: plan.Compression.String(),
 		Excluded: len(plan.Excluded), Pruned: len(plan.Pruned), Skipped: len(plan.Skipped), Selection: plan.describeSelection()})
