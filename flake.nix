@@ -75,9 +75,13 @@
         #     inherit pkgs; cacheName = "mycache"; packages = [ self.packages.x86_64-linux.default ];
         #   };
         #   nix build .#cachix-manifest -o manifest.json && cachix-select push manifest.json
-        # Takes the arguments of modules/shell.nix (packages, cacheName,
-        # cacheUrl, host, authTokenFile, signingKeyFile, pin, push) plus
-        # pkgs, and optionally package and origin ("manual" by default).
+        # Takes the manifest's arguments, named as the cachix.* options
+        # (packages, cacheName, cacheUrl, host, pin, push, authTokenFile,
+        # signingKeyFile; configFile and s3.credentialsFile are checked but
+        # have no place in a manifest: give them to `push` as
+        # --config / --s3-credentials-file), plus pkgs, and optionally
+        # package and origin ("manual" by default). modules/lib.nix's
+        # manifestArgs and secretOptions list them.
         mkManifest =
           {
             pkgs,

@@ -1,23 +1,33 @@
 # The pure Nix shared by the home-manager, NixOS and shellHook modules:
-# the manifest (design.md §3) and the shell snippets the hooks run.
+# the manifest (the README's "The manifest (version 1)"), the secrets, the
+# shell snippets the hooks run and the systemd units that retry the queue.
 #
 # Builtins only, no nixpkgs `lib`: the tests evaluate this file with plain
 # `nix-instantiate`, and the modules stay thin (options, assertions, wiring).
-# All decisions at run time (what is new, queueing, systemd or not, retries)
-# belong to the binary; the snippets only call `cachix-select activate`.
+# Where a helper re-implements a nixpkgs `lib` function, its comment names
+# it. All decisions at run time (what is new, queueing, systemd or not,
+# retries) belong to the binary; the snippets only call `cachix-select
+# activate`.
+#
+# One vocabulary throughout: every function here takes its arguments as
+# the `cachix.*` options name them (cacheName, authTokenFile,
+# s3 = { credentialsFile = …; }, …), so a module passes what it has, and
+# the shellHook and the tests pass the same names.
 let
   inherit (builtins)
     all
     any
     attrNames
     baseNameOf
+    concatMap
     concatStringsSep
+    elem
     filter
     foldl'
     hasContext
     head
+    intersectAttrs
     isAttrs
-    isList
     isInt
     isString
     length
@@ -36,29 +46,62 @@ let
   # hasPrefix is nixpkgs' lib.hasPrefix, which this file cannot import.
   hasPrefix = pre: s: substring 0 (stringLength pre) s == pre;
 
-  # optional keeps argument lists readable.
+  # optional is nixpkgs' lib.optionals: it keeps argument lists readable.
   optional = cond: xs: if cond then xs else [ ];
 
-  # uniqueBy keeps the first of the elements that share a key.
+  # uniqueBy keeps the first of the elements that share a key (nixpkgs'
+  # lib.unique, by a key).
   uniqueBy =
     key: list:
     foldl' (acc: x: if any (y: key y == key x) acc then acc else acc ++ [ x ]) [ ] list;
+
+  # genAttrs is nixpkgs' lib.genAttrs.
+  genAttrs =
+    names: f:
+    listToAttrs (
+      map (n: {
+        name = n;
+        value = f n;
+      }) names
+    );
+
+  # attrByPath is nixpkgs' lib.attrByPath: the value at a path of attribute
+  # names, or the default when the path is not there.
+  attrByPath =
+    path: default: set:
+    if path == [ ] then
+      set
+    else if isAttrs set && set ? ${head path} then
+      attrByPath (tail path) default set.${head path}
+    else
+      default;
 in
 rec {
   # The store directory of the evaluating Nix, for rejecting secrets in it.
   storeDir = builtins.storeDir;
 
   # escapeShellArg quotes one word for POSIX shells, whatever it contains
-  # (quotes, spaces, `$`, newlines); plain words stay readable.
+  # (quotes, spaces, `$`, newlines); plain words stay readable. A word made
+  # by shellVariable is passed on as written.
   escapeShellArg =
     arg:
     let
       s = toString arg;
     in
-    if match "[[:alnum:],._+:@%/-]+" s != null then s else "'" + replaceStrings [ "'" ] [ "'\\''" ] s + "'";
+    if isAttrs arg && arg ? shellWord then
+      arg.shellWord
+    else if match "[[:alnum:],._+:@%/-]+" s != null then
+      s
+    else
+      "'" + replaceStrings [ "'" ] [ "'\\''" ] s + "'";
 
   # escapeShellArgs quotes a command line.
   escapeShellArgs = args: concatStringsSep " " (map escapeShellArg args);
+
+  # shellVariable is the command-line word that expands a shell variable
+  # the hook's caller sets ("$systemConfig"); the name is one of this
+  # file's constants, never user input.
+  shellVariable = name: { shellWord = "\"\$${name}\""; };
 
   # escapeSystemdExecArg quotes one argument of an ExecStart= command line.
   # It re-implements nixpkgs' utils.escapeSystemdExecArg (nixos/lib/utils.nix),
@@ -110,6 +153,8 @@ rec {
   # LoadCredential= (split at the first `:`, the rest taken verbatim).
   escapeSystemdSpecifiers = s: replaceStrings [ "%" ] [ "%%" ] (toString s);
 
+  # --- Secrets ------------------------------------------------------------
+
   # inStore tells whether a path string lies in the Nix store (world-readable).
   inStore = s: s == storeDir || hasPrefix (storeDir + "/") s;
 
@@ -131,6 +176,73 @@ rec {
       "${option} (${x}) is inside the Nix store, which every user can read. Keep the secret outside the store (sops-nix, agenix, or a file under /run/secrets or your home) and give its path as a string."
     else
       "${option} (${x}) must be an absolute path.";
+
+  # secretOptions are the options that name a secret file, one line each.
+  # The manifest, the assertions, every command line and the NixOS unit's
+  # LoadCredential= are made from this table, so a new secret is one more
+  # line here (and its option in common.nix).
+  #   option      its name under `cachix.`, as a path: also the argument
+  #               name every function here and the shellHook take it by
+  #   flag        the binary's flag for it
+  #   credential  its LoadCredential= name in the NixOS unit (%d/NAME)
+  #   manifest    its field in the manifest's `cache`, or null: then the
+  #               hooks and the user unit pass it by flag
+  secretOptions = [
+    { option = [ "authTokenFile" ]; flag = "--auth-token-file"; credential = "auth-token"; manifest = "authTokenFile"; }
+    { option = [ "signingKeyFile" ]; flag = "--signing-key-file"; credential = "signing-key"; manifest = "signingKeyFile"; }
+    { option = [ "configFile" ]; flag = "--config"; credential = "cachix-config"; manifest = null; }
+    { option = [ "s3" "credentialsFile" ]; flag = "--s3-credentials-file"; credential = "s3-credentials"; manifest = null; }
+  ];
+
+  # secretArgs are the argument names the secrets come in (s3 for
+  # s3.credentialsFile).
+  secretArgs = uniqueBy (n: n) (map (s: head s.option) secretOptions);
+
+  # secretsOf picks the secrets out of a set of arguments, or out of a
+  # module's `cachix` options: the `secrets` the functions below pass on.
+  secretsOf = args: intersectAttrs (genAttrs secretArgs (_: null)) args;
+
+  # withSecrets gives f (a function of named arguments, one of them
+  # `secrets`) the secrets among its arguments as one set, so that it
+  # lists them once; its other arguments are checked as usual.
+  withSecrets = f: args: f (removeAttrs args secretArgs // { secrets = secretsOf args; });
+
+  # givenSecrets lists the secretOptions entries that `secrets` sets, each
+  # with its `path`.
+  givenSecrets =
+    secrets:
+    filter (s: s.path != null) (
+      map (s: s // { path = attrByPath s.option null secrets; }) secretOptions
+    );
+
+  # optionName names an entry of secretOptions in messages: "s3.credentialsFile".
+  optionName = s: concatStringsSep "." s.option;
+
+  # secretFlags pass the secrets the manifest does not carry (configFile,
+  # s3.credentialsFile) by path, as activation and the user unit do; the
+  # binary reads the others from the manifest.
+  secretFlags =
+    secrets:
+    concatMap (s: [
+      s.flag
+      s.path
+    ]) (filter (s: s.manifest == null) (givenSecrets secrets));
+
+  # credentialFlags pass every secret as the NixOS unit's credential: the
+  # copy systemd makes under %d, readable only by the unit, which wins over
+  # the manifest's path (the hardened unit cannot read a home directory).
+  credentialFlags =
+    secrets:
+    concatMap (s: [
+      s.flag
+      (credentialPath s.credential)
+    ]) (givenSecrets secrets);
+
+  # loadCredentials is the unit's LoadCredential= list for credentialFlags.
+  loadCredentials =
+    secrets: map (s: "${s.credential}:${escapeSystemdSpecifiers s.path}") (givenSecrets secrets);
+
+  # --- The manifest ---------------------------------------------------------
 
   # nameOf is the manifest name of a package: its pname, plus the output
   # when that is not the default one (openssl-dev); a bare store path
@@ -176,20 +288,28 @@ rec {
 
   # entries turns the selected packages into manifest path entries,
   # without duplicates (list options merge across modules, so the same
-  # package often comes twice).
+  # package often comes twice). Packages of pushBuildClosures, and the
+  # shell derivation of shellInputs (by its .drv: a shell is never built),
+  # get `closure = "build"`; a package in both lists takes the build
+  # closure.
   entries =
     {
       packages,
+      pushBuildClosures ? [ ],
+      shellInputs ? null,
       pin ? { },
     }:
     let
       pinOn = pin.enable or false;
       names = pin.names or { };
-      raw = map (pkg: {
+      entry = closure: pkg: {
         name = nameOf pkg;
         storePath = toString pkg; # keeps the string context: the package is built first
         system = if isAttrs pkg then pkg.system or null else null;
-      }) packages;
+        inherit closure;
+      };
+      raw = map (entry "runtime") packages ++ map (entry "build") pushBuildClosures;
+      isBuild = p: any (e: e.storePath == p && e.closure == "build") raw;
       pinFor =
         e:
         {
@@ -200,64 +320,118 @@ rec {
             });
         }
         // (if (pin.keep or null) == null then { } else { keep = pin.keep; });
+      # The .drv with its string context: the manifest keeps it alive,
+      # and the binary reads the inputs from it.
+      shellEntry = optional (shellInputs != null) [
+        {
+          name = "${unsafeDiscardStringContext (shellInputs.name or "shell")}-inputs";
+          storePath = shellInputs.drvPath;
+          closure = "build";
+        }
+      ];
     in
     map (
-      e: { inherit (e) name storePath; } // (if pinOn then { pin = pinFor e; } else { })
-    ) (uniqueBy (e: e.storePath) raw);
+      e:
+      { inherit (e) name storePath; }
+      // (if isBuild e.storePath then { closure = "build"; } else { })
+      // (if pinOn then { pin = pinFor e; } else { })
+    ) (uniqueBy (e: e.storePath) raw)
+    ++ shellEntry;
 
-  # manifest is the manifest as a Nix value (design.md §3). Store paths
-  # keep their string context, so a file written from it depends on them.
+  # exclusion is the manifest's push.exclude and push.upstream from the
+  # options of the same names (null/empty values left out), or { }.
+  exclusion =
+    push:
+    let
+      e = push.exclude or { };
+      u = push.upstream or { };
+      ex = filter (n: n.value != null && n.value != [ ]) [
+        { name = "names"; value = e.names or [ ]; }
+        { name = "regex"; value = e.regex or [ ]; }
+        { name = "maxNarSize"; value = e.maxNarSize or null; }
+        { name = "mode"; value = if (e.mode or "prune") == "prune" then null else e.mode; }
+      ];
+      up = filter (n: n.value != null && n.value != [ ]) [
+        { name = "filter"; value = u.filter or null; }
+        { name = "keys"; value = u.keys or [ ]; }
+      ];
+    in
+    (if ex == [ ] then { } else { exclude = listToAttrs ex; })
+    // (if up == [ ] then { } else { upstream = listToAttrs up; });
+
+  # manifestArgs are the arguments the manifest is made from, besides the
+  # secrets, with their defaults: the `cachix.*` options of the same names
+  # (the modules pass pushPackages as packages) and the origin. manifest,
+  # problems, writeManifest, the modules (fromOptions) and shell.nix all
+  # take them from here.
+  manifestArgs = {
+    cacheName = null;
+    cacheUrl = null;
+    host = null;
+    packages = [ ];
+    pushBuildClosures = [ ];
+    # A derivation whose build closure the shellHook pushes (pushShellInputs).
+    shellInputs = null;
+    pin = { };
+    push = { };
+    origin = "manual";
+  };
+
+  # manifestSettings completes a set of manifest arguments with the
+  # defaults and gathers its secrets into `secrets`; `others` are the
+  # names the caller takes besides. Any other name is an error that says
+  # which names there are (a misspelt cacheName must not go unnoticed).
+  manifestSettings =
+    others: args:
+    let
+      known = attrNames manifestArgs ++ secretArgs ++ others;
+      unknown = filter (n: !(elem n known)) (attrNames args);
+    in
+    if unknown != [ ] then
+      throw "cachix-select: unknown argument ${concatStringsSep ", " unknown}; the arguments are ${concatStringsSep ", " known}."
+    else
+      manifestArgs // removeAttrs args secretArgs // { secrets = secretsOf args; };
+
+  # manifest is the manifest as a Nix value (the README's "The manifest
+  # (version 1)"). Store paths keep their string context, so a file
+  # written from it depends on them. Secrets the manifest has no field for
+  # (configFile, s3.credentialsFile) are accepted and left out: the hooks
+  # pass them by flag.
   manifest =
-    {
-      cacheName ? null,
-      cacheUrl ? null,
-      host ? null,
-      authTokenFile ? null,
-      signingKeyFile ? null,
-      packages ? [ ],
-      pin ? { },
-      push ? { },
-      origin ? "manual",
-    }:
+    args:
+    let
+      a = manifestSettings [ ] args;
+    in
     {
       version = 1;
       cache = {
-        name = cacheName;
-        inherit host authTokenFile signingKeyFile;
-        url = cacheUrl;
-      };
-      paths = entries { inherit packages pin; };
+        name = a.cacheName;
+        inherit (a) host;
+        url = a.cacheUrl;
+      }
+      // listToAttrs (
+        map (s: {
+          name = s.manifest;
+          value = attrByPath s.option null a.secrets;
+        }) (filter (s: s.manifest != null) secretOptions)
+      );
+      paths = entries { inherit (a) packages pushBuildClosures shellInputs pin; };
       push =
         listToAttrs (
           map (n: {
             name = n;
-            value = push.${n};
-          }) (filter (n: (push.${n} or null) != null) [ "jobs" "compression" "compressionLevel" ])
+            value = a.push.${n};
+          }) (filter (n: (a.push.${n} or null) != null) [ "jobs" "compression" "compressionLevel" ])
         )
         // {
-          omitDeriver = push.omitDeriver or false;
-        };
-      inherit origin;
+          omitDeriver = a.push.omitDeriver or false;
+        }
+        // exclusion a.push;
+      inherit (a) origin;
     };
 
   # manifestJSON is the text of the manifest file.
   manifestJSON = args: toJSON (manifest args);
-
-  # moduleManifestArgs turns a module's `cachix` options into the
-  # arguments of `manifest` (the same for home-manager and NixOS).
-  moduleManifestArgs = cfg: origin: {
-    inherit (cfg)
-      cacheName
-      cacheUrl
-      host
-      authTokenFile
-      signingKeyFile
-      pin
-      push
-      ;
-    packages = cfg.pushPackages;
-    inherit origin;
-  };
 
   # problems lists what is wrong with the arguments of `manifest`, in
   # words that name the option (prefix "cachix." in modules, "" for the
@@ -265,22 +439,15 @@ rec {
   # lib.mkManifest throw them. generationPin is the pin of the pushed
   # generation (see generationPin), which must not clash with the others.
   problems =
-    {
-      prefix ? "",
-      cacheName ? null,
-      cacheUrl ? null,
-      host ? null,
-      authTokenFile ? null,
-      signingKeyFile ? null,
-      configFile ? null,
-      packages ? [ ],
-      pin ? { },
-      generationPin ? null,
-      ...
-    }:
+    args:
     let
+      a = manifestSettings [ "prefix" "generationPin" ] args;
+      prefix = a.prefix or "";
+      generationPin = a.generationPin or null;
+      s3File = a.secrets.s3.credentialsFile or null;
+      isS3 = isString a.cacheUrl && hasPrefix "s3://" a.cacheUrl;
       pinned =
-        entries { inherit packages pin; }
+        entries { inherit (a) packages pushBuildClosures pin; }
         ++ optional (generationPin != null) [
           {
             storePath = "the generation being activated";
@@ -294,24 +461,30 @@ rec {
     filter (p: p != null) (
       [
         (
-          if cacheName != null && cacheUrl != null then
+          if a.cacheName != null && a.cacheUrl != null then
             "Set only one of ${prefix}cacheName (a Cachix cache) and ${prefix}cacheUrl (a plain binary cache), not both."
-          else if cacheName == null && cacheUrl == null then
+          else if a.cacheName == null && a.cacheUrl == null then
             "Set ${prefix}cacheName to your Cachix cache's name (\"mycache\" for mycache.cachix.org), or ${prefix}cacheUrl to a plain binary cache (\"file:///srv/nix-cache\")."
           else
             null
         )
         (
-          if host != null && cacheUrl != null then
+          if a.host != null && a.cacheUrl != null then
             "${prefix}host is the Cachix API host and applies only with ${prefix}cacheName; remove it when using ${prefix}cacheUrl."
           else
             null
         )
-        (runtimePathProblem "${prefix}authTokenFile" authTokenFile)
-        (runtimePathProblem "${prefix}signingKeyFile" signingKeyFile)
-        (runtimePathProblem "${prefix}configFile" configFile)
-        (keepProblem "${prefix}pin.keep" (pin.keep or null))
+        (
+          if s3File != null && !isS3 && (a.cacheName != null || a.cacheUrl != null) then
+            "${prefix}s3.credentialsFile is the AWS credentials file of an s3:// cache, but ${
+              if a.cacheUrl == null then "the cache is the Cachix cache ${prefix}cacheName" else "${prefix}cacheUrl is ${a.cacheUrl}"
+            }: set ${prefix}cacheUrl to the bucket (\"s3://BUCKET?region=REGION\"), or remove ${prefix}s3.credentialsFile."
+          else
+            null
+        )
       ]
+      ++ map (s: runtimePathProblem "${prefix}${optionName s}" s.path) (givenSecrets a.secrets)
+      ++ [ (keepProblem "${prefix}pin.keep" (a.pin.keep or null)) ]
       ++ map (
         n:
         "Pin name \"${n}\" would be used by ${toString (length (holders n))} different store paths (${concatStringsSep ", " (holders n)}); pins need distinct names: push only one of them, or turn pinning off (${prefix}pin.names renames by package name, so it cannot separate two packages of the same name)."
@@ -319,22 +492,37 @@ rec {
     );
 
   # nixosTokenProblem is the NixOS module's extra check: in background
-  # mode a Cachix push runs in the hardened system unit (no home
-  # directory, no environment of yours), which finds a token only through
-  # authTokenFile or configFile. Without either the push would stay queued
-  # for ever, so the build fails instead.
-  nixosTokenProblem =
+  # mode the push runs in the hardened system unit (no home directory, no
+  # environment of yours), which finds a Cachix token only through
+  # authTokenFile or configFile, and S3 keys only through
+  # s3.credentialsFile. Without them the push would stay queued for ever,
+  # so the build fails instead.
+  nixosTokenProblem = withSecrets (
     {
       prefix ? "cachix.",
       cacheName ? null,
+      cacheUrl ? null,
       mode ? "background",
-      authTokenFile ? null,
-      configFile ? null,
+      secrets,
     }:
-    if cacheName != null && mode == "background" && authTokenFile == null && configFile == null then
+    let
+      unset = names: all (n: (secrets.${n} or null) == null) names;
+    in
+    if mode != "background" then
+      null
+    else if cacheName != null && unset [ "authTokenFile" "configFile" ] then
       "${prefix}cacheName is set and ${prefix}mode is \"background\", so cachix-select.service pushes to Cachix, and that unit cannot find a token by itself (it runs hardened, without your home directory or environment). Set ${prefix}authTokenFile to a file holding the token (\"/run/secrets/cachix-token\", from sops-nix or agenix), or ${prefix}configFile to a cachix.dhall with an authToken (\"/root/.config/cachix/cachix.dhall\", which `cachix authtoken` writes). A public cache needs one too: anyone may read it, only a token may write to it."
+    else if isString cacheUrl && hasPrefix "s3://" cacheUrl && (secrets.s3.credentialsFile or null) == null then
+      "${prefix}cacheUrl is an s3:// bucket and ${prefix}mode is \"background\", so cachix-select.service pushes to it, and that unit cannot find S3 keys by itself (it runs hardened, without your home directory's ~/.aws or your environment). Set ${prefix}s3.credentialsFile to an AWS credentials file (\"/run/secrets/aws-credentials\", from sops-nix or agenix: [default] with aws_access_key_id and aws_secret_access_key)."
     else
-      null;
+      null
+  );
+
+  # assertions turns problems into the modules' assertions.
+  assertions = map (message: {
+    assertion = false;
+    inherit message;
+  });
 
   # generationPin is the pin of the generation that `pushGeneration`
   # pushes: <prefix>-<system>-generation, or pin.names.generation; null
@@ -356,456 +544,6 @@ rec {
           });
       }
       // (if (pin.keep or null) == null then { } else { inherit (pin) keep; });
-
-  # generationArgs are the flags that name and pin the generation passed
-  # with --root (the path itself is a shell variable, see rootWord).
-  generationArgs =
-    generationPin:
-    if generationPin == null then
-      [ ]
-    else
-      [
-        "--root-pin"
-        generationPin.name
-      ]
-      ++ (
-        let
-          keep = generationPin.keep or null;
-        in
-        if keep == null then
-          [ ]
-        else if keep == "forever" then
-          [ "--root-keep-forever" ]
-        else if keep ? revisions then
-          [
-            "--root-keep-revisions"
-            (toString keep.revisions)
-          ]
-        else
-          [
-            "--root-keep-days"
-            (toString keep.days)
-          ]
-      );
-
-  # rootWord passes the generation being activated to the binary: the
-  # shell variable that home-manager's activation script
-  # (modules/lib-bash/activation-init.sh: newGenPath, the generation's
-  # store path) or NixOS's (activation-script.nix: systemConfig, the
-  # system's store path) sets. It cannot be in the manifest, which is
-  # part of that generation's closure.
-  rootWord = variable: if variable == null then "" else " --root \"\$${variable}\"";
-
-  # activateArgs is the `cachix-select activate` command line shared by all
-  # hooks, without the manifest (flags must come before it).
-  activateArgs =
-    {
-      exe,
-      mode ? "background",
-      strict ? false,
-      timeout ? "10m",
-      stateDir ? null,
-      systemdUnit ? null,
-      userUnit ? false,
-      restartList ? null,
-      configFile ? null,
-      generationPin ? null,
-      dryRun ? false,
-    }:
-    let
-      background = !dryRun && mode == "background";
-    in
-    [
-      exe
-      "activate"
-    ]
-    ++ (if dryRun then [ "--dry-run" ] else [ "--mode" mode ])
-    ++ optional (!dryRun && mode == "foreground") [
-      "--timeout"
-      timeout
-    ]
-    ++ optional (background && systemdUnit != null) [
-      "--systemd-unit"
-      systemdUnit
-    ]
-    ++ optional (background && systemdUnit != null && userUnit) [ "--user-unit" ]
-    ++ optional (background && systemdUnit != null && restartList != null) [
-      "--restart-list"
-      restartList
-    ]
-    ++ optional (stateDir != null) [
-      "--state-dir"
-      stateDir
-    ]
-    ++ optional (configFile != null) [
-      "--config"
-      configFile
-    ]
-    ++ generationArgs generationPin
-    ++ optional strict [ "--strict" ];
-
-  # guarded runs a command so that its failure never stops the caller
-  # (home-manager runs activation under `set -eu -o pipefail`; NixOS marks
-  # the switch failed on any failing command), unless strict is asked for.
-  guarded =
-    strict: cmd: what:
-    if strict then
-      cmd
-    else
-      "if ! ${cmd}; then echo \"cachix-select: ${what}\" >&2; fi";
-
-  # queueFailed is the warning when the binary itself could not run.
-  queueFailed = "could not start the push; continuing (retry later with: cachix-select queue flush)";
-
-  # homeManagerActivation is the text of home.activation.cachixSelect. It
-  # runs after writeBoundary in home-manager's activation script, which
-  # provides `run` and sets DRY_RUN / VERBOSE. A dry run asks the binary
-  # for a report (it pushes and queues nothing), because `run` would only
-  # echo the command. With pushGeneration, the generation itself
-  # ($newGenPath) is pushed too.
-  homeManagerActivation =
-    {
-      exe,
-      manifest,
-      mode ? "background",
-      strict ? false,
-      timeout ? "10m",
-      stateDir ? null,
-      systemdUnit ? null,
-      systemctlDir ? null,
-      configFile ? null,
-      pushGeneration ? false,
-      generationPin ? null,
-    }:
-    let
-      command =
-        dryRun:
-        escapeShellArgs (activateArgs {
-          inherit
-            exe
-            mode
-            strict
-            timeout
-            stateDir
-            systemdUnit
-            configFile
-            dryRun
-            ;
-          # A user unit, also when root runs home-manager: the system unit
-          # of that name belongs to the NixOS module.
-          userUnit = true;
-          generationPin = if pushGeneration then generationPin else null;
-        })
-        + rootWord (if pushGeneration then "newGenPath" else null)
-        + " \${VERBOSE+--verbose} "
-        + escapeShellArg manifest;
-      # `systemctl --user` needs XDG_RUNTIME_DIR, which is unset when
-      # activation runs from the home-manager NixOS module.
-      env =
-        "env \"XDG_RUNTIME_DIR=\${XDG_RUNTIME_DIR:-/run/user/$UID}\""
-        + (if systemctlDir == null then "" else " PATH=${escapeShellArg systemctlDir}:\"$PATH\"");
-    in
-    ''
-      # cachix-select: push cachix.pushPackages (what is pending: cachix-select queue list)
-      if [[ -v DRY_RUN ]]; then
-        ${guarded strict (command true) "the dry run failed; continuing"}
-      else
-        ${guarded strict "run ${env} ${command false}" queueFailed}
-      fi
-    '';
-
-  # nixosActivation is the text of system.activationScripts.cachixSelect.
-  # NixOS runs activation scripts at every boot (NIXOS_ACTION unset, no
-  # network yet) and on dry-activate: only switch and test push, and
-  # dry-activate reports. `path` holds directories for nix, which the
-  # activation script's PATH lacks (foreground and dry runs use it).
-  #
-  # In background mode the binary queues the push and appends the unit to
-  # restartList, /run/nixos/activation-restart-list, rather than starting
-  # it: switch-to-configuration runs activation before its daemon-reload,
-  # so a `systemctl start` here would find no unit on the first switch and
-  # the old definition after a change. What this relies on, as read in
-  # nixpkgs' nixos/modules/system/activation/switch-to-configuration.pl and
-  # pkgs/by-name/sw/switch-to-configuration-ng/src/src/main.rs: after
-  # running activation (for switch and test alike; boot never activates)
-  # it reads that file, one unit per line, duplicates ignored, and deletes
-  # it; a listed unit that was not active when the switch began is
-  # started, and one that was (running or failed) goes through the rules
-  # of a changed unit, which restart it since the unit keeps
-  # restartIfChanged; those jobs run after daemon-reload and
-  # switch-to-configuration waits for them and then reports units that
-  # failed (hence nixosService's Type and SuccessExitStatus). The binary
-  # lists the unit only when no flush is running: a running flush takes
-  # what was queued before it exits, so it is never restarted for it.
-  # (activation-reload-list is not used: a reload needs ExecReload=, and a
-  # flush has nothing to reload.)
-  nixosActivation =
-    {
-      exe,
-      manifest,
-      mode ? "background",
-      strict ? false,
-      timeout ? "10m",
-      stateDir ? "/var/lib/cachix-select",
-      systemdUnit ? "cachix-select.service",
-      restartList ? "/run/nixos/activation-restart-list",
-      configFile ? null,
-      pushGeneration ? false,
-      generationPin ? null,
-      path ? [ ],
-    }:
-    let
-      command =
-        dryRun:
-        (if path == [ ] then "" else "PATH=${escapeShellArg (concatStringsSep ":" path)}:\"$PATH\" ")
-        + escapeShellArgs (activateArgs {
-          inherit
-            exe
-            mode
-            strict
-            timeout
-            stateDir
-            systemdUnit
-            restartList
-            configFile
-            dryRun
-            ;
-          generationPin = if pushGeneration then generationPin else null;
-        })
-        + rootWord (if pushGeneration then "systemConfig" else null)
-        + " "
-        + escapeShellArg manifest;
-    in
-    ''
-      # cachix-select: push cachix.pushPackages on switch and test only (never at boot)
-      case "''${NIXOS_ACTION-}" in
-        switch | test)
-          ${guarded strict (command false) queueFailed}
-          ;;
-        dry-activate)
-          ${guarded strict (command true) "the dry run failed; continuing"}
-          ;;
-      esac
-    '';
-
-  # shellHook is the text a mkShell runs on entry: one `activate` call that
-  # returns at once (the push runs detached, one at a time per user, output
-  # in the state directory's push.log) and prints one line, or nothing
-  # when there is nothing new.
-  shellHook =
-    {
-      exe,
-      manifest,
-      mode ? "background",
-      strict ? false,
-      timeout ? "10m",
-      stateDir ? null,
-      configFile ? null,
-    }:
-    ''
-      # cachix-select: push the selected packages in the background
-      ${guarded strict (escapeShellArgs (
-        activateArgs {
-          inherit
-            exe
-            mode
-            strict
-            timeout
-            stateDir
-            configFile
-            ;
-        }
-        ++ [ manifest ]
-      )) queueFailed}
-    '';
-
-  # Credential names of the NixOS unit: files under $CREDENTIALS_DIRECTORY.
-  credentialNames = {
-    authToken = "auth-token";
-    signingKey = "signing-key";
-    config = "cachix-config";
-  };
-
-  # flushArgs is the command of the units that retry the queue. With
-  # systemd credentials (credentials = true), the token, key and
-  # cachix.dhall come from the unit's credentials directory (%d), never
-  # from its environment or the store; otherwise the config file is given
-  # by its path. Render it with escapeSystemdExecArgs. --fail-fast: a
-  # host that cannot be reached at all (refused, unknown, no route) ends
-  # the run at once instead of holding the unit for the retry budget; the
-  # entry stays queued for the timer or the next activation.
-  flushArgs =
-    {
-      exe,
-      stateDir ? null,
-      credentials ? false,
-      authTokenFile ? null,
-      signingKeyFile ? null,
-      configFile ? null,
-    }:
-    let
-      pass =
-        flag: file: name:
-        optional (file != null) [
-          flag
-          (if credentials then credentialPath name else file)
-        ];
-    in
-    [
-      exe
-      "queue"
-      "flush"
-      "--fail-fast"
-    ]
-    ++ optional (stateDir != null) [
-      "--state-dir"
-      stateDir
-    ]
-    ++ pass "--auth-token-file" authTokenFile credentialNames.authToken
-    ++ pass "--signing-key-file" signingKeyFile credentialNames.signingKey
-    ++ pass "--config" configFile credentialNames.config;
-
-  # nixosService is systemd.services.cachix-select of the NixOS module, in
-  # NixOS's service shape (nixpkgs' systemd-lib.nix turns it into a unit
-  # file). It flushes the queue, with the secrets passed as systemd
-  # credentials (readable only by the unit, never in its environment, its
-  # command line or the store), hardened: it reads the store through
-  # nix-daemon and talks HTTPS.
-  #
-  # switch-to-configuration starts it (see nixosActivation) and waits for
-  # the start job, then counts failed units as a failed switch. So:
-  # Type=exec, whose start job ends once the binary runs, not once the
-  # push is done; exit codes 1 (pushes failed and stay queued) and 2 (bad
-  # input, e.g. a missing secret) and 143 (stopped by SIGTERM) are not
-  # unit failures, since a push that cannot happen now must never fail a
-  # switch (the journal and `cachix-select queue list` say why);
-  # After=network-online.target without Wants=, which orders it at boot
-  # but never makes a switch start (and wait for) network-online.target;
-  # a bounded stop, so that a restart of a running push costs the switch
-  # seconds (what it pushed stays pushed, the rest stays queued).
-  nixosService =
-    {
-      exe,
-      stateDir,
-      unit,
-      nixPackage,
-      authTokenFile ? null,
-      signingKeyFile ? null,
-      configFile ? null,
-    }:
-    {
-      description = "Push queued Nix store paths to a binary cache (cachix-select)";
-      after = [
-        "network-online.target"
-        "nix-daemon.socket"
-      ];
-      path = [ nixPackage ];
-      environment = {
-        NIX_REMOTE = "daemon";
-        HOME = stateDir;
-        XDG_CACHE_HOME = "/var/cache/${unit}";
-      };
-      serviceConfig = {
-        Type = "exec";
-        SuccessExitStatus = "1 2 143";
-        TimeoutStopSec = "20s";
-        ExecStart = escapeSystemdExecArgs (flushArgs {
-          inherit
-            exe
-            stateDir
-            authTokenFile
-            signingKeyFile
-            configFile
-            ;
-          credentials = true;
-        });
-        LoadCredential =
-          let
-            load = name: file: optional (file != null) [ "${name}:${escapeSystemdSpecifiers file}" ];
-          in
-          load credentialNames.authToken authTokenFile
-          ++ load credentialNames.signingKey signingKeyFile
-          ++ load credentialNames.config configFile;
-        StateDirectory = unit;
-        StateDirectoryMode = "0700";
-        CacheDirectory = unit;
-        CacheDirectoryMode = "0700";
-        UMask = "0077";
-        ProtectSystem = "strict";
-        ProtectHome = true;
-        PrivateTmp = true;
-        PrivateDevices = true;
-        NoNewPrivileges = true;
-        CapabilityBoundingSet = "";
-        ProtectKernelTunables = true;
-        ProtectKernelModules = true;
-        ProtectKernelLogs = true;
-        ProtectControlGroups = true;
-        ProtectClock = true;
-        ProtectHostname = true;
-        ProtectProc = "invisible";
-        RestrictAddressFamilies = [
-          "AF_UNIX"
-          "AF_INET"
-          "AF_INET6"
-          "AF_NETLINK"
-        ];
-        RestrictNamespaces = true;
-        RestrictRealtime = true;
-        RestrictSUIDSGID = true;
-        LockPersonality = true;
-        MemoryDenyWriteExecute = true;
-        SystemCallArchitectures = "native";
-        SystemCallFilter = [ "@system-service" ];
-        SystemCallErrorNumber = "EPERM";
-      };
-    };
-
-  # nixosTimer is systemd.timers.cachix-select: retries what is queued.
-  nixosTimer =
-    { retryInterval }:
-    {
-      description = "Retry the queued pushes of cachix-select";
-      wantedBy = [ "timers.target" ];
-      timerConfig = {
-        OnBootSec = "10min";
-        OnUnitInactiveSec = retryInterval;
-        RandomizedDelaySec = "2min";
-      };
-    };
-
-  # homeManagerService is systemd.user.services.cachix-select of the
-  # home-manager module, in home-manager's INI shape (Unit/Service/Install).
-  # activation starts it with `systemctl --user start --no-block` after
-  # home-manager reloaded the user units, so a oneshot never holds it up.
-  homeManagerService =
-    {
-      exe,
-      stateDir,
-      nixPackage ? null,
-      configFile ? null,
-    }:
-    {
-      Unit.Description = "Push queued Nix store paths to a binary cache (cachix-select)";
-      Service = {
-        Type = "oneshot";
-        ExecStart = escapeSystemdExecArgs (flushArgs { inherit exe stateDir configFile; });
-        Environment = optional (nixPackage != null) [ "PATH=${nixPackage}/bin" ];
-      };
-    };
-
-  # homeManagerTimer is systemd.user.timers.cachix-select.
-  homeManagerTimer =
-    { retryInterval }:
-    {
-      Unit.Description = "Retry the queued pushes of cachix-select";
-      Timer = {
-        OnStartupSec = "10min";
-        OnUnitInactiveSec = retryInterval;
-        RandomizedDelaySec = "2min";
-      };
-      Install.WantedBy = [ "timers.target" ];
-    };
 
   # checkPhase validates a rendered manifest with the binary while it is
   # built, so a bad configuration fails the build and not the switch.
@@ -850,5 +588,528 @@ rec {
       name = manifestFileName (args.origin or "manual");
       text = manifestJSON args;
       checkPhase = checkPhase "${package}/bin/cachix-select";
+    };
+
+  # --- The modules ------------------------------------------------------------
+
+  # unitName names the systemd unit (and timer) of both modules.
+  unitName = "cachix-select";
+
+  # fromOptions is what the common module and the wiring of both modules
+  # make of the `cachix.*` option values (cfg), so that neither spells it
+  # out: whether the module acts, the binary, the manifest's arguments,
+  # the secrets, the generation's pin (null unless pushGeneration), the
+  # assertions' messages, and the arguments every activation snippet
+  # takes. pkgs gives the system the pins are named after.
+  fromOptions =
+    { cfg, pkgs }:
+    let
+      inherit (pkgs.stdenv.hostPlatform) system;
+      secrets = secretsOf cfg;
+      pin =
+        if cfg.pushGeneration then
+          generationPin {
+            inherit (cfg) pin;
+            inherit system;
+          }
+        else
+          null;
+      manifestArgs' = intersectAttrs manifestArgs cfg // secrets // { packages = cfg.pushPackages; };
+      exe = "${cfg.package}/bin/cachix-select";
+    in
+    {
+      active = cfg.enable && (cfg.pushPackages != [ ] || (cfg.pushBuildClosures or [ ]) != [ ] || cfg.pushGeneration);
+      inherit exe secrets;
+      generationPin = pin;
+      manifestArgs = manifestArgs';
+      problems = problems (
+        manifestArgs'
+        // {
+          prefix = "cachix.";
+          generationPin = pin;
+        }
+      );
+      activation =
+        intersectAttrs hookDefaults cfg
+        // secrets
+        // {
+          inherit exe;
+          inherit (cfg) pushGeneration;
+          generationPin = pin;
+          manifest = "${cfg.manifest}";
+        };
+    };
+
+  # --- The hooks ------------------------------------------------------------
+
+  # generationArgs are the flags that name and pin the generation passed
+  # with --root.
+  generationArgs =
+    generationPin:
+    if generationPin == null then
+      [ ]
+    else
+      [
+        "--root-pin"
+        generationPin.name
+      ]
+      ++ (
+        let
+          keep = generationPin.keep or null;
+        in
+        if keep == null then
+          [ ]
+        else if keep == "forever" then
+          [ "--root-keep-forever" ]
+        else if keep ? revisions then
+          [
+            "--root-keep-revisions"
+            (toString keep.revisions)
+          ]
+        else
+          [
+            "--root-keep-days"
+            (toString keep.days)
+          ]
+      );
+
+  # hookDefaults are the defaults of the hooks' own settings: those of the
+  # `cachix.*` options of the same names, and of the shellHook's arguments.
+  hookDefaults = {
+    mode = "background";
+    strict = false;
+    timeout = "10m";
+    stateDir = null;
+  };
+
+  # activateArgs is the `cachix-select activate` command line shared by all
+  # hooks, without the manifest (flags must come before it). root is the
+  # shell variable that holds the generation being activated, for
+  # --root: home-manager's activation script sets newGenPath (its
+  # modules/lib-bash/activation-init.sh), NixOS's sets systemConfig
+  # (activation-script.nix); the manifest cannot list that generation,
+  # being part of its closure.
+  activateArgs =
+    args:
+    withSecrets (
+      {
+        exe,
+        mode,
+        strict,
+        timeout,
+        stateDir,
+        systemdUnit ? null,
+        userUnit ? false,
+        restartList ? null,
+        generationPin ? null,
+        root ? null,
+        dryRun ? false,
+        secrets,
+      }:
+      let
+        background = !dryRun && mode == "background";
+      in
+      [
+        exe
+        "activate"
+      ]
+      ++ (if dryRun then [ "--dry-run" ] else [ "--mode" mode ])
+      ++ optional (!dryRun && mode == "foreground") [
+        "--timeout"
+        timeout
+      ]
+      ++ optional (background && systemdUnit != null) [
+        "--systemd-unit"
+        systemdUnit
+      ]
+      ++ optional (background && systemdUnit != null && userUnit) [ "--user-unit" ]
+      ++ optional (background && systemdUnit != null && restartList != null) [
+        "--restart-list"
+        restartList
+      ]
+      ++ optional (stateDir != null) [
+        "--state-dir"
+        stateDir
+      ]
+      ++ secretFlags secrets
+      ++ generationArgs generationPin
+      ++ optional (root != null) [
+        "--root"
+        (shellVariable root)
+      ]
+      ++ optional strict [ "--strict" ]
+    ) (hookDefaults // args);
+
+  # activateCommand is a hook's `activate` command for one manifest:
+  # args are activateArgs' and the snippet's own (`manifest`, and
+  # `pushGeneration` with the shell variable `root` that holds the
+  # generation); `extra` are words that go before the manifest.
+  activateCommand =
+    {
+      root ? null,
+      extra ? [ ],
+    }:
+    {
+      manifest,
+      pushGeneration ? false,
+      generationPin ? null,
+      ...
+    }@args:
+    dryRun:
+    escapeShellArgs (
+      activateArgs (
+        removeAttrs args [ "manifest" "pushGeneration" ]
+        // {
+          inherit dryRun;
+          generationPin = if pushGeneration then generationPin else null;
+          root = if pushGeneration then root else null;
+        }
+      )
+      ++ extra
+      ++ [ manifest ]
+    );
+
+  # guarded runs a command so that its failure never stops the caller
+  # (home-manager runs activation under `set -eu -o pipefail`; NixOS marks
+  # the switch failed on any failing command), unless strict is asked for.
+  guarded =
+    strict: cmd: what:
+    if strict then
+      cmd
+    else
+      "if ! ${cmd}; then echo \"cachix-select: ${what}\" >&2; fi";
+
+  # queueFailed is the warning when the binary itself could not run.
+  queueFailed = "could not start the push; continuing (retry later with: cachix-select queue flush)";
+
+  # homeManagerActivation is the text of home.activation.cachixSelect. It
+  # runs after writeBoundary in home-manager's activation script, which
+  # provides `run` and sets DRY_RUN / VERBOSE. A dry run asks the binary
+  # for a report (it pushes and queues nothing), because `run` would only
+  # echo the command. With pushGeneration, the generation itself
+  # ($newGenPath) is pushed too. Arguments: those of activateArgs, plus
+  # manifest, pushGeneration and systemctlDir (where systemctl is).
+  homeManagerActivation =
+    {
+      systemctlDir ? null,
+      ...
+    }@args:
+    let
+      inherit (hookDefaults // args) strict;
+      command = activateCommand {
+        root = "newGenPath";
+        extra = [ { shellWord = "\${VERBOSE+--verbose}"; } ];
+      } (
+        removeAttrs args [ "systemctlDir" ]
+        # A user unit, also when root runs home-manager: the system unit
+        # of that name belongs to the NixOS module.
+        // {
+          userUnit = true;
+        }
+      );
+      # `systemctl --user` needs XDG_RUNTIME_DIR, which is unset when
+      # activation runs from the home-manager NixOS module.
+      env =
+        "env \"XDG_RUNTIME_DIR=\${XDG_RUNTIME_DIR:-/run/user/$UID}\""
+        + (if systemctlDir == null then "" else " PATH=${escapeShellArg systemctlDir}:\"$PATH\"");
+    in
+    ''
+      # cachix-select: push cachix.pushPackages (what is pending: cachix-select queue list)
+      if [[ -v DRY_RUN ]]; then
+        ${guarded strict (command true) "the dry run failed; continuing"}
+      else
+        ${guarded strict "run ${env} ${command false}" queueFailed}
+      fi
+    '';
+
+  # nixosActivation is the text of system.activationScripts.cachixSelect.
+  # NixOS runs activation scripts at every boot (NIXOS_ACTION unset, no
+  # network yet) and on dry-activate: only switch and test push, and
+  # dry-activate reports. `path` holds directories for nix, which the
+  # activation script's PATH lacks (foreground and dry runs use it).
+  # Arguments: those of activateArgs (stateDir, systemdUnit and
+  # restartList default to the NixOS module's), plus manifest,
+  # pushGeneration and path.
+  #
+  # In background mode the binary queues the push and appends the unit to
+  # restartList, /run/nixos/activation-restart-list, rather than starting
+  # it: switch-to-configuration runs activation before its daemon-reload,
+  # so a `systemctl start` here would find no unit on the first switch and
+  # the old definition after a change. What this relies on, as read in
+  # nixpkgs' nixos/modules/system/activation/switch-to-configuration.pl and
+  # pkgs/by-name/sw/switch-to-configuration-ng/src/src/main.rs: after
+  # running activation (for switch and test alike; boot never activates)
+  # it reads that file, one unit per line, duplicates ignored, and deletes
+  # it; a listed unit that was not active when the switch began is
+  # started, and one that was (running or failed) goes through the rules
+  # of a changed unit, which restart it since the unit keeps
+  # restartIfChanged; those jobs run after daemon-reload and
+  # switch-to-configuration waits for them and then reports units that
+  # failed (hence nixosService's Type and SuccessExitStatus). The binary
+  # lists the unit only when no flush is running: a running flush takes
+  # what was queued before it exits, so it is never restarted for it.
+  # (activation-reload-list is not used: a reload needs ExecReload=, and a
+  # flush has nothing to reload.)
+  nixosActivation =
+    {
+      path ? [ ],
+      ...
+    }@args:
+    let
+      inherit (hookDefaults // args) strict;
+      command =
+        dryRun:
+        (if path == [ ] then "" else "PATH=${escapeShellArg (concatStringsSep ":" path)}:\"$PATH\" ")
+        + activateCommand { root = "systemConfig"; } (
+          {
+            stateDir = "/var/lib/cachix-select";
+            systemdUnit = "${unitName}.service";
+            restartList = "/run/nixos/activation-restart-list";
+          }
+          // removeAttrs args [ "path" ]
+        ) dryRun;
+    in
+    ''
+      # cachix-select: push cachix.pushPackages on switch and test only (never at boot)
+      case "''${NIXOS_ACTION-}" in
+        switch | test)
+          ${guarded strict (command false) queueFailed}
+          ;;
+        dry-activate)
+          ${guarded strict (command true) "the dry run failed; continuing"}
+          ;;
+      esac
+    '';
+
+  # shellHook is the text a mkShell runs on entry: one `activate` call that
+  # returns at once (the push runs detached, one at a time per user, output
+  # in the state directory's push.log) and prints one line, or nothing
+  # when there is nothing new. Arguments: those of activateArgs, plus
+  # manifest.
+  shellHook = args: ''
+    # cachix-select: push the selected packages in the background
+    ${guarded (hookDefaults // args).strict (activateCommand { } args false) queueFailed}
+  '';
+
+  # mkShellHook is modules/shell.nix (and the flake's lib.shellHook): the
+  # manifest rendered and checked from the arguments (an unknown argument
+  # or a problem throws, naming it), and the hook that pushes it. The
+  # arguments: packages, those of manifestArgs and secretOptions, and
+  # hookDefaults' (the hook's own); and pushShellInputs (default false),
+  # which also pushes the dev shell's own input closure (what entering the
+  # shell needs: stdenv and its inputs' closures, so that it opens at once
+  # on another machine): the build closure of the shell that mkShell makes
+  # of shellInputs (mkShell's input arguments: packages, inputsFrom,
+  # buildInputs, nativeBuildInputs, …; default { inherit packages; }), or
+  # of shellInputs itself when it is a derivation (the shell made without
+  # this hook). The hook cannot take the shell it is part of: that shell's
+  # derivation depends on the hook.
+  mkShellHook =
+    {
+      writeTextFile,
+      package,
+      mkShell ? null,
+    }:
+    args:
+    let
+      pushShellInputs = args.pushShellInputs or false;
+      given = args.shellInputs or null;
+      isDerivation = x: isAttrs x && (x.type or null) == "derivation";
+      shell =
+        if !pushShellInputs then
+          null
+        else if isDerivation given then
+          given
+        else if mkShell == null then
+          throw "cachix-select: pushShellInputs needs mkShell (modules/shell.nix passes pkgs.mkShell), or shellInputs given as a derivation"
+        else
+          mkShell (if given == null then { packages = args.packages or [ ]; } else given);
+      manifest =
+        if given != null && !pushShellInputs then
+          throw "cachix-select: shellInputs is set but pushShellInputs is not; set pushShellInputs = true to push the shell's inputs"
+        else
+          writeManifest (
+            removeAttrs args (attrNames hookDefaults ++ [ "pushShellInputs" "shellInputs" ])
+            // {
+              inherit writeTextFile package;
+              origin = "shell";
+              shellInputs = shell;
+            }
+          );
+    in
+    shellHook (
+      intersectAttrs hookDefaults args
+      // secretsOf args
+      // {
+        exe = "${package}/bin/cachix-select";
+        manifest = "${manifest}";
+      }
+    );
+
+  # --- The units ------------------------------------------------------------
+
+  # flushArgs is the command of the units that retry the queue. With
+  # systemd credentials (credentials = true), every secret comes from the
+  # unit's credentials directory (%d), never from its environment or the
+  # store; otherwise the secrets the manifest lacks are given by their
+  # paths. Render it with escapeSystemdExecArgs. --fail-fast: a host that
+  # cannot be reached at all (refused, unknown, no route) ends the run at
+  # once instead of holding the unit for the retry budget; the entry stays
+  # queued for the timer or the next activation.
+  flushArgs = withSecrets (
+    {
+      exe,
+      stateDir ? null,
+      credentials ? false,
+      secrets,
+    }:
+    [
+      exe
+      "queue"
+      "flush"
+      "--fail-fast"
+    ]
+    ++ optional (stateDir != null) [
+      "--state-dir"
+      stateDir
+    ]
+    ++ (if credentials then credentialFlags secrets else secretFlags secrets)
+  );
+
+  # nixosService is systemd.services.cachix-select of the NixOS module, in
+  # NixOS's service shape (nixpkgs' systemd-lib.nix turns it into a unit
+  # file). It flushes the queue, with the secrets passed as systemd
+  # credentials (readable only by the unit, never in its environment, its
+  # command line or the store), hardened: it reads the store through
+  # nix-daemon and talks HTTPS.
+  #
+  # switch-to-configuration starts it (see nixosActivation) and waits for
+  # the start job, then counts failed units as a failed switch. So:
+  # Type=exec, whose start job ends once the binary runs, not once the
+  # push is done; exit codes 1 (pushes failed and stay queued) and 2 (bad
+  # input, e.g. a missing secret) and 143 (stopped by SIGTERM) are not
+  # unit failures, since a push that cannot happen now must never fail a
+  # switch (the journal and `cachix-select queue list` say why);
+  # After=network-online.target without Wants=, which orders it at boot
+  # but never makes a switch start (and wait for) network-online.target;
+  # a bounded stop, so that a restart of a running push costs the switch
+  # seconds (what it pushed stays pushed, the rest stays queued).
+  nixosService = withSecrets (
+    {
+      exe,
+      stateDir,
+      unit,
+      nixPackage,
+      secrets,
+    }:
+    {
+      description = "Push queued Nix store paths to a binary cache (cachix-select)";
+      after = [
+        "network-online.target"
+        "nix-daemon.socket"
+      ];
+      path = [ nixPackage ];
+      environment = {
+        NIX_REMOTE = "daemon";
+        HOME = stateDir;
+        XDG_CACHE_HOME = "/var/cache/${unit}";
+      };
+      serviceConfig = {
+        Type = "exec";
+        SuccessExitStatus = "1 2 143";
+        TimeoutStopSec = "20s";
+        ExecStart = escapeSystemdExecArgs (
+          flushArgs (
+            {
+              inherit exe stateDir;
+              credentials = true;
+            }
+            // secrets
+          )
+        );
+        LoadCredential = loadCredentials secrets;
+        StateDirectory = unit;
+        StateDirectoryMode = "0700";
+        CacheDirectory = unit;
+        CacheDirectoryMode = "0700";
+        UMask = "0077";
+        ProtectSystem = "strict";
+        ProtectHome = true;
+        PrivateTmp = true;
+        PrivateDevices = true;
+        NoNewPrivileges = true;
+        CapabilityBoundingSet = "";
+        ProtectKernelTunables = true;
+        ProtectKernelModules = true;
+        ProtectKernelLogs = true;
+        ProtectControlGroups = true;
+        ProtectClock = true;
+        ProtectHostname = true;
+        ProtectProc = "invisible";
+        RestrictAddressFamilies = [
+          "AF_UNIX"
+          "AF_INET"
+          "AF_INET6"
+          "AF_NETLINK"
+        ];
+        RestrictNamespaces = true;
+        RestrictRealtime = true;
+        RestrictSUIDSGID = true;
+        LockPersonality = true;
+        MemoryDenyWriteExecute = true;
+        SystemCallArchitectures = "native";
+        SystemCallFilter = [ "@system-service" ];
+        SystemCallErrorNumber = "EPERM";
+      };
+    }
+  );
+
+  # nixosTimer is systemd.timers.cachix-select: retries what is queued.
+  nixosTimer =
+    { retryInterval }:
+    {
+      description = "Retry the queued pushes of cachix-select";
+      wantedBy = [ "timers.target" ];
+      timerConfig = {
+        OnBootSec = "10min";
+        OnUnitInactiveSec = retryInterval;
+        RandomizedDelaySec = "2min";
+      };
+    };
+
+  # homeManagerService is systemd.user.services.cachix-select of the
+  # home-manager module, in home-manager's INI shape (Unit/Service/Install).
+  # activation starts it with `systemctl --user start --no-block` after
+  # home-manager reloaded the user units, so a oneshot never holds it up.
+  # The user's own files are readable there: the secrets the manifest
+  # lacks go by path.
+  homeManagerService = withSecrets (
+    {
+      exe,
+      stateDir,
+      nixPackage ? null,
+      secrets,
+    }:
+    {
+      Unit.Description = "Push queued Nix store paths to a binary cache (cachix-select)";
+      Service = {
+        Type = "oneshot";
+        ExecStart = escapeSystemdExecArgs (flushArgs ({ inherit exe stateDir; } // secrets));
+        Environment = optional (nixPackage != null) [ "PATH=${nixPackage}/bin" ];
+      };
+    }
+  );
+
+  # homeManagerTimer is systemd.user.timers.cachix-select.
+  homeManagerTimer =
+    { retryInterval }:
+    {
+      Unit.Description = "Retry the queued pushes of cachix-select";
+      Timer = {
+        OnStartupSec = "10min";
+        OnUnitInactiveSec = retryInterval;
+        RandomizedDelaySec = "2min";
+      };
+      Install.WantedBy = [ "timers.target" ];
     };
 }

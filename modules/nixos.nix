@@ -1,5 +1,7 @@
 # NixOS module: push cachix.pushPackages (and, with pushGeneration, the
-# system itself) when the system is switched to.
+# system itself) when the system is switched to. The options, the
+# manifest and the assertions are common.nix's; this file is the NixOS
+# wiring.
 #
 # Activation (system.activationScripts.cachixSelect) acts only on
 # `switch` and `test`, never at boot, and reports on `dry-activate`. In
@@ -7,93 +9,53 @@
 # to start cachix-select.service once systemd has reloaded its units (see
 # nixosActivation in lib.nix); the unit pushes with the secrets passed as
 # systemd credentials, and a timer retries what is still queued.
-{
-  config,
-  lib,
-  pkgs,
-  ...
-}:
+{ config, lib, pkgs, ... }:
 let
   cfg = config.cachix;
   pure = import ./lib.nix;
-  active = cfg.enable && (cfg.pushPackages != [ ] || cfg.pushGeneration);
-  exe = "${cfg.package}/bin/cachix-select";
-  unit = "cachix-select";
+  settings = pure.fromOptions { inherit cfg pkgs; };
   stateDir = "/var/lib/cachix-select";
-
-  manifestArgs = pure.moduleManifestArgs cfg "nixos";
-  generationPin = pure.generationPin {
-    inherit (cfg) pin;
-    system = pkgs.stdenv.hostPlatform.system;
-  };
-  tokenProblem = pure.nixosTokenProblem { inherit (cfg) cacheName mode authTokenFile configFile; };
+  tokenProblem = pure.nixosTokenProblem ({ inherit (cfg) cacheName cacheUrl mode; } // settings.secrets);
 in
 {
-  options.cachix = import ./options.nix {
-    inherit lib pkgs;
-    pinPrefix = config.networking.hostName;
-    pinPrefixText = lib.literalExpression "config.networking.hostName";
-  };
-
-  config = lib.mkMerge [
-    {
-      cachix.manifest = pure.writeManifestUnchecked {
-        inherit (pkgs) writeTextFile;
-        inherit (cfg) package;
-        args = manifestArgs;
-      };
-    }
-
-    (lib.mkIf active {
-      assertions =
-        map
-          (message: {
-            assertion = false;
-            inherit message;
-          })
-          (
-            pure.problems (
-              manifestArgs
-              // {
-                prefix = "cachix.";
-                inherit (cfg) configFile;
-                generationPin = if cfg.pushGeneration then generationPin else null;
-              }
-            )
-            ++ lib.optional (tokenProblem != null) tokenProblem
-          );
-
-      system.activationScripts.cachixSelect = {
-        # After "etc": a foreground push may need /etc (nix.conf, TLS
-        # certificates); the unit itself is started later, see lib.nix.
-        deps = [ "etc" ];
-        supportsDryActivation = true;
-        text = pure.nixosActivation {
-          inherit exe stateDir generationPin;
-          inherit (cfg)
-            mode
-            strict
-            timeout
-            configFile
-            pushGeneration
-            ;
-          manifest = "${cfg.manifest}";
-          systemdUnit = "${unit}.service";
-          path = [ "${config.nix.package}/bin" ];
-        };
-      };
-
-      systemd.services.${unit} = pure.nixosService {
-        inherit exe stateDir unit;
-        inherit (cfg) authTokenFile signingKeyFile configFile;
-        nixPackage = config.nix.package;
-      };
-
-      systemd.timers.${unit} = lib.mkIf (cfg.retryInterval != null) (
-        pure.nixosTimer {
-          inherit (cfg) retryInterval;
-        }
-      );
+  imports = [
+    (import ./common.nix {
+      origin = "nixos";
+      pinPrefix = config: config.networking.hostName;
+      pinPrefixText = "config.networking.hostName";
     })
   ];
+
+  config = lib.mkIf settings.active {
+    assertions = pure.assertions (lib.optional (tokenProblem != null) tokenProblem);
+
+    system.activationScripts.cachixSelect = {
+      # After "etc": a foreground push may need /etc (nix.conf, TLS
+      # certificates); the unit itself is started later, see lib.nix.
+      deps = [ "etc" ];
+      supportsDryActivation = true;
+      text = pure.nixosActivation (
+        settings.activation
+        // {
+          inherit stateDir;
+          systemdUnit = "${pure.unitName}.service";
+          path = [ "${config.nix.package}/bin" ];
+        }
+      );
+    };
+
+    systemd.services.${pure.unitName} = pure.nixosService (
+      {
+        inherit (settings) exe;
+        inherit stateDir;
+        unit = pure.unitName;
+        nixPackage = config.nix.package;
+      }
+      // settings.secrets
+    );
+
+    systemd.timers.${pure.unitName} = lib.mkIf (cfg.retryInterval != null) (
+      pure.nixosTimer { inherit (cfg) retryInterval; }
+    );
+  };
 }

@@ -13,54 +13,32 @@
 # nothing when the cache already has everything, else one line, and the
 # push runs detached (one at a time per user, output appended to
 # ~/.local/state/cachix-select/push.log). Offline pushes stay queued.
-# configFile (a runtime path string, like authTokenFile) names a
-# cachix.dhall other than ~/.config/cachix/cachix.dhall.
+#
+# The arguments are the `cachix.*` options of the same names: packages
+# (like pushPackages), pushBuildClosures, cacheName, cacheUrl, host, pin,
+# push (with push.exclude and push.upstream), mode, strict, timeout,
+# stateDir and the secret files (runtime path strings)
+# authTokenFile, signingKeyFile, configFile (a cachix.dhall other than
+# ~/.config/cachix/cachix.dhall) and s3.credentialsFile (the AWS
+# credentials file of an s3:// cacheUrl). And the shell's own:
+# pushShellInputs = true also pushes the dev shell's input closure (what
+# entering it on another machine needs), computed from shellInputs: the
+# mkShell arguments that carry inputs (default { inherit packages; }), or
+# the shell itself made without this hook:
+#
+#   shellHook = import ./modules/shell.nix { inherit pkgs package; } {
+#     cacheName = "mycache";
+#     packages = [ myTool ];
+#     pushShellInputs = true;
+#     shellInputs = { packages = [ myTool pkgs.go ]; inputsFrom = [ myTool ]; };
+#   };
+#
+# modules/lib.nix (mkShellHook) lists them; an unknown one is an error
+# that names it.
 { pkgs, package }:
-{
-  packages,
-  cacheName ? null,
-  cacheUrl ? null,
-  host ? null,
-  authTokenFile ? null,
-  signingKeyFile ? null,
-  configFile ? null,
-  pin ? { },
-  push ? { },
-  mode ? "background",
-  strict ? false,
-  timeout ? "10m",
-  stateDir ? null,
-}:
-let
-  pure = import ./lib.nix;
-  manifest = pure.writeManifest {
-    inherit (pkgs) writeTextFile;
-    inherit
-      package
-      packages
-      cacheName
-      cacheUrl
-      host
-      authTokenFile
-      signingKeyFile
-      pin
-      push
-      ;
-    origin = "shell";
-  };
-  configProblem = pure.runtimePathProblem "configFile" configFile;
-in
-if configProblem != null then
-  throw "cachix-select: ${configProblem}"
-else
-pure.shellHook {
-  exe = "${package}/bin/cachix-select";
-  manifest = "${manifest}";
-  inherit
-    mode
-    strict
-    timeout
-    stateDir
-    configFile
-    ;
-}
+{ packages, ... }@args:
+(import ./lib.nix).mkShellHook {
+  inherit (pkgs) writeTextFile;
+  inherit package;
+  mkShell = pkgs.mkShell or null;
+} args

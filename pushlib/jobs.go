@@ -4,97 +4,122 @@ import (
 	"fmt"
 
 	"github.com/cachix-select/cachix-select/pushlib/backend"
+	"github.com/cachix-select/cachix-select/pushlib/cachix"
+	"github.com/cachix-select/cachix-select/pushlib/filecache"
 	"github.com/cachix-select/cachix-select/pushlib/manifest"
-	"github.com/cachix-select/cachix-select/pushlib/narstream"
+	"github.com/cachix-select/cachix-select/pushlib/s3cache"
+	"github.com/cachix-select/cachix-select/pushlib/selection"
 	"github.com/cachix-select/cachix-select/pushlib/store"
+	"github.com/cachix-select/cachix-select/pushlib/target"
 )
 
-// Settings are push knobs given on the command line; they win over the
-// manifest's "push" object. Nil or zero means "not given".
-type Settings struct {
-	Jobs              int
-	CompressionMethod string
-	CompressionLevel  *int
-	OmitDeriver       bool
-	DryRun            bool
+// NewRegistry is the backend registry of every cache cachix-select can push
+// to: Cachix, file:// and s3://.
+func NewRegistry() *backend.Registry {
+	return backend.NewRegistry(cachix.Factory{}, filecache.Factory{}, s3cache.Factory{})
 }
 
-// Request is what to push: manifests, or ad-hoc store paths for the cache
-// named by Overrides.
+// Request is one run of a push: what to push, and the command line's
+// settings, the highest layer of each target.
 type Request struct {
 	Manifests []*manifest.Manifest
 	// Paths are user inputs (store paths, ./result symlinks, paths inside
-	// store paths), pushed to the cache the overrides name.
+	// store paths), pushed to the cache Flags names.
 	Paths []string
 	// Pinned are store paths with a pin each (om ci results), pushed to
-	// the cache the overrides name, like Paths.
-	Pinned    []Root
-	Overrides Overrides
-	Settings  Settings
-	Backend   BackendOptions
+	// the cache Flags names, like Paths.
+	Pinned []Root
+	// Flags is the command line's layer (Origin target.CommandLine).
+	Flags target.Layer
+	// Resolve says how the rest of each target is found.
+	Resolve target.Options
+	// Backend says how the backends run.
+	Backend backend.Options
+	// DryRun reports what would be pushed, touching nothing.
+	DryRun bool
+	// Select is the command line's layer of the selection rules, over
+	// each manifest's (selection.Merge).
+	Select selection.Rules
+	// Closure, when set, is the closure of every root (--closure),
+	// whatever the manifests say.
+	Closure selection.Closure
 }
 
-// BuildJobs turns a request into one Job per target cache: manifests
-// naming the same cache are merged so their closures are computed and
-// pushed once. Nothing is contacted yet.
+// BuildJobs turns a request into one Job per target cache and selection:
+// manifests naming the same cache with the same selection rules are
+// merged so their closures are computed and pushed once (with the first
+// one's settings). Nothing is contacted yet.
 func BuildJobs(req Request, st *store.Store) ([]Job, error) {
 	type group struct {
-		spec  CacheSpec
-		push  manifest.Push
-		roots []Root
-		seen  map[string]bool
+		layers []target.Layer
+		sel    selection.Rules
+		roots  []Root
+		seen   map[string]bool
 	}
 	var order []string
 	groups := map[string]*group{}
-	add := func(spec CacheSpec, push manifest.Push, roots []Root) {
-		k := spec.Key()
+	add := func(layers []target.Layer, rules selection.Rules, roots []Root) error {
+		ref, err := target.ResolveRef(req.Resolve, layers...)
+		if err != nil {
+			return err
+		}
+		sel := rules.Effective(ref.Scheme())
+		if err := sel.Check(); err != nil {
+			return err
+		}
+		k := ref.Key() + " " + sel.Fingerprint()
 		g, ok := groups[k]
 		if !ok {
-			g = &group{spec: spec, push: push, seen: map[string]bool{}}
+			g = &group{layers: layers, sel: sel, seen: map[string]bool{}}
 			groups[k] = g
 			order = append(order, k)
 		}
 		for _, r := range roots {
+			if req.Closure != "" {
+				r.Closure = req.Closure
+			}
 			if g.seen[r.Path] {
-				// A root listed twice keeps its first pin, gains a later one.
+				// A root listed twice keeps its first pin, gains a later
+				// one, and takes the build closure if either asks for it.
 				for i := range g.roots {
-					if g.roots[i].Path == r.Path && g.roots[i].Pin == nil {
+					if g.roots[i].Path != r.Path {
+						continue
+					}
+					if g.roots[i].Pin == nil {
 						g.roots[i].Pin = r.Pin
 					}
+					if r.Closure == selection.Build {
+						g.roots[i].Closure = selection.Build
+					}
+					g.roots[i].IfValid = g.roots[i].IfValid && r.IfValid
 				}
 				continue
 			}
 			g.seen[r.Path] = true
 			g.roots = append(g.roots, r)
 		}
+		return nil
 	}
 
 	for _, m := range req.Manifests {
-		spec := req.Overrides.Apply(FromManifest(m))
 		var roots []Root
 		for _, p := range m.Paths {
 			resolved, err := st.Resolve([]string{p.StorePath})
 			if err != nil {
 				return nil, fmt.Errorf("%s: %w", m.File, err)
 			}
-			r := Root{Path: resolved[0], Name: p.Name}
+			r := Root{Path: resolved[0], Name: p.Name, Closure: p.Closure}
 			if p.Pin != nil {
-				r.Pin = &backend.Pin{Name: p.Pin.Name, Keep: keepOf(p.Pin.Keep)}
+				r.Pin = &backend.Pin{Name: p.Pin.Name, Keep: p.Pin.Keep}
 			}
 			roots = append(roots, r)
 		}
-		add(spec, m.Push, roots)
+		if err := add([]target.Layer{req.Flags, m.Layer()}, selection.Merge(req.Select, m.Selection()), roots); err != nil {
+			return nil, err
+		}
 	}
 
 	if len(req.Paths) > 0 || len(req.Pinned) > 0 {
-		o := req.Overrides
-		if o.Cache == "" && o.To == "" {
-			return nil, BadInputf("store paths need a target: --cache NAME (Cachix) or --to URL (a binary cache such as file:///srv/cache)")
-		}
-		if o.Cache != "" && o.To != "" {
-			return nil, BadInputf("give either --cache or --to, not both")
-		}
-		spec := o.Apply(CacheSpec{})
 		var roots []Root
 		for _, r := range req.Pinned {
 			resolved, err := st.Resolve([]string{r.Path})
@@ -109,93 +134,36 @@ func BuildJobs(req Request, st *store.Store) ([]Job, error) {
 			return nil, err
 		}
 		for _, p := range resolved {
-			roots = append(roots, Root{Path: p, Name: manifest.NameOf(p)})
+			roots = append(roots, Root{Path: p, Name: store.NameOf(p)})
 		}
-		add(spec, manifest.Push{}, roots)
+		if err := add([]target.Layer{req.Flags}, req.Select, roots); err != nil {
+			return nil, err
+		}
 	}
 
+	registry := NewRegistry()
+	bopts := req.Backend
+	bopts.ReadOnly = bopts.ReadOnly || req.DryRun
+	if bopts.StoreDir == "" {
+		bopts.StoreDir = st.Dir
+	}
+	ropts := req.Resolve
+	ropts.ReadOnly = ropts.ReadOnly || req.DryRun
+	if ropts.StoreDir == "" {
+		ropts.StoreDir = st.Dir
+	}
 	var jobs []Job
 	for _, k := range order {
 		g := groups[k]
-		comp, err := compressionOf(g.push, req.Settings)
+		t, err := target.Resolve(ropts, g.layers...)
 		if err != nil {
 			return nil, err
 		}
-		bopts := req.Backend
-		bopts.OmitDeriver = bopts.OmitDeriver || g.push.OmitDeriver || req.Settings.OmitDeriver
-		bopts.ReadOnly = bopts.ReadOnly || req.Settings.DryRun
-		b, warnings, err := OpenBackend(g.spec, bopts)
+		b, err := registry.New(t, bopts)
 		if err != nil {
 			return nil, err
 		}
-		jobs = append(jobs, Job{
-			Backend:     b,
-			Warnings:    warnings,
-			Store:       st,
-			Roots:       g.roots,
-			Compression: comp,
-			Jobs:        firstPositive(req.Settings.Jobs, g.push.Jobs, 8),
-			DryRun:      req.Settings.DryRun,
-		})
+		jobs = append(jobs, Job{Target: t, Backend: b, Store: st, Roots: g.roots, Select: g.sel, DryRun: req.DryRun})
 	}
 	return jobs, nil
-}
-
-// compressionOf picks the compression: flags, then the manifest; nil
-// leaves the choice to the cache's preference.
-func compressionOf(push manifest.Push, s Settings) (*narstream.Compression, error) {
-	method := s.CompressionMethod
-	if method == "" {
-		method = push.Compression
-	}
-	level := s.CompressionLevel
-	if level == nil {
-		level = push.CompressionLevel
-	}
-	if method == "" && level == nil {
-		return nil, nil
-	}
-	// An empty Method keeps the cache's preferred method (Push resolves it).
-	c := narstream.Compression{Level: narstream.DefaultCompression.Level}
-	if method != "" {
-		m, err := narstream.ParseMethod(method)
-		if err != nil {
-			return nil, BadInputf("%v", err)
-		}
-		c.Method = m
-	}
-	if level != nil {
-		c.Level = *level
-	}
-	check := c
-	if check.Method == "" {
-		check.Method = narstream.Zstd
-	}
-	if err := check.Validate(); err != nil {
-		return nil, BadInputf("%v", err)
-	}
-	return &c, nil
-}
-
-// keepOf converts a manifest keep policy to the backend's.
-func keepOf(k *manifest.Keep) *backend.Keep {
-	switch {
-	case k == nil:
-		return nil
-	case k.Forever:
-		return &backend.Keep{Kind: "forever"}
-	case k.Revisions > 0:
-		return &backend.Keep{Kind: "revisions", Value: k.Revisions}
-	default:
-		return &backend.Keep{Kind: "days", Value: k.Days}
-	}
-}
-
-func firstPositive(vs ...int) int {
-	for _, v := range vs {
-		if v > 0 {
-			return v
-		}
-	}
-	return 0
 }

@@ -14,12 +14,15 @@ import (
 	"time"
 
 	"github.com/nix-community/go-nix/pkg/nar"
+	"github.com/nix-community/go-nix/pkg/nixhash"
 
 	"github.com/cachix-select/cachix-select/pushlib"
 	"github.com/cachix-select/cachix-select/pushlib/backend"
 	"github.com/cachix-select/cachix-select/pushlib/events"
+	"github.com/cachix-select/cachix-select/pushlib/events/eventstest"
 	"github.com/cachix-select/cachix-select/pushlib/narstream"
 	"github.com/cachix-select/cachix-select/pushlib/store"
+	"github.com/cachix-select/cachix-select/pushlib/target"
 )
 
 // fakeStore serves closures of directories made in a temp dir.
@@ -94,7 +97,7 @@ func newFakeStore(t *testing.T, refs map[string][]string) (*fakeStore, map[strin
 		if err := nar.DumpPath(cw, p); err != nil {
 			t.Fatal(err)
 		}
-		pi := &store.PathInfo{Path: p, NarHash: h.Sum(nil), NarSize: cw.n}
+		pi := &store.PathInfo{Path: p, NarHash: *nixhash.MustNewHash(nixhash.SHA256, h.Sum(nil)), NarSize: cw.n}
 		for _, r := range rs {
 			pi.References = append(pi.References, paths[r])
 		}
@@ -120,6 +123,9 @@ type fakeBackend struct {
 	permanent bool
 	pins      []backend.Pin
 	pinner    bool
+	// upstream are paths another cache has: the commit check accepts
+	// them as references.
+	upstream map[string]bool
 }
 
 func newFakeBackend() *fakeBackend {
@@ -180,7 +186,7 @@ func (p *fakePending) Commit(context.Context) error {
 	p.f.mu.Lock()
 	defer p.f.mu.Unlock()
 	for _, r := range p.info.References {
-		if r != p.info.Path && !p.f.present[r] {
+		if r != p.info.Path && !p.f.present[r] && !p.f.upstream[r] {
 			return fmt.Errorf("%w: %s committed before its reference %s", backend.ErrRejected, p.info.Path, r)
 		}
 	}
@@ -206,9 +212,9 @@ func TestPushOrderAndSkip(t *testing.T) {
 	fs, paths := newFakeStore(t, graph)
 	b := newFakeBackend()
 	b.present[paths["libc"]] = true
-	rec := &events.Recorder{}
+	rec := &eventstest.Recorder{}
 	res, err := pushlib.Push(context.Background(), pushlib.Job{
-		Backend: b, Store: fs, Jobs: 4, Events: rec,
+		Backend: b, Store: fs, Target: &target.Target{Jobs: 4}, Events: rec,
 		Roots: []pushlib.Root{{Path: paths["app"]}, {Path: paths["tool"]}},
 	})
 	if err != nil {
@@ -241,9 +247,9 @@ func TestPushFailurePropagatesToDependents(t *testing.T) {
 	fb.failUp[paths["zlib"]] = -1
 	fb.permanent = true
 	b := pinningBackend{fb}
-	rec := &events.Recorder{}
+	rec := &eventstest.Recorder{}
 	res, err := pushlib.Push(context.Background(), pushlib.Job{
-		Backend: b, Store: fs, Jobs: 2, Events: rec, RetryDelay: time.Millisecond,
+		Backend: b, Store: fs, Target: &target.Target{Jobs: 2}, Events: rec, RetryDelay: time.Millisecond,
 		Roots: []pushlib.Root{
 			{Path: paths["app"], Pin: &backend.Pin{Name: "app-pin"}},
 			{Path: paths["tool"], Pin: &backend.Pin{Name: "tool-pin"}},
@@ -279,7 +285,7 @@ func TestPushRetriesTransientFailures(t *testing.T) {
 	fs, paths := newFakeStore(t, graph)
 	b := newFakeBackend()
 	b.failUp[paths["ssl"]] = 2
-	rec := &events.Recorder{}
+	rec := &eventstest.Recorder{}
 	res, err := pushlib.Push(context.Background(), pushlib.Job{
 		Backend: b, Store: fs, Events: rec, RetryDelay: time.Millisecond,
 		Roots: []pushlib.Root{{Path: paths["app"]}},
@@ -313,7 +319,7 @@ func TestPushDryRunUploadsNothing(t *testing.T) {
 	t.Parallel()
 	fs, paths := newFakeStore(t, graph)
 	b := newFakeBackend()
-	rec := &events.Recorder{}
+	rec := &eventstest.Recorder{}
 	res, err := pushlib.Push(context.Background(), pushlib.Job{
 		Backend: b, Store: fs, DryRun: true, Events: rec, Roots: []pushlib.Root{{Path: paths["curl"]}},
 	})
@@ -332,7 +338,7 @@ func TestPushDryRunUploadsNothing(t *testing.T) {
 func TestPushCorruptPathFailsLoudly(t *testing.T) {
 	t.Parallel()
 	fs, paths := newFakeStore(t, graph)
-	fs.infos[paths["zlib"]].NarHash[0] ^= 0xff
+	fs.infos[paths["zlib"]].NarHash.Digest()[0] ^= 0xff
 	b := newFakeBackend()
 	_, err := pushlib.Push(context.Background(), pushlib.Job{Backend: b, Store: fs, RetryDelay: time.Millisecond,
 		Roots: []pushlib.Root{{Path: paths["ssl"]}}})
@@ -375,10 +381,10 @@ func TestPushStoppedIsNotAFailurePerPath(t *testing.T) {
 	t.Parallel()
 	st, paths := newFakeStore(t, graph)
 	b := &blockingBackend{fakeBackend: newFakeBackend(), started: make(chan struct{})}
-	rec := &events.Recorder{}
+	rec := &eventstest.Recorder{}
 	ctx, cancel := context.WithCancel(context.Background())
 	go func() { <-b.started; cancel() }()
-	_, err := pushlib.Push(ctx, pushlib.Job{Backend: b, Store: st, Events: rec, Jobs: 2,
+	_, err := pushlib.Push(ctx, pushlib.Job{Backend: b, Store: st, Events: rec, Target: &target.Target{Jobs: 2},
 		Roots: []pushlib.Root{{Path: paths["app"]}, {Path: paths["tool"]}}})
 	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("Push = %v, want the cancellation", err)

@@ -1,22 +1,18 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"os"
-	"os/exec"
-	"path/filepath"
-	"strings"
-	"syscall"
 	"time"
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/cachix-select/cachix-select/pushlib"
 	"github.com/cachix-select/cachix-select/pushlib/activate"
 	"github.com/cachix-select/cachix-select/pushlib/manifest"
 	"github.com/cachix-select/cachix-select/pushlib/queue"
 	"github.com/cachix-select/cachix-select/pushlib/store"
+	"github.com/cachix-select/cachix-select/pushlib/target"
+	"github.com/cachix-select/cachix-select/pushlib/ui"
 )
 
 // stateFlags choose the state directory.
@@ -92,132 +88,59 @@ func activateAction(c *cli.Context) error {
 	return nil
 }
 
-// doActivate is activate's work; its errors are warnings unless --strict.
-// queued says whether the manifest is waiting in the queue.
+// doActivate is activate's work (activate.Run); its errors are warnings
+// unless --strict. queued says whether the manifest is waiting in the queue.
 func doActivate(c *cli.Context) (queued bool, err error) {
 	if c.NArg() != 1 {
 		return false, usageErrorf("activate takes exactly one MANIFEST.json")
 	}
-	mode := c.String("mode")
-	if mode != "background" && mode != "foreground" {
-		return false, usageErrorf("--mode must be background or foreground, not %q", mode)
+	root, err := rootFlags(c)
+	if err != nil {
+		return false, err
 	}
-	file := c.Args().First()
 	st := store.New()
-	raw, err := manifest.ReadFile(file)
-	if err != nil {
-		return false, err
+	req := activate.Request{File: c.Args().First(), Root: root, Mode: activate.Mode(c.String("mode")),
+		DryRun: c.Bool("dry-run"), StateDir: stateDir(c), Options: activateOptions(c, st)}
+	if c.IsSet("timeout") || !req.DryRun {
+		req.Timeout = c.Duration("timeout")
 	}
-	if raw, err = withRootFlags(c, raw, st.Dir); err != nil {
-		return false, err
+	var out ui.Printer
+	if req.DryRun {
+		out = newPrinter(c)
+		defer out.Close()
+		req.Options.Events, req.Results = out, out.Result
+	} else if req.Mode == activate.Foreground {
+		out = newPrinter(c)
+		defer out.Close()
+		req.Options.Events = out
 	}
-	m, err := manifest.ParseWith(raw, file, manifest.Options{StoreDir: st.Dir})
-	if err != nil {
-		return false, err
-	}
-	overrides := pushlib.Overrides{AuthTokenFile: c.String("auth-token-file"), SigningKeyFile: c.String("signing-key-file"),
-		S3CredentialsFile: c.String("s3-credentials-file")}
-
-	if c.Bool("dry-run") {
-		return false, activateDryRun(c, m, overrides, st)
-	}
-	d, err := queue.Open(stateDir(c))
-	if err != nil {
-		return false, err
-	}
-	todo, err := activate.Unconfirmed(d, m, overrides, time.Now())
-	if err != nil {
-		return false, err
-	}
-	if len(todo) == 0 {
-		return false, nil // the fast path: nothing new, nothing printed
-	}
-	if _, err := d.Enqueue(absPath(file), raw); err != nil {
-		return false, err
-	}
-	target := overrides.Apply(pushlib.FromManifest(m)).String()
-	if mode == "foreground" {
-		// A host that cannot be reached at all must not hold up the switch
-		// for the retry budget: the push stays queued.
-		ctx, cancel := withTimeLimit(c.Context, c.Duration("timeout"))
-		defer cancel()
-		return true, flushQueue(ctx, c, d, flushOptions{wait: true, failFast: true})
-	}
-	how, err := startBackgroundFlush(c, d, m)
-	if err != nil {
-		return true, fmt.Errorf("%d paths queued for %s, but starting the background push failed: %w", len(todo), target, err)
-	}
-	if !c.Bool("quiet") {
+	ctx := c.Context
+	res, err := activate.Run(ctx, req, launcher(c))
+	switch {
+	case res.Flush != nil:
+		return true, reportFlush(c, ctx, *res.Flush, err)
+	case err != nil && req.DryRun && out.ReportedErrors():
+		return false, &alreadyReported{err}
+	case err != nil:
+		return res.Queued, err
+	case res.Started != "" && !c.Bool("quiet"):
 		fmt.Fprintf(c.App.ErrWriter, "cachix-select: pushing %d new %s (with %s) to %s in the background (%s)\n",
-			len(todo), plural(len(todo), "path", "paths"), plural(len(todo), "its closure", "their closures"), target, how)
+			res.New, plural(res.New, "path", "paths"), plural(res.New, "its closure", "their closures"), res.Target, res.Started)
 	}
-	return true, nil
+	return res.Queued, nil
 }
 
-// dryRunTimeout bounds a dry run, so that `home-manager switch -n` or
-// `nixos-rebuild dry-activate` never waits out HTTP retries against an
-// unreachable cache.
-const dryRunTimeout = 30 * time.Second
-
-// activateDryRun reports what a push would do (home-manager DRY_RUN, NixOS dry-activate).
-func activateDryRun(c *cli.Context, m *manifest.Manifest, o pushlib.Overrides, st *store.Store) error {
-	timeout := dryRunTimeout
-	if c.IsSet("timeout") {
-		timeout = c.Duration("timeout")
-	}
-	ctx, cancel := context.WithTimeout(c.Context, timeout)
-	defer cancel()
-	c.Context = ctx
-	bopts := backendOptions(c)
-	bopts.FailFast = true // report an unreachable cache at once, not after the retries
-	jobs, err := pushlib.BuildJobs(pushlib.Request{Manifests: []*manifest.Manifest{m}, Overrides: o,
-		Settings: pushlib.Settings{DryRun: true}, Backend: bopts}, st)
-	if err != nil {
-		return err
-	}
-	out := newRenderer(c, c.App.Writer, c.App.ErrWriter)
-	defer out.Close()
-	return runJobs(c, jobs, out)
-}
-
-// startBackgroundFlush hands the flush to systemd or to a detached process
-// and says which.
-func startBackgroundFlush(c *cli.Context, d *queue.Dir, m *manifest.Manifest) (string, error) {
-	if d.Busy() {
-		// The running flush looks at the queue again before it exits.
-		return "a push already running will take it", nil
-	}
-	unit := c.String("systemd-unit")
-	if list := c.String("restart-list"); list != "" {
-		if unit == "" {
-			return "", usageErrorf("--restart-list needs --systemd-unit")
-		}
-		return requestUnitStart(c, list, unit, m)
-	}
-	if unit != "" {
-		if how, ok := startUnit(c.Context, unit, c.Bool("user-unit") || os.Geteuid() != 0); ok {
-			return how, nil
-		}
-	}
-	self, err := os.Executable()
-	if err != nil {
-		return "", err
-	}
-	logFile := c.String("log-file")
-	if logFile == "" {
-		logFile = d.LogFile()
-	}
-	log, err := os.OpenFile(logFile, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
-	if err != nil {
-		return "", err
-	}
-	defer log.Close()
-	// --fail-fast: a host that cannot be reached at all is not retried for
-	// 90 s while holding the flush lock; the entry stays queued.
-	args := []string{"queue", "flush", "--state-dir", d.Path, "--fail-fast"}
+// launcher starts background flushes as the flags say: the flush it
+// starts gets the credential and network flags of this activation, and
+// --fail-fast, so that a host that cannot be reached at all is not
+// retried for 90 s while it holds the flush lock (the entry stays queued).
+func launcher(c *cli.Context) activate.SystemLauncher {
+	args := []string{"queue", "flush", "--state-dir", stateDir(c), "--fail-fast"}
+	var creds []string
 	for _, f := range []string{"auth-token-file", "signing-key-file", "config", "s3-credentials-file"} {
 		if v := c.String(f); v != "" {
 			args = append(args, "--"+f, v)
+			creds = append(creds, v)
 		}
 	}
 	for _, f := range []string{"connect-timeout", "stall-timeout", "retry-for"} {
@@ -225,90 +148,38 @@ func startBackgroundFlush(c *cli.Context, d *queue.Dir, m *manifest.Manifest) (s
 			args = append(args, "--"+f, c.Duration(f).String())
 		}
 	}
-	fmt.Fprintf(log, "\n== %s: cachix-select %s\n", time.Now().Format(time.RFC3339), strings.Join(args, " "))
-	cmd := exec.Command(self, args...)
-	cmd.Stdout, cmd.Stderr = log, log
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
-	if err := cmd.Start(); err != nil {
-		return "", err
-	}
-	_ = cmd.Process.Release()
-	return "log: " + logFile, nil
+	return activate.SystemLauncher{Unit: c.String("systemd-unit"), UserUnit: c.Bool("user-unit") || os.Geteuid() != 0,
+		RestartList: c.String("restart-list"), Credentials: creds, Args: args, LogFile: c.String("log-file")}
 }
 
-// requestUnitStart asks switch-to-configuration to start unit after its
-// daemon-reload (NixOS). The unit loads the secrets as credentials, and
-// systemd would refuse to start it, failing the switch, if one were
-// missing: then the push stays queued and the caller warns instead.
-func requestUnitStart(c *cli.Context, list, unit string, m *manifest.Manifest) (string, error) {
-	if err := activate.CheckCredentials(c.String("auth-token-file"), c.String("signing-key-file"), c.String("config"),
-		c.String("s3-credentials-file"), m.Cache.AuthTokenFile, m.Cache.SigningKeyFile); err != nil {
-		return "", fmt.Errorf("%s would not start: its credential %w", unit, err)
-	}
-	if err := activate.RequestStart(list, unit); err != nil {
-		return "", err
-	}
-	return unit + " once systemd has reloaded; log: journalctl -u " + unit, nil
-}
-
-// withRootFlags adds --root (and its pin) to the manifest's paths.
-func withRootFlags(c *cli.Context, raw []byte, storeDir string) ([]byte, error) {
+// rootFlags reads --root and its pin (nil without --root).
+func rootFlags(c *cli.Context) (*activate.Root, error) {
 	if !c.IsSet("root") {
-		return raw, nil
+		return nil, nil
 	}
-	root, err := activate.CheckRoot(c.String("root"), storeDir)
+	r := &activate.Root{StorePath: c.String("root"), Name: c.String("root-name")}
+	keep, err := keepFromFlags(c, "root-")
 	if err != nil {
-		return nil, usageErrorf("%v", err)
-	}
-	r := activate.Root{StorePath: root, Name: c.String("root-name")}
-	var keep *manifest.Keep
-	set := 0
-	if n := c.Int("root-keep-revisions"); c.IsSet("root-keep-revisions") {
-		keep, set = &manifest.Keep{Revisions: n}, set+1
-		if n < 1 {
-			return nil, usageErrorf("--root-keep-revisions must be at least 1")
-		}
-	}
-	if n := c.Int("root-keep-days"); c.IsSet("root-keep-days") {
-		keep, set = &manifest.Keep{Days: n}, set+1
-		if n < 1 {
-			return nil, usageErrorf("--root-keep-days must be at least 1")
-		}
-	}
-	if c.Bool("root-keep-forever") {
-		keep, set = &manifest.Keep{Forever: true}, set+1
-	}
-	if set > 1 {
-		return nil, usageErrorf("give at most one of --root-keep-revisions, --root-keep-days and --root-keep-forever")
+		return nil, err
 	}
 	if name := c.String("root-pin"); name != "" {
 		r.Pin = &manifest.Pin{Name: name, Keep: keep}
 	} else if keep != nil {
 		return nil, usageErrorf("--root-keep-* needs --root-pin")
 	}
-	return activate.WithRoot(raw, r)
+	return r, nil
 }
 
-// startUnit starts a systemd unit (a user unit if user) without waiting
-// for it; false when systemd is not usable here.
-func startUnit(ctx context.Context, unit string, user bool) (string, bool) {
-	args := []string{"start", "--no-block", unit}
-	journal := "journalctl -u " + unit
-	if user {
-		args = append([]string{"--user"}, args...)
-		journal = "journalctl --user -u " + unit
-	} else if _, err := os.Stat("/run/systemd/system"); err != nil {
-		return "", false
+// activateOptions are activate's and queue flush's: the credential flags
+// are the command line's layer of every queued target.
+func activateOptions(c *cli.Context, st *store.Store) activate.Options {
+	return activate.Options{
+		Flags: target.Layer{Origin: target.CommandLine, AuthTokenFile: c.String("auth-token-file"),
+			SigningKeyFile: c.String("signing-key-file"), S3CredentialsFile: c.String("s3-credentials-file")},
+		Resolve: resolveOptions(c),
+		Backend: backendOptions(c),
+		Store:   st,
 	}
-	if _, err := exec.LookPath("systemctl"); err != nil {
-		return "", false
-	}
-	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	if err := exec.CommandContext(ctx, "systemctl", args...).Run(); err != nil {
-		return "", false
-	}
-	return "log: " + journal, true
 }
 
 // stateDir is --state-dir or the default (queue.DefaultDir).
@@ -317,14 +188,6 @@ func stateDir(c *cli.Context) string {
 		return d
 	}
 	return queue.DefaultDir()
-}
-
-// absPath makes a manifest path absolute for the queue entry.
-func absPath(p string) string {
-	if a, err := filepath.Abs(p); err == nil {
-		return a
-	}
-	return p
 }
 
 func plural(n int, one, many string) string {

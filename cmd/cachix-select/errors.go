@@ -6,15 +6,11 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/cachix-select/cachix-select/pushlib"
-	"github.com/cachix-select/cachix-select/pushlib/filecache"
-	"github.com/cachix-select/cachix-select/pushlib/manifest"
-	"github.com/cachix-select/cachix-select/pushlib/signing"
-	"github.com/cachix-select/cachix-select/pushlib/store"
+	"github.com/cachix-select/cachix-select/pushlib/fault"
 )
 
-// errUsage marks a command line that does not make sense.
-var errUsage = errors.New("bad usage")
+// errUsage marks a command line that does not make sense: bad input.
+var errUsage = fault.BadInput("bad usage")
 
 // usageError is an errUsage whose message is just its text.
 type usageError struct{ msg string }
@@ -32,21 +28,16 @@ func onUsageError(_ *cli.Context, err error, _ bool) error {
 	return usageErrorf("%v (see --help)", err)
 }
 
-// badInputErrors are the sentinels that mean "the user gave us something wrong".
-var badInputErrors = []error{
-	errUsage, pushlib.ErrBadInput, manifest.ErrInvalid, store.ErrNotInStore,
-	filecache.ErrBadLocation, signing.ErrBadKey,
-}
-
-// exitCode maps an error to the documented exit codes, in one place.
+// exitCode maps an error to the documented exit codes, in one place: the
+// library classifies its errors where it makes them (package fault), and a
+// signal decides over everything (see run).
 func exitCode(err error) int {
-	if err == nil {
+	switch {
+	case err == nil:
 		return exitOK
+	case errors.Is(err, fault.ErrBadInput):
+		return exitBadInput
+	default:
+		return exitFailed
 	}
-	for _, s := range badInputErrors {
-		if errors.Is(err, s) {
-			return exitBadInput
-		}
-	}
-	return exitFailed
 }

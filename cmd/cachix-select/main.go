@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"github.com/urfave/cli/v2"
+
+	"github.com/cachix-select/cachix-select/pushlib/activate"
 )
 
 // version is stamped at build time with -ldflags "-X main.version=…".
@@ -43,7 +45,7 @@ const exitCodesHelp = `EXIT CODES:
 // signal before the process exits anyway: a read from a dead mount or a
 // hung FIFO never returns, and `systemctl stop` must not wait for its
 // kill timeout.
-const interruptGrace = 2 * time.Second
+const interruptGrace = activate.DefaultGrace
 
 func main() {
 	stopProfile := startProfile()

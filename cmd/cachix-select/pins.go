@@ -3,9 +3,6 @@ package main
 import (
 	"encoding/json"
 	"fmt"
-	"os"
-	"path/filepath"
-	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -13,9 +10,9 @@ import (
 
 	"github.com/cachix-select/cachix-select/pushlib"
 	"github.com/cachix-select/cachix-select/pushlib/backend"
-	"github.com/cachix-select/cachix-select/pushlib/cachix"
 	"github.com/cachix-select/cachix-select/pushlib/pins"
 	"github.com/cachix-select/cachix-select/pushlib/store"
+	"github.com/cachix-select/cachix-select/pushlib/target"
 )
 
 // keepFlags are cachix pin's retention flags.
@@ -27,27 +24,21 @@ func keepFlags() []cli.Flag {
 	}
 }
 
-// keepFromFlags reads the mutually exclusive keep flags (nil: the cache's default).
-func keepFromFlags(c *cli.Context) (*backend.Keep, error) {
-	var keep *backend.Keep
-	n := 0
-	if c.IsSet("keep-revisions") {
-		n++
-		keep = &backend.Keep{Kind: "revisions", Value: c.Int("keep-revisions")}
+// keepFromFlags reads the mutually exclusive keep flags prefix+keep-*
+// (nil: the cache's default).
+func keepFromFlags(c *cli.Context, prefix string) (*backend.Keep, error) {
+	flag := func(k backend.KeepKind) string { return prefix + "keep-" + string(k) }
+	var revisions, days *int
+	if n := c.Int(flag(backend.KeepRevisions)); c.IsSet(flag(backend.KeepRevisions)) {
+		revisions = &n
 	}
-	if c.IsSet("keep-days") {
-		n++
-		keep = &backend.Keep{Kind: "days", Value: c.Int("keep-days")}
+	if n := c.Int(flag(backend.KeepDays)); c.IsSet(flag(backend.KeepDays)) {
+		days = &n
 	}
-	if c.Bool("keep-forever") {
-		n++
-		keep = &backend.Keep{Kind: "forever"}
-	}
-	if n > 1 {
-		return nil, usageErrorf("give at most one of --keep-revisions, --keep-days, --keep-forever")
-	}
-	if keep != nil && keep.Kind != "forever" && keep.Value < 1 {
-		return nil, usageErrorf("--keep-%s must be at least 1", keep.Kind)
+	keep, err := backend.ChooseKeep(revisions, days, c.Bool(flag(backend.KeepForever)),
+		func(k backend.KeepKind) string { return "--" + flag(k) })
+	if err != nil {
+		return nil, usageErrorf("%v", err)
 	}
 	return keep, nil
 }
@@ -64,30 +55,40 @@ func cachixFlags() []cli.Flag {
 	}
 }
 
-// openCachix builds the Cachix backend named by the flags (or by name).
-func openCachix(c *cli.Context, name string) (*cachix.Backend, []string, error) {
+// openCache builds the backend of the Cachix cache named by the flags (or
+// by name), for the pin commands.
+func openCache(c *cli.Context, name string) (backend.Backend, error) {
 	if c.String("to") != "" {
-		return nil, nil, usageErrorf("pins are a Cachix feature; %s is a plain binary cache and has none", c.String("to"))
+		return nil, usageErrorf("pins are a Cachix feature; %s is a plain binary cache and has none", c.String("to"))
 	}
 	if name == "" {
 		name = c.String("cache")
 	}
 	if name == "" {
-		return nil, nil, usageErrorf("give the Cachix cache with --cache NAME")
+		return nil, usageErrorf("give the Cachix cache with --cache NAME")
 	}
-	b, warnings, err := pushlib.OpenBackend(pushlib.CacheSpec{Name: name, Host: c.String("host"),
-		FlagAuthTokenFile: c.String("auth-token-file")}, backendOptions(c))
+	t, err := target.Resolve(resolveOptions(c), target.Layer{Origin: target.CommandLine, Cache: name, Host: c.String("host"),
+		AuthTokenFile: c.String("auth-token-file")})
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	cb, ok := b.(*cachix.Backend)
-	if !ok {
-		return nil, nil, usageErrorf("%s is not a Cachix cache", b)
-	}
-	for _, w := range warnings {
+	for _, w := range t.Warnings {
 		fmt.Fprintf(c.App.ErrWriter, "warning: %s\n", w)
 	}
-	return cb, warnings, nil
+	return pushlib.NewRegistry().New(t, backendOptions(c))
+}
+
+// pinLister is the cache named by the flags, which must list its pins.
+func pinLister(c *cli.Context) (backend.PinLister, error) {
+	b, err := openCache(c, "")
+	if err != nil {
+		return nil, err
+	}
+	l, ok := b.(backend.PinLister)
+	if !ok {
+		return nil, usageErrorf("%s cannot list pins", b)
+	}
+	return l, nil
 }
 
 // pinCommand is `cachix-select pin`, cachix pin's equivalent.
@@ -107,7 +108,7 @@ func pinCommand() *cli.Command {
 	}
 }
 
-// pinAction creates one pin after checking the path is in the cache.
+// pinAction creates one pin (pins.Create checks the path first).
 func pinAction(c *cli.Context) error {
 	args := c.Args().Slice()
 	cacheName := c.String("cache")
@@ -117,44 +118,20 @@ func pinAction(c *cli.Context) error {
 	if len(args) != 2 {
 		return usageErrorf("give PIN-NAME and STORE-PATH (and the cache with --cache NAME)")
 	}
-	keep, err := keepFromFlags(c)
+	keep, err := keepFromFlags(c, "")
 	if err != nil {
 		return err
 	}
-	st := store.New()
-	paths, err := st.Resolve([]string{args[1]})
+	b, err := openCache(c, cacheName)
 	if err != nil {
 		return err
 	}
-	path := paths[0]
-	if invalid, err := st.Invalid(c.Context, paths); err != nil {
-		return err
-	} else if len(invalid) > 0 {
-		return &store.InvalidPathError{Paths: invalid}
-	}
-	artifacts := c.StringSlice("artifact")
-	for _, a := range artifacts {
-		full := filepath.Join(path, strings.TrimPrefix(a, "/"))
-		if fi, err := os.Stat(full); err != nil || !fi.Mode().IsRegular() {
-			return pushlib.BadInputf("artifact %s does not exist as a file in %s", a, path)
-		}
-	}
-	cb, _, err := openCachix(c, cacheName)
+	path, err := pins.Create(c.Context, b, store.New(), pins.Request{Name: args[0], Path: args[1],
+		Artifacts: c.StringSlice("artifact"), Keep: keep})
 	if err != nil {
 		return err
 	}
-	missing, err := cb.Missing(c.Context, []string{path})
-	if err != nil {
-		return err
-	}
-	if missing[path] {
-		return fmt.Errorf("%w: %s is not in Cachix cache %s; push it first: cachix-select push --cache %s %s",
-			backend.ErrRejected, path, cacheName, cacheName, path)
-	}
-	if err := cb.CreatePin(c.Context, backend.Pin{Name: args[0], StorePath: path, Artifacts: artifacts, Keep: keep}); err != nil {
-		return err
-	}
-	fmt.Fprintf(c.App.ErrWriter, "Pinned %s as %q in %s\n", path, args[0], cb)
+	fmt.Fprintf(c.App.ErrWriter, "Pinned %s as %q in %s\n", path, args[0], b)
 	return nil
 }
 
@@ -195,11 +172,11 @@ func pinsCommand() *cli.Command {
 
 // pinsListAction prints the pins as a table or JSON.
 func pinsListAction(c *cli.Context) error {
-	cb, _, err := openCachix(c, "")
+	l, err := pinLister(c)
 	if err != nil {
 		return err
 	}
-	list, err := cb.ListPins(c.Context)
+	list, err := l.ListPins(c.Context)
 	if err != nil {
 		return err
 	}
@@ -210,14 +187,14 @@ func pinsListAction(c *cli.Context) error {
 			CreatedOn string   `json:"createdOn"`
 		}
 		type pin struct {
-			Name         string `json:"name"`
-			CreatedOn    string `json:"createdOn"`
-			Keep         any    `json:"keep"`
-			LastRevision *rev   `json:"lastRevision"`
+			Name         string        `json:"name"`
+			CreatedOn    string        `json:"createdOn"`
+			Keep         *backend.Keep `json:"keep"`
+			LastRevision *rev          `json:"lastRevision"`
 		}
 		out := []pin{}
 		for _, p := range list {
-			q := pin{Name: p.Name, CreatedOn: p.CreatedOn, Keep: keepJSON(p.Keep)}
+			q := pin{Name: p.Name, CreatedOn: p.CreatedOn, Keep: p.Keep}
 			if r := p.LastRevision; r != nil {
 				q.LastRevision = &rev{StorePath: r.StorePath, Artifacts: append([]string{}, r.Artifacts...), CreatedOn: r.CreatedOn}
 			}
@@ -228,7 +205,7 @@ func pinsListAction(c *cli.Context) error {
 		return nil
 	}
 	if len(list) == 0 {
-		fmt.Fprintf(c.App.Writer, "%s has no pins.\n", cb)
+		fmt.Fprintf(c.App.Writer, "%s has no pins.\n", l)
 		return nil
 	}
 	tw := tabwriter.NewWriter(c.App.Writer, 0, 4, 2, ' ', 0)
@@ -238,31 +215,13 @@ func pinsListAction(c *cli.Context) error {
 		if r := p.LastRevision; r != nil {
 			path, when = r.StorePath, revisionTime(r.CreatedOn)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", p.Name, path, keepText(p.Keep), when)
+		keep := "(default)"
+		if p.Keep != nil {
+			keep = p.Keep.String()
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", p.Name, path, keep, when)
 	}
 	return tw.Flush()
-}
-
-// keepJSON renders a keep policy the way the manifest writes it.
-func keepJSON(k *backend.Keep) any {
-	switch {
-	case k == nil:
-		return nil
-	case k.Kind == "forever":
-		return "forever"
-	}
-	return map[string]int{k.Kind: k.Value}
-}
-
-// keepText renders a keep policy for the table.
-func keepText(k *backend.Keep) string {
-	switch {
-	case k == nil:
-		return "(default)"
-	case k.Kind == "forever":
-		return "forever"
-	}
-	return fmt.Sprintf("%d %s", k.Value, k.Kind)
 }
 
 // revisionTime shortens the server's timestamp when it parses.
@@ -281,46 +240,18 @@ func pinsExportAction(c *cli.Context) error {
 	if out == "" {
 		return usageErrorf("give --output DIR or --output FILE.tar.gz")
 	}
-	cb, _, err := openCachix(c, "")
+	l, err := pinLister(c)
 	if err != nil {
 		return err
 	}
-	list, err := cb.ListPins(c.Context)
-	if err != nil {
-		return err
-	}
-	var ps []pins.PinInfo
-	for _, p := range list {
-		if p.LastRevision == nil || p.LastRevision.StorePath == "" {
-			continue
-		}
-		info := pins.PinInfo{Name: p.Name, StorePath: p.LastRevision.StorePath, Artifacts: p.LastRevision.Artifacts}
-		if t, err := time.Parse(time.RFC3339Nano, p.LastRevision.CreatedOn); err == nil {
-			info.LastRevision = t
-		}
-		ps = append(ps, info)
-	}
-	cacheURL := c.String("cache-url")
-	if cacheURL == "" {
-		if info, err := cb.CacheInfo(c.Context); err == nil && info.URI != "" {
-			cacheURL = info.URI
-		} else {
-			cacheURL = "https://" + c.String("cache") + ".cachix.org"
-		}
-	}
-	files, err := pins.Export(ps, pins.ExportOptions{CacheURL: cacheURL,
+	files, listed, err := pins.ExportCache(c.Context, l, pins.ExportOptions{CacheURL: c.String("cache-url"),
 		Include: c.StringSlice("include"), Exclude: c.StringSlice("exclude"), Systems: c.StringSlice("system")})
 	if err != nil {
-		return pushlib.BadInputf("%w", err)
-	}
-	if strings.HasSuffix(out, ".tar.gz") || strings.HasSuffix(out, ".tgz") {
-		err = pins.WriteTarGzFile(out, files)
-	} else {
-		err = pins.WriteDir(out, files)
-	}
-	if err != nil {
 		return err
 	}
-	fmt.Fprintf(c.App.ErrWriter, "Exported %d pins of %s to %s\n", len(ps), cb, out)
+	if err := pins.WriteOutput(out, files); err != nil {
+		return err
+	}
+	fmt.Fprintf(c.App.ErrWriter, "Exported %d pins of %s to %s\n", listed, l, out)
 	return nil
 }

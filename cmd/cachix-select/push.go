@@ -1,10 +1,6 @@
 package main
 
 import (
-	"bufio"
-	"errors"
-	"fmt"
-	"io"
 	"os"
 	"strings"
 	"time"
@@ -14,9 +10,11 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/cachix-select/cachix-select/pushlib"
+	"github.com/cachix-select/cachix-select/pushlib/backend"
 	"github.com/cachix-select/cachix-select/pushlib/cachix"
 	"github.com/cachix-select/cachix-select/pushlib/manifest"
 	"github.com/cachix-select/cachix-select/pushlib/store"
+	"github.com/cachix-select/cachix-select/pushlib/target"
 )
 
 // cacheFlags select the target cache and its secrets (shared by push and activate).
@@ -78,7 +76,8 @@ func outputFlags() []cli.Flag {
 // pushCommand is `cachix-select push`.
 func pushCommand() *cli.Command {
 	flags := append(cacheFlags(), pushTuningFlags()...)
-	flags = append(flags, &cli.BoolFlag{Name: "dry-run", Aliases: []string{"n"}, Usage: "report what would be pushed, with NAR sizes; upload nothing"})
+	flags = append(flags, &cli.BoolFlag{Name: "dry-run", Aliases: []string{"n"}, Usage: "report what would be pushed, with NAR sizes, and what the selection leaves out; upload nothing"})
+	flags = append(flags, selectionFlags()...)
 	flags = append(flags, networkFlags()...)
 	flags = append(flags, outputFlags()...)
 	flags = append(flags, omciFlags()...)
@@ -89,9 +88,12 @@ func pushCommand() *cli.Command {
 		Description: "With manifests (files ending in .json), pushes each manifest's paths to its cache.\n" +
 			"With --cache or --to, the arguments are store paths (./result symlinks and paths inside\n" +
 			"store paths are resolved); with no arguments they are read from stdin.\n" +
-			"Each path is pushed with its runtime closure; paths the cache has are skipped.\n" +
-			"With --om-results, the outputs of `om ci run --results=om.json` are pushed and each is pinned\n" +
-			"as <prefix>-<system>-<name> once its closure is in the cache.\n\n" + exitCodesHelp,
+			"Each path is pushed with its runtime closure (--closure build: what building it needs);\n" +
+			"paths the cache has are skipped, and so are those the --exclude-* rules and the upstream\n" +
+			"filter leave out (--exclude-mode says what becomes of the paths that need them).\n" +
+			"With --om-results, the outputs of `om ci run --results=om.json` are pushed and each byName\n" +
+			"entry is pinned as <prefix>-<system>-<name> once its closure is in the cache; outPaths and,\n" +
+			"with `om ci run --include-all-dependencies`, allDeps are pushed too (those valid here).\n\n" + exitCodesHelp,
 		Flags:        flags,
 		OnUsageError: onUsageError,
 		Action:       pushAction,
@@ -130,77 +132,67 @@ func pushAction(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	out := newRenderer(c, c.App.Writer, c.App.ErrWriter)
-	defer out.Close()
-	return runJobs(c, jobs, out)
+	return runJobs(c, jobs)
 }
 
-// runJobs pushes each job in turn and reports; the first failure decides the error.
-func runJobs(c *cli.Context, jobs []pushlib.Job, out *renderer) error {
-	var firstErr error
-	for _, job := range jobs {
-		job.Events = out
-		res, err := pushlib.Push(c.Context, job)
-		out.Result(res, err)
-		if err != nil && firstErr == nil {
-			firstErr = err
-		}
-		if c.Context.Err() != nil {
-			break
-		}
-	}
-	if firstErr != nil && out.reportedErrors {
-		return &alreadyReported{firstErr}
-	}
-	return firstErr
-}
-
-// requestFromFlags collects the command-line settings into a pushlib.Request.
+// requestFromFlags collects the command line into a pushlib.Request.
 func requestFromFlags(c *cli.Context, manifests []*manifest.Manifest, paths []string) (pushlib.Request, error) {
-	req := pushlib.Request{
-		Manifests: manifests,
-		Paths:     paths,
-		Overrides: pushlib.Overrides{
-			Cache: c.String("cache"), Host: c.String("host"), To: c.String("to"),
-			AuthTokenFile: c.String("auth-token-file"), SigningKeyFile: c.String("signing-key-file"),
-			S3CredentialsFile: c.String("s3-credentials-file"),
-		},
-		Settings: pushlib.Settings{
-			Jobs:              c.Int("jobs"),
-			CompressionMethod: c.String("compression-method"),
-			OmitDeriver:       c.Bool("omit-deriver"),
-			DryRun:            c.Bool("dry-run"),
-		},
-		Backend: backendOptions(c),
+	flags, err := flagLayer(c)
+	if err != nil {
+		return pushlib.Request{}, err
+	}
+	sel, closure, err := selectionFromFlags(c)
+	if err != nil {
+		return pushlib.Request{}, err
+	}
+	return pushlib.Request{Manifests: manifests, Paths: paths, Flags: flags, Resolve: resolveOptions(c),
+		Backend: backendOptions(c), DryRun: c.Bool("dry-run"), Select: sel, Closure: closure}, nil
+}
+
+// flagLayer is the command line's layer of the target: the highest one.
+// Commands without some of these flags leave those fields empty.
+func flagLayer(c *cli.Context) (target.Layer, error) {
+	l := target.Layer{
+		Origin: target.CommandLine,
+		Cache:  c.String("cache"), URL: c.String("to"), Host: c.String("host"),
+		AuthTokenFile: c.String("auth-token-file"), SigningKeyFile: c.String("signing-key-file"),
+		S3CredentialsFile: c.String("s3-credentials-file"),
+		Compression:       c.String("compression-method"),
+		Jobs:              c.Int("jobs"),
+		OmitDeriver:       c.Bool("omit-deriver"),
 	}
 	if c.IsSet("compression-level") {
-		l := c.Int("compression-level")
-		req.Settings.CompressionLevel = &l
+		n := c.Int("compression-level")
+		l.CompressionLevel = &n
 	}
-	if c.IsSet("jobs") && (req.Settings.Jobs < 1 || req.Settings.Jobs > 256) {
-		return req, usageErrorf("--jobs must be between 1 and 256")
+	if c.IsSet("jobs") {
+		if err := target.CheckJobs(l.Jobs); err != nil {
+			return l, usageErrorf("--jobs %v", err)
+		}
 	}
-	if req.Overrides.Cache != "" && req.Overrides.To != "" {
-		return req, usageErrorf("give either --cache or --to, not both")
+	if l.Cache != "" && l.URL != "" {
+		return l, usageErrorf("give either --cache or --to, not both")
 	}
-	return req, nil
+	return l, nil
+}
+
+// resolveOptions say where the rest of a target is found.
+func resolveOptions(c *cli.Context) target.Options {
+	return target.Options{SigningKeyName: c.String("signing-key-name"), ConfigPath: c.String("config")}
 }
 
 // backendOptions are the backend settings every command shares; commands
 // without the network flags get their defaults.
-func backendOptions(c *cli.Context) pushlib.BackendOptions {
+func backendOptions(c *cli.Context) backend.Options {
 	retryFor := c.Duration("retry-for")
 	if retryFor <= 0 && c.IsSet("retry-for") {
-		retryFor = time.Nanosecond // 0 means no retries, not the default
+		retryFor = -1 // 0 means no retries, not the default
 	}
-	return pushlib.BackendOptions{
-		SigningKeyName: c.String("signing-key-name"),
-		ConfigPath:     c.String("config"),
-		Version:        version,
-		Logger:         logger(c),
-		Timeouts:       cachix.Timeouts{Connect: c.Duration("connect-timeout"), Stall: c.Duration("stall-timeout")},
-		RetryFor:       retryFor,
-		FailFast:       c.Bool("fail-fast"),
+	return backend.Options{
+		Version: version,
+		Logger:  logger(c),
+		Network: backend.Network{ConnectTimeout: c.Duration("connect-timeout"), StallTimeout: c.Duration("stall-timeout"),
+			RetryFor: retryFor, FailFast: c.Bool("fail-fast")},
 	}
 }
 
@@ -225,7 +217,7 @@ func readInputs(c *cli.Context, st *store.Store) ([]*manifest.Manifest, []string
 	var manifests []*manifest.Manifest
 	var paths []string
 	for _, a := range args {
-		if isManifestArg(a) {
+		if manifest.IsManifestArg(a) {
 			m, err := manifest.ParseFile(a, st.Dir)
 			if err != nil {
 				return nil, nil, err
@@ -246,7 +238,7 @@ func readInputs(c *cli.Context, st *store.Store) ([]*manifest.Manifest, []string
 			return nil, nil, usageErrorf("give store paths as arguments or on stdin")
 		}
 		var err error
-		if paths, err = readPathsFrom(c.App.Reader); err != nil {
+		if paths, err = store.ReadPaths(c.App.Reader); err != nil {
 			return nil, nil, err
 		}
 		if len(paths) == 0 {
@@ -254,49 +246,4 @@ func readInputs(c *cli.Context, st *store.Store) ([]*manifest.Manifest, []string
 		}
 	}
 	return manifests, paths, nil
-}
-
-// isManifestArg: an argument whose name ends in .json is a manifest,
-// unless it is a directory (a store path named *.json). A missing file, or
-// a FIFO or device, is then reported as a bad manifest.
-func isManifestArg(a string) bool {
-	if !strings.HasSuffix(a, ".json") {
-		return false
-	}
-	fi, err := os.Stat(a)
-	return err != nil || !fi.IsDir()
-}
-
-// Bounds on store paths read from stdin: no path is longer than
-// PATH_MAX, and 64 MiB is hundreds of thousands of paths.
-const (
-	maxStdinWord  = 4096
-	maxStdinBytes = 64 << 20
-)
-
-// readPathsFrom splits r on whitespace, like `cachix push` reading stdin,
-// refusing binary or endless input (/dev/zero) with a one-line error
-// instead of reading it into memory.
-func readPathsFrom(r io.Reader) ([]string, error) {
-	lr := &io.LimitedReader{R: r, N: maxStdinBytes + 1}
-	sc := bufio.NewScanner(lr)
-	sc.Buffer(make([]byte, 64<<10), maxStdinWord)
-	sc.Split(bufio.ScanWords)
-	var out []string
-	for sc.Scan() {
-		if lr.N <= 0 {
-			return nil, pushlib.BadInputf("stdin: more than %d MiB of store paths; give fewer, or a manifest", maxStdinBytes>>20)
-		}
-		out = append(out, sc.Text())
-	}
-	switch err := sc.Err(); {
-	case errors.Is(err, bufio.ErrTooLong):
-		return nil, pushlib.BadInputf("stdin: a word longer than %d bytes cannot be a store path (is stdin binary data?)", maxStdinWord)
-	case err != nil && !errors.Is(err, io.EOF):
-		return nil, fmt.Errorf("reading store paths from stdin: %w", err)
-	}
-	if lr.N <= 0 {
-		return nil, pushlib.BadInputf("stdin: more than %d MiB of store paths; give fewer, or a manifest", maxStdinBytes>>20)
-	}
-	return out, nil
 }

@@ -10,9 +10,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/cachix-select/cachix-select/pushlib"
 	"github.com/cachix-select/cachix-select/pushlib/activate"
-	"github.com/cachix-select/cachix-select/pushlib/manifest"
 	"github.com/cachix-select/cachix-select/pushlib/queue"
 	"github.com/cachix-select/cachix-select/pushlib/store"
 )
@@ -85,9 +83,12 @@ func queueCommand() *cli.Command {
 // queueFlushAction flushes each queue directory in turn, all within one
 // time limit.
 func queueFlushAction(c *cli.Context) error {
-	ctx, cancel := withTimeLimit(c.Context, c.Duration("timeout"))
+	ctx, cancel := activate.WithTimeLimit(c.Context, c.Duration("timeout"))
 	defer cancel()
-	fo := flushOptions{wait: c.Bool("wait"), failFast: c.Bool("fail-fast")}
+	out := newPrinter(c)
+	defer out.Close()
+	fo := activate.FlushOptions{Options: activateOptions(c, store.New()), Wait: c.Bool("wait")}
+	fo.Events = out
 	dirs := queueDirs(c)
 	var first error
 	for _, dir := range dirs {
@@ -96,7 +97,8 @@ func queueFlushAction(c *cli.Context) error {
 			if len(dirs) > 1 && !c.Bool("quiet") {
 				fmt.Fprintf(c.App.ErrWriter, "cachix-select: flushing the queue in %s\n", dir)
 			}
-			err = flushQueue(ctx, c, d, fo)
+			r, ferr := activate.FlushQueue(ctx, d, fo)
+			err = reportFlush(c, ctx, r, ferr)
 		}
 		if err != nil && first == nil {
 			first = err
@@ -105,154 +107,43 @@ func queueFlushAction(c *cli.Context) error {
 	return first
 }
 
-// flushOptions say how one flush runs.
-type flushOptions struct {
-	// wait for a running flush to release the lock (within the time limit).
-	wait bool
-	// failFast gives up at once on hosts that cannot be reached at all.
-	failFast bool
-}
-
-// timeLimit is the cause of a flush's context ending at its limit.
-type timeLimit struct{ d time.Duration }
-
-func (l *timeLimit) Error() string { return fmt.Sprintf("the time limit of %s was reached", l.d) }
-
-// withTimeLimit bounds a flush to d (0: no limit); the context's cause
-// then says which limit ended it.
-func withTimeLimit(ctx context.Context, d time.Duration) (context.Context, context.CancelFunc) {
-	if d <= 0 {
-		return context.WithCancel(ctx)
-	}
-	return context.WithTimeoutCause(ctx, d, &timeLimit{d})
-}
-
-// flushQueue takes the lock and flushes until the queue holds nothing new.
-// If another flush holds the lock it returns at once (that flush checks the
-// queue again before it exits), unless fo.wait is set. It returns when ctx
-// ends (see withTimeLimit) plus a grace period at the latest: when a push
-// is blocked past it (a hung file system), flushQueue returns anyway and
-// the process exit releases the lock.
-func flushQueue(ctx context.Context, c *cli.Context, d *queue.Dir, fo flushOptions) error {
-	lock, err := takeLock(ctx, d, fo.wait)
-	if errors.Is(err, queue.ErrLocked) {
+// reportFlush says what a flush did, in as few lines as possible: the
+// failures of their own (a push stopped by the time limit or a signal is
+// said once), and why it stopped. A flush that leaves entries queued fails.
+func reportFlush(c *cli.Context, ctx context.Context, r activate.FlushReport, err error) error {
+	interrupted := interruption(ctx) != nil
+	switch {
+	case err != nil:
+		return err
+	case r.Busy:
 		if !c.Bool("quiet") {
 			fmt.Fprintln(c.App.ErrWriter, "cachix-select: another flush is running; it will push the queue")
 		}
 		return nil
-	}
-	if err != nil {
-		return err
-	}
-	done := make(chan error, 1)
-	go func() { done <- flushLocked(ctx, c, d, lock, fo) }()
-	select {
-	case err := <-done:
-		return err
-	case <-ctx.Done():
-	}
-	t := time.NewTimer(interruptGrace)
-	defer t.Stop()
-	select {
-	case err := <-done:
-		return err
-	case <-t.C:
-	}
-	if interruption(ctx) == nil {
-		fmt.Fprintf(c.App.ErrWriter, "cachix-select: stopped: %v and a push was still blocked %s later (a hung cache?); "+
-			"what is not pushed stays queued\n", context.Cause(ctx), interruptGrace)
-	}
-	return &alreadyReported{errQueueNotEmpty}
-}
-
-// takeLock takes the flush lock; with wait, it polls until ctx ends.
-func takeLock(ctx context.Context, d *queue.Dir, wait bool) (*queue.Lock, error) {
-	for {
-		lock, err := d.TryLock(false)
-		if !wait || !errors.Is(err, queue.ErrLocked) {
-			return lock, err
+	case r.Blocked:
+		if !interrupted {
+			fmt.Fprintf(c.App.ErrWriter, "cachix-select: stopped: %v and a push was still blocked %s later (a hung cache?); "+
+				"what is not pushed stays queued\n", r.Stopped, activate.DefaultGrace)
 		}
-		select {
-		case <-ctx.Done():
-			return nil, queue.ErrLocked
-		case <-time.After(200 * time.Millisecond):
-		}
+		return &alreadyReported{errQueueNotEmpty}
 	}
-}
-
-// flushLocked is the flush proper, with the lock held.
-func flushLocked(ctx context.Context, c *cli.Context, d *queue.Dir, lock *queue.Lock, fo flushOptions) error {
-	out := newRenderer(c, c.App.Writer, c.App.ErrWriter)
-	defer out.Close()
-	bopts := backendOptions(c)
-	bopts.FailFast = bopts.FailFast || fo.failFast
-	opts := activate.Options{
-		Overrides: pushlib.Overrides{AuthTokenFile: c.String("auth-token-file"), SigningKeyFile: c.String("signing-key-file"),
-			S3CredentialsFile: c.String("s3-credentials-file")},
-		Store:   store.New(),
-		Events:  out,
-		Backend: bopts,
-	}
-	tried := map[string]bool{}
-	var total activate.FlushResult
-	for {
-		for {
-			r, err := activate.Flush(ctx, d, opts, tried)
-			if err != nil {
-				lock.Release()
-				return err
-			}
-			total.Pushed += r.Pushed
-			total.Dropped += r.Dropped
-			total.Remaining += r.Remaining
-			total.Errors = append(total.Errors, r.Errors...)
-			if r.Pushed+r.Dropped+r.Remaining == 0 {
-				break // nothing new since the last pass
-			}
-		}
-		lock.Release()
-		// Entries queued while we held the lock, by an activation that saw
-		// us busy, are ours to push: look once more after releasing.
-		if !hasUntried(d, tried) || ctx.Err() != nil {
-			break
-		}
-		var err error
-		if lock, err = d.TryLock(false); err != nil {
-			break // someone else took over
-		}
-	}
-	stopped := ctx.Err() != nil
-	for _, e := range total.Errors {
-		if stopped && (errors.Is(e, context.Canceled) || errors.Is(e, context.DeadlineExceeded)) {
+	for _, e := range r.Errors {
+		if r.Stopped != nil && (errors.Is(e, context.Canceled) || errors.Is(e, context.DeadlineExceeded)) {
 			continue // not a failure of its own: said once below
 		}
 		fmt.Fprintf(c.App.ErrWriter, "cachix-select: queued push failed: %v\n", e)
 	}
-	if stopped && interruption(ctx) == nil {
+	if r.Stopped != nil && !interrupted {
 		fmt.Fprintf(c.App.ErrWriter, "cachix-select: stopped: %v; %d queued %s stay queued\n",
-			context.Cause(ctx), total.Remaining, plural(total.Remaining, "push", "pushes"))
+			r.Stopped, r.Remaining, plural(r.Remaining, "push", "pushes"))
 	}
-	if total.Remaining > 0 {
-		return &alreadyReported{fmt.Errorf("%w (%d)", errQueueNotEmpty, total.Remaining)}
+	if r.Remaining > 0 {
+		return &alreadyReported{fmt.Errorf("%w (%d)", errQueueNotEmpty, r.Remaining)}
 	}
-	if interruption(ctx) != nil {
+	if interrupted {
 		return ctx.Err()
 	}
 	return nil
-}
-
-// hasUntried reports queued entries this flush has not attempted yet.
-func hasUntried(d *queue.Dir, tried map[string]bool) bool {
-	entries, _, err := d.List()
-	if err != nil {
-		return false
-	}
-	for _, e := range entries {
-		if !tried[e.ID] {
-			return true
-		}
-	}
-	return false
 }
 
 // queueRow is one queued entry as queue list shows it.
@@ -301,7 +192,7 @@ func queueListAction(c *cli.Context) error {
 
 // queueRows reads one queue, warning about damaged entries.
 func queueRows(c *cli.Context, d *queue.Dir) ([]queueRow, error) {
-	entries, bad, err := d.List()
+	entries, bad, err := activate.List(d, resolveOptions(c))
 	if err != nil {
 		return nil, err
 	}
@@ -310,16 +201,8 @@ func queueRows(c *cli.Context, d *queue.Dir) ([]queueRow, error) {
 	}
 	rows := []queueRow{}
 	for _, e := range entries {
-		r := queueRow{ID: e.ID, StateDir: d.Path, Manifest: e.ManifestFile, EnqueuedAt: e.EnqueuedAt, Attempts: e.Attempts, LastTry: e.LastTry, LastError: e.LastError, Paths: []string{}}
-		if m, err := manifest.Parse(e.Manifest, e.ManifestFile); err == nil {
-			r.Cache = pushlib.FromManifest(m).String()
-			for _, p := range m.Paths {
-				r.Paths = append(r.Paths, p.StorePath)
-			}
-		} else {
-			r.Cache = "(unreadable manifest: " + err.Error() + ")"
-		}
-		rows = append(rows, r)
+		rows = append(rows, queueRow{ID: e.ID, StateDir: d.Path, Cache: e.Cache, Paths: e.Paths, Manifest: e.ManifestFile,
+			EnqueuedAt: e.EnqueuedAt, Attempts: e.Attempts, LastTry: e.LastTry, LastError: e.LastError})
 	}
 	return rows, nil
 }

@@ -65,3 +65,28 @@ func TestQueueListSeesTheSystemQueueAsRoot(t *testing.T) {
 		t.Errorf("queue list --state-dir = %q", got)
 	}
 }
+
+// TestManifestCheckAppliesPushRules: manifest check refuses what push
+// refuses (one rule for compression: xz levels stop at 9), with the same
+// one-line error, before anything touches the store or the network.
+func TestManifestCheckAppliesPushRules(t *testing.T) {
+	t.Parallel()
+	file := filepath.Join(t.TempDir(), "m.json")
+	if err := os.WriteFile(file, []byte(`{"version":1,"cache":{"url":"file:///srv/c"},"paths":[],`+
+		`"push":{"compression":"xz","compressionLevel":12}}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var lines []string
+	for _, cmd := range [][]string{{"manifest", "check"}, {"push"}} {
+		var out, errOut bytes.Buffer
+		code := run(context.Background(), append(append([]string{"cachix-select"}, cmd...), file), strings.NewReader(""), &out, &errOut)
+		msg := strings.TrimSpace(errOut.String())
+		if code != exitBadInput || strings.Count(msg, "\n") != 0 || !strings.Contains(msg, "push.compressionLevel") || !strings.Contains(msg, "0–9") {
+			t.Errorf("%s: exit %d, %q; want exit 2 and one line about push.compressionLevel's 0–9", cmd, code, msg)
+		}
+		lines = append(lines, msg)
+	}
+	if lines[0] != lines[1] {
+		t.Errorf("manifest check and push disagree:\n%s\n%s", lines[0], lines[1])
+	}
+}

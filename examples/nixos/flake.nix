@@ -56,6 +56,12 @@
                 # Or a cachix.dhall holding the token (one of the two is
                 # required: the unit has no home directory to look in):
                 # configFile = "/run/secrets/cachix.dhall";
+                # Or push to your own S3 bucket (AWS, or MinIO, R2, B2 with
+                # endpoint=) instead of Cachix: drop cacheName and
+                # authTokenFile, and give the unit the keys (an AWS
+                # credentials file, passed by LoadCredential like the token):
+                # cacheUrl = "s3://my-nix-cache?region=eu-west-1";
+                # s3.credentialsFile = "/run/secrets/aws-credentials";
                 # Push the whole system too, pinned as
                 # laptop-x86_64-linux-generation:
                 # pushGeneration = true;

@@ -16,37 +16,62 @@ import (
 	"github.com/cachix-select/cachix-select/pushlib/events"
 	"github.com/cachix-select/cachix-select/pushlib/manifest"
 	"github.com/cachix-select/cachix-select/pushlib/queue"
+	"github.com/cachix-select/cachix-select/pushlib/selection"
 	"github.com/cachix-select/cachix-select/pushlib/store"
+	"github.com/cachix-select/cachix-select/pushlib/target"
 )
 
 // Options configure a flush (and the fast-path check).
 type Options struct {
-	// Overrides are the credential flags the caller was given (the NixOS
-	// unit passes its LoadCredential files this way).
-	Overrides pushlib.Overrides
-	Backend   pushlib.BackendOptions
-	Store     *store.Store
-	Events    events.Sink
-	// Jobs etc. from the command line.
-	Settings pushlib.Settings
+	// Flags is the command line's layer of every entry's target: the
+	// credential flags the caller was given (the NixOS unit passes its
+	// LoadCredential files this way).
+	Flags   target.Layer
+	Resolve target.Options
+	Backend backend.Options
+	Store   *store.Store
+	Events  events.Sink
+}
+
+// events is where progress goes (Discard when nowhere).
+func (o Options) events() events.Sink {
+	if o.Events == nil {
+		return events.Discard
+	}
+	return o.Events
+}
+
+// cacheKey is the key the records of m's cache are kept under: the target's
+// (a Cachix host from cachix.dhall included), with no secret read; and the
+// fingerprint of the manifest's selection for that cache.
+func cacheKey(m *manifest.Manifest, opts Options) (key, sel string, err error) {
+	ref, err := target.ResolveRef(opts.Resolve, opts.Flags, m.Layer())
+	if err != nil {
+		return "", "", err
+	}
+	return ref.Key(), m.Selection().Effective(ref.Scheme()).Fingerprint(), nil
 }
 
 // Unconfirmed returns the manifest's paths that the state directory does
 // not record as confirmed in the manifest's cache. No Nix, no network: this
 // is the cost of a switch with nothing new.
-func Unconfirmed(d *queue.Dir, m *manifest.Manifest, o pushlib.Overrides, now time.Time) ([]manifest.Path, error) {
+func Unconfirmed(d *queue.Dir, m *manifest.Manifest, opts Options, now time.Time) ([]manifest.Path, error) {
 	recs, err := d.LoadRecords()
 	if err != nil {
 		return nil, err
 	}
-	cache := o.Apply(pushlib.FromManifest(m)).Key()
+	cache, sel, err := cacheKey(m, opts)
+	if err != nil {
+		return nil, err
+	}
 	var out []manifest.Path
 	for _, p := range m.Paths {
 		pin := ""
 		if p.Pin != nil {
 			pin = p.Pin.Name
 		}
-		if !recs.Confirmed(cache, queue.Key(p.StorePath, pin), now) {
+		key := queue.RootKey(p.StorePath, p.Closure == selection.Build, sel, pin)
+		if !recs.Confirmed(cache, key, now) && !recs.Confirmed(cache, queue.NotPushedKey(key), now) {
 			out = append(out, p)
 		}
 	}
@@ -66,10 +91,7 @@ type FlushResult struct {
 // one whose paths were all garbage-collected is dropped with a warning.
 func Flush(ctx context.Context, d *queue.Dir, opts Options, skip map[string]bool) (FlushResult, error) {
 	var res FlushResult
-	sink := opts.Events
-	if sink == nil {
-		sink = events.Discard
-	}
+	sink := opts.events()
 	entries, bad, err := d.List()
 	if err != nil {
 		return res, err
@@ -167,12 +189,15 @@ func flushEntry(ctx context.Context, d *queue.Dir, e *queue.Entry, opts Options,
 	}
 
 	jobs, err := pushlib.BuildJobs(pushlib.Request{
-		Manifests: []*manifest.Manifest{m}, Overrides: opts.Overrides, Settings: opts.Settings, Backend: opts.Backend,
+		Manifests: []*manifest.Manifest{m}, Flags: opts.Flags, Resolve: opts.Resolve, Backend: opts.Backend,
 	}, opts.Store)
 	if err != nil {
 		return err
 	}
-	cache := opts.Overrides.Apply(pushlib.FromManifest(m)).Key()
+	cache, _, err := cacheKey(m, opts)
+	if err != nil {
+		return err
+	}
 	var firstErr error
 	for _, job := range jobs {
 		job.Events = sink
@@ -191,7 +216,8 @@ func flushEntry(ctx context.Context, d *queue.Dir, e *queue.Entry, opts Options,
 }
 
 // confirmedKeys lists the record keys of the roots the cache now holds
-// entirely (and, for pinned roots, whose pin exists).
+// entirely (and, for pinned roots, whose pin exists), and of the roots the
+// selection keeps out (NotPushedKey: settled, but never counted as pushed).
 func confirmedKeys(job pushlib.Job, res *pushlib.Result) []string {
 	if res == nil {
 		return nil
@@ -200,21 +226,30 @@ func confirmedKeys(job pushlib.Job, res *pushlib.Result) []string {
 	for _, p := range res.Confirmed {
 		confirmed[p] = true
 	}
+	notPushed := map[string]bool{}
+	for _, np := range res.NotPushed {
+		notPushed[np.Path] = true
+	}
 	pinned := map[string]bool{}
 	for _, n := range res.Pinned {
 		pinned[n] = true
 	}
 	_, canPin := job.Backend.(backend.Pinner)
+	sel := job.Select.Fingerprint()
 	var keys []string
 	for _, r := range job.Roots {
-		if !confirmed[r.Path] {
-			continue
+		pin := ""
+		if r.Pin != nil {
+			pin = r.Pin.Name
 		}
-		if r.Pin == nil {
-			keys = append(keys, queue.Key(r.Path, ""))
-		} else if pinned[r.Pin.Name] || !canPin {
+		key := queue.RootKey(r.Path, r.Closure == selection.Build, sel, pin)
+		switch {
+		case notPushed[r.Path]:
+			keys = append(keys, queue.NotPushedKey(key))
+		case !confirmed[r.Path]:
+		case r.Pin == nil || pinned[r.Pin.Name] || !canPin:
 			// A cache without pins was warned about; its roots still count.
-			keys = append(keys, queue.Key(r.Path, r.Pin.Name))
+			keys = append(keys, key)
 		}
 	}
 	return keys

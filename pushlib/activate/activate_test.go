@@ -7,9 +7,13 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/cachix-select/cachix-select/pushlib/activate"
+	"github.com/cachix-select/cachix-select/pushlib/backend"
 	"github.com/cachix-select/cachix-select/pushlib/manifest"
+	"github.com/cachix-select/cachix-select/pushlib/queue"
+	"github.com/cachix-select/cachix-select/pushlib/target"
 )
 
 func TestWithRoot(t *testing.T) {
@@ -18,7 +22,7 @@ func TestWithRoot(t *testing.T) {
 	const pkg = "/nix/store/11111111111111111111111111111111-hello"
 	raw := []byte(`{"version":1,"cache":{"name":"c"},"paths":[{"storePath":"` + pkg + `"}],"future":{"x":1}}`)
 	out, err := activate.WithRoot(raw, activate.Root{StorePath: gen,
-		Pin: &manifest.Pin{Name: "laptop-x86_64-linux-generation", Keep: &manifest.Keep{Forever: true}}})
+		Pin: &manifest.Pin{Name: "laptop-x86_64-linux-generation", Keep: &backend.Keep{Kind: backend.KeepForever}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -27,7 +31,7 @@ func TestWithRoot(t *testing.T) {
 		t.Fatalf("%v: %s", err, out)
 	}
 	if len(m.Paths) != 2 || m.Paths[1].StorePath != gen || m.Paths[1].Name != "generation" ||
-		m.Paths[1].Pin == nil || m.Paths[1].Pin.Name != "laptop-x86_64-linux-generation" || !m.Paths[1].Pin.Keep.Forever {
+		m.Paths[1].Pin == nil || m.Paths[1].Pin.Name != "laptop-x86_64-linux-generation" || m.Paths[1].Pin.Keep.Kind != backend.KeepForever {
 		t.Fatalf("paths: %+v", m.Paths)
 	}
 	var top map[string]json.RawMessage
@@ -86,5 +90,44 @@ func TestRequestStartAndCredentials(t *testing.T) {
 	missing := ok + "-missing"
 	if err := activate.CheckCredentials(ok, missing); !errors.Is(err, activate.ErrCredentialMissing) || !strings.Contains(err.Error(), missing) {
 		t.Errorf("missing credential: %v", err)
+	}
+}
+
+// TestRecordsFollowTheConfiguredHost: a manifest naming a Cachix cache but
+// no host pushes to cachix.dhall's hostname, so that is the host its
+// records are kept under; the fast path looks there, not at cachix.org's.
+func TestRecordsFollowTheConfiguredHost(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "cachix.dhall")
+	if err := os.WriteFile(cfg, []byte(`{ hostname = "https://cachix.example.org/" }`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	d, err := queue.Open(filepath.Join(dir, "state"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A real store path, so that recording keeps it (gone paths are dropped).
+	sp := filepath.Join(dir, "store", "00000000000000000000000000000000-hello")
+	if err := os.MkdirAll(sp, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	m, err := manifest.ParseWith([]byte(`{"version":1,"cache":{"name":"c"},"paths":[{"storePath":"`+sp+`"}]}`), "m.json",
+		manifest.Options{StoreDir: filepath.Join(dir, "store")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts := activate.Options{Resolve: target.Options{ConfigPath: cfg, LookupEnv: func(string) (string, bool) { return "", false }}}
+	if err := d.Record("cachix:https://cachix.org/c", []string{queue.Key(sp, "")}); err != nil {
+		t.Fatal(err)
+	}
+	if todo, err := activate.Unconfirmed(d, m, opts, time.Now()); err != nil || len(todo) != 1 {
+		t.Fatalf("a confirmation by cachix.org counted for cachix.example.org: %v, %v", todo, err)
+	}
+	if err := d.Record("cachix:https://cachix.example.org/c", []string{queue.Key(sp, "")}); err != nil {
+		t.Fatal(err)
+	}
+	if todo, err := activate.Unconfirmed(d, m, opts, time.Now()); err != nil || len(todo) != 0 {
+		t.Fatalf("the configured host's confirmation was not found: %v, %v", todo, err)
 	}
 }

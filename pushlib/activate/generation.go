@@ -6,9 +6,10 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
 
+	"github.com/cachix-select/cachix-select/pushlib/internal/fsutil"
 	"github.com/cachix-select/cachix-select/pushlib/manifest"
+	"github.com/cachix-select/cachix-select/pushlib/store"
 )
 
 // Root is a store path pushed with a manifest without being listed in it:
@@ -31,12 +32,11 @@ func CheckRoot(root, storeDir string) (string, error) {
 	if real, err := filepath.EvalSymlinks(root); err == nil {
 		path = real
 	}
-	base, ok := strings.CutPrefix(path, storeDir+"/")
-	if !ok || strings.Contains(base, "/") || len(base) < 34 || base[32] != '-' {
+	if _, err := store.ParsePath(storeDir, path); err != nil {
 		return "", fmt.Errorf("--root %s is not a store path in %s: give the store path of the generation being activated", root, storeDir)
 	}
 	if _, err := os.Lstat(path); err != nil {
-		return "", fmt.Errorf("--root %s: %w", root, errors.Unwrap(err))
+		return "", fmt.Errorf("--root %s: %w", root, fsutil.Cause(err))
 	}
 	return path, nil
 }

@@ -3,9 +3,10 @@ package activate
 import (
 	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"path/filepath"
+
+	"github.com/cachix-select/cachix-select/pushlib/internal/fsutil"
 )
 
 // RequestStart appends unit to list, the file in which NixOS activation
@@ -48,11 +49,7 @@ func CheckCredentials(files ...string) error {
 		}
 		f, err := os.Open(file)
 		if err != nil {
-			var pe *fs.PathError
-			if errors.As(err, &pe) {
-				err = pe.Err
-			}
-			return fmt.Errorf("%s %w (%v)", file, ErrCredentialMissing, err)
+			return fmt.Errorf("%s %w (%v)", file, ErrCredentialMissing, fsutil.Cause(err))
 		}
 		f.Close()
 	}

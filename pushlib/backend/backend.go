@@ -10,36 +10,40 @@ package backend
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 
+	"github.com/cachix-select/cachix-select/pushlib/fault"
 	"github.com/cachix-select/cachix-select/pushlib/narstream"
 	"github.com/cachix-select/cachix-select/pushlib/store"
 )
 
-// Permanent errors: retrying cannot help, the user must act.
+// Errors every backend may return. Each is permanent (fault.ErrPermanent):
+// a retry cannot help. A backend marks its own other permanent errors the
+// same way (fault.Permanent); what is not marked is
+// retried.
 var (
 	// ErrUnauthorized: the credentials are missing, wrong or lack write access.
-	ErrUnauthorized = errors.New("not authorised")
+	ErrUnauthorized = fault.Permanent("not authorised")
 	// ErrCacheNotFound: the cache does not exist.
-	ErrCacheNotFound = errors.New("cache not found")
+	ErrCacheNotFound = fault.Permanent("cache not found")
 	// ErrRejected: the cache refused the upload (HTTP 400 and the like).
-	ErrRejected = errors.New("rejected by the cache")
+	ErrRejected = fault.Permanent("rejected by the cache")
 	// ErrNotSupported: the backend cannot do this (e.g. pins on a file cache).
-	ErrNotSupported = errors.New("not supported by this cache")
+	ErrNotSupported = fault.Permanent("not supported by this cache")
 	// ErrUnreachable: the cache's host cannot be reached at all (refused,
 	// unknown name, no route) and the backend was told not to wait for it.
 	// Not a problem the user must fix, but one no retry within this push
 	// will: the push should be left for later.
-	ErrUnreachable = errors.New("cache host unreachable")
+	ErrUnreachable = fault.Permanent("cache host unreachable")
 )
 
-// Permanent reports whether err is one that a retry cannot fix.
+// Permanent reports whether err is one that a retry cannot fix: marked
+// permanent where it was made, or a cancellation.
 func Permanent(err error) bool {
-	return errors.Is(err, ErrUnauthorized) || errors.Is(err, ErrCacheNotFound) ||
-		errors.Is(err, ErrRejected) || errors.Is(err, ErrNotSupported) ||
-		errors.Is(err, narstream.ErrHashMismatch) || errors.Is(err, store.ErrNotInStore) ||
-		errors.Is(err, ErrUnreachable) || errors.Is(err, context.Canceled)
+	return fault.IsPermanent(err) || errors.Is(err, context.Canceled)
 }
 
 // Info is what a backend tells the pipeline before the push starts.
@@ -85,15 +89,84 @@ type Pin struct {
 	Name      string
 	StorePath string
 	Artifacts []string
-	// Keep is nil (the cache's default), or one of KeepRevisions, KeepDays, KeepForever.
+	// Keep is nil (the cache's default) or the retention policy.
 	Keep *Keep
 }
 
-// Keep is a pin retention policy.
+// Keep is a pin retention policy, the one representation of it: the
+// manifest's JSON ("forever", {"revisions": N}, {"days": N}), the command
+// line's --keep-* flags, the tables and the Cachix API all convert to and
+// from it. A nil *Keep is the cache's default (every revision kept).
 type Keep struct {
-	// Kind is "revisions", "days" or "forever".
-	Kind  string
+	Kind KeepKind
+	// Value is the number of revisions or days (unused for forever).
 	Value int
+}
+
+// KeepKind says what a Keep counts.
+type KeepKind string
+
+// The retention policies Cachix knows.
+const (
+	KeepRevisions KeepKind = "revisions"
+	KeepDays      KeepKind = "days"
+	KeepForever   KeepKind = "forever"
+)
+
+// Validate checks that the policy is one Cachix knows, with a count of at
+// least one.
+func (k Keep) Validate() error {
+	switch k.Kind {
+	case KeepForever:
+		return nil
+	case KeepRevisions, KeepDays:
+		if k.Value < 1 {
+			return fmt.Errorf("%s must be at least 1, not %d", k.Kind, k.Value)
+		}
+		return nil
+	}
+	return fmt.Errorf("unknown pin retention %q (want revisions, days or forever)", k.Kind)
+}
+
+// String renders the policy for a table ("3 revisions", "forever").
+func (k Keep) String() string {
+	if k.Kind == KeepForever {
+		return "forever"
+	}
+	return fmt.Sprintf("%d %s", k.Value, k.Kind)
+}
+
+// MarshalJSON writes the manifest's form: "forever" or {"<kind>": N}.
+func (k Keep) MarshalJSON() ([]byte, error) {
+	if k.Kind == KeepForever {
+		return []byte(`"forever"`), nil
+	}
+	return json.Marshal(map[KeepKind]int{k.Kind: k.Value})
+}
+
+// ChooseKeep builds the policy from the settings of the three mutually
+// exclusive --keep-* flags (nil when none is set); it names the flags as
+// flag(kind) does in its errors.
+func ChooseKeep(revisions, days *int, forever bool, flag func(KeepKind) string) (*Keep, error) {
+	var chosen []Keep
+	if revisions != nil {
+		chosen = append(chosen, Keep{Kind: KeepRevisions, Value: *revisions})
+	}
+	if days != nil {
+		chosen = append(chosen, Keep{Kind: KeepDays, Value: *days})
+	}
+	if forever {
+		chosen = append(chosen, Keep{Kind: KeepForever})
+	}
+	switch {
+	case len(chosen) == 0:
+		return nil, nil
+	case len(chosen) > 1:
+		return nil, fmt.Errorf("give at most one of %s, %s and %s", flag(KeepRevisions), flag(KeepDays), flag(KeepForever))
+	case chosen[0].Validate() != nil:
+		return nil, fmt.Errorf("%s must be at least 1", flag(chosen[0].Kind))
+	}
+	return &chosen[0], nil
 }
 
 // Pinner is implemented by backends that support pins.
@@ -101,8 +174,47 @@ type Pinner interface {
 	CreatePin(ctx context.Context, pin Pin) error
 }
 
-// PinReader is implemented by backends that can say where pins point now.
-type PinReader interface {
-	// PinTargets maps each pin name to the store path of its latest revision.
-	PinTargets(ctx context.Context) (map[string]string, error)
+// PinInfo is one pin as a cache lists it.
+type PinInfo struct {
+	Name string
+	// CreatedOn is the cache's timestamp text, as sent.
+	CreatedOn string
+	// Keep is the retention policy, or nil for the cache's default.
+	Keep *Keep
+	// LastRevision is the newest revision, or nil if the cache sent none.
+	LastRevision *PinRevision
+}
+
+// PinRevision is one revision of a pin.
+type PinRevision struct {
+	StorePath string
+	Artifacts []string
+	CreatedOn string
+}
+
+// PinLister is implemented by backends that can list their pins.
+type PinLister interface {
+	// ListPins lists the pins with their newest revisions.
+	ListPins(ctx context.Context) ([]PinInfo, error)
+}
+
+// PinTargets maps each pin name to the store path of its latest revision.
+func PinTargets(ctx context.Context, l PinLister) (map[string]string, error) {
+	pins, err := l.ListPins(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]string, len(pins))
+	for _, p := range pins {
+		if p.LastRevision != nil {
+			out[p.Name] = p.LastRevision.StorePath
+		}
+	}
+	return out, nil
+}
+
+// Substituter is implemented by backends that know the URL Nix
+// substitutes their cache from (for an exported flake's fetchClosure).
+type Substituter interface {
+	SubstituterURL(ctx context.Context) string
 }

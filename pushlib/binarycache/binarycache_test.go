@@ -4,6 +4,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/nix-community/go-nix/pkg/nixhash"
+
 	"github.com/cachix-select/cachix-select/pushlib/binarycache"
 	"github.com/cachix-select/cachix-select/pushlib/narstream"
 )
@@ -32,8 +34,9 @@ func TestNames(t *testing.T) {
 	if got := binarycache.NarinfoName("/nix/store/0123456789abcdfghijklmnpqrsvwxyz-hello"); got != "0123456789abcdfghijklmnpqrsvwxyz.narinfo" {
 		t.Errorf("NarinfoName = %q", got)
 	}
-	res := narstream.Result{FileHash: []byte{0xab, 0x01}}
-	if got := binarycache.NarName(res, narstream.Compression{Method: narstream.XZ}); got != "nar/ab01.nar.xz" {
+	digest := append([]byte{0xab, 0x01}, make([]byte, 30)...)
+	res := narstream.Result{FileHash: *nixhash.MustNewHash(nixhash.SHA256, digest)}
+	if got := binarycache.NarName(res, narstream.Compression{Method: narstream.XZ}); got != "nar/ab01"+strings.Repeat("00", 30)+".nar.xz" {
 		t.Errorf("NarName = %q", got)
 	}
 }

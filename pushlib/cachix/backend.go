@@ -11,7 +11,7 @@
 // (Timeouts): connecting, and any stretch without progress, but not the
 // total time of a transfer that moves.
 //
-// The auth token and the signing key are inputs (see package creds for
+// The auth token and the signing key are inputs (see package target for
 // where they come from). Neither ever appears in an error or a log line.
 package cachix
 
@@ -23,16 +23,15 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/rs/zerolog"
 
 	"github.com/cachix-select/cachix-select/pushlib/backend"
 	"github.com/cachix-select/cachix-select/pushlib/narstream"
 	"github.com/cachix-select/cachix-select/pushlib/signing"
+	"github.com/cachix-select/cachix-select/pushlib/target"
 )
-
-// DefaultHost is Cachix's public service.
-const DefaultHost = "https://cachix.org"
 
 // Part sizing of `cachix push` (§4.8).
 const (
@@ -49,7 +48,8 @@ const missingBatch = 32768
 type Options struct {
 	// Name is the cache name (required).
 	Name string
-	// Host is the Cachix host; default https://cachix.org. "/api/v1" is appended.
+	// Host is the Cachix host (required; target.Resolve gives the default,
+	// https://cachix.org). "/api/v1" is appended.
 	Host string
 	// Token is the auth token, or "" for none.
 	Token string
@@ -84,8 +84,9 @@ type Options struct {
 	FailFast bool
 }
 
-// Backend pushes to one Cachix cache. It implements backend.Backend and
-// backend.Pinner and is safe for concurrent use.
+// Backend pushes to one Cachix cache. It implements backend.Backend,
+// backend.Pinner, backend.PinLister and backend.Substituter and is safe for
+// concurrent use.
 type Backend struct {
 	name        string
 	host        string
@@ -104,8 +105,10 @@ type Backend struct {
 }
 
 var (
-	_ backend.Backend = (*Backend)(nil)
-	_ backend.Pinner  = (*Backend)(nil)
+	_ backend.Backend     = (*Backend)(nil)
+	_ backend.Pinner      = (*Backend)(nil)
+	_ backend.PinLister   = (*Backend)(nil)
+	_ backend.Substituter = (*Backend)(nil)
 )
 
 // New builds a Cachix backend. It does no I/O; Open checks the cache.
@@ -114,11 +117,11 @@ func New(opts Options) (*Backend, error) {
 	if name == "" || strings.ContainsAny(name, "/?#") {
 		return nil, fmt.Errorf("invalid Cachix cache name %q", opts.Name)
 	}
-	host := trimHost(opts.Host)
-	u, err := url.Parse(host)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, fmt.Errorf("invalid Cachix host %q: want a URL such as %s", opts.Host, DefaultHost)
+	host := strings.TrimRight(strings.TrimSpace(opts.Host), "/")
+	if err := target.CheckHost(host); err != nil {
+		return nil, err
 	}
+	u, _ := url.Parse(host)
 	u.Path = strings.TrimRight(u.Path, "/") + "/api/v1"
 	u.RawPath = ""
 	u.RawQuery, u.Fragment = "", ""
@@ -265,10 +268,10 @@ func (b *Backend) Missing(ctx context.Context, paths []string) (map[string]bool,
 		if err != nil {
 			return nil, err
 		}
-		if _, seen := byHash[sp.hash]; !seen {
-			hashes = append(hashes, sp.hash)
+		if _, seen := byHash[sp.Hash()]; !seen {
+			hashes = append(hashes, sp.Hash())
 		}
-		byHash[sp.hash] = append(byHash[sp.hash], p)
+		byHash[sp.Hash()] = append(byHash[sp.Hash()], p)
 	}
 	missing := make(map[string]bool)
 	op := "asking cache " + b.name + " which paths it lacks"
@@ -357,4 +360,31 @@ func (b *Backend) putBuffer(buf *[]byte, reusable bool) {
 	if reusable {
 		b.buffers.Put(buf)
 	}
+}
+
+// Factory builds Cachix backends for target.Cachix references (the
+// "cachix" scheme of a backend.Registry).
+type Factory struct{}
+
+// Scheme is "cachix".
+func (Factory) Scheme() string { return target.Cachix{}.Scheme() }
+
+// New builds the backend for t: its cache and host, its token and signing
+// key, and the network bounds of opts.
+func (Factory) New(t *target.Target, opts backend.Options) (backend.Backend, error) {
+	ref, ok := t.Ref.(target.Cachix)
+	if !ok {
+		return nil, fmt.Errorf("%w: %s is not a Cachix cache", backend.ErrNotSupported, t.Ref)
+	}
+	retry := RetryPolicy{MaxTotal: opts.Network.RetryFor}
+	if opts.Network.RetryFor < 0 {
+		retry.MaxTotal = time.Nanosecond // no retries: the first failure is final
+	}
+	return New(Options{
+		Name: ref.Name, Host: ref.Host,
+		Token: t.Token, TokenSource: t.TokenSource, SigningKey: t.SigningKey,
+		OmitDeriver: t.OmitDeriver, Logger: opts.Logger, Version: opts.Version,
+		Timeouts: Timeouts{Connect: opts.Network.ConnectTimeout, Stall: opts.Network.StallTimeout},
+		Retry:    retry, FailFast: opts.Network.FailFast,
+	})
 }

@@ -10,7 +10,6 @@ import (
 	"math"
 	"net/http"
 	"net/url"
-	"strings"
 	"sync"
 
 	"github.com/hashicorp/go-retryablehttp"
@@ -176,12 +175,3 @@ func (b *bodyReader) Close() error {
 
 // escape escapes one path segment.
 func escape(s string) string { return url.PathEscape(s) }
-
-// trimHost normalises a configured host: default, no trailing slash.
-func trimHost(host string) string {
-	host = strings.TrimSpace(host)
-	if host == "" {
-		host = DefaultHost
-	}
-	return strings.TrimRight(host, "/")
-}

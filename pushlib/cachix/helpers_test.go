@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/nix-community/go-nix/pkg/nixbase32"
+	"github.com/nix-community/go-nix/pkg/nixhash"
 
 	"github.com/cachix-select/cachix-select/pushlib/backend"
 	"github.com/cachix-select/cachix-select/pushlib/cachix"
@@ -52,7 +53,7 @@ func vectorInfo(t *testing.T) *store.PathInfo {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &store.PathInfo{Path: vectorPath, NarHash: h, NarSize: vectorNarSize,
+	return &store.PathInfo{Path: vectorPath, NarHash: *nixhash.MustNewHash(nixhash.SHA256, h), NarSize: vectorNarSize,
 		References: []string{vectorPath, vectorGlibc}}
 }
 
@@ -89,7 +90,7 @@ func newBackend(t *testing.T, url string, mod func(*cachix.Options)) *cachix.Bac
 
 // fakeStream returns a StreamFunc that writes payload in uneven pieces and
 // reports the given NAR hash and size with the payload's file hash.
-func fakeStream(payload []byte, narHash []byte, narSize uint64) backend.StreamFunc {
+func fakeStream(payload []byte, narHash nixhash.Hash, narSize uint64) backend.StreamFunc {
 	return func(ctx context.Context, w io.Writer) (narstream.Result, error) {
 		rest := payload
 		for i := 0; len(rest) > 0; i++ {
@@ -100,7 +101,7 @@ func fakeStream(payload []byte, narHash []byte, narSize uint64) backend.StreamFu
 			rest = rest[n:]
 		}
 		sum := sha256.Sum256(payload)
-		return narstream.Result{NarHash: narHash, NarSize: narSize, FileHash: sum[:],
+		return narstream.Result{NarHash: narHash, NarSize: narSize, FileHash: *nixhash.MustNewHash(nixhash.SHA256, sum[:]),
 			FileSize: uint64(len(payload)), Compression: narstream.DefaultCompression}, nil
 	}
 }

@@ -32,16 +32,17 @@ func encodeKeep(k *backend.Keep) (*keepJSON, error) {
 	if k == nil {
 		return nil, nil
 	}
-	v := k.Value
-	switch strings.ToLower(k.Kind) {
-	case "revisions":
-		return &keepJSON{Tag: "Revisions", Contents: &v}, nil
-	case "days":
-		return &keepJSON{Tag: "Days", Contents: &v}, nil
-	case "forever":
-		return &keepJSON{Tag: "Forever"}, nil
+	if err := k.Validate(); err != nil {
+		return nil, err
 	}
-	return nil, fmt.Errorf("unknown pin retention %q (want revisions, days or forever)", k.Kind)
+	v := k.Value
+	switch k.Kind {
+	case backend.KeepRevisions:
+		return &keepJSON{Tag: "Revisions", Contents: &v}, nil
+	case backend.KeepDays:
+		return &keepJSON{Tag: "Days", Contents: &v}, nil
+	}
+	return &keepJSON{Tag: "Forever"}, nil
 }
 
 // decodeKeep maps the wire form back; an unknown tag is kept lower-cased
@@ -50,7 +51,7 @@ func decodeKeep(k *keepJSON) *backend.Keep {
 	if k == nil {
 		return nil
 	}
-	out := &backend.Keep{Kind: strings.ToLower(k.Tag)}
+	out := &backend.Keep{Kind: backend.KeepKind(strings.ToLower(k.Tag))}
 	if k.Contents != nil {
 		out.Value = *k.Contents
 	}
@@ -97,24 +98,6 @@ func (b *Backend) CreatePin(ctx context.Context, pin backend.Pin) error {
 	return nil
 }
 
-// PinInfo is one pin as GET /cache/NAME/pin lists it.
-type PinInfo struct {
-	Name string
-	// CreatedOn is the server's timestamp text, as sent.
-	CreatedOn string
-	// Keep is the retention policy, or nil for the cache's default.
-	Keep *backend.Keep
-	// LastRevision is the newest revision, or nil if the server sent none.
-	LastRevision *PinRevision
-}
-
-// PinRevision is one revision of a pin.
-type PinRevision struct {
-	StorePath string
-	Artifacts []string
-	CreatedOn string
-}
-
 // pinJSON is one element of the pin listing on the wire.
 type pinJSON struct {
 	Name         string    `json:"name"`
@@ -131,7 +114,7 @@ type pinJSON struct {
 // without a token for public caches. The endpoint is not in the published
 // API type of the cachix client (§4.1, §9): its shape here (a JSON array
 // of pins with their last revision) is an assumption.
-func (b *Backend) ListPins(ctx context.Context) ([]PinInfo, error) {
+func (b *Backend) ListPins(ctx context.Context) ([]backend.PinInfo, error) {
 	op := "listing the pins of cache " + b.name
 	r, err := b.c.api(ctx, http.MethodGet, b.cachePath("/pin"), nil, nil)
 	if err != nil {
@@ -144,30 +127,22 @@ func (b *Backend) ListPins(ctx context.Context) ([]PinInfo, error) {
 	if err := json.Unmarshal(r.body, &raw); err != nil {
 		return nil, fmt.Errorf("%s: decoding the answer: %w", op, err)
 	}
-	pins := make([]PinInfo, 0, len(raw))
+	pins := make([]backend.PinInfo, 0, len(raw))
 	for _, p := range raw {
-		pi := PinInfo{Name: p.Name, CreatedOn: p.CreatedOn, Keep: decodeKeep(p.Keep)}
+		pi := backend.PinInfo{Name: p.Name, CreatedOn: p.CreatedOn, Keep: decodeKeep(p.Keep)}
 		if lr := p.LastRevision; lr != nil {
-			pi.LastRevision = &PinRevision{StorePath: lr.StorePath, Artifacts: lr.Artifacts, CreatedOn: lr.CreatedOn}
+			pi.LastRevision = &backend.PinRevision{StorePath: lr.StorePath, Artifacts: lr.Artifacts, CreatedOn: lr.CreatedOn}
 		}
 		pins = append(pins, pi)
 	}
 	return pins, nil
 }
 
-// PinTargets maps pin names to their latest store path (backend.PinReader),
-// so that a push does not add a revision for a pin that already points
-// where it should.
-func (b *Backend) PinTargets(ctx context.Context) (map[string]string, error) {
-	pins, err := b.ListPins(ctx)
-	if err != nil {
-		return nil, err
+// SubstituterURL is where Nix substitutes the cache from: the cache's URI,
+// or https://NAME.cachix.org when the cache cannot be asked.
+func (b *Backend) SubstituterURL(ctx context.Context) string {
+	if info, err := b.CacheInfo(ctx); err == nil && info.URI != "" {
+		return info.URI
 	}
-	out := make(map[string]string, len(pins))
-	for _, p := range pins {
-		if p.LastRevision != nil {
-			out[p.Name] = p.LastRevision.StorePath
-		}
-	}
-	return out, nil
+	return "https://" + b.name + ".cachix.org"
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/cachix-select/cachix-select/pushlib/backend"
 	"github.com/cachix-select/cachix-select/pushlib/cachix"
 	"github.com/cachix-select/cachix-select/pushlib/events"
+	"github.com/cachix-select/cachix-select/pushlib/events/eventstest"
 	"github.com/cachix-select/cachix-select/pushlib/narstream"
 )
 
@@ -272,7 +273,7 @@ func TestHostRetryAnnouncedOnce(t *testing.T) {
 		http.Error(w, "down for maintenance", http.StatusServiceUnavailable)
 	}))
 	t.Cleanup(srv.Close)
-	rec := &events.Recorder{}
+	rec := &eventstest.Recorder{}
 	ctx := events.NewContext(context.Background(), rec)
 	b := newBackend(t, srv.URL, nil)
 	for i := 0; i < 2; i++ {
@@ -294,7 +295,7 @@ func TestHostRetryAnnouncedOnce(t *testing.T) {
 	l, _ := net.Listen("tcp", "127.0.0.1:0")
 	addr := l.Addr().String()
 	l.Close()
-	rec = &events.Recorder{}
+	rec = &eventstest.Recorder{}
 	b = newBackend(t, "http://"+addr, nil)
 	_, _ = b.CacheInfo(events.NewContext(context.Background(), rec))
 	got = rec.OfKind(events.HostRetry)

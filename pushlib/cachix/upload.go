@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/md5"
 	"encoding/base64"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -18,7 +17,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-retryablehttp"
-	"github.com/nix-community/go-nix/pkg/nixbase32"
+	"github.com/nix-community/go-nix/pkg/nixhash"
 
 	"github.com/cachix-select/cachix-select/pushlib/backend"
 	"github.com/cachix-select/cachix-select/pushlib/narstream"
@@ -139,7 +138,7 @@ func (b *Backend) Upload(ctx context.Context, info *store.PathInfo, c narstream.
 }
 
 // uploadParts runs the stream into the part uploader and checks the result.
-func (b *Backend) uploadParts(ctx context.Context, info *store.PathInfo, sp splitPath, created createdUpload, stream backend.StreamFunc) (*pending, error) {
+func (b *Backend) uploadParts(ctx context.Context, info *store.PathInfo, sp store.Path, created createdUpload, stream backend.StreamFunc) (*pending, error) {
 	u := b.newPartUploader(ctx, info.Path, created)
 	defer u.cancel()
 	res, streamErr := stream(u.ctx, u)
@@ -157,9 +156,9 @@ func (b *Backend) uploadParts(ctx context.Context, info *store.PathInfo, sp spli
 	case total != res.FileSize:
 		return nil, fmt.Errorf("uploading %s: the stream reported %d compressed bytes but wrote %d",
 			info.Path, res.FileSize, total)
-	case !bytes.Equal(res.NarHash, info.NarHash) || res.NarSize != info.NarSize:
-		return nil, &narstream.MismatchError{Path: info.Path, WantHash: info.NarHash, GotHash: res.NarHash,
-			WantSize: info.NarSize, GotSize: res.NarSize}
+	}
+	if err := narstream.Check(info, res); err != nil {
+		return nil, err
 	}
 	return &pending{b: b, info: info, sp: sp, upload: created, parts: parts, res: res}, nil
 }
@@ -368,7 +367,7 @@ func (b *Backend) uploadPart(ctx context.Context, storePath string, up createdUp
 type pending struct {
 	b      *Backend
 	info   *store.PathInfo
-	sp     splitPath
+	sp     store.Path
 	upload createdUpload
 	parts  []completedPart
 	res    narstream.Result
@@ -452,7 +451,7 @@ func (p *pending) Discard(ctx context.Context) error {
 // prefix, file hash in bare hex, sorted base-name references, the
 // deriver's base name or "unknown-deriver", and a bare base64 signature of
 // the "1;…" fingerprint when there is a signing key (null otherwise).
-func (b *Backend) narInfoCreate(info *store.PathInfo, sp splitPath, res narstream.Result) narInfoCreate {
+func (b *Backend) narInfoCreate(info *store.PathInfo, sp store.Path, res narstream.Result) narInfoCreate {
 	refs := info.ReferenceNames()
 	if refs == nil {
 		refs = []string{}
@@ -469,11 +468,11 @@ func (b *Backend) narInfoCreate(info *store.PathInfo, sp splitPath, res narstrea
 		sig = &s
 	}
 	return narInfoCreate{
-		CStoreHash:   sp.hash,
-		CStoreSuffix: sp.suffix,
-		CNarHash:     "sha256:" + nixbase32.EncodeToString(res.NarHash),
+		CStoreHash:   sp.Hash(),
+		CStoreSuffix: sp.Name,
+		CNarHash:     res.NarHash.Format(nixhash.NixBase32, true),
 		CNarSize:     res.NarSize,
-		CFileHash:    hex.EncodeToString(res.FileHash),
+		CFileHash:    res.FileHashHex(),
 		CFileSize:    res.FileSize,
 		CReferences:  refs,
 		CDeriver:     deriver,

@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nix-community/go-nix/pkg/nixhash"
+
 	"github.com/cachix-select/cachix-select/pushlib/backend"
 	"github.com/cachix-select/cachix-select/pushlib/cachix"
 	"github.com/cachix-select/cachix-select/pushlib/narstream"
@@ -297,9 +299,9 @@ func TestUploadFailuresAbort(t *testing.T) {
 		{
 			name: "the NAR does not match the database",
 			stream: func(n *narstreamInfo) backend.StreamFunc {
-				other := append([]byte(nil), n.hash...)
+				other := append([]byte(nil), n.hash.Digest()...)
 				other[0] ^= 1
-				return fakeStream([]byte("x"), other, n.size)
+				return fakeStream([]byte("x"), *nixhash.MustNewHash(nixhash.SHA256, other), n.size)
 			},
 			wantIs:  narstream.ErrHashMismatch,
 			maxPUTs: 1,
@@ -357,7 +359,7 @@ func TestUploadFailuresAbort(t *testing.T) {
 
 // narstreamInfo carries the vector's hash and size into table entries.
 type narstreamInfo struct {
-	hash []byte
+	hash nixhash.Hash
 	size uint64
 }
 

@@ -1,11 +1,40 @@
-// Package events is how the library reports what it is doing. The library
-// never prints: it emits events to a Sink, and the CLI renders them as
-// progress bars, plain lines or JSON lines.
+// Package events is how the library reports what it is doing, and the one
+// place the --json output's schema is defined. The library never prints:
+// it emits events to a Sink, and package ui renders them as progress bars,
+// plain lines or JSON lines.
+//
+// # The JSON lines
+//
+// With --json, push, activate and queue flush write one JSON object per
+// line on stdout: an Event for each thing that happens (its "event" field
+// is its Kind; fields that do not apply to a kind are left out; progress
+// events only with --verbose), and after each cache's events one
+// ResultLine ("event": "result"). Kinds, in the order they usually come:
+//
+//	warning     message (and cache, path, pin when it is about one)
+//	plan        cache, closure, missing, present, narSize, dryRun, message (the compression),
+//	            excluded, pruned, skipped (counts) and selection (them in words), when not 0
+//	excluded    cache, path, narSize, message (the rule), upstream (left to an upstream
+//	            cache: its dependents are pushed); one per path the selection leaves out
+//	pruned      cache, path, message (which excluded path it depends on, and the rule)
+//	not-pushed  cache, path (a root), message (why the selection keeps it out), dryRun
+//	would-push  cache, path, narSize (dry runs only, one per missing path, references first)
+//	start       cache, path, narSize, attempt (2 and more on a retry)
+//	progress    cache, path, bytes (NAR bytes read so far), narSize
+//	retry       cache, path, attempt (the next one), error
+//	host-retry  host, message (once per host and push)
+//	done        cache, path, narSize, fileSize (the path is published)
+//	failed      cache, path, error (and pin, when creating the pin failed)
+//	pinned      cache, path, pin, unchanged (the pin already pointed there)
+//	summary     cache, closure, missing, present, pushed, failedCount, stopped, narSize, fileSize, dryRun
+//	result      see ResultLine
+//
+// New fields and kinds may be added; existing ones keep their names and
+// meanings.
 package events
 
 import (
 	"context"
-	"sync"
 )
 
 // Kind names an event. The JSON output uses these strings verbatim.
@@ -38,6 +67,13 @@ const (
 	HostRetry Kind = "host-retry"
 	// Summary: the push is over; the totals.
 	Summary Kind = "summary"
+	// Excluded: a path the cache lacks that the selection leaves out
+	// (an exclusion rule, or the upstream filter).
+	Excluded Kind = "excluded"
+	// Pruned: a path left out because it depends on an excluded path.
+	Pruned Kind = "pruned"
+	// NotPushed: a root the selection keeps out of the cache, and why.
+	NotPushed Kind = "not-pushed"
 )
 
 // Event is one thing that happened. Fields not relevant to a Kind are zero
@@ -61,8 +97,17 @@ type Event struct {
 	Failed  int `json:"failedCount,omitempty"`
 	// Stopped counts, in Summary, the paths not pushed because the push
 	// was stopped (interrupted, or out of time) rather than failed.
-	Stopped int  `json:"stopped,omitempty"`
-	DryRun  bool `json:"dryRun,omitempty"`
+	Stopped int `json:"stopped,omitempty"`
+	// Excluded, Pruned and Skipped count, in Plan, the paths the
+	// selection leaves out, those pruned with them, and those of build
+	// closures not realised locally; Selection says it in words.
+	Excluded  int    `json:"excluded,omitempty"`
+	Pruned    int    `json:"pruned,omitempty"`
+	Skipped   int    `json:"skipped,omitempty"`
+	Selection string `json:"selection,omitempty"`
+	// Upstream marks, in Excluded, a path left to an upstream cache.
+	Upstream bool `json:"upstream,omitempty"`
+	DryRun   bool `json:"dryRun,omitempty"`
 	// Pin is the pin name for Pinned; Unchanged says the pin already
 	// pointed at Path, so no revision was added.
 	Pin string `json:"pin,omitempty"`
@@ -71,6 +116,81 @@ type Event struct {
 	Unchanged bool   `json:"unchanged,omitempty"`
 	Message   string `json:"message,omitempty"`
 	Error     string `json:"error,omitempty"`
+}
+
+// ResultLine is the last line of a cache's push in the JSON output.
+type ResultLine struct {
+	// Event is "result".
+	Event string `json:"event"`
+	Cache string `json:"cache"`
+	// Closure is the number of paths in the union of the roots' closures;
+	// Present how many of them the cache had.
+	Closure int `json:"closure"`
+	Present int `json:"present"`
+	// Missing lists the paths the cache lacked (what a push uploads),
+	// references first.
+	Missing []PathSize `json:"missing,omitempty"`
+	// Pushed lists the paths uploaded and published by this run.
+	Pushed []PathSize `json:"pushed"`
+	// Pinned lists the pins that point at their roots now.
+	Pinned []string `json:"pinned,omitempty"`
+	// Confirmed lists the roots whose whole closure is in the cache now.
+	Confirmed []string `json:"confirmed"`
+	// NotPushed lists the roots the selection keeps out, and why.
+	NotPushed []Reason `json:"notPushed,omitempty"`
+	// Excluded lists the paths the rules and the upstream filter left
+	// out (upstream: left to an upstream cache); Pruned, the paths left
+	// out for depending on an excluded one; LeftToUpstream, the excluded
+	// paths that pushed paths refer to; Skipped, paths not realised
+	// locally (build closures, om ci's allDeps).
+	Excluded       []ExcludedPath `json:"excluded,omitempty"`
+	Pruned         []PrunedPath   `json:"pruned,omitempty"`
+	LeftToUpstream []string       `json:"leftToUpstream,omitempty"`
+	Skipped        []string       `json:"skipped,omitempty"`
+	// NarBytes and FileBytes total the pushed paths.
+	NarBytes  uint64 `json:"narBytes"`
+	FileBytes uint64 `json:"fileBytes"`
+	DryRun    bool   `json:"dryRun,omitempty"`
+	// Failed lists the paths (or pins) that could not be pushed, and why.
+	Failed []Failure `json:"failed"`
+	// Error is the push's error, if it failed; ExitCode what the command
+	// exits with for it (0, 1, 2, or 130/143 when interrupted).
+	Error    string `json:"error,omitempty"`
+	ExitCode int    `json:"exitCode"`
+}
+
+// PathSize is a path and its sizes (FileSize 0 for a path not uploaded).
+type PathSize struct {
+	Path     string `json:"path"`
+	NarSize  uint64 `json:"narSize"`
+	FileSize uint64 `json:"fileSize"`
+}
+
+// Reason is a root and why it is not pushed.
+type Reason struct {
+	Path   string `json:"path"`
+	Reason string `json:"reason"`
+}
+
+// ExcludedPath is a path the selection leaves out and the rule.
+type ExcludedPath struct {
+	Path     string `json:"path"`
+	NarSize  uint64 `json:"narSize"`
+	Rule     string `json:"rule"`
+	Upstream bool   `json:"upstream"`
+}
+
+// PrunedPath is a path left out because it depends on Excluded.
+type PrunedPath struct {
+	Path     string `json:"path"`
+	Excluded string `json:"excluded"`
+	Rule     string `json:"rule"`
+}
+
+// Failure is a path that could not be pushed.
+type Failure struct {
+	Path  string `json:"path"`
+	Error string `json:"error"`
 }
 
 // Sink receives events. Implementations must be safe for concurrent use.
@@ -100,35 +220,4 @@ func FromContext(ctx context.Context) Sink {
 		return s
 	}
 	return Discard
-}
-
-// Recorder keeps every event; tests use it.
-type Recorder struct {
-	mu     sync.Mutex
-	events []Event
-}
-
-// Emit records e.
-func (r *Recorder) Emit(e Event) {
-	r.mu.Lock()
-	r.events = append(r.events, e)
-	r.mu.Unlock()
-}
-
-// Events returns a copy of what was recorded.
-func (r *Recorder) Events() []Event {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return append([]Event(nil), r.events...)
-}
-
-// OfKind returns the recorded events of one kind.
-func (r *Recorder) OfKind(k Kind) []Event {
-	var out []Event
-	for _, e := range r.Events() {
-		if e.Kind == k {
-			out = append(out, e)
-		}
-	}
-	return out
 }

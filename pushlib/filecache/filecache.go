@@ -20,7 +20,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -29,14 +28,17 @@ import (
 
 	"github.com/cachix-select/cachix-select/pushlib/backend"
 	"github.com/cachix-select/cachix-select/pushlib/binarycache"
+	"github.com/cachix-select/cachix-select/pushlib/fault"
 	"github.com/cachix-select/cachix-select/pushlib/internal/atomicfile"
+	"github.com/cachix-select/cachix-select/pushlib/internal/fsutil"
 	"github.com/cachix-select/cachix-select/pushlib/narstream"
 	"github.com/cachix-select/cachix-select/pushlib/signing"
 	"github.com/cachix-select/cachix-select/pushlib/store"
+	"github.com/cachix-select/cachix-select/pushlib/target"
 )
 
 // ErrBadLocation marks a cache directory that cannot be used.
-var ErrBadLocation = errors.New("unusable cache location")
+var ErrBadLocation = fault.BadInput("unusable cache location")
 
 // Options configure a file cache.
 type Options struct {
@@ -61,35 +63,35 @@ type Cache struct {
 	dir  string
 }
 
-// New checks the URL and returns the cache; it touches nothing on disk.
+// New checks the URL (by target.ParseURL's rules) and returns the cache;
+// it touches nothing on disk.
 func New(opts Options) (*Cache, error) {
-	dir, err := DirFromURL(opts.URL)
+	ref, err := target.ParseURL(opts.URL)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("%w: %w", ErrBadLocation, err)
+	}
+	f, ok := ref.(target.File)
+	if !ok {
+		return nil, fmt.Errorf("%w: %s is not a file:// URL", ErrBadLocation, ref)
 	}
 	if opts.StoreDir == "" {
 		opts.StoreDir = store.DefaultStoreDir
 	}
-	return &Cache{opts: opts, dir: dir}, nil
+	return &Cache{opts: opts, dir: f.Dir}, nil
 }
 
-// DirFromURL extracts the directory of a file:// URL; query parameters are
-// not supported and rejected rather than silently ignored.
-func DirFromURL(raw string) (string, error) {
-	u, err := url.Parse(raw)
-	if err != nil || u.Scheme != "file" {
-		return "", fmt.Errorf("%w: %q is not a file:// URL", ErrBadLocation, raw)
-	}
-	if u.Host != "" && u.Host != "localhost" {
-		return "", fmt.Errorf("%w: %q names a host; use file:///absolute/path", ErrBadLocation, raw)
-	}
-	if u.RawQuery != "" {
-		return "", fmt.Errorf("%w: %q: query parameters are not supported (use --compression-method, --signing-key-file)", ErrBadLocation, raw)
-	}
-	if !filepath.IsAbs(u.Path) {
-		return "", fmt.Errorf("%w: %q needs an absolute path", ErrBadLocation, raw)
-	}
-	return filepath.Clean(u.Path), nil
+// Factory builds file caches for target.File references (the "file"
+// scheme of a backend.Registry).
+type Factory struct{}
+
+// Scheme is "file".
+func (Factory) Scheme() string { return target.File{}.Scheme() }
+
+// New builds the cache for t, signing with its key (named: target.Resolve
+// refuses a bare key without a name for a plain binary cache).
+func (Factory) New(t *target.Target, opts backend.Options) (backend.Backend, error) {
+	return New(Options{URL: t.Ref.Key(), StoreDir: opts.StoreDir, SigningKey: t.SigningKey,
+		OmitDeriver: t.OmitDeriver, NoSync: opts.NoSync, ReadOnly: opts.ReadOnly})
 }
 
 // String names the cache for messages.
@@ -109,7 +111,7 @@ func (c *Cache) Open(ctx context.Context) (backend.Info, error) {
 		return backend.Info{}, nil
 	}
 	if err := os.MkdirAll(filepath.Join(c.dir, "nar"), 0o755); err != nil {
-		return backend.Info{}, fmt.Errorf("%w: creating %s: %v", ErrBadLocation, c.dir, unwrapPathErr(err))
+		return backend.Info{}, fmt.Errorf("%w: creating %s: %v", ErrBadLocation, c.dir, fsutil.Cause(err))
 	}
 	infoFile := filepath.Join(c.dir, binarycache.CacheInfoFile)
 	data, err := os.ReadFile(infoFile)
@@ -123,7 +125,7 @@ func (c *Cache) Open(ctx context.Context) (backend.Info, error) {
 			return backend.Info{}, fmt.Errorf("%w: writing nix-cache-info: %v", ErrBadLocation, err)
 		}
 	default:
-		return backend.Info{}, fmt.Errorf("%w: reading %s: %v", ErrBadLocation, infoFile, unwrapPathErr(err))
+		return backend.Info{}, fmt.Errorf("%w: reading %s: %v", ErrBadLocation, infoFile, fsutil.Cause(err))
 	}
 	c.RemoveStaleTemps()
 	return backend.Info{}, nil
@@ -203,7 +205,7 @@ func createTemp(dir string) (tmp *atomicfile.File, release func(), err error) {
 	lk, err := os.Open(tmp.Name())
 	if err != nil {
 		tmp.Abort()
-		return nil, nil, fmt.Errorf("locking a file in %s: %w", dir, unwrapPathErr(err))
+		return nil, nil, fmt.Errorf("locking a file in %s: %w", dir, fsutil.Cause(err))
 	}
 	// On a file system without locks the file is written unlocked; the
 	// cleaner then goes by age alone.
@@ -296,16 +298,7 @@ func (c *Cache) writeAtomic(dst string, data []byte) error {
 	defer release()
 	if _, err := tmp.Write(data); err != nil {
 		tmp.Abort()
-		return fmt.Errorf("writing %s: %w", dst, unwrapPathErr(err))
+		return fmt.Errorf("writing %s: %w", dst, fsutil.Cause(err))
 	}
 	return tmp.Commit(dst, 0o644, !c.opts.NoSync)
-}
-
-// unwrapPathErr keeps error messages from repeating long temp-file names.
-func unwrapPathErr(err error) error {
-	var pe *fs.PathError
-	if errors.As(err, &pe) {
-		return pe.Err
-	}
-	return err
 }

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/nix-community/go-nix/pkg/narinfo"
+	"github.com/nix-community/go-nix/pkg/nixhash"
 
 	"github.com/cachix-select/cachix-select/pushlib/filecache"
 	"github.com/cachix-select/cachix-select/pushlib/narstream"
@@ -26,20 +27,20 @@ var update = flag.Bool("update", false, "rewrite golden files")
 // vector is the path info of cachix-protocol.md §10.
 func vector(t *testing.T) (*store.PathInfo, narstream.Result) {
 	t.Helper()
-	h, err := store.ParseSHA256("sha256:04zwf782yjwnh3q6hz5izfd6jyip8kgw6g6yj43fiqhbyhdd0dqw")
+	h, err := nixhash.ParseAny("sha256:04zwf782yjwnh3q6hz5izfd6jyip8kgw6g6yj43fiqhbyhdd0dqw", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	fh, err := store.ParseSHA256("sha256:b15a2f05341dde62a95853fecbe00bf60664b0c695481e9f57570ca4a3942c53")
+	fh, err := nixhash.ParseAny("sha256:b15a2f05341dde62a95853fecbe00bf60664b0c695481e9f57570ca4a3942c53", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	info := &store.PathInfo{
-		Path: "/nix/store/0123456789abcdfghijklmnpqrsvwxyz-hello", NarHash: h, NarSize: 120,
+		Path: "/nix/store/0123456789abcdfghijklmnpqrsvwxyz-hello", NarHash: h.Hash, NarSize: 120,
 		References: []string{"/nix/store/0123456789abcdfghijklmnpqrsvwxyz-hello", "/nix/store/zyxwvsrqpnmlkjihgfdcba9876543210-glibc-2.40"},
 		Deriver:    "/nix/store/00000000000000000000000000000000-hello.drv",
 	}
-	return info, narstream.Result{NarHash: h, NarSize: 120, FileHash: fh, FileSize: 97, Compression: narstream.DefaultCompression}
+	return info, narstream.Result{NarHash: h.Hash, NarSize: 120, FileHash: fh.Hash, FileSize: 97, Compression: narstream.DefaultCompression}
 }
 
 func TestNarinfoGolden(t *testing.T) {

@@ -13,24 +13,25 @@ import (
 	"io"
 	"io/fs"
 	"os"
-	"path"
 	"path/filepath"
 	"strings"
 	"syscall"
 	"unicode"
 	"unicode/utf8"
 
-	"github.com/cachix-select/cachix-select/pushlib/s3cache/s3url"
+	"github.com/cachix-select/cachix-select/pushlib/backend"
+	"github.com/cachix-select/cachix-select/pushlib/fault"
+	"github.com/cachix-select/cachix-select/pushlib/internal/fsutil"
+	"github.com/cachix-select/cachix-select/pushlib/internal/jsonfield"
+	"github.com/cachix-select/cachix-select/pushlib/narstream"
+	"github.com/cachix-select/cachix-select/pushlib/selection"
 	"github.com/cachix-select/cachix-select/pushlib/store"
+	"github.com/cachix-select/cachix-select/pushlib/target"
 )
 
 // ErrInvalid marks a manifest that cannot be used. Errors wrapping it are
 // *Error values naming the file and the field.
-var ErrInvalid = errors.New("invalid manifest")
-
-// DefaultHost is the Cachix API host when neither the manifest, the
-// command line nor cachix.dhall names one.
-const DefaultHost = "https://cachix.org"
+var ErrInvalid = fault.BadInput("invalid manifest")
 
 // Manifest is a parsed, validated manifest.
 type Manifest struct {
@@ -52,36 +53,20 @@ type Cache struct {
 	SigningKeyFile string `json:"signingKeyFile,omitempty"`
 }
 
-// Path is one selected store path; its runtime closure is pushed with it.
+// Path is one selected store path; its runtime closure (or, with Closure
+// "build", its build closure) is pushed with it.
 type Path struct {
 	Name      string `json:"name"`
 	StorePath string `json:"storePath"`
 	Pin       *Pin   `json:"pin,omitempty"`
+	// Closure is "runtime" (also when absent) or "build".
+	Closure selection.Closure `json:"closure,omitempty"`
 }
 
 // Pin asks for the path (not its closure) to be pinned under Name.
 type Pin struct {
-	Name string `json:"name"`
-	Keep *Keep  `json:"keep,omitempty"`
-}
-
-// Keep is a pin retention policy: exactly one of Revisions, Days, Forever.
-type Keep struct {
-	Revisions int  `json:"revisions,omitempty"`
-	Days      int  `json:"days,omitempty"`
-	Forever   bool `json:"-"`
-}
-
-// MarshalJSON writes "forever" or the single-key object.
-func (k Keep) MarshalJSON() ([]byte, error) {
-	switch {
-	case k.Forever:
-		return []byte(`"forever"`), nil
-	case k.Revisions > 0:
-		return json.Marshal(map[string]int{"revisions": k.Revisions})
-	default:
-		return json.Marshal(map[string]int{"days": k.Days})
-	}
+	Name string        `json:"name"`
+	Keep *backend.Keep `json:"keep,omitempty"`
 }
 
 // Push holds the tuning knobs; zero values mean "use the default".
@@ -90,6 +75,49 @@ type Push struct {
 	Compression      string `json:"compression,omitempty"`
 	CompressionLevel *int   `json:"compressionLevel,omitempty"`
 	OmitDeriver      bool   `json:"omitDeriver,omitempty"`
+	// Exclude and Upstream are what push.exclude and push.upstream say
+	// (design.md §5.9).
+	Exclude  *Exclude  `json:"exclude,omitempty"`
+	Upstream *Upstream `json:"upstream,omitempty"`
+}
+
+// Exclude is push.exclude: the paths of the closures to leave out, and
+// what becomes of the paths that depend on them.
+type Exclude struct {
+	Names      []string       `json:"names,omitempty"`
+	Regex      []string       `json:"regex,omitempty"`
+	MaxNarSize uint64         `json:"maxNarSize,omitempty"`
+	Mode       selection.Mode `json:"mode,omitempty"`
+}
+
+// Upstream is push.upstream: the upstream filter.
+type Upstream struct {
+	Filter *bool    `json:"filter,omitempty"`
+	Keys   []string `json:"keys,omitempty"`
+}
+
+// Selection is the manifest's layer of the selection rules.
+func (m *Manifest) Selection() selection.Rules {
+	var r selection.Rules
+	if e := m.Push.Exclude; e != nil {
+		r.Names, r.Regex, r.MaxNarSize, r.Mode = e.Names, e.Regex, e.MaxNarSize, e.Mode
+	}
+	if u := m.Push.Upstream; u != nil {
+		r.UpstreamFilter, r.UpstreamKeys = u.Filter, u.Keys
+	}
+	return r
+}
+
+// Layer is what the manifest says about its target, for target.Resolve:
+// below the command line, above the environment and cachix.dhall.
+func (m *Manifest) Layer() target.Layer {
+	return target.Layer{
+		Origin: target.Manifest,
+		Cache:  m.Cache.Name, URL: m.Cache.URL, Host: m.Cache.Host,
+		AuthTokenFile: m.Cache.AuthTokenFile, SigningKeyFile: m.Cache.SigningKeyFile,
+		Compression: m.Push.Compression, CompressionLevel: m.Push.CompressionLevel,
+		Jobs: m.Push.Jobs, OmitDeriver: m.Push.OmitDeriver,
+	}
 }
 
 // Error is one problem with a manifest.
@@ -113,11 +141,6 @@ func (e *Error) Error() string {
 // Unwrap lets errors.Is(err, ErrInvalid) match.
 func (e *Error) Unwrap() error { return ErrInvalid }
 
-// Load reads and validates the manifest at file.
-func Load(file string) (*Manifest, error) {
-	return ParseFile(file, "")
-}
-
 // ParseFile reads and validates the manifest at file for the store at
 // storeDir ("" for /nix/store).
 func ParseFile(file, storeDir string) (*Manifest, error) {
@@ -140,12 +163,12 @@ func ReadFile(file string) ([]byte, error) {
 	// refused below. It changes nothing for regular files.
 	f, err := os.OpenFile(file, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if err != nil {
-		return nil, &Error{File: file, Msg: fmt.Sprintf("cannot read: %v", unwrapPathError(err))}
+		return nil, &Error{File: file, Msg: fmt.Sprintf("cannot read: %v", fsutil.Cause(err))}
 	}
 	defer f.Close()
 	fi, err := f.Stat()
 	if err != nil {
-		return nil, &Error{File: file, Msg: fmt.Sprintf("cannot read: %v", unwrapPathError(err))}
+		return nil, &Error{File: file, Msg: fmt.Sprintf("cannot read: %v", fsutil.Cause(err))}
 	}
 	if !fi.Mode().IsRegular() {
 		return nil, &Error{File: file, Msg: fmt.Sprintf("is %s, not a regular file; give a manifest file", fileKind(fi.Mode()))}
@@ -155,7 +178,7 @@ func ReadFile(file string) ([]byte, error) {
 	}
 	data, err := io.ReadAll(io.LimitReader(f, MaxSize+1))
 	if err != nil {
-		return nil, &Error{File: file, Msg: fmt.Sprintf("cannot read: %v", unwrapPathError(err))}
+		return nil, &Error{File: file, Msg: fmt.Sprintf("cannot read: %v", fsutil.Cause(err))}
 	}
 	if len(data) > MaxSize {
 		return nil, &Error{File: file, Msg: fmt.Sprintf("is more than %d MiB; a manifest may be at most that", MaxSize>>20)}
@@ -180,15 +203,6 @@ func fileKind(m fs.FileMode) string {
 	return "a special file"
 }
 
-// unwrapPathError drops the file name os errors repeat.
-func unwrapPathError(err error) error {
-	var pe *os.PathError
-	if errors.As(err, &pe) {
-		return pe.Err
-	}
-	return err
-}
-
 // Options for validation that depend on the machine.
 type Options struct {
 	// StoreDir is the Nix store directory (default /nix/store).
@@ -210,25 +224,19 @@ func ParseWith(data []byte, file string, opts Options) (*Manifest, error) {
 	if err := json.Unmarshal(data, &raw); err != nil {
 		return nil, p.errf("", "not valid JSON: %s", jsonErr(err, data))
 	}
-	var top map[string]json.RawMessage
-	if err := json.Unmarshal(raw, &top); err != nil || top == nil {
-		return nil, p.errf("", "must be a JSON object, not %s", jsonType(raw))
+	root := jsonfield.Root(raw)
+	top, ok := root.Object()
+	if !ok {
+		return nil, p.errf("", "must be a JSON object, not %s", root.Kind())
 	}
 	m := &Manifest{File: file}
-	if err := p.version(top, m); err != nil {
-		return nil, err
+	for _, step := range []func(jsonfield.Object, *Manifest) error{p.version, p.cache, p.paths, p.push} {
+		if err := step(top, m); err != nil {
+			return nil, err
+		}
 	}
-	if err := p.cache(top, m); err != nil {
-		return nil, err
-	}
-	if err := p.paths(top, m); err != nil {
-		return nil, err
-	}
-	if err := p.push(top, m); err != nil {
-		return nil, err
-	}
-	if raw, ok := top["origin"]; ok && !isNull(raw) {
-		if err := p.str(raw, "origin", &m.Origin); err != nil {
+	if v := top.Get("origin"); !v.Null() {
+		if err := p.str(v, &m.Origin); err != nil {
 			return nil, err
 		}
 	}
@@ -260,62 +268,44 @@ func jsonErr(err error, data []byte) string {
 	return err.Error()
 }
 
-func isNull(raw json.RawMessage) bool { return string(bytes.TrimSpace(raw)) == "null" }
-
-// jsonType names the JSON type of raw for error messages.
-func jsonType(raw json.RawMessage) string {
-	raw = bytes.TrimSpace(raw)
-	if len(raw) == 0 {
-		return "nothing"
+// str reads a string field.
+func (p *parser) str(v jsonfield.Value, dst *string) error {
+	s, ok := v.Text()
+	if !ok {
+		return p.errf(v.Path, "must be a string, not %s", v.Kind())
 	}
-	switch raw[0] {
-	case '{':
-		return "an object"
-	case '[':
-		return "an array"
-	case '"':
-		return "a string"
-	case 't', 'f':
-		return "a boolean"
-	case 'n':
-		return "null"
-	}
-	return "a number"
-}
-
-func (p *parser) str(raw json.RawMessage, field string, dst *string) error {
-	if err := json.Unmarshal(raw, dst); err != nil {
-		return p.errf(field, "must be a string, not %s", jsonType(raw))
-	}
+	*dst = s
 	return nil
 }
 
-func (p *parser) integer(raw json.RawMessage, field string, dst *int) error {
-	var f float64
-	if err := json.Unmarshal(raw, &f); err != nil {
-		return p.errf(field, "must be a number, not %s", jsonType(raw))
+// integer reads a whole-number field.
+func (p *parser) integer(v jsonfield.Value, dst *int) error {
+	f, ok := v.Number()
+	if !ok {
+		return p.errf(v.Path, "must be a number, not %s", v.Kind())
 	}
 	if f != float64(int(f)) {
-		return p.errf(field, "must be a whole number, not %v", f)
+		return p.errf(v.Path, "must be a whole number, not %v", f)
 	}
 	*dst = int(f)
 	return nil
 }
 
-func (p *parser) object(raw json.RawMessage, field string) (map[string]json.RawMessage, error) {
-	var obj map[string]json.RawMessage
-	if err := json.Unmarshal(raw, &obj); err != nil || obj == nil {
-		return nil, p.errf(field, "must be an object, not %s", jsonType(raw))
+// object reads an object field.
+func (p *parser) object(v jsonfield.Value) (jsonfield.Object, error) {
+	obj, ok := v.Object()
+	if !ok {
+		return obj, p.errf(v.Path, "must be an object, not %s", v.Kind())
 	}
 	return obj, nil
 }
 
-func (p *parser) version(top map[string]json.RawMessage, m *Manifest) error {
-	raw, ok := top["version"]
-	if !ok {
+func (p *parser) version(top jsonfield.Object, m *Manifest) error {
+	v := top.Get("version")
+	if v.Absent() {
 		return p.errf("version", "is required (this program reads version 1)")
 	}
-	if err := p.integer(raw, "version", &m.Version); err != nil {
+	if err := p.integer(v, &m.Version); err != nil {
 		return err
 	}
 	if m.Version != 1 {
@@ -324,30 +314,29 @@ func (p *parser) version(top map[string]json.RawMessage, m *Manifest) error {
 	return nil
 }
 
-func (p *parser) cache(top map[string]json.RawMessage, m *Manifest) error {
-	raw, ok := top["cache"]
-	if !ok || isNull(raw) {
+func (p *parser) cache(top jsonfield.Object, m *Manifest) error {
+	v := top.Get("cache")
+	if v.Null() {
 		return p.errf("cache", "is required")
 	}
-	obj, err := p.object(raw, "cache")
+	obj, err := p.object(v)
 	if err != nil {
 		return err
 	}
-	fields := []struct {
+	c := &m.Cache
+	for _, f := range []struct {
 		name string
 		dst  *string
 	}{
-		{"name", &m.Cache.Name}, {"host", &m.Cache.Host}, {"url", &m.Cache.URL},
-		{"authTokenFile", &m.Cache.AuthTokenFile}, {"signingKeyFile", &m.Cache.SigningKeyFile},
-	}
-	for _, f := range fields {
-		if v, ok := obj[f.name]; ok && !isNull(v) {
-			if err := p.str(v, "cache."+f.name, f.dst); err != nil {
+		{"name", &c.Name}, {"host", &c.Host}, {"url", &c.URL},
+		{"authTokenFile", &c.AuthTokenFile}, {"signingKeyFile", &c.SigningKeyFile},
+	} {
+		if v := obj.Get(f.name); !v.Null() {
+			if err := p.str(v, f.dst); err != nil {
 				return err
 			}
 		}
 	}
-	c := &m.Cache
 	switch {
 	case c.Name != "" && c.URL != "":
 		return p.errf("cache", "has both name and url; give exactly one (name for Cachix, url for a plain binary cache)")
@@ -356,16 +345,19 @@ func (p *parser) cache(top map[string]json.RawMessage, m *Manifest) error {
 	case c.URL != "" && c.Host != "":
 		return p.errf("cache.host", "applies only to Cachix caches (name), not to url")
 	}
+	// The rules push applies (target.Resolve).
 	if c.Name != "" {
-		if err := ValidateCacheName(c.Name); err != nil {
+		if err := target.CheckCacheName(c.Name); err != nil {
 			return p.errf("cache.name", "%v", err)
 		}
-		if c.Host != "" && !strings.HasPrefix(c.Host, "https://") && !strings.HasPrefix(c.Host, "http://") {
-			return p.errf("cache.host", "%s must be an http(s) URL such as %s", store.Quote(c.Host), DefaultHost)
+		if c.Host != "" {
+			if err := target.CheckHost(c.Host); err != nil {
+				return p.errf("cache.host", "%v", err)
+			}
 		}
 	}
 	if c.URL != "" {
-		if err := ValidateCacheURL(c.URL); err != nil {
+		if _, err := target.ParseURL(c.URL); err != nil {
 			return p.errf("cache.url", "%v", err)
 		}
 	}
@@ -378,7 +370,7 @@ func (p *parser) cache(top map[string]json.RawMessage, m *Manifest) error {
 		if !filepath.IsAbs(f.val) {
 			return p.errf(f.field, "must be an absolute path, not %s", store.Quote(f.val))
 		}
-		if InStore(f.val, p.opts.StoreDir) {
+		if _, in := store.Within(f.val, p.opts.StoreDir); in {
 			return p.errf(f.field, "%s is inside the Nix store, which every user can read; "+
 				"keep secrets outside the store (for example /run/secrets/…) and give the path as a string, not a Nix path", f.val)
 		}
@@ -386,91 +378,58 @@ func (p *parser) cache(top map[string]json.RawMessage, m *Manifest) error {
 	return nil
 }
 
-// InStore reports whether file lies inside storeDir, also through
-// symlinks (on NixOS /etc/static/… points into the store).
-func InStore(file, storeDir string) bool {
-	inside := func(p string) bool {
-		p = filepath.Clean(p)
-		return p == storeDir || strings.HasPrefix(p, storeDir+"/")
-	}
-	if inside(file) {
-		return true
-	}
-	real, err := filepath.EvalSymlinks(file)
-	return err == nil && inside(real)
-}
-
-// ValidateCacheName checks a Cachix cache name (lower-case letters, digits, '-').
-func ValidateCacheName(name string) error {
-	if name == "" {
-		return errors.New("is empty")
-	}
-	for _, r := range name {
-		if !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-' || r == '_' || r == '.') {
-			return fmt.Errorf("%s is not a valid Cachix cache name", store.Quote(name))
-		}
-	}
-	return nil
-}
-
-// ValidateCacheURL accepts the binary cache URLs cachix-select can write to.
-func ValidateCacheURL(u string) error {
-	switch {
-	case strings.HasPrefix(u, "file://"):
-		if !strings.HasPrefix(u, "file:///") {
-			return fmt.Errorf("%s: a file URL needs an absolute path (file:///srv/cache)", store.Quote(u))
-		}
-		return nil
-	case strings.HasPrefix(u, "s3://"):
-		// Its errors name the parameter at fault, never the URL's values.
-		_, err := s3url.Parse(u)
-		return err
-	}
-	return fmt.Errorf("%s is not a supported binary cache URL (use file:///path, s3://bucket?…, or cache.name for Cachix)", store.Quote(u))
-}
-
-func (p *parser) paths(top map[string]json.RawMessage, m *Manifest) error {
-	raw, ok := top["paths"]
-	if !ok || isNull(raw) {
+func (p *parser) paths(top jsonfield.Object, m *Manifest) error {
+	v := top.Get("paths")
+	if v.Null() {
 		return p.errf("paths", "is required (it may be an empty list)")
 	}
-	var items []json.RawMessage
-	if err := json.Unmarshal(raw, &items); err != nil {
-		return p.errf("paths", "must be an array, not %s", jsonType(raw))
+	items, ok := v.Array()
+	if !ok {
+		return p.errf("paths", "must be an array, not %s", v.Kind())
 	}
 	pins := map[string]int{}
 	for i, item := range items {
-		field := fmt.Sprintf("paths[%d]", i)
-		obj, err := p.object(item, field)
+		obj, err := p.object(item)
 		if err != nil {
 			return err
 		}
 		var e Path
-		sp, ok := obj["storePath"]
-		if !ok || isNull(sp) {
-			return p.errf(field+".storePath", "is required")
+		sp := obj.Get("storePath")
+		if sp.Null() {
+			return p.errf(sp.Path, "is required")
 		}
-		if err := p.str(sp, field+".storePath", &e.StorePath); err != nil {
+		if err := p.str(sp, &e.StorePath); err != nil {
 			return err
 		}
-		if err := p.storePath(e.StorePath, field+".storePath"); err != nil {
+		if err := p.storePath(e.StorePath, sp.Path); err != nil {
 			return err
 		}
-		if v, ok := obj["name"]; ok && !isNull(v) {
-			if err := p.str(v, field+".name", &e.Name); err != nil {
+		if name := obj.Get("name"); !name.Null() {
+			if err := p.str(name, &e.Name); err != nil {
 				return err
 			}
 		}
 		if e.Name == "" {
-			e.Name = NameOf(e.StorePath)
+			e.Name = store.NameOf(e.StorePath)
 		}
-		if v, ok := obj["pin"]; ok && !isNull(v) {
-			pin, err := p.pin(v, field+".pin")
+		if v := obj.Get("closure"); !v.Null() {
+			var c string
+			if err := p.str(v, &c); err != nil {
+				return err
+			}
+			closure, err := selection.ParseClosure(c)
+			if err != nil {
+				return p.errf(v.Path, "%q is not a closure (want \"runtime\" or \"build\")", c)
+			}
+			e.Closure = closure
+		}
+		if v := obj.Get("pin"); !v.Null() {
+			pin, err := p.pin(v)
 			if err != nil {
 				return err
 			}
 			if j, dup := pins[pin.Name]; dup {
-				return p.errf(field+".pin.name", "%s is also used by paths[%d]", store.Quote(pin.Name), j)
+				return p.errf(v.Path+".name", "%s is also used by paths[%d]", store.Quote(pin.Name), j)
 			}
 			pins[pin.Name] = i
 			e.Pin = pin
@@ -484,58 +443,42 @@ func (p *parser) paths(top map[string]json.RawMessage, m *Manifest) error {
 // name; not whether it is valid in the local store), so that a manifest
 // that can never be pushed fails its check instead of waiting in a queue.
 func (p *parser) storePath(sp, field string) error {
-	dir := p.opts.StoreDir + "/"
-	if !strings.HasPrefix(sp, dir) {
+	_, err := store.ParsePath(p.opts.StoreDir, sp)
+	var bad *store.BadPathError
+	switch {
+	case err == nil:
+		return nil
+	case !strings.HasPrefix(sp, p.opts.StoreDir+"/"):
 		return p.errf(field, "%s is not a path in %s", store.Quote(sp), p.opts.StoreDir)
+	case errors.As(err, &bad):
+		return p.errf(field, "%s is not a valid store path: %s", store.Quote(sp), bad.Reason)
 	}
-	base := strings.TrimPrefix(sp, dir)
-	if i := strings.IndexByte(base, '/'); i >= 0 {
-		return p.errf(field, "%s points inside a store path; give the store path itself (%s)", store.Quote(sp), store.Quote(dir+base[:i]))
-	}
-	if err := store.CheckPath(p.opts.StoreDir, sp); err != nil {
-		var bad *store.BadPathError
-		if errors.As(err, &bad) {
-			return p.errf(field, "%s is not a valid store path: %s", store.Quote(sp), bad.Reason)
-		}
-		return p.errf(field, "%v", err)
-	}
-	return nil
+	return p.errf(field, "%v", err)
 }
 
-// NameOf is the name part of a store path (/nix/store/<hash>-hello-2.12 → hello-2.12).
-func NameOf(storePath string) string {
-	base := path.Base(storePath)
-	if len(base) > 33 {
-		return base[33:]
-	}
-	return base
-}
-
-func (p *parser) pin(raw json.RawMessage, field string) (*Pin, error) {
-	obj, err := p.object(raw, field)
+func (p *parser) pin(v jsonfield.Value) (*Pin, error) {
+	obj, err := p.object(v)
 	if err != nil {
 		return nil, err
 	}
 	pin := &Pin{}
-	v, ok := obj["name"]
-	if !ok || isNull(v) {
-		return nil, p.errf(field+".name", "is required")
+	name := obj.Get("name")
+	if name.Null() {
+		return nil, p.errf(name.Path, "is required")
 	}
-	if err := p.str(v, field+".name", &pin.Name); err != nil {
+	if err := p.str(name, &pin.Name); err != nil {
 		return nil, err
 	}
 	if pin.Name == "" {
-		return nil, p.errf(field+".name", "must not be empty")
+		return nil, p.errf(name.Path, "must not be empty")
 	}
 	if err := checkPinName(pin.Name); err != nil {
-		return nil, p.errf(field+".name", "%s %v", store.Quote(pin.Name), err)
+		return nil, p.errf(name.Path, "%s %v", store.Quote(pin.Name), err)
 	}
-	if k, ok := obj["keep"]; ok && !isNull(k) {
-		keep, err := p.keep(k, field+".keep")
-		if err != nil {
+	if k := obj.Get("keep"); !k.Null() {
+		if pin.Keep, err = p.keep(k); err != nil {
 			return nil, err
 		}
-		pin.Keep = keep
 	}
 	return pin, nil
 }
@@ -562,81 +505,208 @@ func checkPinName(name string) error {
 	return nil
 }
 
-func (p *parser) keep(raw json.RawMessage, field string) (*Keep, error) {
-	var s string
-	if json.Unmarshal(raw, &s) == nil {
-		if s == "forever" {
-			return &Keep{Forever: true}, nil
+func (p *parser) keep(v jsonfield.Value) (*backend.Keep, error) {
+	if str, ok := v.Text(); ok {
+		if str == string(backend.KeepForever) {
+			return &backend.Keep{Kind: backend.KeepForever}, nil
 		}
-		return nil, p.errf(field, "%s is not a keep policy (want \"forever\", {\"revisions\": N} or {\"days\": N})", store.Quote(s))
+		return nil, p.errf(v.Path, "%s is not a keep policy (want \"forever\", {\"revisions\": N} or {\"days\": N})", store.Quote(str))
 	}
-	obj, err := p.object(raw, field)
-	if err != nil {
-		return nil, p.errf(field, "must be \"forever\", {\"revisions\": N} or {\"days\": N}, not %s", jsonType(raw))
+	obj, ok := v.Object()
+	if !ok {
+		return nil, p.errf(v.Path, "must be \"forever\", {\"revisions\": N} or {\"days\": N}, not %s", v.Kind())
 	}
-	if len(obj) != 1 {
-		return nil, p.errf(field, "must have exactly one of revisions or days")
+	if obj.Len() != 1 {
+		return nil, p.errf(v.Path, "must have exactly one of revisions or days")
 	}
-	k := &Keep{}
-	for key, v := range obj {
-		var n int
-		if err := p.integer(v, field+"."+key, &n); err != nil {
-			return nil, err
-		}
-		if n < 1 {
-			return nil, p.errf(field+"."+key, "must be at least 1, not %d", n)
-		}
-		switch key {
-		case "revisions":
-			k.Revisions = n
-		case "days":
-			k.Days = n
-		default:
-			return nil, p.errf(field, "unknown key %q (want revisions or days)", key)
-		}
+	key := obj.Keys()[0]
+	k := &backend.Keep{Kind: backend.KeepKind(key)}
+	if k.Kind != backend.KeepRevisions && k.Kind != backend.KeepDays {
+		return nil, p.errf(v.Path, "unknown key %q (want revisions or days)", key)
+	}
+	n := obj.Get(key)
+	if err := p.integer(n, &k.Value); err != nil {
+		return nil, err
+	}
+	if k.Value < 1 {
+		return nil, p.errf(n.Path, "must be at least 1, not %d", k.Value)
 	}
 	return k, nil
 }
 
-func (p *parser) push(top map[string]json.RawMessage, m *Manifest) error {
-	raw, ok := top["push"]
-	if !ok || isNull(raw) {
+func (p *parser) push(top jsonfield.Object, m *Manifest) error {
+	v := top.Get("push")
+	if v.Null() {
 		return nil
 	}
-	obj, err := p.object(raw, "push")
+	obj, err := p.object(v)
 	if err != nil {
 		return err
 	}
-	if v, ok := obj["jobs"]; ok && !isNull(v) {
-		if err := p.integer(v, "push.jobs", &m.Push.Jobs); err != nil {
+	if v := obj.Get("jobs"); !v.Null() {
+		if err := p.integer(v, &m.Push.Jobs); err != nil {
 			return err
 		}
-		if m.Push.Jobs < 1 || m.Push.Jobs > 256 {
-			return p.errf("push.jobs", "must be between 1 and 256, not %d", m.Push.Jobs)
+		if err := target.CheckJobs(m.Push.Jobs); err != nil {
+			return p.errf(v.Path, "%v", err)
 		}
 	}
-	if v, ok := obj["compression"]; ok && !isNull(v) {
-		if err := p.str(v, "push.compression", &m.Push.Compression); err != nil {
+	method := obj.Get("compression")
+	if !method.Null() {
+		if err := p.str(method, &m.Push.Compression); err != nil {
 			return err
 		}
-		if m.Push.Compression != "zstd" && m.Push.Compression != "xz" {
-			return p.errf("push.compression", "must be \"zstd\" or \"xz\", not %s", store.Quote(m.Push.Compression))
+		if _, err := narstream.ParseMethod(m.Push.Compression); err != nil {
+			return p.errf(method.Path, "%v", err)
 		}
 	}
-	if v, ok := obj["compressionLevel"]; ok && !isNull(v) {
+	if v := obj.Get("compressionLevel"); !v.Null() {
 		var n int
-		if err := p.integer(v, "push.compressionLevel", &n); err != nil {
+		if err := p.integer(v, &n); err != nil {
 			return err
-		}
-		if n < 0 || n > 16 {
-			return p.errf("push.compressionLevel", "must be between 0 and 16, not %d", n)
 		}
 		m.Push.CompressionLevel = &n
-	}
-	if v, ok := obj["omitDeriver"]; ok && !isNull(v) {
-		if err := json.Unmarshal(v, &m.Push.OmitDeriver); err != nil {
-			return p.errf("push.omitDeriver", "must be true or false, not %s", jsonType(v))
+		// The rule push applies: the level must suit the method.
+		if _, err := narstream.Choose(m.Push.Compression, &n); err != nil {
+			return p.errf(v.Path, "%v", err)
 		}
 	}
+	if v := obj.Get("omitDeriver"); !v.Null() {
+		b, ok := v.Bool()
+		if !ok {
+			return p.errf(v.Path, "must be true or false, not %s", v.Kind())
+		}
+		m.Push.OmitDeriver = b
+	}
+	if v := obj.Get("exclude"); !v.Null() {
+		e, err := p.exclude(v)
+		if err != nil {
+			return err
+		}
+		m.Push.Exclude = e
+	}
+	if v := obj.Get("upstream"); !v.Null() {
+		u, err := p.upstream(v)
+		if err != nil {
+			return err
+		}
+		m.Push.Upstream = u
+	}
 	return nil
+}
+
+// strings reads an array of strings.
+func (p *parser) strings(v jsonfield.Value) ([]string, error) {
+	items, ok := v.Array()
+	if !ok {
+		return nil, p.errf(v.Path, "must be an array of strings, not %s", v.Kind())
+	}
+	out := make([]string, 0, len(items))
+	for _, it := range items {
+		var s string
+		if err := p.str(it, &s); err != nil {
+			return nil, err
+		}
+		if s == "" {
+			return nil, p.errf(it.Path, "must not be empty")
+		}
+		out = append(out, s)
+	}
+	return out, nil
+}
+
+// exclude reads push.exclude.
+func (p *parser) exclude(v jsonfield.Value) (*Exclude, error) {
+	obj, err := p.object(v)
+	if err != nil {
+		return nil, err
+	}
+	e := &Exclude{}
+	// Each pattern is checked by the rule push applies (selection.Compile).
+	if f := obj.Get("names"); !f.Null() {
+		if e.Names, err = p.strings(f); err != nil {
+			return nil, err
+		}
+		for i, g := range e.Names {
+			if err := (selection.Rules{Names: []string{g}}).Check(); err != nil {
+				return nil, p.errf(fmt.Sprintf("%s[%d]", f.Path, i), "%v", err)
+			}
+		}
+	}
+	if f := obj.Get("regex"); !f.Null() {
+		if e.Regex, err = p.strings(f); err != nil {
+			return nil, err
+		}
+		for i, re := range e.Regex {
+			if err := (selection.Rules{Regex: []string{re}}).Check(); err != nil {
+				return nil, p.errf(fmt.Sprintf("%s[%d]", f.Path, i), "%v", err)
+			}
+		}
+	}
+	if f := obj.Get("maxNarSize"); !f.Null() {
+		// Bytes, or a string with a suffix as nix.conf takes it ("1G").
+		if text, ok := f.Text(); ok {
+			if e.MaxNarSize, err = selection.ParseSize(text); err != nil {
+				return nil, p.errf(f.Path, "%v", err)
+			}
+		} else {
+			var n int
+			if err := p.integer(f, &n); err != nil {
+				return nil, p.errf(f.Path, "must be a number of bytes or a size such as \"1G\", not %s", f.Kind())
+			}
+			if n < 1 {
+				return nil, p.errf(f.Path, "must be at least 1, not %d", n)
+			}
+			e.MaxNarSize = uint64(n)
+		}
+	}
+	if f := obj.Get("mode"); !f.Null() {
+		var s string
+		if err := p.str(f, &s); err != nil {
+			return nil, err
+		}
+		if e.Mode, err = selection.ParseMode(s); err != nil || s == "" {
+			return nil, p.errf(f.Path, "%q is not an exclude mode (want \"prune\" or \"upstream\")", s)
+		}
+	}
+	return e, nil
+}
+
+// upstream reads push.upstream.
+func (p *parser) upstream(v jsonfield.Value) (*Upstream, error) {
+	obj, err := p.object(v)
+	if err != nil {
+		return nil, err
+	}
+	u := &Upstream{}
+	if f := obj.Get("filter"); !f.Null() {
+		b, ok := f.Bool()
+		if !ok {
+			return nil, p.errf(f.Path, "must be true or false, not %s", f.Kind())
+		}
+		u.Filter = &b
+	}
+	if f := obj.Get("keys"); !f.Null() {
+		if u.Keys, err = p.strings(f); err != nil {
+			return nil, err
+		}
+		for i, k := range u.Keys {
+			if strings.ContainsAny(k, ": \t") {
+				return nil, p.errf(fmt.Sprintf("%s[%d]", f.Path, i), "%q is not a key name (a name such as cache.nixos.org-1, without the key)", k)
+			}
+		}
+	}
+	return u, nil
+}
+
+// IsManifestArg says whether a command-line argument names a manifest:
+// one whose name ends in .json is a manifest,
+// unless it is a directory (a store path named *.json). A missing file, or
+// a FIFO or device, is then reported as a bad manifest.
+func IsManifestArg(a string) bool {
+	if !strings.HasSuffix(a, ".json") {
+		return false
+	}
+	fi, err := os.Stat(a)
+	return err != nil || !fi.IsDir()
 }

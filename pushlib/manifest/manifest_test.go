@@ -11,7 +11,9 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/cachix-select/cachix-select/pushlib/backend"
 	"github.com/cachix-select/cachix-select/pushlib/manifest"
+	"github.com/cachix-select/cachix-select/pushlib/selection"
 )
 
 const sp = "/nix/store/0123456789abcdfghijklmnpqrsvwxyz-hello-2.12.1"
@@ -37,8 +39,8 @@ func TestParseValid(t *testing.T) {
 	if m.Cache.Name != "mycache" || m.Cache.Host != "" || m.Cache.AuthTokenFile != "/run/secrets/cachix-token" {
 		t.Errorf("cache = %+v", m.Cache)
 	}
-	if len(m.Paths) != 3 || m.Paths[1].Name != "glibc-2.40" || m.Paths[0].Pin.Keep.Revisions != 3 ||
-		!m.Paths[1].Pin.Keep.Forever || m.Paths[2].Pin.Keep.Days != 7 {
+	if len(m.Paths) != 3 || m.Paths[1].Name != "glibc-2.40" || *m.Paths[0].Pin.Keep != (backend.Keep{Kind: backend.KeepRevisions, Value: 3}) ||
+		m.Paths[1].Pin.Keep.Kind != backend.KeepForever || *m.Paths[2].Pin.Keep != (backend.Keep{Kind: backend.KeepDays, Value: 7}) {
 		t.Errorf("paths = %+v", m.Paths)
 	}
 	if m.Push.Jobs != 4 || m.Push.Compression != "xz" || *m.Push.CompressionLevel != 6 || !m.Push.OmitDeriver || m.Origin != "home-manager" {
@@ -53,8 +55,44 @@ func TestParseValid(t *testing.T) {
 	if err != nil {
 		t.Fatalf("re-parsing %s: %v", b, err)
 	}
-	if m2.Paths[1].Pin.Keep.Forever != true || m2.Paths[2].Pin.Keep.Days != 7 {
+	if m2.Paths[1].Pin.Keep.Kind != backend.KeepForever || m2.Paths[2].Pin.Keep.Value != 7 {
 		t.Errorf("round trip lost keep: %s", b)
+	}
+}
+
+// TestParseSelection reads push.exclude, push.upstream and paths[].closure,
+// which older manifests do not have.
+func TestParseSelection(t *testing.T) {
+	t.Parallel()
+	in := `{"version": 1, "cache": {"url": "file:///srv/cache"},
+	  "paths": [{"storePath": "` + sp + `", "closure": "build"}, {"storePath": "/nix/store/zyxwvsrqpnmlkjihgfdcba9876543210-glibc-2.40", "closure": null}],
+	  "push": {"exclude": {"names": ["*-doc"], "regex": ["-source$"], "maxNarSize": "1G", "mode": "upstream"},
+	           "upstream": {"filter": false, "keys": ["company-1"]}}}`
+	m, err := manifest.Parse([]byte(in), "m.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Paths[0].Closure != selection.Build || m.Paths[1].Closure != "" {
+		t.Errorf("closures = %q, %q", m.Paths[0].Closure, m.Paths[1].Closure)
+	}
+	r := m.Selection()
+	if len(r.Names) != 1 || r.Names[0] != "*-doc" || r.Regex[0] != "-source$" || r.MaxNarSize != 1<<30 || r.Mode != selection.Upstream ||
+		r.UpstreamFilter == nil || *r.UpstreamFilter || r.UpstreamKeys[0] != "company-1" {
+		t.Errorf("selection = %+v", r)
+	}
+	// A number of bytes is a size too; a manifest without the fields has no rules.
+	m, err = manifest.Parse([]byte(`{"version":1,"cache":{"name":"c"},"paths":[],"push":{"exclude":{"maxNarSize":4096}}}`), "m.json")
+	if err != nil || m.Selection().MaxNarSize != 4096 || m.Selection().Mode != "" {
+		t.Errorf("maxNarSize in bytes: %+v, %v", m.Selection(), err)
+	}
+	m, err = manifest.Parse([]byte(`{"version":1,"cache":{"name":"c"},"paths":[]}`), "m.json")
+	if err != nil || m.Selection().Excludes() || m.Selection().UpstreamFilter != nil {
+		t.Errorf("no rules: %+v, %v", m.Selection(), err)
+	}
+	// Round trip.
+	b, _ := json.Marshal(m)
+	if strings.Contains(string(b), "exclude") || strings.Contains(string(b), "closure") {
+		t.Errorf("a manifest without selection marshals with it: %s", b)
 	}
 }
 
@@ -104,7 +142,21 @@ func TestParseErrors(t *testing.T) {
 		{"jobs", `{"version":1,` + ok + `,"push":{"jobs":0}}`, "push.jobs", "between 1 and 256"},
 		{"compression", `{"version":1,` + ok + `,"push":{"compression":"gzip"}}`, "push.compression", `"zstd" or "xz"`},
 		{"level", `{"version":1,` + ok + `,"push":{"compressionLevel":2.5}}`, "push.compressionLevel", "whole number"},
+		{"xz level", `{"version":1,` + ok + `,"push":{"compression":"xz","compressionLevel":12}}`, "push.compressionLevel", "xz compression level 12 out of range 0–9"},
+		{"zstd level", `{"version":1,` + ok + `,"push":{"compressionLevel":17}}`, "push.compressionLevel", "out of range 0–16"},
 		{"omitDeriver", `{"version":1,` + ok + `,"push":{"omitDeriver":"yes"}}`, "push.omitDeriver", "true or false"},
+		{"closure", `{"version":1,"cache":{"name":"c"},"paths":[{"storePath":"` + sp + `","closure":"buildtime"}]}`, "paths[0].closure", `want "runtime" or "build"`},
+		{"exclude type", `{"version":1,` + ok + `,"push":{"exclude":["*-doc"]}}`, "push.exclude", "must be an object, not an array"},
+		{"exclude names type", `{"version":1,` + ok + `,"push":{"exclude":{"names":"*-doc"}}}`, "push.exclude.names", "must be an array of strings"},
+		{"exclude glob", `{"version":1,` + ok + `,"push":{"exclude":{"names":["ok","[x"]}}}`, "push.exclude.names[1]", `pattern "[x"`},
+		{"exclude regex", `{"version":1,` + ok + `,"push":{"exclude":{"regex":["(x"]}}}`, "push.exclude.regex[0]", `regex "(x"`},
+		{"exclude empty", `{"version":1,` + ok + `,"push":{"exclude":{"regex":[""]}}}`, "push.exclude.regex[0]", "must not be empty"},
+		{"max size", `{"version":1,` + ok + `,"push":{"exclude":{"maxNarSize":"1X"}}}`, "push.exclude.maxNarSize", "not a size"},
+		{"max size zero", `{"version":1,` + ok + `,"push":{"exclude":{"maxNarSize":0}}}`, "push.exclude.maxNarSize", "at least 1"},
+		{"max size type", `{"version":1,` + ok + `,"push":{"exclude":{"maxNarSize":true}}}`, "push.exclude.maxNarSize", "number of bytes"},
+		{"mode", `{"version":1,` + ok + `,"push":{"exclude":{"mode":"skip"}}}`, "push.exclude.mode", `want "prune" or "upstream"`},
+		{"upstream filter", `{"version":1,` + ok + `,"push":{"upstream":{"filter":"on"}}}`, "push.upstream.filter", "true or false"},
+		{"upstream key", `{"version":1,` + ok + `,"push":{"upstream":{"keys":["cache.nixos.org-1:6NCHdD59X431o0gWypbMrAURkbJ16ZPMQFGspcDShjY="]}}}`, "push.upstream.keys[0]", "not a key name"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -143,14 +195,14 @@ func TestSecretBehindSymlinkToStore(t *testing.T) {
 func TestLoadMissingFile(t *testing.T) {
 	t.Parallel()
 	f := filepath.Join(t.TempDir(), "nope.json")
-	_, err := manifest.Load(f)
+	_, err := manifest.ParseFile(f, "")
 	if !errors.Is(err, manifest.ErrInvalid) || !strings.Contains(err.Error(), f) {
 		t.Fatalf("got %v", err)
 	}
 	if err := os.WriteFile(f, []byte("{\n  \"version\": 1,\n  oops\n}"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	_, err = manifest.Load(f)
+	_, err = manifest.ParseFile(f, "")
 	if err == nil || !strings.Contains(err.Error(), "line 3") {
 		t.Fatalf("want a line number, got %v", err)
 	}

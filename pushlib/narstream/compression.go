@@ -35,7 +35,38 @@ func ParseMethod(s string) (Method, error) {
 	case "none":
 		return None, nil
 	}
-	return "", fmt.Errorf("unknown compression method %q (want zstd or xz)", s)
+	return "", fmt.Errorf("unknown compression method %q: want \"zstd\" or \"xz\"", s)
+}
+
+// Choose is the one rule for the compression a user asks for, on the
+// command line or in a manifest (manifest check applies it too): a method
+// ParseMethod knows and a level in its range; without a method the cache's
+// preference is used later, and the level is checked as for zstd now. nil
+// when neither is given.
+func Choose(method string, level *int) (*Compression, error) {
+	if method == "" && level == nil {
+		return nil, nil
+	}
+	// An empty Method keeps the cache's preferred method.
+	c := Compression{Level: DefaultCompression.Level}
+	if method != "" {
+		m, err := ParseMethod(method)
+		if err != nil {
+			return nil, err
+		}
+		c.Method = m
+	}
+	if level != nil {
+		c.Level = *level
+	}
+	check := c
+	if check.Method == "" {
+		check.Method = Zstd
+	}
+	if err := check.Validate(); err != nil {
+		return nil, err
+	}
+	return &c, nil
 }
 
 // Compression is a method and its level (0–16 for zstd, 0–9 for xz, as in cachix).

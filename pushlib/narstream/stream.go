@@ -4,33 +4,43 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
-	"encoding/hex"
-	"errors"
 	"fmt"
 	"io"
 
 	"github.com/nix-community/go-nix/pkg/nar"
-	"github.com/nix-community/go-nix/pkg/nixbase32"
+	"github.com/nix-community/go-nix/pkg/nixhash"
 
+	"github.com/cachix-select/cachix-select/pushlib/fault"
 	"github.com/cachix-select/cachix-select/pushlib/store"
 )
 
 // ErrHashMismatch marks a store path whose NAR does not match the hash or
 // size in the Nix database: the store is corrupt, and nothing may be
 // published for that path.
-var ErrHashMismatch = errors.New("NAR hash mismatch")
+var ErrHashMismatch = fault.Permanent("NAR hash mismatch")
 
 // MismatchError tells which path disagreed with the Nix database and how.
 type MismatchError struct {
 	Path              string
-	WantHash, GotHash []byte
+	WantHash, GotHash nixhash.Hash
 	WantSize, GotSize uint64
 }
 
 func (e *MismatchError) Error() string {
-	return fmt.Sprintf("%s: the NAR read from disk (sha256:%s, %d bytes) differs from the Nix database "+
-		"(sha256:%s, %d bytes); the store path is corrupt, run `nix-store --verify --check-contents --repair`",
-		e.Path, nixbase32.EncodeToString(e.GotHash), e.GotSize, nixbase32.EncodeToString(e.WantHash), e.WantSize)
+	return fmt.Sprintf("%s: the NAR read from disk (%s, %d bytes) differs from the Nix database "+
+		"(%s, %d bytes); the store path is corrupt, run `nix-store --verify --check-contents --repair`",
+		e.Path, e.GotHash.Format(nixhash.NixBase32, true), e.GotSize, e.WantHash.Format(nixhash.NixBase32, true), e.WantSize)
+}
+
+// Check returns a *MismatchError when the streamed NAR (res) is not the one
+// the Nix database records (info); backends that receive a NAR from
+// elsewhere check it the same way.
+func Check(info *store.PathInfo, res Result) error {
+	if !bytes.Equal(res.NarHash.Digest(), info.NarHash.Digest()) || res.NarSize != info.NarSize {
+		return &MismatchError{Path: info.Path, WantHash: info.NarHash, GotHash: res.NarHash,
+			WantSize: info.NarSize, GotSize: res.NarSize}
+	}
+	return nil
 }
 
 // Unwrap lets errors.Is(err, ErrHashMismatch) match.
@@ -39,10 +49,11 @@ func (e *MismatchError) Unwrap() error { return ErrHashMismatch }
 // Result describes one streamed NAR.
 type Result struct {
 	// NarHash and NarSize describe the uncompressed NAR (verified).
-	NarHash []byte
+	NarHash nixhash.Hash
 	NarSize uint64
-	// FileHash and FileSize describe the compressed bytes written to the sink.
-	FileHash []byte
+	// FileHash (SHA-256) and FileSize describe the compressed bytes written
+	// to the sink.
+	FileHash nixhash.Hash
 	FileSize uint64
 	// Compression is what the file is compressed with.
 	Compression Compression
@@ -50,54 +61,15 @@ type Result struct {
 
 // FileHashHex is the compressed file's SHA-256 in lowercase hex, as binary
 // cache file names and Cachix's cFileHash use it.
-func (r Result) FileHashHex() string { return hex.EncodeToString(r.FileHash) }
-
-// CPU limits how many streams read and compress at once. Compression is
-// CPU-bound while uploads wait on the network or disk, so the number of
-// paths in flight (--jobs) and the number compressing at once (the cores)
-// are different numbers.
-type CPU chan struct{}
-
-// NewCPU allows n streams to compress at once.
-func NewCPU(n int) CPU {
-	if n < 1 {
-		n = 1
-	}
-	return make(CPU, n)
-}
-
-// acquire takes a slot, or fails when ctx ends first.
-func (c CPU) acquire(ctx context.Context) error {
-	select {
-	case c <- struct{}{}:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
-
-func (c CPU) release() { <-c }
+func (r Result) FileHashHex() string { return r.FileHash.Format(nixhash.Base16, false) }
 
 // Stream writes the compressed NAR of info.Path into dst. It reads the
 // filesystem once, hashing the NAR and the compressed bytes on the way, and
 // fails with a *MismatchError when the NAR disagrees with info. progress,
-// if not nil, is called with the number of NAR bytes read so far.
+// if not nil, is called with the number of NAR bytes read so far. It uses
+// the CPU as long as it runs (two cores for a NAR of 16 MiB or more):
+// callers that stream many paths bound how many run at once.
 func Stream(ctx context.Context, info *store.PathInfo, c Compression, dst io.Writer, progress func(narBytes uint64)) (Result, error) {
-	return StreamLimited(ctx, info, c, dst, progress, nil)
-}
-
-// StreamLimited is Stream holding a slot of cpu while it reads and
-// compresses. The slot is kept even when dst blocks: a sink that blocks
-// (every multipart buffer of a Cachix upload in flight) means the network,
-// not the CPU, is the bottleneck, and switching encoders costs more than it
-// saves. A nil cpu means no limit.
-func StreamLimited(ctx context.Context, info *store.PathInfo, c Compression, dst io.Writer, progress func(narBytes uint64), cpu CPU) (Result, error) {
-	if cpu != nil {
-		if err := cpu.acquire(ctx); err != nil {
-			return Result{}, err
-		}
-		defer cpu.release()
-	}
 	fileHash := sha256.New()
 	fileCount := &counter{}
 	comp, err := c.compressor(io.MultiWriter(dst, fileHash, fileCount), info.NarSize)
@@ -119,15 +91,14 @@ func StreamLimited(ctx context.Context, info *store.PathInfo, c Compression, dst
 		return Result{}, fmt.Errorf("compressing %s: %w", info.Path, closeErr)
 	}
 	res := Result{
-		NarHash:     narHash.Sum(nil),
+		NarHash:     *nixhash.MustNewHash(nixhash.SHA256, narHash.Sum(nil)),
 		NarSize:     narCount.n,
-		FileHash:    fileHash.Sum(nil),
+		FileHash:    *nixhash.MustNewHash(nixhash.SHA256, fileHash.Sum(nil)),
 		FileSize:    fileCount.n,
 		Compression: c,
 	}
-	if !bytes.Equal(res.NarHash, info.NarHash) || res.NarSize != info.NarSize {
-		return Result{}, &MismatchError{Path: info.Path, WantHash: info.NarHash, GotHash: res.NarHash,
-			WantSize: info.NarSize, GotSize: res.NarSize}
+	if err := Check(info, res); err != nil {
+		return Result{}, err
 	}
 	return res, nil
 }

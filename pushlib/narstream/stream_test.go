@@ -12,6 +12,7 @@ import (
 
 	"github.com/klauspost/compress/zstd"
 	"github.com/nix-community/go-nix/pkg/nixbase32"
+	"github.com/nix-community/go-nix/pkg/nixhash"
 	"github.com/ulikunitz/xz"
 
 	"github.com/cachix-select/cachix-select/pushlib/narstream"
@@ -31,11 +32,11 @@ func helloFile(t *testing.T) string {
 // vectorInfo is the path info the §10 vector prescribes for helloFile.
 func vectorInfo(t *testing.T, p string) *store.PathInfo {
 	t.Helper()
-	h, err := store.ParseSHA256("sha256:04zwf782yjwnh3q6hz5izfd6jyip8kgw6g6yj43fiqhbyhdd0dqw")
+	h, err := nixhash.ParseAny("sha256:04zwf782yjwnh3q6hz5izfd6jyip8kgw6g6yj43fiqhbyhdd0dqw", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &store.PathInfo{Path: p, NarHash: h, NarSize: 120}
+	return &store.PathInfo{Path: p, NarHash: h.Hash, NarSize: 120}
 }
 
 func TestStreamVector(t *testing.T) {
@@ -54,11 +55,11 @@ func TestStreamVector(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if got := "sha256:" + nixbase32.EncodeToString(res.NarHash); got != "sha256:04zwf782yjwnh3q6hz5izfd6jyip8kgw6g6yj43fiqhbyhdd0dqw" {
+			if got := "sha256:" + nixbase32.EncodeToString(res.NarHash.Digest()); got != "sha256:04zwf782yjwnh3q6hz5izfd6jyip8kgw6g6yj43fiqhbyhdd0dqw" {
 				t.Errorf("narHash = %s", got)
 			}
-			if hex.EncodeToString(res.NarHash) != "1c37d01af40be2e80691de3cc3df44377a699afbb17c68f080964b2fd071fc13" {
-				t.Errorf("narHash hex = %x", res.NarHash)
+			if hex.EncodeToString(res.NarHash.Digest()) != "1c37d01af40be2e80691de3cc3df44377a699afbb17c68f080964b2fd071fc13" {
+				t.Errorf("narHash hex = %x", res.NarHash.Digest())
 			}
 			if res.NarSize != 120 || res.FileSize != uint64(out.Len()) {
 				t.Errorf("sizes: nar %d, file %d (wrote %d)", res.NarSize, res.FileSize, out.Len())
@@ -108,7 +109,7 @@ func TestStreamMismatch(t *testing.T) {
 		t.Fatalf("want a size mismatch, got %v", err)
 	}
 	info = vectorInfo(t, p)
-	info.NarHash[0] ^= 1
+	info.NarHash.Digest()[0] ^= 1
 	if _, err := narstream.Stream(context.Background(), info, narstream.DefaultCompression, io.Discard, nil); !errors.Is(err, narstream.ErrHashMismatch) {
 		t.Fatalf("want a hash mismatch, got %v", err)
 	}

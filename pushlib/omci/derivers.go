@@ -6,8 +6,9 @@ import (
 	"fmt"
 	"os"
 
-	"github.com/cachix-select/cachix-select/pushlib/store"
 	"github.com/nix-community/go-nix/pkg/derivation"
+
+	"github.com/cachix-select/cachix-select/pushlib/store"
 )
 
 // SystemsFromDerivers finds which system built each of paths: it asks the

@@ -19,9 +19,13 @@
 //	  }
 //	}
 //
-// Only systems, flake and result.<subflake>.build.byName are read; outPaths
-// and allDeps are ignored, as cachix-push does. "build" is null when the
-// sub-flake's build step is disabled.
+// Read are systems, flake and, for each sub-flake, build.byName (what is
+// pushed and pinned), build.outPaths (every output built, also those
+// byName does not name; pushed, not pinned) and build.allDeps (written by
+// `om ci run --include-all-dependencies`: every build and runtime
+// dependency of the outputs, derivations included; pushed when valid in
+// the local store). "build" is null when the sub-flake's build step is
+// disabled.
 //
 // Which system built which name: omnix's byName is one flat map even when
 // several systems were built (devour-flake, as pinned by omnix, folds all
@@ -44,31 +48,36 @@
 //		sel.SystemOf, err = omci.SystemsFromDerivers(ctx, store.New(), paths)
 //	}
 //	items, err := res.Select(sel) // push every StorePath, pin it as PinName
+//	outPaths, allDeps, err := res.Unnamed(sel) // push these too (allDeps: those valid)
 package omci
 
 import (
-	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"path"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
+
+	"github.com/cachix-select/cachix-select/pushlib/fault"
+	"github.com/cachix-select/cachix-select/pushlib/internal/jsonfield"
+	"github.com/cachix-select/cachix-select/pushlib/store"
 )
 
 // ErrMalformed marks a results file that is not what `om ci run` writes.
-var ErrMalformed = errors.New("malformed om ci results")
+var ErrMalformed = fault.BadInput("malformed om ci results")
 
 // ErrBadSelection marks a selection that does not fit the results (an
 // unknown sub-flake or system, a bad pattern, two pins with one name).
-var ErrBadSelection = errors.New("selection does not match the om ci results")
+var ErrBadSelection = fault.BadInput("selection does not match the om ci results")
 
 // ErrUnknownSystem marks outputs whose system the results file does not
 // record (several systems, flat byName) and that Selection.SystemOf does
 // not cover either.
-var ErrUnknownSystem = errors.New("system of an output is unknown")
+var ErrUnknownSystem = fault.BadInput("system of an output is unknown")
 
 // FormatError says where in the results file the unexpected JSON is and
 // what was expected there.
@@ -117,6 +126,10 @@ type Subflake struct {
 	Built bool
 	// Outputs are the entries of byName, sorted by system then name.
 	Outputs []Output
+	// OutPaths are the store paths of outPaths (a path inside a store
+	// path, such as …-bar/bin/bar, becomes that store path), and AllDeps
+	// those of allDeps (nil when absent), each sorted, without duplicates.
+	OutPaths, AllDeps []string
 }
 
 // Output is one named build output.
@@ -134,7 +147,7 @@ type Output struct {
 func Parse(r io.Reader, source string) (*Results, error) {
 	data, err := io.ReadAll(r)
 	if err != nil {
-		return nil, fmt.Errorf("reading %s: %w", source, err)
+		return nil, fault.BadInputf("reading %s: %w", source, err)
 	}
 	p := parser{source: source}
 	return p.results(data)
@@ -143,9 +156,9 @@ func Parse(r io.Reader, source string) (*Results, error) {
 // parser carries the source name into every error.
 type parser struct{ source string }
 
-// fail builds a FormatError for the value raw found at jpath.
-func (p parser) fail(jpath, expected string, raw json.RawMessage) error {
-	return p.failGot(jpath, expected, describe(raw))
+// fail builds a FormatError for the value v: what was expected there.
+func (p parser) fail(v jsonfield.Value, expected string) error {
+	return p.failGot(v.Path, expected, v.Describe())
 }
 
 // failGot builds a FormatError with a ready-made description of what is there.
@@ -161,48 +174,49 @@ func (p parser) results(data []byte) (*Results, error) {
 		return nil, &FormatError{Source: p.source, Expected: "the JSON written by `om ci run --results`",
 			Got: "invalid JSON (" + strings.TrimPrefix(err.Error(), "json: ") + ")"}
 	}
-	top, ok := object(data)
+	root := jsonfield.Root(data)
+	top, ok := root.Object()
 	if !ok {
-		return nil, p.fail("", "a JSON object (the output of `om ci run --results`)", data)
+		return nil, p.fail(root, "a JSON object (the output of `om ci run --results`)")
 	}
 	res := &Results{Source: p.source, Subflakes: map[string]Subflake{}}
 
-	rawSystems, ok := top["systems"]
-	if !ok {
-		return nil, p.fail("systems", `an array of systems such as ["x86_64-linux"] (written by omnix since late 2024; upgrade omnix)`, nil)
+	rawSystems := top.Get("systems")
+	if rawSystems.Absent() {
+		return nil, p.fail(rawSystems, `an array of systems such as ["x86_64-linux"] (written by omnix since late 2024; upgrade omnix)`)
 	}
 	var systems []string
-	if err := json.Unmarshal(rawSystems, &systems); err != nil || len(systems) == 0 {
-		return nil, p.fail("systems", `a non-empty array of system strings such as ["x86_64-linux"]`, rawSystems)
+	if err := rawSystems.Decode(&systems); err != nil || len(systems) == 0 {
+		return nil, p.fail(rawSystems, `a non-empty array of system strings such as ["x86_64-linux"]`)
 	}
 	seen := map[string]bool{}
 	for i, s := range systems {
+		at := fmt.Sprintf("systems[%d]", i)
 		if !systemPattern.MatchString(s) {
-			return nil, p.fail(fmt.Sprintf("systems[%d]", i), `a system string such as "x86_64-linux"`, quoteRaw(s))
+			return nil, p.failGot(at, `a system string such as "x86_64-linux"`, jsonfield.Of(s).Describe())
 		}
 		if seen[s] {
-			return nil, p.failGot(fmt.Sprintf("systems[%d]", i), "each system once", describe(quoteRaw(s))+" twice")
+			return nil, p.failGot(at, "each system once", jsonfield.Of(s).Describe()+" twice")
 		}
 		seen[s] = true
 	}
 	res.Systems = systems
 
-	if raw, ok := top["flake"]; ok && !isNull(raw) {
-		if err := json.Unmarshal(raw, &res.Flake); err != nil {
-			return nil, p.fail("flake", "a flake URL string", raw)
+	if flake := top.Get("flake"); !flake.Null() {
+		var ok bool
+		if res.Flake, ok = flake.Text(); !ok {
+			return nil, p.fail(flake, "a flake URL string")
 		}
 	}
 
-	rawResult, ok := top["result"]
+	const wantResult = "an object mapping sub-flake names to their results"
+	result := top.Get("result")
+	subs, ok := result.Object()
 	if !ok {
-		return nil, p.fail("result", "an object mapping sub-flake names to their results", nil)
+		return nil, p.fail(result, wantResult)
 	}
-	subs, ok := object(rawResult)
-	if !ok {
-		return nil, p.fail("result", "an object mapping sub-flake names to their results", rawResult)
-	}
-	for name, raw := range subs {
-		sf, err := p.subflake(jpathJoin("result", name), raw, systems)
+	for _, name := range subs.Keys() {
+		sf, err := p.subflake(subs.Get(name), systems)
 		if err != nil {
 			return nil, err
 		}
@@ -212,77 +226,137 @@ func (p parser) results(data []byte) (*Results, error) {
 }
 
 // subflake parses result.<name>: {"build": null | {…}}.
-func (p parser) subflake(jpath string, raw json.RawMessage, systems []string) (Subflake, error) {
-	fields, ok := object(raw)
+func (p parser) subflake(v jsonfield.Value, systems []string) (Subflake, error) {
+	fields, ok := v.Object()
 	if !ok {
-		return Subflake{}, p.fail(jpath, `an object with a "build" field`, raw)
+		return Subflake{}, p.fail(v, `an object with a "build" field`)
 	}
-	rawBuild, ok := fields["build"]
-	if !ok || isNull(rawBuild) {
+	rawBuild := fields.Get("build")
+	if rawBuild.Null() {
 		return Subflake{}, nil
 	}
-	bpath := jpathJoin(jpath, "build")
-	build, ok := object(rawBuild)
+	const wantBuild = "an object with byName (name → store path)"
+	build, ok := rawBuild.Object()
 	if !ok {
-		return Subflake{}, p.fail(bpath, "an object with byName (name → store path), or null", rawBuild)
+		return Subflake{}, p.fail(rawBuild, wantBuild+", or null")
 	}
 	sf := Subflake{Built: true}
-	if rawByName, ok := build["byName"]; ok {
+	if deps := build.Get("allDeps"); !deps.Null() {
+		paths, err := p.storePaths(deps, "allDeps")
+		if err != nil {
+			return Subflake{}, err
+		}
+		sf.AllDeps = paths
+	}
+	if byName := build.Get("byName"); !byName.Absent() {
 		// omnix's layout: one byName for all systems.
 		sys := ""
 		if len(systems) == 1 {
 			sys = systems[0]
 		}
-		outs, err := p.byName(jpathJoin(bpath, "byName"), rawByName, sys)
+		outs, err := p.byName(byName, sys)
 		if err != nil {
 			return Subflake{}, err
 		}
 		sf.Outputs = outs
+		if v := build.Get("outPaths"); !v.Null() {
+			if sf.OutPaths, err = p.storePaths(v, "outPaths"); err != nil {
+				return Subflake{}, err
+			}
+		}
 	} else {
 		// devour-flake's newer layout: build.<system>.byName.
-		if len(build) == 0 {
-			return Subflake{}, p.fail(bpath, "an object with byName (name → store path)", rawBuild)
+		if build.Len() == 0 || (build.Len() == 1 && sf.AllDeps != nil) {
+			return Subflake{}, p.fail(rawBuild, wantBuild)
 		}
-		for sys, rawSys := range build {
-			spath := jpathJoin(bpath, sys)
-			perSys, ok := object(rawSys)
+		for _, sys := range build.Keys() {
+			if sys == "allDeps" {
+				continue // om's own field, beside devour-flake's systems
+			}
+			perSys, ok := build.Get(sys).Object()
 			if !ok || !systemPattern.MatchString(sys) {
-				return Subflake{}, p.failGot(bpath, "an object with byName (name → store path)", "an object without byName")
+				return Subflake{}, p.failGot(rawBuild.Path, wantBuild, "an object without byName")
 			}
-			rawByName, ok := perSys["byName"]
-			if !ok {
-				return Subflake{}, p.fail(jpathJoin(spath, "byName"), "an object mapping names to store paths", nil)
+			byName := perSys.Get("byName")
+			if byName.Absent() {
+				return Subflake{}, p.fail(byName, "an object mapping names to store paths")
 			}
-			outs, err := p.byName(jpathJoin(spath, "byName"), rawByName, sys)
+			outs, err := p.byName(byName, sys)
 			if err != nil {
 				return Subflake{}, err
 			}
 			sf.Outputs = append(sf.Outputs, outs...)
+			if v := perSys.Get("outPaths"); !v.Null() {
+				paths, err := p.storePaths(v, "outPaths")
+				if err != nil {
+					return Subflake{}, err
+				}
+				sf.OutPaths = append(sf.OutPaths, paths...)
+			}
 		}
+		slices.Sort(sf.OutPaths)
+		sf.OutPaths = slices.Compact(sf.OutPaths)
 	}
 	sortOutputs(sf.Outputs)
 	return sf, nil
 }
 
-// byName parses one byName object; every entry gets system sys.
-func (p parser) byName(jpath string, raw json.RawMessage, sys string) ([]Output, error) {
-	const want = "an object mapping names to store paths"
-	entries, ok := object(raw)
+// storePaths parses outPaths or allDeps: an array of absolute paths in
+// the store (a path inside a store path counts as that store path),
+// returned sorted, without duplicates.
+func (p parser) storePaths(v jsonfield.Value, what string) ([]string, error) {
+	items, ok := v.Array()
 	if !ok {
-		return nil, p.fail(jpath, want, raw)
+		return nil, p.fail(v, "an array of store paths ("+what+")")
 	}
-	outs := make([]Output, 0, len(entries))
-	for name, rawPath := range entries {
-		epath := jpathJoin(jpath, name)
+	out := make([]string, 0, len(items))
+	for _, it := range items {
+		s, ok := it.Text()
+		if !ok {
+			return nil, p.fail(it, "a store path string")
+		}
+		sp, ok := storePathOf(s)
+		if !ok {
+			return nil, p.failGot(it.Path, "an absolute store path such as /nix/store/<hash>-<name>", jsonfield.Of(s).Describe())
+		}
+		out = append(out, sp)
+	}
+	slices.Sort(out)
+	return slices.Compact(out), nil
+}
+
+// storePathOf cuts an absolute path down to the store path it is in
+// (/nix/store/<hash>-bar/bin/bar → /nix/store/<hash>-bar).
+func storePathOf(s string) (string, bool) {
+	if !path.IsAbs(s) || path.Clean(s) != s {
+		return "", false
+	}
+	for q := s; q != "/" && q != "."; q = path.Dir(q) {
+		if sp, err := store.ParseAbsolute(q); err == nil {
+			return sp.String(), true
+		}
+	}
+	return "", false
+}
+
+// byName parses one byName object; every entry gets system sys.
+func (p parser) byName(v jsonfield.Value, sys string) ([]Output, error) {
+	entries, ok := v.Object()
+	if !ok {
+		return nil, p.fail(v, "an object mapping names to store paths")
+	}
+	outs := make([]Output, 0, entries.Len())
+	for _, name := range entries.Keys() {
 		if name == "" || strings.ContainsFunc(name, isControl) {
-			return nil, p.fail(jpath, "non-empty names without control characters", quoteRaw(name))
+			return nil, p.failGot(v.Path, "non-empty names without control characters", jsonfield.Of(name).Describe())
 		}
-		var sp string
-		if err := json.Unmarshal(rawPath, &sp); err != nil {
-			return nil, p.fail(epath, "a store path string", rawPath)
+		entry := entries.Get(name)
+		sp, ok := entry.Text()
+		if !ok {
+			return nil, p.fail(entry, "a store path string")
 		}
-		if !isStorePath(sp) {
-			return nil, p.fail(epath, "an absolute store path such as /nix/store/<hash>-<name>", quoteRaw(sp))
+		if _, err := store.ParseAbsolute(sp); err != nil {
+			return nil, p.failGot(entry.Path, "an absolute store path such as /nix/store/<hash>-<name>", jsonfield.Of(sp).Describe())
 		}
 		outs = append(outs, Output{System: sys, Name: name, StorePath: sp})
 	}
@@ -304,102 +378,11 @@ func sortOutputs(outs []Output) {
 }
 
 // SubflakeNames returns the sub-flake names, sorted.
-func (r *Results) SubflakeNames() []string {
-	names := make([]string, 0, len(r.Subflakes))
-	for n := range r.Subflakes {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	return names
-}
+func (r *Results) SubflakeNames() []string { return slices.Sorted(maps.Keys(r.Subflakes)) }
 
 // systemPattern accepts Nix system strings ("x86_64-linux", "aarch64-darwin",
 // "armv7l-linux", "x86_64-freebsd", "riscv64-none-elf").
 var systemPattern = regexp.MustCompile(`^[A-Za-z0-9_.]+(-[A-Za-z0-9_.]+)+$`)
 
-// storeBasePattern is a store path's base name: 32 nix-base32 characters, a
-// dash, and a name of the characters Nix allows.
-var storeBasePattern = regexp.MustCompile(`^[0-9abcdfghijklmnpqrsvwxyz]{32}-[A-Za-z0-9+\-._?=]+$`)
-
-// isStorePath reports whether p is an absolute, clean store path (not a
-// file inside one). The store directory itself is not fixed.
-func isStorePath(p string) bool {
-	if !path.IsAbs(p) || path.Clean(p) != p {
-		return false
-	}
-	dir, base := path.Split(p)
-	return dir != "/" && storeBasePattern.MatchString(base) && !strings.HasPrefix(base[33:], ".")
-}
-
 // isControl reports characters that have no place in a pin name.
 func isControl(r rune) bool { return r < 0x20 || r == 0x7f }
-
-// object decodes raw as a JSON object; ok is false for anything else.
-func object(raw json.RawMessage) (map[string]json.RawMessage, bool) {
-	if len(bytes.TrimSpace(raw)) == 0 || bytes.TrimSpace(raw)[0] != '{' {
-		return nil, false
-	}
-	var m map[string]json.RawMessage
-	if err := json.Unmarshal(raw, &m); err != nil {
-		return nil, false
-	}
-	return m, true
-}
-
-// isNull reports whether raw is the JSON literal null.
-func isNull(raw json.RawMessage) bool { return string(bytes.TrimSpace(raw)) == "null" }
-
-// describe names the JSON type of raw for an error message.
-func describe(raw json.RawMessage) string {
-	t := bytes.TrimSpace(raw)
-	if len(t) == 0 {
-		return "nothing"
-	}
-	switch t[0] {
-	case '{':
-		return "an object"
-	case '[':
-		return "an array"
-	case '"':
-		var s string
-		if json.Unmarshal(t, &s) == nil {
-			return "the string " + shorten(fmt.Sprintf("%q", s))
-		}
-		return "a string"
-	case 't', 'f':
-		return "a boolean"
-	case 'n':
-		return "null"
-	default:
-		return "the number " + shorten(string(t))
-	}
-}
-
-// quoteRaw turns a Go string into a JSON string so describe can name it.
-func quoteRaw(s string) json.RawMessage {
-	b, _ := json.Marshal(s)
-	return b
-}
-
-// shorten keeps error messages to one readable line.
-func shorten(s string) string {
-	const max = 80
-	if len(s) > max {
-		return s[:max] + "…"
-	}
-	return s
-}
-
-// identPattern matches keys that read well after a dot in a JSON path.
-var identPattern = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_-]*$`)
-
-// jpathJoin appends key to a JSON path: a.b, or a["odd key"].
-func jpathJoin(base, key string) string {
-	if identPattern.MatchString(key) {
-		if base == "" {
-			return key
-		}
-		return base + "." + key
-	}
-	return fmt.Sprintf("%s[%q]", base, key)
-}

@@ -1,11 +1,20 @@
 package omci
 
 import (
+	"context"
 	"fmt"
-	"path"
+	"io"
+	"maps"
+	"os"
 	"slices"
 	"sort"
 	"strings"
+
+	"github.com/cachix-select/cachix-select/pushlib"
+	"github.com/cachix-select/cachix-select/pushlib/backend"
+	"github.com/cachix-select/cachix-select/pushlib/fault"
+	"github.com/cachix-select/cachix-select/pushlib/internal/glob"
+	"github.com/cachix-select/cachix-select/pushlib/store"
 )
 
 // Selection says which outputs of a results file to push and pin, and how
@@ -28,6 +37,15 @@ type Selection struct {
 	SystemOf map[string]string
 }
 
+// names is the name filter of Include and Exclude.
+func (sel Selection) names() (*glob.Filter, error) {
+	f, err := glob.New(sel.Include, sel.Exclude)
+	if err != nil {
+		return nil, fmt.Errorf("%w: name %w", ErrBadSelection, err)
+	}
+	return f, nil
+}
+
 // Item is one store path to push and the pin to create for it.
 type Item struct {
 	Subflake  string
@@ -42,10 +60,7 @@ type Item struct {
 // path) is listed once; the same pin name for two different paths is an
 // error, as is a requested sub-flake or system the results do not have.
 func (r *Results) Select(sel Selection) ([]Item, error) {
-	if err := checkPatterns(sel.Include, sel.Exclude); err != nil {
-		return nil, err
-	}
-	subflakes, err := r.pickSubflakes(sel.Subflakes)
+	candidates, err := r.candidates(sel)
 	if err != nil {
 		return nil, err
 	}
@@ -56,34 +71,30 @@ func (r *Results) Select(sel Selection) ([]Item, error) {
 
 	var items []Item
 	var unknown []string
-	for _, sfName := range subflakes {
-		for _, o := range r.Subflakes[sfName].Outputs {
-			if !nameSelected(o.Name, sel.Include, sel.Exclude) {
-				continue
-			}
-			sys := o.System
+	for _, c := range candidates {
+		o := c.Output
+		sys := o.System
+		if sys == "" {
+			sys = sel.SystemOf[o.StorePath]
 			if sys == "" {
-				sys = sel.SystemOf[o.StorePath]
-				if sys == "" {
-					unknown = append(unknown, o.Name)
-					continue
-				}
-				if !slices.Contains(r.Systems, sys) {
-					return nil, fmt.Errorf("%w: %s: %s (%s) was built for %s, which is not among the file's systems (%s)",
-						ErrBadSelection, r.Source, o.Name, o.StorePath, sys, strings.Join(r.Systems, ", "))
-				}
-			}
-			if wantSystem != nil && !wantSystem[sys] {
+				unknown = append(unknown, o.Name)
 				continue
 			}
-			items = append(items, Item{
-				Subflake:  sfName,
-				System:    sys,
-				Name:      o.Name,
-				StorePath: o.StorePath,
-				PinName:   PinName(sel.Prefix, sys, o.Name),
-			})
+			if !slices.Contains(r.Systems, sys) {
+				return nil, fmt.Errorf("%w: %s: %s (%s) was built for %s, which is not among the file's systems (%s)",
+					ErrBadSelection, r.Source, o.Name, o.StorePath, sys, strings.Join(r.Systems, ", "))
+			}
 		}
+		if wantSystem != nil && !wantSystem[sys] {
+			continue
+		}
+		items = append(items, Item{
+			Subflake:  c.subflake,
+			System:    sys,
+			Name:      o.Name,
+			StorePath: o.StorePath,
+			PinName:   PinName(sel.Prefix, sys, o.Name),
+		})
 	}
 	if len(unknown) > 0 {
 		sort.Strings(unknown)
@@ -111,36 +122,46 @@ func (r *Results) Select(sel Selection) ([]Item, error) {
 // sel.SystemOf before calling Select. The system filter is not applied:
 // it needs the answer.
 func (r *Results) UnknownSystemPaths(sel Selection) ([]string, error) {
-	if err := checkPatterns(sel.Include, sel.Exclude); err != nil {
-		return nil, err
-	}
-	subflakes, err := r.pickSubflakes(sel.Subflakes)
+	candidates, err := r.candidates(sel)
 	if err != nil {
 		return nil, err
 	}
 	var out []string
-	for _, sfName := range subflakes {
-		for _, o := range r.Subflakes[sfName].Outputs {
-			if o.System == "" && nameSelected(o.Name, sel.Include, sel.Exclude) {
-				out = append(out, o.StorePath)
-			}
+	for _, c := range candidates {
+		if c.System == "" {
+			out = append(out, c.StorePath)
 		}
 	}
 	sort.Strings(out)
 	return slices.Compact(out), nil
 }
 
-// checkPatterns refuses malformed name patterns up front, so that a typo
-// is an error even when no name reaches the pattern.
-func checkPatterns(include, exclude []string) error {
-	for _, pats := range [][]string{include, exclude} {
-		for _, pat := range pats {
-			if _, err := path.Match(pat, ""); err != nil {
-				return fmt.Errorf("%w: name pattern %q: %w", ErrBadSelection, pat, err)
+// candidate is an output of a selected sub-flake.
+type candidate struct {
+	subflake string
+	Output
+}
+
+// candidates are the outputs of the sub-flakes sel picks whose names pass
+// its name filter, by sub-flake.
+func (r *Results) candidates(sel Selection) ([]candidate, error) {
+	names, err := sel.names()
+	if err != nil {
+		return nil, err
+	}
+	subflakes, err := r.pickSubflakes(sel.Subflakes)
+	if err != nil {
+		return nil, err
+	}
+	var out []candidate
+	for _, sf := range subflakes {
+		for _, o := range r.Subflakes[sf].Outputs {
+			if names.Match(o.Name) {
+				out = append(out, candidate{subflake: sf, Output: o})
 			}
 		}
 	}
-	return nil
+	return out, nil
 }
 
 // pickSubflakes resolves the requested sub-flakes (all when none is named),
@@ -192,7 +213,7 @@ func (r *Results) pickSystems(requested []string) (map[string]bool, error) {
 	for _, s := range requested {
 		if !known[s] {
 			return nil, fmt.Errorf("%w: %s has no results for system %q (it has: %s)",
-				ErrBadSelection, r.Source, s, strings.Join(sortedKeys(known), ", "))
+				ErrBadSelection, r.Source, s, strings.Join(slices.Sorted(maps.Keys(known)), ", "))
 		}
 		want[s] = true
 	}
@@ -228,35 +249,6 @@ func PinName(prefix, system, name string) string {
 	return prefix + "-" + system + "-" + name
 }
 
-// nameSelected applies the include and exclude patterns to one name.
-// Patterns were validated by the caller, so Match cannot fail here.
-func nameSelected(name string, include, exclude []string) bool {
-	for _, pat := range exclude {
-		if ok, _ := path.Match(pat, name); ok {
-			return false
-		}
-	}
-	if len(include) == 0 {
-		return true
-	}
-	for _, pat := range include {
-		if ok, _ := path.Match(pat, name); ok {
-			return true
-		}
-	}
-	return false
-}
-
-// sortedKeys returns a set's members in order, for messages.
-func sortedKeys(m map[string]bool) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
-}
-
 // listNames renders up to five names for a message.
 func listNames(names []string) string {
 	const max = 5
@@ -264,4 +256,78 @@ func listNames(names []string) string {
 		return strings.Join(names, ", ")
 	}
 	return fmt.Sprintf("%s and %d more", strings.Join(names[:max], ", "), len(names)-max)
+}
+
+// Roots reads the results file (file; "-" is stdin) and returns the roots
+// to push: the selected byName outputs, each pinned as
+// <prefix>-<system>-<name> with keep once its closure is in the cache;
+// then, unless the selection filters names or systems (outPaths and
+// allDeps carry neither), every outPaths entry of the selected sub-flakes,
+// unpinned, and their allDeps (what `om ci run --include-all-dependencies`
+// lists: derivations and outputs), unpinned and skipped, with a count,
+// when not valid in the local store. With several systems in one file, om
+// ci does not record which system built each output: it is read from the
+// outputs' derivations in st.
+func Roots(ctx context.Context, file string, stdin io.Reader, sel Selection, keep *backend.Keep, st *store.Store) ([]pushlib.Root, error) {
+	r, source := stdin, "stdin"
+	if file != "-" {
+		f, err := os.Open(file)
+		if err != nil {
+			return nil, fault.BadInputf("reading om ci results: %w", err)
+		}
+		defer f.Close()
+		r, source = f, file
+	}
+	res, err := Parse(r, source)
+	if err != nil {
+		return nil, err
+	}
+	unknown, err := res.UnknownSystemPaths(sel)
+	if err != nil {
+		return nil, err
+	}
+	if len(unknown) > 0 {
+		if sel.SystemOf, err = SystemsFromDerivers(ctx, st, unknown); err != nil {
+			return nil, fault.BadInputf("%w", err)
+		}
+	}
+	items, err := res.Select(sel)
+	if err != nil {
+		return nil, err
+	}
+	roots := []pushlib.Root{}
+	for _, it := range items {
+		roots = append(roots, pushlib.Root{Path: it.StorePath, Name: it.Name, Pin: &backend.Pin{Name: it.PinName, Keep: keep}})
+	}
+	if len(sel.Include) > 0 || len(sel.Exclude) > 0 || len(sel.Systems) > 0 {
+		return roots, nil
+	}
+	outPaths, allDeps, err := res.Unnamed(sel)
+	if err != nil {
+		return nil, err
+	}
+	for _, p := range outPaths {
+		roots = append(roots, pushlib.Root{Path: p})
+	}
+	for _, p := range allDeps {
+		roots = append(roots, pushlib.Root{Path: p, IfValid: true})
+	}
+	return roots, nil
+}
+
+// Unnamed returns the outPaths and allDeps of the sub-flakes sel picks,
+// each sorted and without duplicates (names and systems are not
+// filtered: these paths have neither).
+func (r *Results) Unnamed(sel Selection) (outPaths, allDeps []string, err error) {
+	subflakes, err := r.pickSubflakes(sel.Subflakes)
+	if err != nil {
+		return nil, nil, err
+	}
+	for _, sf := range subflakes {
+		outPaths = append(outPaths, r.Subflakes[sf].OutPaths...)
+		allDeps = append(allDeps, r.Subflakes[sf].AllDeps...)
+	}
+	slices.Sort(outPaths)
+	slices.Sort(allDeps)
+	return slices.Compact(outPaths), slices.Compact(allDeps), nil
 }

@@ -7,6 +7,8 @@ import (
 	"slices"
 	"sort"
 	"strings"
+
+	"github.com/cachix-select/cachix-select/pushlib/store"
 )
 
 // ExportOptions controls Export.
@@ -266,7 +268,7 @@ func validatePin(p PinInfo) error {
 			return fmt.Errorf("%w: pin name %q has an empty component between dots; exclude it", ErrInvalidPin, p.Name)
 		}
 	}
-	if !isStorePath(p.StorePath) {
+	if _, err := store.ParseAbsolute(p.StorePath); err != nil {
 		return fmt.Errorf("%w: pin %q: %q is not a store path", ErrInvalidPin, p.Name, p.StorePath)
 	}
 	return nil

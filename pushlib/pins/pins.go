@@ -34,19 +34,19 @@
 package pins
 
 import (
-	"errors"
 	"fmt"
-	"path"
-	"regexp"
 	"slices"
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/cachix-select/cachix-select/pushlib/fault"
+	"github.com/cachix-select/cachix-select/pushlib/internal/glob"
 )
 
 // ErrInvalidPin marks pins that cannot be exported: a malformed name or
 // store path, or names that clash once dots become nesting.
-var ErrInvalidPin = errors.New("invalid pin")
+var ErrInvalidPin = fault.BadInput("invalid pin")
 
 // PinInfo is what the export needs to know about one pin.
 type PinInfo struct {
@@ -87,17 +87,14 @@ func DefaultSystems() []string {
 // be told. Patterns use path.Match syntax on the whole pin name, so "*"
 // does not cross a "/". The result is sorted by name.
 func Filter(pins []PinInfo, include, exclude, systems []string) ([]PinInfo, error) {
-	for _, pats := range [][]string{include, exclude} {
-		for _, pat := range pats {
-			if _, err := path.Match(pat, ""); err != nil {
-				return nil, fmt.Errorf("pin name pattern %q: %w", pat, err)
-			}
-		}
+	names, err := glob.New(include, exclude)
+	if err != nil {
+		return nil, fmt.Errorf("pin name %w", err)
 	}
 	known := knownSystems(systems)
 	var out []PinInfo
 	for _, p := range pins {
-		if !matchesAny(p.Name, include, true) || matchesAny(p.Name, exclude, false) {
+		if !names.Match(p.Name) {
 			continue
 		}
 		if len(systems) > 0 {
@@ -137,32 +134,4 @@ func knownSystems(extra []string) []string {
 	all := append(DefaultSystems(), extra...)
 	sort.Strings(all)
 	return slices.Compact(all)
-}
-
-// matchesAny reports whether name matches one of pats; ifEmpty is the
-// answer for an empty list. Patterns were validated by the caller.
-func matchesAny(name string, pats []string, ifEmpty bool) bool {
-	if len(pats) == 0 {
-		return ifEmpty
-	}
-	for _, pat := range pats {
-		if ok, _ := path.Match(pat, name); ok {
-			return true
-		}
-	}
-	return false
-}
-
-// storeBasePattern is a store path's base name: 32 nix-base32 characters, a
-// dash, and a name of the characters Nix allows.
-var storeBasePattern = regexp.MustCompile(`^[0-9abcdfghijklmnpqrsvwxyz]{32}-[A-Za-z0-9+\-._?=]+$`)
-
-// isStorePath reports whether p is an absolute, clean store path (not a
-// file inside one). The store directory itself is not fixed.
-func isStorePath(p string) bool {
-	if !path.IsAbs(p) || path.Clean(p) != p {
-		return false
-	}
-	dir, base := path.Split(p)
-	return dir != "/" && storeBasePattern.MatchString(base) && !strings.HasPrefix(base[33:], ".")
 }

@@ -1,8 +1,6 @@
 package pins
 
 import (
-	"github.com/cachix-select/cachix-select/pushlib/internal/atomicfile"
-
 	"archive/tar"
 	"compress/gzip"
 	"fmt"
@@ -12,6 +10,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/cachix-select/cachix-select/pushlib/internal/atomicfile"
 )
 
 // TarDir is the one top-level directory of the tarball. Nix (2.8 at
@@ -35,33 +35,9 @@ func WriteDir(dir string, files map[string][]byte) error {
 		return fmt.Errorf("creating output directory: %w", err)
 	}
 	for _, name := range sortedNames(files) {
-		if err := writeFileAtomic(filepath.Join(dir, name), files[name]); err != nil {
+		if err := atomicfile.WriteFile(filepath.Join(dir, name), files[name], 0o644, false); err != nil {
 			return err
 		}
-	}
-	return nil
-}
-
-// writeFileAtomic replaces path with data.
-func writeFileAtomic(path string, data []byte) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
-	if err != nil {
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	defer os.Remove(tmp.Name()) // no-op after the rename
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	if err := tmp.Chmod(0o644); err != nil {
-		tmp.Close()
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return fmt.Errorf("writing %s: %w", path, err)
 	}
 	return nil
 }

@@ -12,16 +12,17 @@ import (
 	"github.com/minio/minio-go/v7"
 
 	"github.com/cachix-select/cachix-select/pushlib/backend"
+	"github.com/cachix-select/cachix-select/pushlib/fault"
 )
 
-// Errors the S3 service reports that a retry cannot fix; each also
-// matches backend.ErrRejected, so the pipeline does not retry it.
+// Errors the S3 service reports that a retry cannot fix: permanent, so the
+// pipeline does not retry them.
 var (
 	// ErrWrongRegion: the URL's region is not the bucket's.
-	ErrWrongRegion = errors.New("wrong S3 region")
+	ErrWrongRegion = fault.Permanent("wrong S3 region")
 	// ErrClockSkew: this machine's clock and the service's disagree by
 	// more than S3 allows (15 minutes), so every signature is refused.
-	ErrClockSkew = errors.New("clock skew")
+	ErrClockSkew = fault.Permanent("clock skew")
 )
 
 // ErrUnreachable marks an endpoint that did not answer (after retries).
@@ -36,17 +37,13 @@ type Error struct {
 
 func (e *Error) Error() string { return e.msg }
 
-// Unwrap exposes the sentinel (and, for ErrWrongRegion and ErrClockSkew,
-// backend.ErrRejected) and the underlying error.
+// Unwrap exposes the sentinel and the underlying error.
 func (e *Error) Unwrap() []error {
 	errs := []error{}
 	for _, err := range []error{e.sentinel, e.cause} {
 		if err != nil {
 			errs = append(errs, err)
 		}
-	}
-	if errors.Is(e.sentinel, ErrWrongRegion) || errors.Is(e.sentinel, ErrClockSkew) {
-		errs = append(errs, backend.ErrRejected)
 	}
 	return errs
 }
@@ -76,16 +73,16 @@ func (c *Cache) classify(err error, op string) error {
 		return mk(backend.ErrCacheNotFound, "bucket %q does not exist at %s: create it first (aws s3 mb s3://%s, mc mb ALIAS/%s), or fix the URL",
 			bucket, host, bucket, bucket)
 	case "InvalidAccessKeyId":
-		return mk(backend.ErrUnauthorized, "%s does not know the access key from %s (InvalidAccessKeyId): check the keys", host, c.creds.source)
+		return mk(backend.ErrUnauthorized, "%s does not know the access key from %s (InvalidAccessKeyId): check the keys", host, c.creds.Source())
 	case "SignatureDoesNotMatch":
-		return mk(backend.ErrUnauthorized, "%s refused the secret key from %s (SignatureDoesNotMatch): check that it belongs to the access key", host, c.creds.source)
+		return mk(backend.ErrUnauthorized, "%s refused the secret key from %s (SignatureDoesNotMatch): check that it belongs to the access key", host, c.creds.Source())
 	case "AccessDenied", "AllAccessDisabled", "InvalidToken", "ExpiredToken", "AccountProblem", "InvalidSecurity":
-		if c.creds.anonymous {
+		if c.creds.Anonymous() {
 			return mk(backend.ErrUnauthorized, "%s denied anonymous access to bucket %q (%s): a dry run without S3 keys can only read a public bucket; give keys",
 				host, bucket, detail)
 		}
 		return mk(backend.ErrUnauthorized, "%s denied access to bucket %q with the credentials from %s (%s): check that they may read and write it",
-			host, bucket, c.creds.source, detail)
+			host, bucket, c.creds.Source(), detail)
 	case "AuthorizationHeaderMalformed", "PermanentRedirect", "InvalidRegion", "IllegalLocationConstraintException":
 		region := er.Region
 		if m := expecting.FindStringSubmatch(er.Message); region == "" && m != nil {

@@ -34,9 +34,11 @@ import (
 
 	"github.com/cachix-select/cachix-select/pushlib/backend"
 	"github.com/cachix-select/cachix-select/pushlib/binarycache"
+	"github.com/cachix-select/cachix-select/pushlib/fault"
 	"github.com/cachix-select/cachix-select/pushlib/s3cache/s3url"
 	"github.com/cachix-select/cachix-select/pushlib/signing"
 	"github.com/cachix-select/cachix-select/pushlib/store"
+	"github.com/cachix-select/cachix-select/pushlib/target"
 )
 
 // Defaults; Options can change each.
@@ -78,6 +80,10 @@ type Options struct {
 	// ReadOnly (dry runs) writes nothing: a missing nix-cache-info is an
 	// empty cache, and no credentials means anonymous reads.
 	ReadOnly bool
+	// Credentials are the keys, resolved by target.Resolve. When nil they
+	// are resolved here, by the same rules, from CredentialsFile and
+	// LookupEnv.
+	Credentials *target.S3Credentials
 	// CredentialsFile is an AWS shared credentials file named explicitly
 	// (--s3-credentials-file; the NixOS unit passes its LoadCredential copy
 	// this way). It wins over the environment and ~/.aws/credentials.
@@ -110,8 +116,10 @@ type Cache struct {
 	loc    s3url.Location
 	core   *minio.Core
 	signer binarycache.Signer
-	creds  *resolved
+	creds  *target.S3Credentials
 	rt     *roundTripper
+	// warnings are what resolving the credentials here found.
+	warnings []string
 
 	partSize int64
 	// buffers bounds the part buffers in use across uploads; bufPool
@@ -161,10 +169,14 @@ func New(opts Options) (*Cache, error) {
 	if partSize < s3url.MinPartSize || partSize > s3url.MaxPartSize {
 		return nil, fmt.Errorf("%w: part size %d is outside S3's 5 MiB–5 GiB", s3url.ErrBadURL, partSize)
 	}
-	creds, err := resolveCredentials(credentialSources{File: opts.CredentialsFile, Profile: loc.Profile,
-		StoreDir: opts.StoreDir, Lookup: opts.LookupEnv, Anonymous: opts.ReadOnly})
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", loc, err)
+	creds, warnings := opts.Credentials, []string(nil)
+	if creds == nil {
+		var err error
+		creds, warnings, err = target.ResolveS3(target.Options{StoreDir: opts.StoreDir, LookupEnv: opts.LookupEnv,
+			ReadOnly: opts.ReadOnly}, opts.CredentialsFile, loc)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", loc, err)
+		}
 	}
 	base := opts.Transport
 	if base == nil {
@@ -181,7 +193,7 @@ func New(opts Options) (*Cache, error) {
 		lookup = minio.BucketLookupPath // as Nix does for a custom endpoint
 	}
 	core, err := minio.NewCore(loc.Host(), &minio.Options{
-		Creds: creds.creds, Secure: loc.Secure, Region: loc.Region, BucketLookup: lookup,
+		Creds: creds.Provider(), Secure: loc.Secure, Region: loc.Region, BucketLookup: lookup,
 		Transport: rt, MaxRetries: opts.MaxRetries,
 	})
 	if err != nil {
@@ -193,7 +205,7 @@ func New(opts Options) (*Cache, error) {
 	}
 	core.SetAppInfo("cachix-select", version)
 	return &Cache{
-		opts: opts, loc: loc, core: core, creds: creds, rt: rt, partSize: partSize,
+		opts: opts, loc: loc, core: core, creds: creds, warnings: warnings, rt: rt, partSize: partSize,
 		signer:  binarycache.Signer{Key: opts.SigningKey, OmitDeriver: opts.OmitDeriver},
 		buffers: make(chan struct{}, opts.MaxBuffers),
 	}, nil
@@ -205,15 +217,12 @@ func (c *Cache) String() string { return c.loc.String() }
 // Location is the parsed URL.
 func (c *Cache) Location() s3url.Location { return c.loc }
 
-// Warnings are what resolving the credentials found worth saying.
-func (c *Cache) Warnings() []string { return c.creds.warnings }
+// Warnings are what resolving the credentials here found worth saying.
+func (c *Cache) Warnings() []string { return c.warnings }
 
 // CredentialsSource says where the keys came from ("$AWS_ACCESS_KEY_ID",
 // "profile default in /root/.aws/credentials"), never what they are.
-func (c *Cache) CredentialsSource() string { return c.creds.source }
-
-// Requests returns how many HTTP requests this cache made, by method.
-func (c *Cache) Requests() map[string]int { return c.rt.counts() }
+func (c *Cache) CredentialsSource() string { return c.creds.Source() }
 
 // key is the object key of a file of the cache.
 func (c *Cache) key(name string) string { return c.loc.Prefix + name }
@@ -430,4 +439,25 @@ func code(err error) string {
 		return er.Code
 	}
 	return ""
+}
+
+// Factory builds S3 caches for target.S3 references (the "s3" scheme of a
+// backend.Registry).
+type Factory struct{}
+
+// Scheme is "s3".
+func (Factory) Scheme() string { return target.S3{}.Scheme() }
+
+// New builds the cache for t with its resolved keys and signing key.
+func (Factory) New(t *target.Target, opts backend.Options) (backend.Backend, error) {
+	ref, ok := t.Ref.(target.S3)
+	if !ok {
+		return nil, fmt.Errorf("%w: %s is not an S3 cache", backend.ErrNotSupported, t.Ref)
+	}
+	c, err := New(Options{URL: ref.Location.String(), StoreDir: opts.StoreDir, SigningKey: t.SigningKey,
+		OmitDeriver: t.OmitDeriver, ReadOnly: opts.ReadOnly, Credentials: t.S3, Logger: opts.Logger, Version: opts.Version})
+	if err != nil {
+		return nil, fault.BadInputf("%w", err)
+	}
+	return c, nil
 }

@@ -17,7 +17,7 @@ import (
 	"time"
 
 	"github.com/minio/minio-go/v7"
-	"github.com/nix-community/go-nix/pkg/nixbase32"
+	"github.com/nix-community/go-nix/pkg/nixhash"
 
 	"github.com/cachix-select/cachix-select/pushlib/backend"
 	"github.com/cachix-select/cachix-select/pushlib/binarycache"
@@ -70,7 +70,7 @@ func (c *Cache) Upload(ctx context.Context, info *store.PathInfo, comp narstream
 	key := c.key(name)
 	p := &pending{c: c, info: info, res: res, url: name}
 	if w.id == "" {
-		err := c.putPart(ctx, key, (*w.buf)[:w.n], hex.EncodeToString(res.FileHash))
+		err := c.putPart(ctx, key, (*w.buf)[:w.n], res.FileHashHex())
 		w.releaseBuffer(err == nil)
 		if err != nil {
 			return nil, c.classify(err, "uploading "+key)
@@ -151,7 +151,7 @@ var machineTag = sync.OnceValue(func() string {
 func stagingName(info *store.PathInfo, comp narstream.Compression) string {
 	r := make([]byte, 4)
 	_, _ = rand.Read(r)
-	return fmt.Sprintf("%s%s-%s-%d-%x.%s", stagingDir, nixbase32.EncodeToString(info.NarHash), machineTag(), os.Getpid(), r, comp.FileExt())
+	return fmt.Sprintf("%s%s-%s-%d-%x.%s", stagingDir, info.NarHash.Format(nixhash.NixBase32, false), machineTag(), os.Getpid(), r, comp.FileExt())
 }
 
 // abandonedStaging reports whether a staging name belongs to a process of

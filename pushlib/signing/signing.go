@@ -10,14 +10,15 @@ package signing
 import (
 	"crypto/ed25519"
 	"encoding/base64"
-	"errors"
 	"fmt"
 	"strings"
+
+	"github.com/cachix-select/cachix-select/pushlib/fault"
 )
 
 // ErrBadKey marks a signing key that cannot be decoded. Its message never
 // contains key material.
-var ErrBadKey = errors.New("invalid signing key")
+var ErrBadKey = fault.BadInput("invalid signing key")
 
 // Key is an ed25519 secret key with the name Nix shows in Sig: lines.
 type Key struct {
@@ -67,11 +68,6 @@ func (k *Key) Sign(fingerprint string) []byte {
 // SignBase64 returns the bare base64 signature, as Cachix's cSig expects.
 func (k *Key) SignBase64(fingerprint string) string {
 	return base64.StdEncoding.EncodeToString(k.Sign(fingerprint))
-}
-
-// SigLine returns "name:base64sig", the form of a narinfo Sig: line.
-func (k *Key) SigLine(fingerprint string) string {
-	return k.Name + ":" + k.SignBase64(fingerprint)
 }
 
 // PublicKey returns the public key in Nix form ("name:base64"), as

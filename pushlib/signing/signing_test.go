@@ -35,7 +35,7 @@ func TestBothKeyForms(t *testing.T) {
 			if got := k.SignBase64(fp); got != wantSig {
 				t.Errorf("signature = %s, want %s", got, wantSig)
 			}
-			if got := k.SigLine(fp); got != tt.wantName+":"+wantSig {
+			if got := k.Name + ":" + k.SignBase64(fp); got != tt.wantName+":"+wantSig {
 				t.Errorf("sig line = %s", got)
 			}
 			if k.PublicKeyBare() != publicKey || k.PublicKey() != tt.wantName+":"+publicKey {

@@ -125,9 +125,9 @@ func TestBatchesWithRealNix(t *testing.T) {
 	if err != nil || len(closure) != len(paths) {
 		t.Fatalf("ClosurePaths: %d paths, %v", len(closure), err)
 	}
-	infos, err := s.Closure(t.Context(), paths)
+	infos, err := s.Query(t.Context(), closure)
 	if err != nil || len(infos) != len(paths) {
-		t.Fatalf("Closure: %d paths, %v", len(infos), err)
+		t.Fatalf("Query: %d paths, %v", len(infos), err)
 	}
 	for _, p := range paths {
 		if infos[p] == nil || infos[p].NarSize == 0 {

@@ -1,19 +1,23 @@
 package store
 
 import (
-	"errors"
 	"fmt"
+	"path"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"unicode"
 	"unicode/utf8"
 
 	"github.com/nix-community/go-nix/pkg/nixbase32"
+	"github.com/nix-community/go-nix/pkg/storepath"
+
+	"github.com/cachix-select/cachix-select/pushlib/fault"
 )
 
 // ErrBadPath marks a string that cannot be a store path at all: Nix itself
 // would reject its hash or name, so no push of it can ever succeed.
-var ErrBadPath = errors.New("not a valid store path")
+var ErrBadPath = fault.BadInput("not a valid store path")
 
 // hashLen is the length of the nix-base32 hash part of a store path name.
 const hashLen = 32
@@ -39,28 +43,86 @@ func (e *BadPathError) Error() string {
 // cannot be a store path is not a valid path of the store either.
 func (e *BadPathError) Unwrap() []error { return []error{ErrBadPath, ErrNotInStore} }
 
-// CheckPath checks that p is a store path of the store at dir as Nix
-// itself parses one: dir + "/" + a 32-character nix-base32 hash, "-", and
-// a name of 1 to 211 characters from [A-Za-z0-9+-._?=] that is not "." or
-// "..". It does not look at the disk. go-nix's storepath package is not used
-// for the name because it rejects every leading dot (Nix does not), works
-// only for /nix/store and repeats the whole input in its errors.
-func CheckPath(dir, p string) error {
-	prefix := strings.TrimRight(dir, "/") + "/"
-	base, ok := strings.CutPrefix(p, prefix)
+// Path is a store path: the store directory it is in, and the hash digest
+// and name of its base name as go-nix's storepath.StorePath holds them.
+// Make one with ParsePath (or ParseAbsolute), which applies Nix's own
+// rules; go-nix's StorePath.Validate is stricter than Nix (it rejects a
+// leading dot) and knows only /nix/store, so it is not used.
+type Path struct {
+	storepath.StorePath
+	dir  string
+	hash string
+}
+
+// ParsePath parses p as a store path of the store at dir as Nix itself
+// parses one: dir + "/" + a 32-character nix-base32 hash, "-", and a name
+// of 1 to 211 characters from [A-Za-z0-9+-._?=] that is not "." or "..".
+// It does not look at the disk. Errors are *BadPathError values, whose
+// messages show p escaped and cut (go-nix repeats the whole input).
+func ParsePath(dir, p string) (Path, error) {
+	dir = strings.TrimRight(dir, "/")
+	base, ok := strings.CutPrefix(p, dir+"/")
 	switch {
 	case !ok:
-		return &BadPathError{p, "it is not in " + strings.TrimRight(dir, "/")}
+		return Path{}, &BadPathError{p, "it is not in " + dir}
 	case strings.Contains(base, "/"):
-		return &BadPathError{p, "it points inside a store path"}
+		return Path{}, &BadPathError{p, fmt.Sprintf("it points inside a store path; give the store path itself (%s)",
+			Quote(dir+"/"+base[:strings.IndexByte(base, '/')]))}
 	case len(base) < hashLen+2 || base[hashLen] != '-':
-		return &BadPathError{p, fmt.Sprintf("want %s<32-character hash>-<name>", prefix)}
+		return Path{}, &BadPathError{p, fmt.Sprintf("want %s/<32-character hash>-<name>", dir)}
 	}
-	if err := nixbase32.ValidateString(base[:hashLen]); err != nil {
-		return &BadPathError{p, fmt.Sprintf("its hash part %s is not nix-base32 (digits and lower-case letters except e, o, u, t)",
+	digest, err := nixbase32.DecodeString(base[:hashLen])
+	if err != nil {
+		return Path{}, &BadPathError{p, fmt.Sprintf("its hash part %s is not nix-base32 (digits and lower-case letters except e, o, u, t)",
 			Quote(base[:hashLen]))}
 	}
-	return checkName(p, base[hashLen+1:])
+	if err := checkName(p, base[hashLen+1:]); err != nil {
+		return Path{}, err
+	}
+	return Path{StorePath: storepath.StorePath{Name: base[hashLen+1:], Digest: digest}, dir: dir, hash: base[:hashLen]}, nil
+}
+
+// ParseAbsolute parses p as a store path of whatever store directory it
+// names (the directory above its base name): for store paths that come
+// from elsewhere (a cache's pins, om ci results), whose store is not
+// necessarily this machine's.
+func ParseAbsolute(p string) (Path, error) {
+	if !path.IsAbs(p) || path.Clean(p) != p || path.Dir(p) == "/" {
+		return Path{}, &BadPathError{p, "want an absolute path <store>/<32-character hash>-<name>"}
+	}
+	return ParsePath(path.Dir(p), p)
+}
+
+// String is the absolute path, e.g. /nix/store/<hash>-hello-2.12.1.
+func (p Path) String() string { return p.dir + "/" + p.Base() }
+
+// Dir is the store directory, e.g. /nix/store.
+func (p Path) Dir() string { return p.dir }
+
+// Base is the base name, <hash>-<name>.
+func (p Path) Base() string { return p.hash + "-" + p.Name }
+
+// Hash is the 32-character nix-base32 hash part.
+func (p Path) Hash() string { return p.hash }
+
+// HashPart returns the 32-character hash part of a store path already
+// known to be one (a PathInfo's): the key binary caches file it under.
+func HashPart(p string) string {
+	base := path.Base(p)
+	if len(base) < hashLen {
+		return base
+	}
+	return base[:hashLen]
+}
+
+// NameOf is the name part of a store path already known to be one
+// (/nix/store/<hash>-hello-2.12 → hello-2.12).
+func NameOf(p string) string {
+	base := path.Base(p)
+	if len(base) > hashLen+1 {
+		return base[hashLen+1:]
+	}
+	return base
 }
 
 // checkName applies Nix's rules for the name part of a store path.
@@ -124,4 +186,40 @@ func plain(s string) bool {
 		}
 	}
 	return true
+}
+
+// Within reports whether file lies inside one of the store directories
+// dirs ("" entries are skipped; /nix/store is always among them): file
+// made absolute and cleaned, or the file its symlinks lead to (on NixOS
+// /etc/static/… points into the store), inside a directory or its own
+// symlink-resolved form. It returns the offending form of file. Secrets
+// must never be there: every user can read the store.
+func Within(file string, dirs ...string) (string, bool) {
+	abs, err := filepath.Abs(file)
+	if err != nil {
+		abs = filepath.Clean(file)
+	}
+	forms := []string{abs}
+	if real, err := filepath.EvalSymlinks(abs); err == nil && real != abs {
+		forms = append(forms, real)
+	}
+	var all []string
+	for _, d := range append(dirs, DefaultStoreDir) {
+		if d == "" {
+			continue
+		}
+		d = filepath.Clean(d)
+		all = append(all, d)
+		if real, err := filepath.EvalSymlinks(d); err == nil && real != d {
+			all = append(all, real)
+		}
+	}
+	for _, d := range all {
+		for _, p := range forms {
+			if p == d || strings.HasPrefix(p, d+string(filepath.Separator)) {
+				return p, true
+			}
+		}
+	}
+	return "", false
 }

@@ -8,10 +8,10 @@ import (
 	"github.com/cachix-select/cachix-select/pushlib/store"
 )
 
-// TestCheckPath follows Nix's own rules for store path names: what Nix
+// TestParsePath follows Nix's own rules for store path names: what Nix
 // accepts passes, what it rejects fails with a short, escaped one-line
 // message that never repeats a huge input.
-func TestCheckPath(t *testing.T) {
+func TestParsePath(t *testing.T) {
 	t.Parallel()
 	const dir = "/nix/store"
 	const hash = "dd6q030zgh4g66z31amskd61262bgyn9"
@@ -46,10 +46,14 @@ func TestCheckPath(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			err := store.CheckPath(dir, tt.path)
+			sp, err := store.ParsePath(dir, tt.path)
 			if tt.wantErr == "" {
 				if err != nil {
-					t.Fatalf("CheckPath: %v", err)
+					t.Fatalf("ParsePath: %v", err)
+				}
+				if sp.String() != tt.path || sp.Dir() != dir || sp.Hash() != hash || sp.Base() != tt.path[len(dir)+1:] ||
+					sp.Name != tt.path[len(dir)+34:] || len(sp.Digest) != 20 {
+					t.Errorf("parsed into %q: dir %q hash %q base %q name %q", sp, sp.Dir(), sp.Hash(), sp.Base(), sp.Name)
 				}
 				return
 			}

@@ -11,8 +11,6 @@ package store
 
 import (
 	"bytes"
-	"encoding/base64"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -20,7 +18,7 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/nix-community/go-nix/pkg/nixbase32"
+	"github.com/nix-community/go-nix/pkg/nixhash"
 )
 
 // DefaultStoreDir is the store directory used when Nix does not say otherwise.
@@ -30,8 +28,8 @@ const DefaultStoreDir = "/nix/store"
 type PathInfo struct {
 	// Path is the absolute store path, e.g. /nix/store/<hash>-hello-2.12.1.
 	Path string
-	// NarHash is the SHA-256 digest (32 bytes) of the path's NAR serialisation.
-	NarHash []byte
+	// NarHash is the SHA-256 hash of the path's NAR serialisation.
+	NarHash nixhash.Hash
 	// NarSize is the length in bytes of the NAR serialisation.
 	NarSize uint64
 	// References are the absolute store paths this path refers to, sorted,
@@ -45,19 +43,10 @@ type PathInfo struct {
 	CA string
 }
 
-// HashPart returns the 32-character nix-base32 hash part of p.
-func HashPart(p string) string {
-	base := path.Base(p)
-	if len(base) < 32 {
-		return base
-	}
-	return base[:32]
-}
-
 // NarHashString renders the NAR hash as Nix writes it in narinfo files:
 // "sha256:" followed by 52 nix-base32 characters.
 func (pi *PathInfo) NarHashString() string {
-	return "sha256:" + nixbase32.EncodeToString(pi.NarHash)
+	return pi.NarHash.Format(nixhash.NixBase32, true)
 }
 
 // ReferenceNames returns the base names (<hash>-<name>) of the references,
@@ -89,7 +78,8 @@ type rawPathInfo struct {
 	NarSize    uint64          `json:"narSize"`
 	References []string        `json:"references"`
 	Deriver    *string         `json:"deriver"`
-	Signatures []string        `json:"signatures"`
+	Signatures json.RawMessage `json:"signatures"`
+	Sigs       json.RawMessage `json:"sigs"`
 	CA         json.RawMessage `json:"ca"`
 	Valid      *bool           `json:"valid"`
 }
@@ -102,6 +92,10 @@ type rawPathInfo struct {
 //   - Nix ≥ 2.33: {"version": N, "storeDir": "...", "info": {...}}, keyed by
 //     base name in version 2, with base-name references and structured
 //     "narHash"/"ca" objects.
+//
+// Signatures may be "name:base64" strings or, since Nix's format 3,
+// {"keyName","sig"} objects (under "signatures", or "sigs" as some tools
+// write them); they come back in the text form.
 //
 // Hashes may be SRI ("sha256-<base64>"), "sha256:<nix32|hex|base64>" or a
 // {"algorithm","format","hash"} object. Invalid paths (null entries or
@@ -168,7 +162,7 @@ func ParsePathInfoJSON(data []byte, storeDir string) (map[string]*PathInfo, erro
 			return nil, fmt.Errorf("%w: entry without a path", ErrParsePathInfo)
 		}
 		p := absolute(storeDir, e.Path)
-		h, err := parseNarHashJSON(e.NarHash)
+		h, err := parseHashJSON(e.NarHash, &sha256)
 		if err != nil {
 			return nil, fmt.Errorf("%w: narHash of %s: %v", ErrParsePathInfo, p, err)
 		}
@@ -176,7 +170,15 @@ func ParsePathInfoJSON(data []byte, storeDir string) (map[string]*PathInfo, erro
 		if err != nil {
 			return nil, fmt.Errorf("%w: ca of %s: %v", ErrParsePathInfo, p, err)
 		}
-		pi := &PathInfo{Path: p, NarHash: h, NarSize: e.NarSize, Signatures: e.Signatures, CA: ca}
+		rawSigs := e.Signatures
+		if len(bytes.TrimSpace(rawSigs)) == 0 || string(bytes.TrimSpace(rawSigs)) == "null" {
+			rawSigs = e.Sigs
+		}
+		sigs, err := parseSignaturesJSON(rawSigs)
+		if err != nil {
+			return nil, fmt.Errorf("%w: signatures of %s: %v", ErrParsePathInfo, p, err)
+		}
+		pi := &PathInfo{Path: p, NarHash: h, NarSize: e.NarSize, Signatures: sigs, CA: ca}
 		for _, r := range e.References {
 			pi.References = append(pi.References, absolute(storeDir, r))
 		}
@@ -187,6 +189,60 @@ func ParsePathInfoJSON(data []byte, storeDir string) (map[string]*PathInfo, erro
 		out[p] = pi
 	}
 	return out, nil
+}
+
+// parseSignaturesJSON reads a list of signatures, each "name:base64" or
+// {"keyName": name, "sig": base64}, into the text form.
+func parseSignaturesJSON(raw json.RawMessage) ([]string, error) {
+	raw = bytes.TrimSpace(raw)
+	if len(raw) == 0 || string(raw) == "null" {
+		return nil, nil
+	}
+	var items []json.RawMessage
+	if err := json.Unmarshal(raw, &items); err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, it := range items {
+		it = bytes.TrimSpace(it)
+		if len(it) > 0 && it[0] == '"' {
+			var s string
+			if err := json.Unmarshal(it, &s); err != nil {
+				return nil, err
+			}
+			out = append(out, s)
+			continue
+		}
+		var obj struct {
+			KeyName string `json:"keyName"`
+			Sig     string `json:"sig"`
+		}
+		if err := json.Unmarshal(it, &obj); err != nil {
+			return nil, err
+		}
+		if obj.KeyName == "" || obj.Sig == "" {
+			return nil, errors.New(`a signature object needs "keyName" and "sig"`)
+		}
+		out = append(out, obj.KeyName+":"+obj.Sig)
+	}
+	return out, nil
+}
+
+// SignedBy reports whether the path carries a signature by a key with one
+// of the given names (the names only: the signatures are not verified).
+func (pi *PathInfo) SignedBy(names []string) (string, bool) {
+	for _, s := range pi.Signatures {
+		name, _, ok := strings.Cut(s, ":")
+		if !ok {
+			continue
+		}
+		for _, n := range names {
+			if name == n {
+				return n, true
+			}
+		}
+	}
+	return "", false
 }
 
 // isObject reports whether raw JSON is an object.
@@ -203,117 +259,39 @@ func absolute(storeDir, p string) string {
 	return storeDir + "/" + p
 }
 
-// hashSizes are the digest sizes of the algorithms Nix uses.
-var hashSizes = map[string]int{"md5": 16, "sha1": 20, "sha256": 32, "sha512": 64}
+// sha256 is the algorithm of every NAR hash.
+var sha256 = nixhash.SHA256
 
-// parseHashJSON decodes a hash given as a string or a structured object and
-// returns its algorithm and digest.
-func parseHashJSON(raw json.RawMessage) (string, []byte, error) {
+// parseHashJSON decodes a hash given as a string ("sha256-<base64>" (SRI),
+// or "<algo>:<digest>" with a nix-base32, hex or base64 digest) or as a
+// structured {"algorithm","format","hash"} object. algo, if not nil, is
+// the algorithm it must have.
+func parseHashJSON(raw json.RawMessage, algo *nixhash.Algorithm) (nixhash.Hash, error) {
 	raw = bytes.TrimSpace(raw)
 	if len(raw) == 0 || string(raw) == "null" {
-		return "", nil, errors.New("missing")
+		return nixhash.Hash{}, errors.New("missing")
 	}
+	var text string
 	if raw[0] == '"' {
-		var s string
-		if err := json.Unmarshal(raw, &s); err != nil {
-			return "", nil, err
+		if err := json.Unmarshal(raw, &text); err != nil {
+			return nixhash.Hash{}, err
 		}
-		return parseHash(s)
-	}
-	var obj struct {
-		Algorithm string `json:"algorithm"`
-		Format    string `json:"format"`
-		Hash      string `json:"hash"`
-	}
-	if err := json.Unmarshal(raw, &obj); err != nil {
-		return "", nil, err
-	}
-	d, err := decodeDigest(obj.Algorithm, obj.Format, obj.Hash)
-	return obj.Algorithm, d, err
-}
-
-// parseNarHashJSON decodes a narHash field, which is always SHA-256.
-func parseNarHashJSON(raw json.RawMessage) ([]byte, error) {
-	algo, d, err := parseHashJSON(raw)
-	if err != nil {
-		return nil, err
-	}
-	if algo != "sha256" {
-		return nil, fmt.Errorf("algorithm %q, want sha256", algo)
-	}
-	return d, nil
-}
-
-// ParseSHA256 parses a SHA-256 hash written as "sha256-<base64>" (SRI) or
-// "sha256:<digest>" with a nix-base32, hex or base64 digest.
-func ParseSHA256(s string) ([]byte, error) {
-	algo, d, err := parseHash(s)
-	if err != nil {
-		return nil, err
-	}
-	if algo != "sha256" {
-		return nil, fmt.Errorf("hash %q: algorithm %q, want sha256", s, algo)
-	}
-	return d, nil
-}
-
-// parseHash parses "<algo>-<base64>" (SRI) or "<algo>:<digest>".
-func parseHash(s string) (string, []byte, error) {
-	i := strings.IndexAny(s, ":-")
-	if i < 0 {
-		return "", nil, fmt.Errorf("hash %q has no algorithm prefix", s)
-	}
-	format := ""
-	if s[i] == '-' {
-		format = "base64"
-	}
-	d, err := decodeDigest(s[:i], format, s[i+1:])
-	if err != nil {
-		return "", nil, fmt.Errorf("hash %q: %w", s, err)
-	}
-	return s[:i], d, nil
-}
-
-// decodeDigest decodes a digest of the given algorithm, detecting the
-// encoding by length when format is empty, as Nix does.
-func decodeDigest(algo, format, digest string) ([]byte, error) {
-	size, ok := hashSizes[algo]
-	if !ok {
-		return nil, fmt.Errorf("unknown hash algorithm %q", algo)
-	}
-	if format == "" {
-		switch len(digest) {
-		case hex.EncodedLen(size):
-			format = "base16"
-		case nixbase32.EncodedLen(size):
-			format = "nix32"
-		case base64.StdEncoding.EncodedLen(size):
-			format = "base64"
-		default:
-			return nil, fmt.Errorf("digest %q has the wrong length for %s", digest, algo)
+	} else {
+		var obj struct {
+			Algorithm string `json:"algorithm"`
+			Hash      string `json:"hash"`
 		}
+		if err := json.Unmarshal(raw, &obj); err != nil {
+			return nixhash.Hash{}, err
+		}
+		// The digest's encoding ("format") follows from its length.
+		text = obj.Algorithm + ":" + obj.Hash
 	}
-	var (
-		b   []byte
-		err error
-	)
-	switch format {
-	case "base16", "hex":
-		b, err = hex.DecodeString(digest)
-	case "nix32", "base32":
-		b, err = nixbase32.DecodeString(digest)
-	case "base64", "sri":
-		b, err = base64.StdEncoding.DecodeString(digest)
-	default:
-		return nil, fmt.Errorf("unknown digest format %q", format)
-	}
+	h, err := nixhash.ParseAny(text, algo)
 	if err != nil {
-		return nil, fmt.Errorf("decoding %s digest: %w", format, err)
+		return nixhash.Hash{}, fmt.Errorf("hash %q: %w", text, err)
 	}
-	if len(b) != size {
-		return nil, fmt.Errorf("%s digest has %d bytes, want %d", algo, len(b), size)
-	}
-	return b, nil
+	return h.Hash, nil
 }
 
 // parseCAJSON renders a content address in narinfo text form from either the
@@ -335,11 +313,11 @@ func parseCAJSON(raw json.RawMessage) (string, error) {
 	if err := json.Unmarshal(raw, &obj); err != nil {
 		return "", err
 	}
-	algo, h, err := parseHashJSON(obj.Hash)
+	h, err := parseHashJSON(obj.Hash, nil)
 	if err != nil {
 		return "", err
 	}
-	nix32 := algo + ":" + nixbase32.EncodeToString(h)
+	nix32 := h.Format(nixhash.NixBase32, true)
 	switch obj.Method {
 	case "text":
 		return "text:" + nix32, nil

@@ -5,7 +5,10 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"testing"
+
+	"github.com/nix-community/go-nix/pkg/nixhash"
 
 	"github.com/cachix-select/cachix-select/pushlib/store"
 )
@@ -32,6 +35,10 @@ func TestParsePathInfoJSONShapes(t *testing.T) {
 		{file: "nix-2.19-object.json"},
 		{file: "nix-2.33-format1.json"},
 		{file: "nix-2.33-format2.json", wantCA: depCA},
+		// Written from Nix's store-object-info v3 schema (structured
+		// signatures), and from the 2.8 file with "sigs" for "signatures".
+		{file: "nix-format3-structured-sigs.json", wantCA: depCA, wantSig: true},
+		{file: "sigs-field.json", wantSig: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.file, func(t *testing.T) {
@@ -68,6 +75,17 @@ func TestParsePathInfoJSONShapes(t *testing.T) {
 			}
 			if got := len(ti.Signatures) > 0; got != tt.wantSig {
 				t.Errorf("signatures = %v", ti.Signatures)
+			}
+			if tt.wantSig {
+				if name, ok := ti.SignedBy([]string{"other-1", "cache.example.org-1"}); !ok || name != "cache.example.org-1" {
+					t.Errorf("SignedBy: %q %v (signatures %v)", name, ok, ti.Signatures)
+				}
+				if !strings.HasPrefix(ti.Signatures[0], "cache.example.org-1:AAAA") {
+					t.Errorf("signature text form: %q", ti.Signatures[0])
+				}
+			}
+			if _, ok := ti.SignedBy([]string{"cache.example.org"}); ok {
+				t.Error("SignedBy matched a key name that is only a prefix")
 			}
 		})
 	}
@@ -112,11 +130,11 @@ func TestParseSHA256Encodings(t *testing.T) {
 		"sha256-47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=",
 		"sha256:47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=",
 	} {
-		d, err := store.ParseSHA256(in)
+		d, err := nixhash.ParseAny(in, nil)
 		if err != nil {
 			t.Fatalf("%s: %v", in, err)
 		}
-		if got := (&store.PathInfo{NarHash: d}).NarHashString(); got != "sha256:"+want {
+		if got := (&store.PathInfo{NarHash: d.Hash}).NarHashString(); got != "sha256:"+want {
 			t.Errorf("%s → %s", in, got)
 		}
 	}
@@ -125,13 +143,13 @@ func TestParseSHA256Encodings(t *testing.T) {
 func TestFingerprintVector(t *testing.T) {
 	t.Parallel()
 	// cachix-protocol.md §10.
-	h, err := store.ParseSHA256("sha256:04zwf782yjwnh3q6hz5izfd6jyip8kgw6g6yj43fiqhbyhdd0dqw")
+	h, err := nixhash.ParseAny("sha256:04zwf782yjwnh3q6hz5izfd6jyip8kgw6g6yj43fiqhbyhdd0dqw", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	pi := &store.PathInfo{
 		Path:    "/nix/store/0123456789abcdfghijklmnpqrsvwxyz-hello",
-		NarHash: h, NarSize: 120,
+		NarHash: h.Hash, NarSize: 120,
 		References: []string{"/nix/store/zyxwvsrqpnmlkjihgfdcba9876543210-glibc-2.40", "/nix/store/0123456789abcdfghijklmnpqrsvwxyz-hello"},
 	}
 	want := "1;/nix/store/0123456789abcdfghijklmnpqrsvwxyz-hello;sha256:04zwf782yjwnh3q6hz5izfd6jyip8kgw6g6yj43fiqhbyhdd0dqw;120;" +

@@ -11,11 +11,13 @@ import (
 	"sort"
 	"strings"
 	"syscall"
+
+	"github.com/cachix-select/cachix-select/pushlib/fault"
 )
 
 // ErrNotInStore marks an input that is not (or no longer) a valid path of
 // the local Nix store.
-var ErrNotInStore = errors.New("not a valid path in the Nix store")
+var ErrNotInStore = fault.BadInput("not a valid path in the Nix store")
 
 // ErrNix marks a failure to run Nix itself (missing binary, daemon down, …).
 var ErrNix = errors.New("running nix failed")
@@ -148,21 +150,18 @@ func lastLine(s string) string {
 	return ""
 }
 
-// ToStorePath cuts an absolute path inside the store down to the store path
-// itself (/nix/store/<hash>-<name>/bin/x → /nix/store/<hash>-<name>).
-func (s *Store) ToStorePath(p string) (string, bool) {
-	prefix := s.Dir + "/"
-	if !strings.HasPrefix(p, prefix) {
-		return "", false
+// StorePathOf cuts an absolute path inside the store down to the store
+// path itself (/nix/store/<hash>-<name>/bin/x → /nix/store/<hash>-<name>)
+// and parses it. A path outside the store is a *BadPathError too.
+func (s *Store) StorePathOf(p string) (Path, error) {
+	rest, ok := strings.CutPrefix(p, s.Dir+"/")
+	if !ok {
+		return Path{}, &BadPathError{p, "it is not in " + s.Dir}
 	}
-	rest := p[len(prefix):]
 	if i := strings.IndexByte(rest, '/'); i >= 0 {
 		rest = rest[:i]
 	}
-	if len(rest) < 34 || rest[32] != '-' {
-		return "", false
-	}
-	return prefix + rest, true
+	return ParsePath(s.Dir, s.Dir+"/"+rest)
 }
 
 // Resolve turns user inputs into store paths the way `cachix push` does:
@@ -200,13 +199,10 @@ func (s *Store) Resolve(inputs []string) ([]string, error) {
 // resolveOne resolves one input to a well-formed store path.
 func (s *Store) resolveOne(in string) (string, error) {
 	clean := filepath.Clean(in)
-	if rest, ok := strings.CutPrefix(clean, s.Dir+"/"); ok {
+	if strings.HasPrefix(clean, s.Dir+"/") {
 		// Meant as a store path: do not follow it, it may itself be a symlink.
-		if i := strings.IndexByte(rest, '/'); i >= 0 {
-			rest = rest[:i]
-		}
-		p := s.Dir + "/" + rest
-		return p, CheckPath(s.Dir, p)
+		sp, err := s.StorePathOf(clean)
+		return sp.String(), err
 	}
 	real, err := filepath.EvalSymlinks(in)
 	if err != nil {
@@ -217,26 +213,21 @@ func (s *Store) resolveOne(in string) (string, error) {
 			return "", &InvalidPathError{Paths: []string{in}}
 		}
 	}
-	sp, ok := s.ToStorePath(real)
-	if !ok {
+	if !strings.HasPrefix(real, s.Dir+"/") {
 		return "", &InvalidPathError{Paths: []string{in}, Reason: "it resolves to " + Quote(real) + ", outside " + s.Dir}
 	}
-	return sp, CheckPath(s.Dir, sp)
+	sp, err := s.StorePathOf(real)
+	return sp.String(), err
 }
 
 // nixArgs enables what the nix command needs without touching the user's config.
 var nixArgs = []string{"--extra-experimental-features", "nix-command"}
 
-// Closure returns the runtime closure of roots (references, transitively),
-// with the metadata the Nix database holds for each path. Roots that are
-// not valid store paths give an *InvalidPathError.
-func (s *Store) Closure(ctx context.Context, roots []string) (map[string]*PathInfo, error) {
-	return s.pathInfos(ctx, roots, true)
-}
-
-// ClosurePaths lists the runtime closure of roots without their metadata:
-// cheaper than Closure, which matters when the cache turns out to have
-// everything (the common case of an activation).
+// ClosurePaths lists the runtime closure of roots (references,
+// transitively) without their metadata, which is cheaper: it matters when
+// the cache turns out to have everything (the common case of an
+// activation). Roots that are not valid store paths give an
+// *InvalidPathError.
 func (s *Store) ClosurePaths(ctx context.Context, roots []string) ([]string, error) {
 	var paths []string
 	seen := map[string]bool{}
@@ -253,7 +244,7 @@ func (s *Store) ClosurePaths(ctx context.Context, roots []string) ([]string, err
 			return fmt.Errorf("computing the closure: %w", err)
 		}
 		for _, p := range strings.Fields(string(out)) {
-			if _, ok := s.ToStorePath(p); !ok {
+			if _, err := ParsePath(s.Dir, p); err != nil {
 				return fmt.Errorf("%w: nix-store printed %q", ErrParsePathInfo, p)
 			}
 			if !seen[p] {
@@ -271,34 +262,48 @@ func (s *Store) ClosurePaths(ctx context.Context, roots []string) ([]string, err
 
 // Query returns the metadata of the given paths only (no closure).
 func (s *Store) Query(ctx context.Context, paths []string) (map[string]*PathInfo, error) {
-	return s.pathInfos(ctx, paths, false)
+	return s.pathInfos(ctx, paths)
 }
 
 // pathInfos runs `nix path-info --json` over paths in batches.
-func (s *Store) pathInfos(ctx context.Context, paths []string, recursive bool) (map[string]*PathInfo, error) {
+// Derivations go in their own invocations, with --derivation: without it,
+// Nix 2.8 reads a .drv argument as the derivation's outputs (newer Nix
+// reads it as itself either way), and with it, Nix 2.8 reads an output as
+// its deriver.
+func (s *Store) pathInfos(ctx context.Context, paths []string) (map[string]*PathInfo, error) {
 	out := make(map[string]*PathInfo, len(paths))
-	err := s.batched(ctx, paths, func(batch []string) error {
-		infos, err := s.pathInfo(ctx, batch, recursive)
-		for k, v := range infos {
-			out[k] = v
+	var drvs, others []string
+	for _, p := range paths {
+		if strings.HasSuffix(p, ".drv") {
+			drvs = append(drvs, p)
+		} else {
+			others = append(others, p)
 		}
-		return err
-	})
-	if err != nil {
-		return nil, err
+	}
+	for _, group := range []struct {
+		paths []string
+		flags []string
+	}{{others, nil}, {drvs, []string{"--derivation"}}} {
+		err := s.batched(ctx, group.paths, func(batch []string) error {
+			infos, err := s.pathInfo(ctx, group.flags, batch)
+			for k, v := range infos {
+				out[k] = v
+			}
+			return err
+		})
+		if err != nil {
+			return nil, err
+		}
 	}
 	return out, nil
 }
 
 // pathInfo runs `nix path-info --json` and checks every requested path came back.
-func (s *Store) pathInfo(ctx context.Context, paths []string, recursive bool) (map[string]*PathInfo, error) {
+func (s *Store) pathInfo(ctx context.Context, flags, paths []string) (map[string]*PathInfo, error) {
 	if len(paths) == 0 {
 		return map[string]*PathInfo{}, nil
 	}
-	args := append(append([]string(nil), nixArgs...), "path-info", "--json")
-	if recursive {
-		args = append(args, "--recursive")
-	}
+	args := append(append(append([]string(nil), nixArgs...), "path-info", "--json"), flags...)
 	args = append(args, "--")
 	args = append(args, paths...)
 	out, err := s.run(ctx, "nix", args...)
@@ -341,7 +346,7 @@ func (s *Store) Invalid(ctx context.Context, paths []string) ([]string, error) {
 			// nix-store exits non-zero when an argument is not in the store at all.
 			var bad []string
 			for _, p := range batch {
-				if _, ok := s.ToStorePath(p); !ok {
+				if _, err := s.StorePathOf(p); err != nil {
 					bad = append(bad, p)
 				}
 			}

@@ -291,7 +291,18 @@ in
         system = "x86_64-linux";
       };
     }))) true)
-    (case "rootWord" (l.rootWord "systemConfig") " --root \"$systemConfig\"")
+    (case "the generation goes as a quoted shell variable after its pin" (l.escapeShellArgs (args {
+      exe = "cs";
+      root = "systemConfig";
+      generationPin.name = "gen";
+    })) "cs activate --mode background --root-pin gen --root \"$systemConfig\"")
+    (case "activate args: the secrets the manifest lacks go by path, the others stay in the manifest" (args {
+      exe = "cs";
+      authTokenFile = "/run/t";
+      signingKeyFile = "/run/k";
+      configFile = "/run/c.dhall";
+      s3.credentialsFile = "/run/aws";
+    }) [ "cs" "activate" "--mode" "background" "--config" "/run/c.dhall" "--s3-credentials-file" "/run/aws" ])
     (case "flush args with credentials" (l.flushArgs {
       exe = "cs";
       stateDir = "/var/lib/cachix-select";
@@ -300,6 +311,20 @@ in
       signingKeyFile = "/run/secrets/k";
       configFile = "/root/c.dhall";
     }) [ "cs" "queue" "flush" "--fail-fast" "--state-dir" "/var/lib/cachix-select" "--auth-token-file" { systemdSpecifier = "%d/auth-token"; } "--signing-key-file" { systemdSpecifier = "%d/signing-key"; } "--config" { systemdSpecifier = "%d/cachix-config"; } ])
+    (case "flush args with the S3 credentials as a credential" (l.flushArgs {
+      exe = "cs";
+      credentials = true;
+      s3.credentialsFile = "/run/secrets/aws";
+    }) [ "cs" "queue" "flush" "--fail-fast" "--s3-credentials-file" { systemdSpecifier = "%d/s3-credentials"; } ])
+    (case "LoadCredential= for every secret, in the table's order" (l.loadCredentials {
+      s3.credentialsFile = "/run/a%ws";
+      configFile = "/run/c";
+      authTokenFile = "/run/t";
+    }) [ "auth-token:/run/t" "cachix-config:/run/c" "s3-credentials:/run/a%%ws" ])
+    (case "every secret option has a flag and a distinct credential name" (
+      builtins.length (builtins.filter (s: builtins.match "--[a-z0-9-]+" s.flag != null) l.secretOptions) == builtins.length l.secretOptions
+      && builtins.length (builtins.attrNames (builtins.listToAttrs (map (s: { name = s.credential; value = 1; }) l.secretOptions))) == builtins.length l.secretOptions
+    ) true)
     (case "flush args with a config file by path" (l.flushArgs {
       exe = "cs";
       configFile = "/home/a/c.dhall";
@@ -330,6 +355,40 @@ in
     (case "config file in the store" (contains "configFile.*inside the Nix store" (l.problems (valid // {
       configFile = "${sd}/${h "e"}-cachix.dhall";
     }))) true)
+    (case "S3 credentials in the store" (contains "s3.credentialsFile.*inside the Nix store" (l.problems (valid // {
+      cacheName = null;
+      cacheUrl = "s3://bucket";
+      s3.credentialsFile = "${sd}/${h "e"}-aws";
+    }))) true)
+    (case "S3 credentials with a Cachix cache" (contains "cachix.s3.credentialsFile is the AWS credentials file of an s3:// cache, but the cache is the Cachix cache cachix.cacheName" (l.problems (valid // {
+      prefix = "cachix.";
+      s3.credentialsFile = "/run/secrets/aws";
+    }))) true)
+    (case "S3 credentials with a file:// cache" (contains "s3.credentialsFile is the AWS credentials file of an s3:// cache, but cacheUrl is file:///x" (l.problems (valid // {
+      cacheName = null;
+      cacheUrl = "file:///x";
+      s3.credentialsFile = "/run/secrets/aws";
+    }))) true)
+    (case "S3 credentials with an s3:// cache are fine" (l.problems (valid // {
+      cacheName = null;
+      cacheUrl = "s3://bucket?region=eu-west-1";
+      s3.credentialsFile = "/run/secrets/aws";
+    })) [ ])
+    (case "the manifest has no field for the config or S3 credentials file" (l.manifest {
+      cacheUrl = "s3://bucket";
+      configFile = "/run/c";
+      s3.credentialsFile = "/run/secrets/aws";
+    }).cache { name = null; host = null; url = "s3://bucket"; authTokenFile = null; signingKeyFile = null; })
+    (case "a misspelt manifest argument is an error" (fails (l.manifest { cachName = "x"; })) true)
+    (case "a misspelt secret is an error too" (fails (l.problems (valid // { s3CredentialsFile = "/run/aws"; }))) true)
+    (case "NixOS S3 background without credentials fails" (contains "s3.credentialsFile" [
+      (l.nixosTokenProblem { cacheUrl = "s3://b"; })
+    ]) true)
+    (case "NixOS: an S3 credentials file is enough" (l.nixosTokenProblem {
+      cacheUrl = "s3://b";
+      s3.credentialsFile = "/run/aws";
+    }) null)
+    (case "NixOS: a file cache needs no S3 credentials" (l.nixosTokenProblem { cacheUrl = "file:///x"; }) null)
   ];
 
   # Strings that must survive escapeShellArg unchanged through bash: each

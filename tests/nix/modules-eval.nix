@@ -36,7 +36,7 @@ let
   check = name: cond: if cond then "ok ${name}" else "FAIL ${name}";
   # throws tells whether forcing x fails (type errors are throws).
   throws = x: !(builtins.tryEval (builtins.deepSeq x x)).success;
-  has = text: s: lib.hasInfix text (builtins.unsafeDiscardStringContext s);
+  has = text: s: lib.hasInfix (builtins.unsafeDiscardStringContext text) (builtins.unsafeDiscardStringContext s);
   failed = cfg: map (a: a.message) (lib.filter (a: !a.assertion) cfg.assertions);
   manifestOf = cfg: builtins.fromJSON (builtins.unsafeDiscardStringContext cfg.cachix.manifest.text);
 
@@ -96,19 +96,17 @@ let
     };
   };
 
-  evalNixos =
-    configs:
+  evalNixosWith =
+    pkgs: configs:
     (lib.evalModules {
       modules = [
         nixosStubs
         ../../modules/nixos.nix
-        {
-          _module.args.pkgs = pkgs;
-          cachix.package = pkg;
-        }
+        { _module.args.pkgs = pkgs; }
       ]
       ++ configs;
-    }).config;
+    });
+  evalNixos = configs: (evalNixosWith pkgs ([ { cachix.package = pkg; } ] ++ configs)).config;
 
   nixosBase = {
     cachix = {
@@ -125,6 +123,14 @@ let
       fixtures.exe
       fixtures.app
     ];
+  };
+
+  nixosS3 = {
+    cachix = {
+      cacheUrl = "s3://cache?region=eu-west-1";
+      s3.credentialsFile = "/run/secrets/aws-credentials";
+      pushPackages = [ fixtures.app ];
+    };
   };
 
   nixos = evalNixos [
@@ -308,6 +314,54 @@ let
       && (manifestOf c).paths == [ ]
     ))
     (check "NixOS: without pushGeneration no --root" (!(has "--root" nixosScript.text)))
+    (check "NixOS: an s3:// cache with s3.credentialsFile: the unit loads it as a credential and passes %d, activation passes its path, the manifest does not hold it" (
+      let
+        c = evalNixos [ nixosS3 ];
+        u = c.systemd.services.cachix-select.serviceConfig;
+      in
+      failed c == [ ]
+      && u.LoadCredential == [ "s3-credentials:/run/secrets/aws-credentials" ]
+      && has "\"--s3-credentials-file\" \"%d/s3-credentials\"" u.ExecStart
+      && !(has "/run/secrets" u.ExecStart)
+      && has "--s3-credentials-file /run/secrets/aws-credentials" c.system.activationScripts.cachixSelect.text
+      && (manifestOf c).cache.url == "s3://cache?region=eu-west-1"
+      && !(has "aws-credentials" c.cachix.manifest.text)
+    ))
+    (check "NixOS: s3.credentialsFile with a Cachix cache fails an assertion that says what to do" (
+      failed (evalNixos [
+        nixosBase
+        { cachix.s3.credentialsFile = "/run/secrets/aws-credentials"; }
+      ]) == [
+        "cachix.s3.credentialsFile is the AWS credentials file of an s3:// cache, but the cache is the Cachix cache cachix.cacheName: set cachix.cacheUrl to the bucket (\"s3://BUCKET?region=REGION\"), or remove cachix.s3.credentialsFile."
+      ]
+    ))
+    (check "NixOS: s3.credentialsFile with a file:// cache fails an assertion too" (
+      lib.any (m: has "but cachix.cacheUrl is file:///srv/cache" m) (failed (evalNixos [
+        nixosS3
+        { cachix.cacheUrl = lib.mkForce "file:///srv/cache"; }
+      ]))
+    ))
+    (check "NixOS: a store path as s3.credentialsFile is a type error" (
+      throws (evalNixos [ nixosS3 { cachix.s3.credentialsFile = lib.mkForce "${builtins.storeDir}/x-aws"; } ]).cachix.s3.credentialsFile
+    ))
+    (check "NixOS: an s3:// cache in background mode without s3.credentialsFile fails an assertion (the unit would find no keys); foreground needs none" (
+      let
+        without = { cachix.s3.credentialsFile = lib.mkForce null; };
+      in
+      lib.any (m: has "cannot find S3 keys by itself" m && has "cachix.s3.credentialsFile" m) (failed (evalNixos [
+        nixosS3
+        without
+      ]))
+      && failed (evalNixos [ nixosS3 without { cachix.mode = "foreground"; } ]) == [ ]
+    ))
+    (check "NixOS: each problem is asserted once (the common module holds the assertions)" (
+      failed (evalNixos [
+        nixosBase
+        { cachix.cacheUrl = "file:///srv/cache"; }
+      ]) == [
+        "Set only one of cachix.cacheName (a Cachix cache) and cachix.cacheUrl (a plain binary cache), not both."
+      ]
+    ))
     (check "NixOS: a bad pin keep policy fails an assertion" (
       lib.any (m: has "cachix.pin.keep" m) (failed (evalNixos [
         nixosBase
@@ -331,18 +385,37 @@ let
     in
     map (o: lib.showOption o.loc) missing;
 
-  nixosOptions =
-    (lib.evalModules {
-      modules = [
-        nixosStubs
-        ../../modules/nixos.nix
-        { _module.args.pkgs = pkgs; }
-      ];
-    }).options;
+  nixosOptions = (evalNixosWith pkgs [ ]).options;
+
+  # Where the options are declared: file names relative to modules/.
+  declaredIn =
+    options:
+    lib.mapAttrs (_: o: map (f: baseNameOf (toString f)) o.declarations) (
+      lib.listToAttrs (
+        map (o: lib.nameValuePair (lib.showOption o.loc) o) (lib.collect lib.isOption options.cachix)
+      )
+    );
+
+  # With the overlay: pkgs has cachix-select.
+  overlaid = evalNixosWith (import ./stub-pkgs.nix { extra.cachix-select = pkg; }) [ nixosBase ];
 
   docChecks = [
     (check "NixOS: every cachix option has type, default, example and description (missing: ${toString (optionDocs nixosOptions)})" (
       optionDocs nixosOptions == [ ]
+    ))
+    (check "NixOS: every cachix option is declared once, by modules/common.nix" (
+      lib.all (files: files == [ "common.nix" ]) (lib.attrValues (declaredIn nixosOptions))
+      && (declaredIn nixosOptions) ? "cachix.s3.credentialsFile"
+    ))
+    (check "cachix.package is a mkPackageOption: pkgs.cachix-select by default, documented as such" (
+      nixosOptions.cachix.package.defaultText.text == "pkgs.cachix-select"
+      && lib.hasPrefix "The cachix-select package to use. It checks the manifest" nixosOptions.cachix.package.description
+      && nixosOptions.cachix.package.type.name == "package"
+    ))
+    (check "with the flake's overlay (pkgs.cachix-select), cachix.package defaults to it" (
+      overlaid.config.cachix.package.outPath == pkg.outPath
+      && failed overlaid.config == [ ]
+      && has "${pkg}/bin/cachix-select activate" overlaid.config.system.activationScripts.cachixSelect.text
     ))
     (check "without the flake's module wrapper or overlay, cachix.package stops evaluation (with a message)" (
       throws nixosOptions.cachix.package.value
@@ -477,6 +550,35 @@ let
       (check "home-manager: a Cachix cache needs no token option (the user unit sees the user's cachix.dhall)" (
         failed (evalHm [ { cachix = { cacheName = "mycache"; pushPackages = [ fixtures.app ]; }; } ]) == [ ]
       ))
+      (check "home-manager: s3.credentialsFile goes by path to activation and to the user unit" (
+        let
+          c = evalHm [
+            {
+              cachix = {
+                cacheUrl = "s3://cache?endpoint=minio.example.com";
+                s3.credentialsFile = "/home/alice/.config/aws/credentials";
+                pushPackages = [ fixtures.app ];
+              };
+            }
+          ];
+        in
+        failed c == [ ]
+        && has "--s3-credentials-file /home/alice/.config/aws/credentials" c.home.activation.cachixSelect.data
+        && has "\"--s3-credentials-file\" \"/home/alice/.config/aws/credentials\"" c.systemd.user.services.cachix-select.Service.ExecStart
+      ))
+      (check "home-manager: s3.credentialsFile without an s3:// cache fails an assertion" (
+        lib.any (m: has "cachix.s3.credentialsFile is the AWS credentials file of an s3:// cache" m) (failed (evalHm [
+          base
+          { cachix.s3.credentialsFile = "/home/alice/.config/aws/credentials"; }
+        ]))
+      ))
+      (check "home-manager: the options are the NixOS module's, from modules/common.nix, plus stateDir" (
+        let
+          hmDecl = declaredIn hmOptions;
+        in
+        hmDecl."cachix.stateDir" == [ "home-manager.nix" ]
+        && removeAttrs hmDecl [ "cachix.stateDir" ] == declaredIn nixosOptions
+      ))
       (check "home-manager: the manifest says home-manager" ((manifestOf hm).origin == "home-manager"))
       (check "home-manager: without user systemd, no unit and no --systemd-unit (detached push)" (
         !(noSystemd.systemd.user.services ? cachix-select)
@@ -498,6 +600,9 @@ let
     ];
 in
 {
+  # tests/nix/run forces this and expects the error that says what to do.
+  packageError = builtins.seq nixosOptions.cachix.package.value "no error";
+
   report = lib.concatStringsSep "\n" (
     nixosChecks ++ docChecks ++ (if homeManager == null then [ ] else hmChecks)
   ) + "\n";

@@ -11,6 +11,8 @@
   host ? null,
   authTokenFile ? null,
   configFile ? null,
+  # cachix.s3.credentialsFile
+  s3CredentialsFile ? null,
   stateDir,
   mode ? "background",
   strict ? false,
@@ -27,14 +29,19 @@ let
   fixtures = import ../fixtures/closure.nix { inherit salt; };
   exe' = if exe != null then exe else "${pkg}/bin/cachix-select";
 
+  # The secrets, as the options name them.
+  secrets = {
+    inherit authTokenFile configFile;
+    s3.credentialsFile = s3CredentialsFile;
+  };
   cacheArgs = {
     inherit
       cacheUrl
       cacheName
       host
-      authTokenFile
       ;
-  };
+  }
+  // secrets;
   pinArgs = {
     enable = pin;
     prefix = "test";
@@ -59,33 +66,21 @@ let
     }
   );
 
-  hm = pure.homeManagerActivation {
+  # What both activation snippets take, as the modules' fromOptions gives it.
+  activation = {
     exe = exe';
     manifest = "${manifest}";
     inherit
       mode
       strict
       stateDir
-      configFile
       pushGeneration
       generationPin
       ;
-    systemdUnit = "cachix-select.service";
-  };
-
-  nixos = pure.nixosActivation {
-    exe = exe';
-    manifest = "${manifest}";
-    inherit
-      mode
-      strict
-      stateDir
-      configFile
-      restartList
-      pushGeneration
-      generationPin
-      ;
-  };
+  }
+  // secrets;
+  hm = pure.homeManagerActivation (activation // { systemdUnit = "cachix-select.service"; });
+  nixos = pure.nixosActivation (activation // { inherit restartList; });
 
   # A stand-in for the generation being activated (the NixOS system or
   # the home-manager generation): like the real one, its closure holds the
@@ -104,26 +99,27 @@ let
 
   # The units, as the modules define them (the NixOS one with the
   # secrets as credentials).
-  nixosUnit = pure.nixosService {
-    exe = exe';
-    inherit stateDir authTokenFile configFile;
-    unit = "cachix-select";
-    nixPackage = "/nonexistent-nix";
-  };
-  hmUnit = pure.homeManagerService {
-    exe = exe';
-    inherit stateDir configFile;
-  };
+  nixosUnit = pure.nixosService (
+    {
+      exe = exe';
+      inherit stateDir;
+      unit = "cachix-select";
+      nixPackage = "/nonexistent-nix";
+    }
+    // secrets
+  );
+  hmUnit = pure.homeManagerService ({ exe = exe'; inherit stateDir; } // secrets);
 
   shell = import ../../modules/shell.nix { inherit pkgs; package = pkg; } (
     cacheArgs
     // {
-      inherit stateDir mode strict configFile;
+      inherit stateDir mode strict;
       packages = [ fixtures.app ];
     }
   );
 
-  # The expected manifest (design.md §3), for the comparison in `check`.
+  # The expected manifest (the README's "The manifest (version 1)"), for
+  # the comparison in `check`.
   expected = {
     version = 1;
     cache = {

@@ -14,13 +14,21 @@
 #                              home-manager's activation, `hm-activate`
 #   $out/system-manifest.json, $out/home-manifest.json
 #   $out/closure, $out/home-closure   the selected packages
+#
+# The arguments are what the scenarios vary, named after the module
+# options they stand for (cachix.authTokenFile, cachix.configFile,
+# cachix.pushGeneration, cachix.pin); the generation is checked as the
+# NixOS module's assertions check it.
 {
   package, # a store path holding bin/cachix-select
   salt,
   host, # the Cachix API host the caches live on
   cacheName,
   homeCacheName ? cacheName,
-  authTokenFile, # root's token, passed to the unit by LoadCredential
+  authTokenFile ? null, # root's token, passed to the unit by LoadCredential
+  configFile ? null, # root's cachix.dhall, passed the same way
+  pushGeneration ? false, # also push this generation ($systemConfig) itself
+  pinPrefix ? null, # pins on (cachix.pin.enable) with this pin.prefix
   homeAuthTokenFile, # the user's token, read by the user's push
   homeDirectory, # the user's home (home.homeDirectory)
   retryInterval ? "1h",
@@ -35,31 +43,79 @@ let
   unit = "cachix-select";
   stateDir = "/var/lib/cachix-select";
 
+  pin =
+    if pinPrefix == null then
+      { }
+    else
+      {
+        enable = true;
+        prefix = pinPrefix;
+      };
+  # The module's pkgs.stdenv.hostPlatform.system.
+  generationPin = pure.generationPin {
+    inherit pin;
+    system = builtins.currentSystem;
+  };
+
   system = import ../fixtures/closure.nix { salt = "${salt}-system"; };
   home = import ../fixtures/closure.nix { salt = "${salt}-home"; };
 
   manifest =
-    origin: cache: token: packages:
+    origin: cache: token: pin: packages:
     pure.writeManifest {
       inherit (pkgs) writeTextFile;
       package = pkg;
       cacheName = cache;
-      inherit host packages origin;
+      inherit host packages origin pin;
       authTokenFile = token;
     };
-  systemManifest = manifest "nixos" cacheName authTokenFile [ system.app ];
-  homeManifest = manifest "home-manager" homeCacheName homeAuthTokenFile [ home.exe ];
+  systemManifest = manifest "nixos" cacheName authTokenFile pin [ system.app ];
+  homeManifest = manifest "home-manager" homeCacheName homeAuthTokenFile { } [ home.exe ];
+
+  # The NixOS module's assertions (modules/nixos.nix).
+  problems =
+    pure.problems {
+      prefix = "cachix.";
+      inherit
+        cacheName
+        host
+        authTokenFile
+        configFile
+        pin
+        ;
+      packages = [ system.app ];
+      generationPin = if pushGeneration then generationPin else null;
+    }
+    ++ (
+      let
+        p = pure.nixosTokenProblem { inherit cacheName mode authTokenFile configFile; };
+      in
+      if p == null then [ ] else [ p ]
+    );
 
   # The NixOS module's units (modules/nixos.nix), nix.package and the
   # service path being the root's /usr.
   service = pure.nixosService {
-    inherit exe stateDir unit authTokenFile;
+    inherit
+      exe
+      stateDir
+      unit
+      authTokenFile
+      configFile
+      ;
     nixPackage = "/usr";
   };
   timer = pure.nixosTimer { inherit retryInterval; };
 
   snippet = pure.nixosActivation {
-    inherit exe stateDir mode;
+    inherit
+      exe
+      stateDir
+      mode
+      configFile
+      pushGeneration
+      generationPin
+      ;
     manifest = "${systemManifest}";
     systemdUnit = "${unit}.service";
     path = [ "/usr/bin" ];
@@ -148,6 +204,7 @@ let
     echo "home-manager activation went on"
   '';
 in
+assert problems == [ ] || throw ("cachix-select: " + builtins.concatStringsSep "\n" problems);
 builtins.derivation {
   name = "cachix-select-machine-generation";
   system = builtins.currentSystem;

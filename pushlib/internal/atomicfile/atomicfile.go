@@ -11,6 +11,8 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+
+	"github.com/cachix-select/cachix-select/pushlib/internal/fsutil"
 )
 
 // File is a temporary file that becomes its destination on Commit.
@@ -27,7 +29,7 @@ const TempPrefix = ".tmp-"
 func Create(dir string) (*File, error) {
 	f, err := os.CreateTemp(dir, TempPrefix+"*")
 	if err != nil {
-		return nil, fmt.Errorf("creating a file in %s: %w", dir, unwrap(err))
+		return nil, fmt.Errorf("creating a file in %s: %w", dir, fsutil.Cause(err))
 	}
 	return &File{File: f}, nil
 }
@@ -43,7 +45,7 @@ func (f *File) Commit(dst string, perm fs.FileMode, sync bool) error {
 	fail := func(what string, err error) error {
 		f.File.Close()
 		os.Remove(name)
-		return fmt.Errorf("%s %s: %w", what, dst, unwrap(err))
+		return fmt.Errorf("%s %s: %w", what, dst, fsutil.Cause(err))
 	}
 	if sync {
 		if err := f.Sync(); err != nil {
@@ -58,7 +60,7 @@ func (f *File) Commit(dst string, perm fs.FileMode, sync bool) error {
 	}
 	if err := os.Rename(name, dst); err != nil {
 		os.Remove(name)
-		return fmt.Errorf("renaming into place %s: %w", dst, unwrap(err))
+		return fmt.Errorf("renaming into place %s: %w", dst, fsutil.Cause(err))
 	}
 	return nil
 }
@@ -89,16 +91,7 @@ func Write(dst string, perm fs.FileMode, sync bool, write func(io.Writer) error)
 	}
 	if err := write(f); err != nil {
 		f.Abort()
-		return fmt.Errorf("writing %s: %w", dst, unwrap(err))
+		return fmt.Errorf("writing %s: %w", dst, fsutil.Cause(err))
 	}
 	return f.Commit(dst, perm, sync)
-}
-
-// unwrap drops the long temporary file name os errors carry.
-func unwrap(err error) error {
-	var pe *fs.PathError
-	if errors.As(err, &pe) {
-		return pe.Err
-	}
-	return err
 }

@@ -15,10 +15,12 @@ import (
 	"strings"
 
 	"github.com/minio/minio-go/v7/pkg/s3utils"
+
+	"github.com/cachix-select/cachix-select/pushlib/fault"
 )
 
 // ErrBadURL marks an s3:// URL that cannot be used.
-var ErrBadURL = errors.New("unusable s3:// URL")
+var ErrBadURL = fault.BadInput("unusable s3:// URL")
 
 const (
 	// DefaultRegion is Nix's default for s3:// stores.
@@ -252,14 +254,4 @@ func (l Location) Host() string {
 		return l.Endpoint
 	}
 	return "s3.amazonaws.com"
-}
-
-// BaseURL is the http(s) URL of the cache's root with path-style
-// addressing, for messages and for substituting from a public bucket.
-func (l Location) BaseURL() string {
-	scheme := "https"
-	if !l.Secure {
-		scheme = "http"
-	}
-	return scheme + "://" + l.Host() + "/" + l.Bucket + "/" + l.Prefix
 }

@@ -79,14 +79,3 @@ func TestParseErrors(t *testing.T) {
 		}
 	}
 }
-
-func TestBaseURL(t *testing.T) {
-	t.Parallel()
-	loc, err := s3url.Parse("s3://cache?endpoint=127.0.0.1:9000&scheme=http&prefix=a")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got := loc.BaseURL(); got != "http://127.0.0.1:9000/cache/a/" {
-		t.Errorf("BaseURL = %s", got)
-	}
-}

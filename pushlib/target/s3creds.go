@@ -1,26 +1,25 @@
-package s3cache
+package target
 
 import (
-	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"os/user"
 	"path/filepath"
-	"strings"
 
 	"github.com/minio/minio-go/v7/pkg/credentials"
 	"gopkg.in/ini.v1"
 
-	"github.com/cachix-select/cachix-select/pushlib/manifest"
+	"github.com/cachix-select/cachix-select/pushlib/fault"
+	"github.com/cachix-select/cachix-select/pushlib/internal/fsutil"
+	"github.com/cachix-select/cachix-select/pushlib/s3cache/s3url"
 	"github.com/cachix-select/cachix-select/pushlib/store"
 )
 
 // ErrNoCredentials: no source had S3 credentials (bad input: exit 2).
-var ErrNoCredentials = errors.New("no S3 credentials")
+var ErrNoCredentials = fault.BadInput("no S3 credentials")
 
 // ErrBadCredentials: a credentials source is set but unusable (bad input).
-var ErrBadCredentials = errors.New("unusable S3 credentials")
+var ErrBadCredentials = fault.BadInput("unusable S3 credentials")
 
 // credentialSources says where to look for the access keys.
 type credentialSources struct {
@@ -34,16 +33,49 @@ type credentialSources struct {
 	Anonymous bool
 }
 
-// resolved is where the credentials came from. Source names the place,
-// never the secret.
-type resolved struct {
+// S3Credentials are the keys of an s3:// cache and where they came from.
+type S3Credentials struct {
 	creds     *credentials.Credentials
 	source    string
 	anonymous bool
 	warnings  []string
 }
 
-// resolveCredentials finds the keys, highest priority first:
+// Provider gives the keys to minio-go (static keys, or a profile's
+// credential_process or SSO, resolved as the AWS SDK does).
+func (c *S3Credentials) Provider() *credentials.Credentials { return c.creds }
+
+// Source names where the keys came from ("$AWS_ACCESS_KEY_ID", "profile
+// default in /root/.aws/credentials"), never what they are.
+func (c *S3Credentials) Source() string { return c.source }
+
+// Anonymous reports a dry run without keys, which reads anonymously.
+func (c *S3Credentials) Anonymous() bool { return c.anonymous }
+
+// String is Source, so that printing the value never shows a key.
+func (c *S3Credentials) String() string { return c.source }
+
+// ResolveS3 finds the keys for an s3:// cache at loc as Resolve does, the
+// explicitly named credentials file (--s3-credentials-file) first; for
+// programs that build an S3 cache without a Target.
+func ResolveS3(opts Options, file string, loc s3url.Location) (*S3Credentials, []string, error) {
+	r := newResolver(opts)
+	c, err := r.s3Credentials(file, S3{Location: loc})
+	return c, r.warnings, err
+}
+
+// s3Credentials resolves an S3 ref's keys (see resolveS3Credentials).
+func (r *resolver) s3Credentials(file string, ref S3) (*S3Credentials, error) {
+	c, err := resolveS3Credentials(credentialSources{File: file, Profile: ref.Location.Profile, StoreDir: r.storeDir,
+		Lookup: r.lookup, Anonymous: r.opts.ReadOnly})
+	if err != nil {
+		return nil, err
+	}
+	r.warnings = append(r.warnings, c.warnings...)
+	return c, nil
+}
+
+// resolveS3Credentials finds the keys, highest priority first:
 //
 //  1. the file named by --s3-credentials-file (an AWS shared credentials
 //     file: INI, the URL's profile or [default]); named explicitly, it wins
@@ -55,18 +87,14 @@ type resolved struct {
 //     $AWS_SHARED_CREDENTIALS_FILE, else ~/.aws/credentials.
 //
 // A set-but-empty variable counts as unset, with a warning.
-func resolveCredentials(s credentialSources) (*resolved, error) {
-	r := &resolved{}
+func resolveS3Credentials(s credentialSources) (*S3Credentials, error) {
+	r := &S3Credentials{}
 	env := func(name string) (string, bool) {
-		v, ok := s.Lookup(name)
-		if !ok {
-			return "", false
+		v, ok, empty := lookupEnv(s.Lookup, name)
+		if empty {
+			r.warnings = append(r.warnings, emptyWarning("$"+name))
 		}
-		if v = strings.TrimSpace(v); v == "" {
-			r.warnings = append(r.warnings, fmt.Sprintf("$%s is set but empty; ignoring it", name))
-			return "", false
-		}
-		return v, true
+		return v, ok
 	}
 	profile, explicitProfile := s.Profile, s.Profile != ""
 	if !explicitProfile {
@@ -79,12 +107,12 @@ func resolveCredentials(s credentialSources) (*resolved, error) {
 
 	if s.File != "" {
 		source := "--s3-credentials-file " + s.File
-		if (s.StoreDir != "" && manifest.InStore(s.File, s.StoreDir)) || manifest.InStore(s.File, store.DefaultStoreDir) {
+		if _, in := store.Within(s.File, s.StoreDir); in {
 			return nil, fmt.Errorf("%w: %s is inside the Nix store, which every user can read: keep secrets outside the store and pass their runtime path", ErrBadCredentials, source)
 		}
 		fi, err := os.Stat(s.File)
 		if err != nil {
-			return nil, fmt.Errorf("%w: reading %s: %v", ErrBadCredentials, source, pathCause(err))
+			return nil, fmt.Errorf("%w: reading %s: %v", ErrBadCredentials, source, fsutil.Cause(err))
 		}
 		if fi.Mode().IsRegular() && fi.Mode().Perm()&0o004 != 0 {
 			r.warnings = append(r.warnings, fmt.Sprintf("S3 credentials file %s is readable by every user (mode %04o); restrict it, e.g. chmod 600", s.File, fi.Mode().Perm()))
@@ -140,13 +168,13 @@ func resolveCredentials(s credentialSources) (*resolved, error) {
 // fromFile loads profile from an AWS shared credentials file. The file is
 // parsed here first so that a parse error is reported without the parser's
 // message, which may quote a line of the file (and so a secret). Static
-// keys, credential_process and SSO profiles are then resolved by
+// keys, credential_process and SSO profiles are then S3Credentials by
 // minio-go's provider, as the AWS SDK would. A file without the profile is
 // an error when required, else it leaves r.creds nil.
-func (r *resolved) fromFile(file, profile, source string, required bool) error {
+func (r *S3Credentials) fromFile(file, profile, source string, required bool) error {
 	data, err := os.ReadFile(file)
 	if err != nil {
-		return fmt.Errorf("%w: reading %s: %v", ErrBadCredentials, source, pathCause(err))
+		return fmt.Errorf("%w: reading %s: %v", ErrBadCredentials, source, fsutil.Cause(err))
 	}
 	cfg, err := ini.Load(data)
 	if err != nil {
@@ -188,14 +216,4 @@ func homeDir(lookup func(string) (string, bool)) string {
 		return u.HomeDir
 	}
 	return ""
-}
-
-// pathCause keeps messages short: the *fs.PathError's cause, its path is
-// already named.
-func pathCause(err error) error {
-	var pe *fs.PathError
-	if errors.As(err, &pe) {
-		return pe.Err
-	}
-	return err
 }

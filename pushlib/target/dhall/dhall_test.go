@@ -11,7 +11,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/cachix-select/cachix-select/pushlib/creds/dhall"
+	"github.com/cachix-select/cachix-select/pushlib/target/dhall"
 )
 
 // planted stands for a token or key in test inputs; no error may show it.

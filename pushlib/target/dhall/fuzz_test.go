@@ -7,7 +7,7 @@ import (
 	"testing"
 	"unicode"
 
-	"github.com/cachix-select/cachix-select/pushlib/creds/dhall"
+	"github.com/cachix-select/cachix-select/pushlib/target/dhall"
 )
 
 // marker is replaced by the fuzzed secret in every fuzzed input.

@@ -1,4 +1,4 @@
-package creds_test
+package target_test
 
 import (
 	"bytes"
@@ -12,8 +12,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/cachix-select/cachix-select/pushlib/creds"
 	"github.com/cachix-select/cachix-select/pushlib/signing"
+	"github.com/cachix-select/cachix-select/pushlib/target"
 )
 
 // The signing-key test vector of cachix-protocol.md §10.
@@ -40,7 +40,9 @@ type fixture struct {
 	t   *testing.T
 	dir string
 	env map[string]string
-	src creds.Sources
+	// flags and manifest are the two layers given to Resolve.
+	flags, manifest target.Layer
+	opts            target.Options
 }
 
 // newFixture builds a fixture for cache "mycache" whose cachix.dhall does
@@ -52,8 +54,9 @@ func newFixture(t *testing.T) *fixture {
 	if err := os.Mkdir(filepath.Join(dir, "store"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	f.src = creds.Sources{
-		CacheName:  "mycache",
+	f.flags = target.Layer{Origin: target.CommandLine, Cache: "mycache"}
+	f.manifest = target.Layer{Origin: target.Manifest}
+	f.opts = target.Options{
 		ConfigPath: filepath.Join(dir, "cachix.dhall"),
 		StoreDir:   filepath.Join(dir, "store"),
 		LookupEnv: func(k string) (string, bool) {
@@ -87,14 +90,44 @@ func (f *fixture) dhall(content string) {
 	f.file("cachix.dhall", content, 0o600)
 }
 
+// run resolves the fixture's layers.
+func (f *fixture) run() (*target.Target, error) {
+	return target.Resolve(f.opts, f.flags, f.manifest)
+}
+
 // resolve runs Resolve and fails the test on error.
-func (f *fixture) resolve() *creds.Credentials {
+func (f *fixture) resolve() *target.Target {
 	f.t.Helper()
-	c, err := creds.Resolve(f.src)
+	c, err := f.run()
 	if err != nil {
 		f.t.Fatalf("Resolve: %v", err)
 	}
 	return c
+}
+
+// setCache makes the fixture's cache the Cachix cache name, or a plain
+// binary cache when name is "".
+func (f *fixture) setCache(name string) {
+	f.flags.Cache, f.flags.URL = name, ""
+	if name == "" {
+		f.flags.URL = "file://" + filepath.Join(f.dir, "cache")
+	}
+}
+
+// host is the Cachix host the target resolved to ("" for other caches).
+func host(c *target.Target) string {
+	if r, ok := c.Ref.(target.Cachix); ok {
+		return r.Host
+	}
+	return ""
+}
+
+// orDefault is the host expected when want says "none given".
+func orDefault(want string) string {
+	if want == "" {
+		return target.DefaultCachixHost
+	}
+	return want
 }
 
 // TestTokenPrecedence tries every combination of the four token sources
@@ -110,19 +143,19 @@ func TestTokenPrecedence(t *testing.T) {
 			var wantToken, wantSource string
 			if dhall {
 				f.dhall(`{ authToken = "tok-dhall", hostname = "https://cachix.org", binaryCaches = [] : List { name : Text, secretKey : Text } }`)
-				wantToken, wantSource = "tok-dhall", "authToken in "+f.src.ConfigPath
+				wantToken, wantSource = "tok-dhall", "authToken in "+f.opts.ConfigPath
 			}
 			if env {
 				f.env["CACHIX_AUTH_TOKEN"] = "tok-env"
 				wantToken, wantSource = "tok-env", "$CACHIX_AUTH_TOKEN"
 			}
 			if manifest {
-				f.src.ManifestAuthTokenFile = f.file("manifest-token", "tok-manifest\n", 0o600)
-				wantToken, wantSource = "tok-manifest", "manifest authTokenFile "+f.src.ManifestAuthTokenFile
+				f.manifest.AuthTokenFile = f.file("manifest-token", "tok-manifest\n", 0o600)
+				wantToken, wantSource = "tok-manifest", "manifest authTokenFile "+f.manifest.AuthTokenFile
 			}
 			if flag {
-				f.src.AuthTokenFileFlag = f.file("flag-token", "  tok-flag \n\n", 0o600)
-				wantToken, wantSource = "tok-flag", "--auth-token-file "+f.src.AuthTokenFileFlag
+				f.flags.AuthTokenFile = f.file("flag-token", "  tok-flag \n\n", 0o600)
+				wantToken, wantSource = "tok-flag", "--auth-token-file "+f.flags.AuthTokenFile
 			}
 			c := f.resolve()
 			if c.Token != wantToken || c.TokenSource != wantSource {
@@ -159,19 +192,19 @@ func TestSigningKeyPrecedence(t *testing.T) {
   , { name = "mycache", secretKey = %q }
   ] }`, staleKey, otherKey, dhallKey))
 				wantPub, wantName = dhallPub, "mycache.cachix.org-1"
-				wantSource = `binaryCaches secretKey for "mycache" in ` + f.src.ConfigPath
+				wantSource = `binaryCaches secretKey for "mycache" in ` + f.opts.ConfigPath
 			}
 			if env {
 				f.env["CACHIX_SIGNING_KEY"] = envKey + "\n"
 				wantPub, wantName, wantSource = envPub, "mycache.cachix.org-1", "$CACHIX_SIGNING_KEY"
 			}
 			if manifest {
-				f.src.ManifestSigningKeyFile = f.file("manifest-key", "manifest-1:"+manifestKey+"\n", 0o600)
-				wantPub, wantName, wantSource = manifestPub, "manifest-1", "manifest signingKeyFile "+f.src.ManifestSigningKeyFile
+				f.manifest.SigningKeyFile = f.file("manifest-key", "manifest-1:"+manifestKey+"\n", 0o600)
+				wantPub, wantName, wantSource = manifestPub, "manifest-1", "manifest signingKeyFile "+f.manifest.SigningKeyFile
 			}
 			if flag {
-				f.src.SigningKeyFileFlag = f.file("flag-key", flagKey, 0o400)
-				wantPub, wantName, wantSource = flagPub, "mycache.cachix.org-1", "--signing-key-file "+f.src.SigningKeyFileFlag
+				f.flags.SigningKeyFile = f.file("flag-key", flagKey, 0o400)
+				wantPub, wantName, wantSource = flagPub, "mycache.cachix.org-1", "--signing-key-file "+f.flags.SigningKeyFile
 			}
 			c := f.resolve()
 			if wantPub == "" {
@@ -211,8 +244,9 @@ func TestSigningKeyForms(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			f := newFixture(t)
-			f.src.CacheName, f.src.SigningKeyName = tt.cacheName, tt.keyName
-			f.src.SigningKeyFileFlag = f.file("key", tt.content, 0o600)
+			f.setCache(tt.cacheName)
+			f.opts.SigningKeyName = tt.keyName
+			f.flags.SigningKeyFile = f.file("key", tt.content, 0o600)
 			c := f.resolve()
 			if c.SigningKey == nil {
 				t.Fatal("no signing key")
@@ -230,10 +264,10 @@ func TestSigningKeyForms(t *testing.T) {
 func TestBareKeyWithoutNameIsRefused(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
-	f.src.CacheName = ""
-	f.src.SigningKeyFileFlag = f.file("key", vectorCachixKey, 0o600)
-	_, err := creds.Resolve(f.src)
-	if !errors.Is(err, signing.ErrBadKey) || !strings.Contains(err.Error(), "--signing-key-file "+f.src.SigningKeyFileFlag) {
+	f.setCache("")
+	f.flags.SigningKeyFile = f.file("key", vectorCachixKey, 0o600)
+	_, err := f.run()
+	if !errors.Is(err, signing.ErrBadKey) || !strings.Contains(err.Error(), "--signing-key-file "+f.flags.SigningKeyFile) {
 		t.Errorf("error = %v, want signing.ErrBadKey naming the flag", err)
 	}
 }
@@ -311,13 +345,17 @@ func TestDhall(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			f := newFixture(t)
-			f.src.CacheName = tt.cacheName
+			f.setCache(tt.cacheName)
 			if tt.dhall != "" {
 				f.dhall(tt.dhall)
 			}
 			c := f.resolve()
-			if c.Token != tt.wantToken || c.Hostname != tt.wantHostname {
-				t.Errorf("token %q, hostname %q; want %q, %q", c.Token, c.Hostname, tt.wantToken, tt.wantHostname)
+			wantHost := tt.wantHostname
+			if tt.cacheName != "" {
+				wantHost = orDefault(wantHost)
+			}
+			if c.Token != tt.wantToken || host(c) != wantHost {
+				t.Errorf("token %q, hostname %q; want %q, %q", c.Token, host(c), tt.wantToken, wantHost)
 			}
 			gotPub := ""
 			if c.SigningKey != nil {
@@ -336,10 +374,10 @@ func TestDhallProblems(t *testing.T) {
 		t.Parallel()
 		f := newFixture(t)
 		f.dhall(`{ authToken = "tok-secret-value" hostname = "h" }`)
-		f.src.AuthTokenFileFlag = f.file("token", "tok-flag", 0o600)
-		_, err := creds.Resolve(f.src)
-		if !errors.Is(err, creds.ErrBadConfig) || !strings.Contains(err.Error(), f.src.ConfigPath) || !strings.Contains(err.Error(), "1:34") {
-			t.Errorf("error = %v, want ErrBadConfig naming %s at 1:34", err, f.src.ConfigPath)
+		f.flags.AuthTokenFile = f.file("token", "tok-flag", 0o600)
+		_, err := f.run()
+		if !errors.Is(err, target.ErrBadConfig) || !strings.Contains(err.Error(), f.opts.ConfigPath) || !strings.Contains(err.Error(), "1:34") {
+			t.Errorf("error = %v, want ErrBadConfig naming %s at 1:34", err, f.opts.ConfigPath)
 		}
 		if err != nil && strings.Contains(err.Error(), "tok-secret-value") {
 			t.Errorf("error leaks the token: %v", err)
@@ -349,12 +387,12 @@ func TestDhallProblems(t *testing.T) {
 		t.Parallel()
 		f := newFixture(t)
 		f.dhall(`{ authToken = "tok" }`)
-		abs := f.src.ConfigPath
+		abs := f.opts.ConfigPath
 		rel, err := filepath.Rel(mustGetwd(t), abs)
 		if err != nil {
 			t.Fatal(err)
 		}
-		f.src.ConfigPath = rel
+		f.opts.ConfigPath = rel
 		if c := f.resolve(); c.TokenSource != "authToken in "+abs {
 			t.Errorf("TokenSource = %q, want it to name %s", c.TokenSource, abs)
 		}
@@ -362,7 +400,7 @@ func TestDhallProblems(t *testing.T) {
 	t.Run("unreadable is silently empty", func(t *testing.T) {
 		t.Parallel()
 		f := newFixture(t)
-		if err := os.Mkdir(f.src.ConfigPath, 0o700); err != nil { // reading a directory fails
+		if err := os.Mkdir(f.opts.ConfigPath, 0o700); err != nil { // reading a directory fails
 			t.Fatal(err)
 		}
 		f.env["CACHIX_AUTH_TOKEN"] = "tok-env"
@@ -375,8 +413,8 @@ func TestDhallProblems(t *testing.T) {
 		t.Parallel()
 		f := newFixture(t)
 		f.dhall(`{ binaryCaches = [ { name = "mycache", secretKey = "" } ] }`)
-		_, err := creds.Resolve(f.src)
-		if !errors.Is(err, signing.ErrBadKey) || !strings.Contains(err.Error(), `binaryCaches secretKey for "mycache" in `+f.src.ConfigPath) {
+		_, err := f.run()
+		if !errors.Is(err, signing.ErrBadKey) || !strings.Contains(err.Error(), `binaryCaches secretKey for "mycache" in `+f.opts.ConfigPath) {
 			t.Errorf("error = %v, want signing.ErrBadKey naming the entry", err)
 		}
 	})
@@ -384,7 +422,7 @@ func TestDhallProblems(t *testing.T) {
 		t.Parallel()
 		f := newFixture(t)
 		target := f.file("store/abc-home-manager-files/cachix.dhall", `{ authToken = "tok" }`, 0o444)
-		if err := os.Symlink(target, f.src.ConfigPath); err != nil {
+		if err := os.Symlink(target, f.opts.ConfigPath); err != nil {
 			t.Fatal(err)
 		}
 		c := f.resolve()
@@ -404,9 +442,9 @@ func TestDhallProblems(t *testing.T) {
 	t.Run("world-readable, not used: no warning", func(t *testing.T) {
 		t.Parallel()
 		f := newFixture(t)
-		f.file("cachix.dhall", `{ hostname = "h" }`, 0o644)
-		if c := f.resolve(); len(c.Warnings) != 0 || c.Hostname != "h" {
-			t.Errorf("hostname %q, warnings %q; want h and none", c.Hostname, c.Warnings)
+		f.file("cachix.dhall", `{ hostname = "https://h.example" }`, 0o644)
+		if c := f.resolve(); len(c.Warnings) != 0 || host(c) != "https://h.example" {
+			t.Errorf("hostname %q, warnings %q; want https://h.example and none", host(c), c.Warnings)
 		}
 	})
 }
@@ -445,14 +483,14 @@ func TestSecretFileErrors(t *testing.T) {
 	}{
 		{
 			name:    "literal store path, even if missing",
-			setup:   func(f *fixture) { f.src.AuthTokenFileFlag = "/nix/store/0123456789abcdfghijklmnpqrsvwxyz-token" },
-			wantErr: creds.ErrSecretInStore,
+			setup:   func(f *fixture) { f.flags.AuthTokenFile = "/nix/store/0123456789abcdfghijklmnpqrsvwxyz-token" },
+			wantErr: target.ErrSecretInStore,
 			wantMsg: []string{"--auth-token-file /nix/store/0123456789abcdfghijklmnpqrsvwxyz-token", "inside the Nix store"},
 		},
 		{
 			name:    "store path that needs cleaning",
-			setup:   func(f *fixture) { f.src.ManifestSigningKeyFile = "/nix/var/../store/./abc-key" },
-			wantErr: creds.ErrSecretInStore,
+			setup:   func(f *fixture) { f.manifest.SigningKeyFile = "/nix/var/../store/./abc-key" },
+			wantErr: target.ErrSecretInStore,
 			wantMsg: []string{"manifest signingKeyFile /nix/var/../store/./abc-key", "(/nix/store/abc-key)"},
 		},
 		{
@@ -463,9 +501,9 @@ func TestSecretFileErrors(t *testing.T) {
 				if err := os.Symlink(target, link); err != nil {
 					f.t.Fatal(err)
 				}
-				f.src.ManifestAuthTokenFile = link
+				f.manifest.AuthTokenFile = link
 			},
-			wantErr: creds.ErrSecretInStore,
+			wantErr: target.ErrSecretInStore,
 			wantMsg: []string{"manifest authTokenFile {dir}/run-secrets-token", "({dir}/store/abc-secret/token)"},
 		},
 		{
@@ -479,21 +517,21 @@ func TestSecretFileErrors(t *testing.T) {
 				if err != nil {
 					f.t.Fatal(err)
 				}
-				f.src.SigningKeyFileFlag = rel
+				f.flags.SigningKeyFile = rel
 			},
-			wantErr: creds.ErrSecretInStore,
+			wantErr: target.ErrSecretInStore,
 			wantMsg: []string{"--signing-key-file ", "{dir}/store/abc-dir/key"},
 		},
 		{
 			name:    "missing flag file",
-			setup:   func(f *fixture) { f.src.AuthTokenFileFlag = filepath.Join(f.dir, "nope") },
-			wantErr: creds.ErrUnreadable,
+			setup:   func(f *fixture) { f.flags.AuthTokenFile = filepath.Join(f.dir, "nope") },
+			wantErr: target.ErrUnreadable,
 			wantMsg: []string{"reading auth token from --auth-token-file {dir}/nope", "no such file"},
 		},
 		{
 			name: "missing manifest file is not skipped in favour of the environment",
 			setup: func(f *fixture) {
-				f.src.ManifestSigningKeyFile = filepath.Join(f.dir, "nope")
+				f.manifest.SigningKeyFile = filepath.Join(f.dir, "nope")
 				f.env["CACHIX_SIGNING_KEY"] = vectorCachixKey
 			},
 			wantErr: fs.ErrNotExist,
@@ -501,45 +539,45 @@ func TestSecretFileErrors(t *testing.T) {
 		},
 		{
 			name:    "directory",
-			setup:   func(f *fixture) { f.src.AuthTokenFileFlag = f.dir },
-			wantErr: creds.ErrUnreadable,
+			setup:   func(f *fixture) { f.flags.AuthTokenFile = f.dir },
+			wantErr: target.ErrUnreadable,
 			wantMsg: []string{"is a directory"},
 		},
 		{
 			name:    "empty file",
-			setup:   func(f *fixture) { f.src.AuthTokenFileFlag = f.file("empty", "", 0o600) },
-			wantErr: creds.ErrEmptySecret,
+			setup:   func(f *fixture) { f.flags.AuthTokenFile = f.file("empty", "", 0o600) },
+			wantErr: target.ErrEmptySecret,
 			wantMsg: []string{"--auth-token-file {dir}/empty"},
 		},
 		{
 			name:    "whitespace-only file",
-			setup:   func(f *fixture) { f.src.SigningKeyFileFlag = f.file("blank", " \n\t\n", 0o600) },
-			wantErr: creds.ErrEmptySecret,
+			setup:   func(f *fixture) { f.flags.SigningKeyFile = f.file("blank", " \n\t\n", 0o600) },
+			wantErr: target.ErrEmptySecret,
 			wantMsg: []string{"--signing-key-file {dir}/blank"},
 		},
 		{
 			name:    "oversized file",
-			setup:   func(f *fixture) { f.src.AuthTokenFileFlag = f.file("big", strings.Repeat("a", 70<<10), 0o600) },
-			wantErr: creds.ErrUnreadable,
+			setup:   func(f *fixture) { f.flags.AuthTokenFile = f.file("big", strings.Repeat("a", 70<<10), 0o600) },
+			wantErr: target.ErrUnreadable,
 			wantMsg: []string{"larger than 64 KiB"},
 		},
 		{
 			name:    "token with an inner line break",
-			setup:   func(f *fixture) { f.src.AuthTokenFileFlag = f.file("two-lines", "tok-line-one\ntok-line-two\n", 0o600) },
-			wantErr: creds.ErrBadToken,
+			setup:   func(f *fixture) { f.flags.AuthTokenFile = f.file("two-lines", "tok-line-one\ntok-line-two\n", 0o600) },
+			wantErr: target.ErrBadToken,
 			wantMsg: []string{"using auth token from --auth-token-file {dir}/two-lines", "whitespace"},
 		},
 		{
 			name: "environment file instead of a token file",
 			setup: func(f *fixture) {
-				f.src.AuthTokenFileFlag = f.file("envfile", "CACHIX_AUTH_TOKEN=tok-secret-value\n", 0o600)
+				f.flags.AuthTokenFile = f.file("envfile", "CACHIX_AUTH_TOKEN=tok-secret-value\n", 0o600)
 			},
-			wantErr: creds.ErrBadToken,
+			wantErr: target.ErrBadToken,
 			wantMsg: []string{"environment file"},
 		},
 		{
 			name:    "unparsable signing key",
-			setup:   func(f *fixture) { f.src.SigningKeyFileFlag = f.file("badkey", "not-a-key-secret-value", 0o600) },
+			setup:   func(f *fixture) { f.flags.SigningKeyFile = f.file("badkey", "not-a-key-secret-value", 0o600) },
 			wantErr: signing.ErrBadKey,
 			wantMsg: []string{"parsing signing key from --signing-key-file {dir}/badkey"},
 		},
@@ -555,7 +593,7 @@ func TestSecretFileErrors(t *testing.T) {
 			t.Parallel()
 			f := newFixture(t)
 			tt.setup(f)
-			c, err := creds.Resolve(f.src)
+			c, err := f.run()
 			if !errors.Is(err, tt.wantErr) {
 				t.Fatalf("Resolve = %v, %v; want an error matching %v", c, err, tt.wantErr)
 			}
@@ -580,9 +618,9 @@ func TestUnreadableFileAsNonRoot(t *testing.T) {
 		t.Skip("root can read a mode-000 file")
 	}
 	f := newFixture(t)
-	f.src.AuthTokenFileFlag = f.file("locked", "tok", 0o000)
-	_, err := creds.Resolve(f.src)
-	if !errors.Is(err, creds.ErrUnreadable) || !errors.Is(err, fs.ErrPermission) {
+	f.flags.AuthTokenFile = f.file("locked", "tok", 0o000)
+	_, err := f.run()
+	if !errors.Is(err, target.ErrUnreadable) || !errors.Is(err, fs.ErrPermission) {
 		t.Errorf("error = %v, want ErrUnreadable and fs.ErrPermission", err)
 	}
 }
@@ -590,10 +628,10 @@ func TestUnreadableFileAsNonRoot(t *testing.T) {
 func TestFlagShadowsUnreadableManifestFile(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
-	f.src.AuthTokenFileFlag = f.file("token", "tok-flag", 0o600)
-	f.src.ManifestAuthTokenFile = "/nix/store/abc-token" // would be refused if read
-	f.src.SigningKeyFileFlag = f.file("key", vectorCachixKey, 0o600)
-	f.src.ManifestSigningKeyFile = filepath.Join(f.dir, "missing")
+	f.flags.AuthTokenFile = f.file("token", "tok-flag", 0o600)
+	f.manifest.AuthTokenFile = "/nix/store/abc-token" // would be refused if read
+	f.flags.SigningKeyFile = f.file("key", vectorCachixKey, 0o600)
+	f.manifest.SigningKeyFile = filepath.Join(f.dir, "missing")
 	c := f.resolve()
 	if c.Token != "tok-flag" || c.SigningKey == nil {
 		t.Errorf("token %q, key %v; want the flag's", c.Token, c.SigningKey)
@@ -603,10 +641,10 @@ func TestFlagShadowsUnreadableManifestFile(t *testing.T) {
 func TestWorldReadableSecretFileWarns(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
-	f.src.AuthTokenFileFlag = f.file("token", "tok", 0o644)
-	f.src.SigningKeyFileFlag = f.file("key", vectorCachixKey, 0o640)
+	f.flags.AuthTokenFile = f.file("token", "tok", 0o644)
+	f.flags.SigningKeyFile = f.file("key", vectorCachixKey, 0o640)
 	c := f.resolve()
-	want := "auth token file " + f.src.AuthTokenFileFlag + " is readable by every user (mode 0644); restrict it, e.g. chmod 600"
+	want := "auth token file " + f.flags.AuthTokenFile + " is readable by every user (mode 0644); restrict it, e.g. chmod 600"
 	if len(c.Warnings) != 1 || c.Warnings[0] != want {
 		t.Errorf("warnings %q, want exactly %q", c.Warnings, want)
 	}
@@ -622,12 +660,12 @@ func TestNoSecretLeaks(t *testing.T) {
 	secrets := []string{token, "TOKENPAYLOAD", vectorCachixKey, keyPart}
 	setups := map[string]func(f *fixture){
 		"flag files": func(f *fixture) {
-			f.src.AuthTokenFileFlag = f.file("t", token, 0o644)
-			f.src.SigningKeyFileFlag = f.file("k", "test-1:"+vectorCachixKey, 0o644)
+			f.flags.AuthTokenFile = f.file("t", token, 0o644)
+			f.flags.SigningKeyFile = f.file("k", "test-1:"+vectorCachixKey, 0o644)
 		},
 		"manifest files": func(f *fixture) {
-			f.src.ManifestAuthTokenFile = f.file("t", token+"\n", 0o600)
-			f.src.ManifestSigningKeyFile = f.file("k", vectorCachixKey, 0o600)
+			f.manifest.AuthTokenFile = f.file("t", token+"\n", 0o600)
+			f.manifest.SigningKeyFile = f.file("k", vectorCachixKey, 0o600)
 		},
 		"environment": func(f *fixture) {
 			f.env["CACHIX_AUTH_TOKEN"] = token
@@ -637,13 +675,13 @@ func TestNoSecretLeaks(t *testing.T) {
 			f.file("cachix.dhall", `{ authToken = "`+token+`", binaryCaches = [ { name = "mycache", secretKey = "`+vectorCachixKey+`" } ] }`, 0o644)
 		},
 		"bad token file": func(f *fixture) {
-			f.src.AuthTokenFileFlag = f.file("t", token+" "+token, 0o600)
+			f.flags.AuthTokenFile = f.file("t", token+" "+token, 0o600)
 		},
 		"bad key in environment": func(f *fixture) {
 			f.env["CACHIX_SIGNING_KEY"] = keyPart
 		},
 		"truncated key in file": func(f *fixture) {
-			f.src.SigningKeyFileFlag = f.file("k", vectorCachixKey[:80], 0o600)
+			f.flags.SigningKeyFile = f.file("k", vectorCachixKey[:80], 0o600)
 		},
 		"key with bad name in cachix.dhall": func(f *fixture) {
 			f.dhall(`{ binaryCaches = [ { name = "mycache", secretKey = ":` + vectorCachixKey + `" } ] }`)
@@ -655,7 +693,7 @@ func TestNoSecretLeaks(t *testing.T) {
 			f.dhall(`{ authToken = "` + token)
 		},
 		"store path": func(f *fixture) {
-			f.src.AuthTokenFileFlag = "/nix/store/abc-" + "token"
+			f.flags.AuthTokenFile = "/nix/store/abc-" + "token"
 		},
 	}
 	for name, setup := range setups {
@@ -663,7 +701,7 @@ func TestNoSecretLeaks(t *testing.T) {
 			t.Parallel()
 			f := newFixture(t)
 			setup(f)
-			c, err := creds.Resolve(f.src)
+			c, err := f.run()
 			var texts []string
 			if err != nil {
 				texts = append(texts, err.Error(), fmt.Sprintf("%+v", err))
@@ -689,11 +727,11 @@ func TestCredentialsString(t *testing.T) {
 	f.env["CACHIX_AUTH_TOKEN"] = "tok"
 	f.env["CACHIX_SIGNING_KEY"] = vectorCachixKey
 	c := f.resolve()
-	want := "auth token from $CACHIX_AUTH_TOKEN, signing key mycache.cachix.org-1 from $CACHIX_SIGNING_KEY"
+	want := "Cachix cache mycache (auth token from $CACHIX_AUTH_TOKEN, signing key mycache.cachix.org-1 from $CACHIX_SIGNING_KEY)"
 	if got := c.String(); got != want {
 		t.Errorf("String() = %q, want %q", got, want)
 	}
-	if got := (&creds.Credentials{}).String(); got != "no auth token, no signing key" {
+	if got := (&target.Target{}).String(); got != "no auth token, no signing key" {
 		t.Errorf("empty String() = %q", got)
 	}
 }
@@ -713,7 +751,7 @@ func TestDefaultConfigPath(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			got := creds.DefaultConfigPath(func(k string) (string, bool) {
+			got := target.DefaultConfigPath(func(k string) (string, bool) {
 				v, ok := tt.env[k]
 				return v, ok
 			})
@@ -724,7 +762,7 @@ func TestDefaultConfigPath(t *testing.T) {
 	}
 	t.Run("no HOME falls back to the user database", func(t *testing.T) {
 		t.Parallel()
-		got := creds.DefaultConfigPath(func(string) (string, bool) { return "", false })
+		got := target.DefaultConfigPath(func(string) (string, bool) { return "", false })
 		if !strings.HasSuffix(got, "/.config/cachix/cachix.dhall") || !filepath.IsAbs(got) {
 			t.Errorf("DefaultConfigPath = %q, want an absolute ~/.config/cachix/cachix.dhall", got)
 		}
@@ -745,12 +783,12 @@ func TestRealEnvironment(t *testing.T) {
 	if err := os.WriteFile(cfg, []byte(`{ authToken = "tok-dhall", hostname = "https://h.example" }`), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	c, err := creds.Resolve(creds.Sources{CacheName: "mycache"})
+	c, err := target.Resolve(target.Options{}, target.Layer{Cache: "mycache"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Token != "tok-dhall" || c.TokenSource != "authToken in "+cfg || c.Hostname != "https://h.example" {
-		t.Errorf("token %q from %q, hostname %q", c.Token, c.TokenSource, c.Hostname)
+	if c.Token != "tok-dhall" || c.TokenSource != "authToken in "+cfg || host(c) != "https://h.example" {
+		t.Errorf("token %q from %q, hostname %q", c.Token, c.TokenSource, host(c))
 	}
 	if c.SigningKey == nil || c.SigningKeySource != "$CACHIX_SIGNING_KEY" {
 		t.Errorf("signing key %v from %q, want one from $CACHIX_SIGNING_KEY", c.SigningKey, c.SigningKeySource)

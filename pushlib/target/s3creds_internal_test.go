@@ -1,4 +1,4 @@
-package s3cache
+package target
 
 import (
 	"errors"
@@ -28,7 +28,7 @@ func writeFile(t *testing.T, path, content string, mode os.FileMode) string {
 	return path
 }
 
-func keyID(t *testing.T, r *resolved) string {
+func keyID(t *testing.T, r *S3Credentials) string {
 	t.Helper()
 	v, err := r.creds.GetWithContext(nil)
 	if err != nil {
@@ -64,7 +64,7 @@ func TestCredentialPrecedence(t *testing.T) {
 		{"$AWS_PROFILE", credentialSources{Lookup: env("HOME", home, "AWS_PROFILE", "ci")}, "HOMECI", ""},
 		{"$AWS_SHARED_CREDENTIALS_FILE", credentialSources{Lookup: env("HOME", home, "AWS_SHARED_CREDENTIALS_FILE", other)}, "SHARED", "profile default in " + other},
 	} {
-		r, err := resolveCredentials(tt.s)
+		r, err := resolveS3Credentials(tt.s)
 		if err != nil {
 			t.Errorf("%s: %v", tt.name, err)
 			continue
@@ -80,7 +80,7 @@ func TestCredentialPrecedence(t *testing.T) {
 
 func TestSessionTokenAndEmptyVariables(t *testing.T) {
 	t.Parallel()
-	r, err := resolveCredentials(credentialSources{Lookup: env("HOME", t.TempDir(),
+	r, err := resolveS3Credentials(credentialSources{Lookup: env("HOME", t.TempDir(),
 		"AWS_ACCESS_KEY_ID", "K", "AWS_SECRET_ACCESS_KEY", "S", "AWS_SESSION_TOKEN", "T", "AWS_PROFILE", " ")})
 	if err != nil {
 		t.Fatal(err)
@@ -117,7 +117,7 @@ func TestCredentialErrors(t *testing.T) {
 		{"a profile asked for, no file", credentialSources{Profile: "ci", Lookup: env("HOME", home)}, ErrBadCredentials, "profile ci was asked for"},
 		{"explicit file in the store", credentialSources{File: "/nix/store/00000000000000000000000000000000-creds", Lookup: env("HOME", home)}, ErrBadCredentials, "inside the Nix store"},
 	} {
-		_, err := resolveCredentials(tt.s)
+		_, err := resolveS3Credentials(tt.s)
 		if !errors.Is(err, tt.sentinel) || !strings.Contains(err.Error(), tt.want) {
 			t.Errorf("%s: got %v, want %v saying %q", tt.name, err, tt.sentinel, tt.want)
 		}
@@ -130,7 +130,7 @@ func TestCredentialErrors(t *testing.T) {
 func TestCredentialsFileWarningsAndAnonymous(t *testing.T) {
 	t.Parallel()
 	f := writeFile(t, filepath.Join(t.TempDir(), "creds"), "[default]\naws_access_key_id = A\naws_secret_access_key = S\n", 0o644)
-	r, err := resolveCredentials(credentialSources{File: f, Lookup: env()})
+	r, err := resolveS3Credentials(credentialSources{File: f, Lookup: env()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -138,7 +138,7 @@ func TestCredentialsFileWarningsAndAnonymous(t *testing.T) {
 		t.Errorf("warnings %q", r.warnings)
 	}
 	// A dry run may read a public bucket without keys.
-	r, err = resolveCredentials(credentialSources{Lookup: env("HOME", t.TempDir()), Anonymous: true})
+	r, err = resolveS3Credentials(credentialSources{Lookup: env("HOME", t.TempDir()), Anonymous: true})
 	if err != nil || !strings.Contains(r.source, "anonymous") {
 		t.Fatalf("anonymous: %v %v", r, err)
 	}
