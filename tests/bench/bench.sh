@@ -206,6 +206,7 @@ run_shape() {
     if [ $((i % 2)) = 1 ]; then order=("$@"); else order=(); for c in "$@"; do order=("$c" "${order[@]}"); done; fi
     for c in "${order[@]}"; do
       sync # start from a clean page cache: no contender writes back another's data
+      settle
       local line
       cut -d' ' -f1 /proc/loadavg >> "$res/loadavg"
       line=$("c_$c" "$run/$shape-$c-$i" 2>> "$run/contenders.log") ||
