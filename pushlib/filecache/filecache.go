@@ -267,7 +267,9 @@ func (c *Cache) Upload(ctx context.Context, info *store.PathInfo, comp narstream
 	}
 	defer release()
 	defer tmp.Abort()
-	bw := bufio.NewWriterSize(tmp, 256<<10)
+	bw := writers.Get().(*bufio.Writer)
+	bw.Reset(tmp)
+	defer func() { bw.Reset(nil); writers.Put(bw) }()
 	res, err := stream(ctx, bw)
 	if err != nil {
 		return nil, err
@@ -282,6 +284,10 @@ func (c *Cache) Upload(ctx context.Context, info *store.PathInfo, comp narstream
 	}
 	return &pending{cache: c, info: info, res: res, url: rel, seq: c.renamed.Add(1)}, nil
 }
+
+// writers are the NAR files' write buffers, reused: a fresh 256 KiB
+// buffer per NAR costs more than writing a tiny NAR does.
+var writers = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 256<<10) }}
 
 // syncUpTo returns once NARs 1..n (in rename order) are durable. One
 // syncfs covers every NAR renamed before it began, so callers waiting
