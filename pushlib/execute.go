@@ -124,9 +124,24 @@ func (x *executor) upload(ctx context.Context, info *store.PathInfo) (backend.Pe
 			return narstream.Result{}, ctx.Err()
 		}
 		defer func() { <-x.cpu }()
-		return narstream.Stream(ctx, info, x.plan.Compression, w, func(n uint64) {
+		// A big NAR takes the cores no other NAR is using (they would
+		// idle) and is compressed on all of them; it never waits for one.
+		cores := 1
+		if info.NarSize >= narstream.ParallelThreshold && x.plan.Compression.Method == narstream.Zstd {
+		more:
+			for cores < cap(x.cpu) {
+				select {
+				case x.cpu <- struct{}{}:
+					cores++
+					defer func() { <-x.cpu }()
+				default:
+					break more
+				}
+			}
+		}
+		return narstream.StreamOn(ctx, info, x.plan.Compression, w, func(n uint64) {
 			x.sink.Emit(events.Event{Kind: events.Progress, Cache: x.cache, Path: info.Path, Bytes: n, NarSize: info.NarSize})
-		})
+		}, cores)
 	}
 	var pending backend.Pending
 	err := x.retry(ctx, func(attempt int) error {

@@ -1,16 +1,20 @@
 package narstream_test
 
 import (
+	"bufio"
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
 	"testing"
 
 	"github.com/klauspost/compress/zstd"
+	"github.com/nix-community/go-nix/pkg/nar"
 	"github.com/nix-community/go-nix/pkg/nixbase32"
 	"github.com/nix-community/go-nix/pkg/nixhash"
 	"github.com/ulikunitz/xz"
@@ -150,3 +154,60 @@ func TestCompressionValidate(t *testing.T) {
 		t.Error("bzip2 must be refused")
 	}
 }
+
+// TestStreamOnCores: a NAR past ParallelThreshold given two cores is
+// compressed in parallel sections into one zstd stream that decompresses
+// to the NAR, with the hashes and sizes of what was written.
+func TestStreamOnCores(t *testing.T) {
+	t.Parallel()
+	p := filepath.Join(t.TempDir(), "big")
+	f, err := os.Create(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := bufio.NewWriter(f)
+	for i := 0; int64(i) < narstream.ParallelThreshold/40+100_000; i++ {
+		fmt.Fprintf(w, "line %09d of a compressible file\n", i*7919%1_000_003)
+	}
+	if err := w.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	narHash := sha256.New()
+	var narSize countWriter
+	if err := nar.DumpPath(io.MultiWriter(narHash, &narSize), p); err != nil {
+		t.Fatal(err)
+	}
+	if narSize < narstream.ParallelThreshold {
+		t.Fatalf("NAR of %d bytes, want at least %d", narSize, narstream.ParallelThreshold)
+	}
+	info := &store.PathInfo{Path: p, NarHash: *nixhash.MustNewHash(nixhash.SHA256, narHash.Sum(nil)), NarSize: uint64(narSize)}
+	var out bytes.Buffer
+	res, err := narstream.StreamOn(context.Background(), info, narstream.DefaultCompression, &out, nil, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fh := sha256.Sum256(out.Bytes()); res.FileSize != uint64(out.Len()) || !bytes.Equal(res.FileHash.Digest(), fh[:]) {
+		t.Errorf("file hash and size %x %d, wrote %x %d", res.FileHash.Digest(), res.FileSize, fh, out.Len())
+	}
+	dec, err := zstd.NewReader(&out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dec.Close()
+	got := sha256.New()
+	n, err := io.Copy(got, dec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got.Sum(nil), info.NarHash.Digest()) || uint64(n) != info.NarSize {
+		t.Errorf("decompressed %d bytes that are not the NAR (%d bytes)", n, info.NarSize)
+	}
+	if ratio := float64(res.FileSize) / float64(res.NarSize); ratio > 0.5 {
+		t.Errorf("compressed to %.2f of the NAR", ratio)
+	}
+}
+
+type countWriter int64
+
+func (c *countWriter) Write(p []byte) (int, error) { *c += countWriter(len(p)); return len(p), nil }
