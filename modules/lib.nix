@@ -40,6 +40,7 @@ let
     substring
     tail
     toJSON
+    unsafeDiscardOutputDependency
     unsafeDiscardStringContext
     ;
 
@@ -288,20 +289,33 @@ rec {
 
   # entries turns the selected packages into manifest path entries,
   # without duplicates (list options merge across modules, so the same
-  # package often comes twice).
+  # package often comes twice). Packages of pushBuildClosures get
+  # `closure = "build"` (a package in both lists takes the build closure);
+  # they are entered by their output path, like pushPackages, so that they
+  # are built first and their inputs are realised. The derivations of
+  # pushInputsOf are entered by their .drv with `closure = "build"` and are
+  # not built: unsafeDiscardOutputDependency turns the .drv's context into
+  # a plain one, so the manifest keeps the .drv alive without depending on
+  # its outputs (or on every output of every derivation below it, which a
+  # drvPath's own context would ask for).
   entries =
     {
       packages,
+      pushBuildClosures ? [ ],
+      pushInputsOf ? [ ],
       pin ? { },
     }:
     let
       pinOn = pin.enable or false;
       names = pin.names or { };
-      raw = map (pkg: {
+      entry = closure: pkg: {
         name = nameOf pkg;
         storePath = toString pkg; # keeps the string context: the package is built first
         system = if isAttrs pkg then pkg.system or null else null;
-      }) packages;
+        inherit closure;
+      };
+      raw = map (entry "runtime") packages ++ map (entry "build") pushBuildClosures;
+      isBuild = p: any (e: e.storePath == p && e.closure == "build") raw;
       pinFor =
         e:
         {
@@ -312,10 +326,43 @@ rec {
             });
         }
         // (if (pin.keep or null) == null then { } else { keep = pin.keep; });
+      drvEntry = drv: {
+        name = "${nameOf drv}-inputs";
+        storePath = unsafeDiscardOutputDependency drv.drvPath;
+        closure = "build";
+      };
     in
     map (
-      e: { inherit (e) name storePath; } // (if pinOn then { pin = pinFor e; } else { })
-    ) (uniqueBy (e: e.storePath) raw);
+      e:
+      { inherit (e) name storePath; }
+      // (if isBuild e.storePath then { closure = "build"; } else { })
+      // (if pinOn then { pin = pinFor e; } else { })
+    ) (uniqueBy (e: e.storePath) raw)
+    ++ uniqueBy (e: e.storePath) (map drvEntry (filter isDerivation pushInputsOf));
+
+  # isDerivation is nixpkgs' lib.isDerivation.
+  isDerivation = x: isAttrs x && (x.type or null) == "derivation";
+
+  # exclusion is the manifest's push.exclude and push.upstream from the
+  # options of the same names (null/empty values left out), or { }.
+  exclusion =
+    push:
+    let
+      e = push.exclude or { };
+      u = push.upstream or { };
+      ex = filter (n: n.value != null && n.value != [ ]) [
+        { name = "names"; value = e.names or [ ]; }
+        { name = "regex"; value = e.regex or [ ]; }
+        { name = "maxNarSize"; value = e.maxNarSize or null; }
+        { name = "mode"; value = if (e.mode or "prune") == "prune" then null else e.mode; }
+      ];
+      up = filter (n: n.value != null && n.value != [ ]) [
+        { name = "filter"; value = u.filter or null; }
+        { name = "keys"; value = u.keys or [ ]; }
+      ];
+    in
+    (if ex == [ ] then { } else { exclude = listToAttrs ex; })
+    // (if up == [ ] then { } else { upstream = listToAttrs up; });
 
   # manifestArgs are the arguments the manifest is made from, besides the
   # secrets, with their defaults: the `cachix.*` options of the same names
@@ -327,6 +374,10 @@ rec {
     cacheUrl = null;
     host = null;
     packages = [ ];
+    pushBuildClosures = [ ];
+    # Derivations whose inputs are pushed without building them (the
+    # shellHook's pushShellInputs puts its shell here).
+    pushInputsOf = [ ];
     pin = { };
     push = { };
     origin = "manual";
@@ -370,7 +421,7 @@ rec {
           value = attrByPath s.option null a.secrets;
         }) (filter (s: s.manifest != null) secretOptions)
       );
-      paths = entries { inherit (a) packages pin; };
+      paths = entries { inherit (a) packages pushBuildClosures pushInputsOf pin; };
       push =
         listToAttrs (
           map (n: {
@@ -380,7 +431,8 @@ rec {
         )
         // {
           omitDeriver = a.push.omitDeriver or false;
-        };
+        }
+        // exclusion a.push;
       inherit (a) origin;
     };
 
@@ -401,7 +453,7 @@ rec {
       s3File = a.secrets.s3.credentialsFile or null;
       isS3 = isString a.cacheUrl && hasPrefix "s3://" a.cacheUrl;
       pinned =
-        entries { inherit (a) packages pin; }
+        entries { inherit (a) packages pushBuildClosures pin; }
         ++ optional (generationPin != null) [
           {
             storePath = "the generation being activated";
@@ -439,6 +491,9 @@ rec {
       ]
       ++ map (s: runtimePathProblem "${prefix}${optionName s}" s.path) (givenSecrets a.secrets)
       ++ [ (keepProblem "${prefix}pin.keep" (a.pin.keep or null)) ]
+      ++ optional (!all isDerivation a.pushInputsOf) [
+        "${prefix}pushInputsOf takes derivations (their inputs are pushed by their .drv, without building them); a store path or string has no derivation to read."
+      ]
       ++ map (
         n:
         "Pin name \"${n}\" would be used by ${toString (length (holders n))} different store paths (${concatStringsSep ", " (holders n)}); pins need distinct names: push only one of them, or turn pinning off (${prefix}pin.names renames by package name, so it cannot separate two packages of the same name)."
@@ -572,7 +627,7 @@ rec {
       exe = "${cfg.package}/bin/cachix-select";
     in
     {
-      active = cfg.enable && (cfg.pushPackages != [ ] || cfg.pushGeneration);
+      active = cfg.enable && (cfg.pushPackages != [ ] || cfg.pushBuildClosures != [ ] || cfg.pushGeneration);
       inherit exe secrets;
       generationPin = pin;
       manifestArgs = manifestArgs';
@@ -845,22 +900,60 @@ rec {
     ${guarded (hookDefaults // args).strict (activateCommand { } args false) queueFailed}
   '';
 
+  # shellInputDefaults are the shellHook's own arguments besides the
+  # hook's: pushShellInputs = true also pushes the dev shell's input
+  # closure (what entering the shell needs: stdenv and the closures of its
+  # inputs, so that it opens at once on another machine, or in CI), read
+  # from shellInputs: the mkShell arguments that carry the inputs
+  # (packages, inputsFrom, buildInputs, nativeBuildInputs, …; null: those
+  # of `mkShell { inherit packages; }`), or a shell derivation made
+  # without this hook. The hook cannot take the shell it is part of: that
+  # shell's derivation depends on the hook's text.
+  shellInputDefaults = {
+    pushShellInputs = false;
+    shellInputs = null;
+  };
+
   # mkShellHook is modules/shell.nix (and the flake's lib.shellHook): the
   # manifest rendered and checked from the arguments (an unknown argument
   # or a problem throws, naming it), and the hook that pushes it. The
-  # arguments: packages, those of manifestArgs and secretOptions, and
-  # hookDefaults' (the hook's own).
+  # arguments: packages, those of manifestArgs and secretOptions,
+  # hookDefaults' (the hook's own) and shellInputDefaults'. The shell whose
+  # inputs are pushed goes into pushInputsOf: its .drv is read, nothing
+  # of it is built.
   mkShellHook =
-    { writeTextFile, package }:
+    {
+      writeTextFile,
+      package,
+      mkShell ? null,
+    }:
     args:
     let
-      manifest = writeManifest (
-        removeAttrs args (attrNames hookDefaults)
-        // {
-          inherit writeTextFile package;
-          origin = "shell";
-        }
-      );
+      a = shellInputDefaults // args;
+      given = a.shellInputs;
+      shell =
+        if !a.pushShellInputs then
+          null
+        else if isDerivation given then
+          given
+        else if given != null && !isAttrs given then
+          throw "cachix-select: shellInputs must be mkShell's arguments (an attribute set) or a shell derivation, not a ${builtins.typeOf given}"
+        else if mkShell == null then
+          throw "cachix-select: pushShellInputs needs pkgs.mkShell (modules/shell.nix takes it from pkgs), or shellInputs given as a shell derivation"
+        else
+          mkShell (if given == null then { packages = args.packages or [ ]; } else given);
+      manifest =
+        if given != null && !a.pushShellInputs then
+          throw "cachix-select: shellInputs is set but pushShellInputs is not; set pushShellInputs = true to push the shell's inputs"
+        else
+          writeManifest (
+            removeAttrs args (attrNames hookDefaults ++ attrNames shellInputDefaults)
+            // {
+              inherit writeTextFile package;
+              origin = "shell";
+              pushInputsOf = (args.pushInputsOf or [ ]) ++ optional (shell != null) [ shell ];
+            }
+          );
     in
     shellHook (
       intersectAttrs hookDefaults args

@@ -8,6 +8,7 @@ import (
 	"github.com/cachix-select/cachix-select/pushlib/filecache"
 	"github.com/cachix-select/cachix-select/pushlib/manifest"
 	"github.com/cachix-select/cachix-select/pushlib/s3cache"
+	"github.com/cachix-select/cachix-select/pushlib/selection"
 	"github.com/cachix-select/cachix-select/pushlib/store"
 	"github.com/cachix-select/cachix-select/pushlib/target"
 )
@@ -36,38 +37,61 @@ type Request struct {
 	Backend backend.Options
 	// DryRun reports what would be pushed, touching nothing.
 	DryRun bool
+	// Select is the command line's layer of the selection rules, over
+	// each manifest's (selection.Merge).
+	Select selection.Rules
+	// Closure, when set, is the closure of every root (--closure),
+	// whatever the manifests say.
+	Closure selection.Closure
 }
 
-// BuildJobs turns a request into one Job per target cache: manifests
-// naming the same cache are merged so their closures are computed and
-// pushed once (with the first one's settings). Nothing is contacted yet.
+// BuildJobs turns a request into one Job per target cache and selection:
+// manifests naming the same cache with the same selection rules are
+// merged so their closures are computed and pushed once (with the first
+// one's settings). Nothing is contacted yet.
 func BuildJobs(req Request, st *store.Store) ([]Job, error) {
 	type group struct {
 		layers []target.Layer
+		sel    selection.Rules
 		roots  []Root
 		seen   map[string]bool
 	}
 	var order []string
 	groups := map[string]*group{}
-	add := func(layers []target.Layer, roots []Root) error {
+	add := func(layers []target.Layer, rules selection.Rules, roots []Root) error {
 		ref, err := target.ResolveRef(req.Resolve, layers...)
 		if err != nil {
 			return err
 		}
-		k := ref.Key()
+		sel := rules.Effective(ref.Scheme())
+		if err := sel.Check(); err != nil {
+			return err
+		}
+		k := ref.Key() + " " + sel.Fingerprint()
 		g, ok := groups[k]
 		if !ok {
-			g = &group{layers: layers, seen: map[string]bool{}}
+			g = &group{layers: layers, sel: sel, seen: map[string]bool{}}
 			groups[k] = g
 			order = append(order, k)
 		}
 		for _, r := range roots {
+			if req.Closure != "" {
+				r.Closure = req.Closure
+			}
 			if g.seen[r.Path] {
-				// A root listed twice keeps its first pin, gains a later one.
+				// A root listed twice keeps its first pin, gains a later
+				// one, and takes the build closure if either asks for it.
 				for i := range g.roots {
-					if g.roots[i].Path == r.Path && g.roots[i].Pin == nil {
+					if g.roots[i].Path != r.Path {
+						continue
+					}
+					if g.roots[i].Pin == nil {
 						g.roots[i].Pin = r.Pin
 					}
+					if r.Closure == selection.Build {
+						g.roots[i].Closure = selection.Build
+					}
+					g.roots[i].IfValid = g.roots[i].IfValid && r.IfValid
 				}
 				continue
 			}
@@ -84,13 +108,13 @@ func BuildJobs(req Request, st *store.Store) ([]Job, error) {
 			if err != nil {
 				return nil, fmt.Errorf("%s: %w", m.File, err)
 			}
-			r := Root{Path: resolved[0], Name: p.Name}
+			r := Root{Path: resolved[0], Name: p.Name, Closure: p.Closure}
 			if p.Pin != nil {
 				r.Pin = &backend.Pin{Name: p.Pin.Name, Keep: p.Pin.Keep}
 			}
 			roots = append(roots, r)
 		}
-		if err := add([]target.Layer{req.Flags, m.Layer()}, roots); err != nil {
+		if err := add([]target.Layer{req.Flags, m.Layer()}, selection.Merge(req.Select, m.Selection()), roots); err != nil {
 			return nil, err
 		}
 	}
@@ -112,7 +136,7 @@ func BuildJobs(req Request, st *store.Store) ([]Job, error) {
 		for _, p := range resolved {
 			roots = append(roots, Root{Path: p, Name: store.NameOf(p)})
 		}
-		if err := add([]target.Layer{req.Flags}, roots); err != nil {
+		if err := add([]target.Layer{req.Flags}, req.Select, roots); err != nil {
 			return nil, err
 		}
 	}
@@ -139,7 +163,7 @@ func BuildJobs(req Request, st *store.Store) ([]Job, error) {
 		if err != nil {
 			return nil, err
 		}
-		jobs = append(jobs, Job{Target: t, Backend: b, Store: st, Roots: g.roots, DryRun: req.DryRun})
+		jobs = append(jobs, Job{Target: t, Backend: b, Store: st, Roots: g.roots, Select: g.sel, DryRun: req.DryRun})
 	}
 	return jobs, nil
 }

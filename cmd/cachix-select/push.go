@@ -76,20 +76,24 @@ func outputFlags() []cli.Flag {
 // pushCommand is `cachix-select push`.
 func pushCommand() *cli.Command {
 	flags := append(cacheFlags(), pushTuningFlags()...)
-	flags = append(flags, &cli.BoolFlag{Name: "dry-run", Aliases: []string{"n"}, Usage: "report what would be pushed, with NAR sizes; upload nothing"})
+	flags = append(flags, &cli.BoolFlag{Name: "dry-run", Aliases: []string{"n"}, Usage: "report what would be pushed, with NAR sizes, and what the selection leaves out; upload nothing"})
+	flags = append(flags, selectionFlags()...)
 	flags = append(flags, networkFlags()...)
 	flags = append(flags, outputFlags()...)
 	flags = append(flags, omciFlags()...)
 	return &cli.Command{
 		Name:      "push",
-		Usage:     "push manifests, or store paths, with their runtime closures",
+		Usage:     "push manifests, or store paths, with their runtime (or build) closures",
 		ArgsUsage: "MANIFEST.json... | --cache NAME PATH... | --to URL PATH... | --cache NAME --om-results FILE",
 		Description: "With manifests (files ending in .json), pushes each manifest's paths to its cache.\n" +
 			"With --cache or --to, the arguments are store paths (./result symlinks and paths inside\n" +
 			"store paths are resolved); with no arguments they are read from stdin.\n" +
-			"Each path is pushed with its runtime closure; paths the cache has are skipped.\n" +
-			"With --om-results, the outputs of `om ci run --results=om.json` are pushed and each is pinned\n" +
-			"as <prefix>-<system>-<name> once its closure is in the cache.\n\n" + exitCodesHelp,
+			"Each path is pushed with its runtime closure (--closure build: what building it needs);\n" +
+			"paths the cache has are skipped, and so are those the --exclude-* rules and the upstream\n" +
+			"filter leave out (--exclude-mode says what becomes of the paths that need them).\n" +
+			"With --om-results, the outputs of `om ci run --results=om.json` are pushed and each byName\n" +
+			"entry is pinned as <prefix>-<system>-<name> once its closure is in the cache; outPaths and,\n" +
+			"with `om ci run --include-all-dependencies`, allDeps are pushed too (those valid here).\n\n" + exitCodesHelp,
 		Flags:        flags,
 		OnUsageError: onUsageError,
 		Action:       pushAction,
@@ -137,8 +141,12 @@ func requestFromFlags(c *cli.Context, manifests []*manifest.Manifest, paths []st
 	if err != nil {
 		return pushlib.Request{}, err
 	}
+	sel, closure, err := selectionFromFlags(c)
+	if err != nil {
+		return pushlib.Request{}, err
+	}
 	return pushlib.Request{Manifests: manifests, Paths: paths, Flags: flags, Resolve: resolveOptions(c),
-		Backend: backendOptions(c), DryRun: c.Bool("dry-run")}, nil
+		Backend: backendOptions(c), DryRun: c.Bool("dry-run"), Select: sel, Closure: closure}, nil
 }
 
 // flagLayer is the command line's layer of the target: the highest one.
