@@ -318,7 +318,7 @@ func Push(ctx context.Context, job Job) (*Result, error) {
 		if pinFailed == 1 {
 			pins = "pin"
 		}
-		return res, fmt.Errorf("%w: every path is in %s, but %d %s could not be set; first: %w",
+		return res, fmt.Errorf("%w: the paths were pushed to %s, but %d %s could not be set; first: %w",
 			ErrPushFailed, cache, pinFailed, pins, first.Err)
 	}
 	return res, nil
