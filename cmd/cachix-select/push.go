@@ -83,7 +83,7 @@ func pushCommand() *cli.Command {
 	flags = append(flags, omciFlags()...)
 	return &cli.Command{
 		Name:      "push",
-		Usage:     "push manifests, or store paths, with their runtime closures",
+		Usage:     "push manifests, or store paths, with their runtime (or build) closures",
 		ArgsUsage: "MANIFEST.json... | --cache NAME PATH... | --to URL PATH... | --cache NAME --om-results FILE",
 		Description: "With manifests (files ending in .json), pushes each manifest's paths to its cache.\n" +
 			"With --cache or --to, the arguments are store paths (./result symlinks and paths inside\n" +
