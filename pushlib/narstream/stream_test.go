@@ -209,6 +209,7 @@ func TestStreamOnCores(t *testing.T) {
 		t.Errorf("compressed to %.2f of the NAR", ratio)
 	}
 }
+
 // TestZstdSkewedText: text with a small alphabet and no repeats (base64 of
 // random bytes) is entropy-coded at the default level, as libzstd does,
 // not stored raw: about 3/4 of its size, never more than 0.8.
