@@ -157,18 +157,18 @@ func TestCompressionValidate(t *testing.T) {
 	}
 }
 
-// TestStreamOnCores: a NAR past ParallelThreshold given two cores is
+// TestStreamOnCores: a NAR past the parallel threshold given two cores is
 // compressed in parallel sections into one zstd stream that decompresses
 // to the NAR, with the hashes and sizes of what was written.
 func TestStreamOnCores(t *testing.T) {
-	t.Parallel()
 	p := filepath.Join(t.TempDir(), "big")
 	f, err := os.Create(p)
 	if err != nil {
 		t.Fatal(err)
 	}
 	w := bufio.NewWriter(f)
-	for i := 0; int64(i) < narstream.ParallelThreshold/40+100_000; i++ {
+	narstream.SetParallelThreshold(t, 8<<20)
+	for i := 0; i < 300_000; i++ {
 		fmt.Fprintf(w, "line %09d of a compressible file\n", i*7919%1_000_003)
 	}
 	if err := w.Flush(); err != nil {
@@ -180,8 +180,8 @@ func TestStreamOnCores(t *testing.T) {
 	if err := nar.DumpPath(io.MultiWriter(narHash, narSize), p); err != nil {
 		t.Fatal(err)
 	}
-	if narSize.n < narstream.ParallelThreshold {
-		t.Fatalf("NAR of %d bytes, want at least %d", narSize.n, narstream.ParallelThreshold)
+	if narSize.n < 8<<20 {
+		t.Fatalf("NAR of %d bytes, want at least 8 MiB", narSize.n)
 	}
 	info := &store.PathInfo{Path: p, NarHash: *nixhash.MustNewHash(nixhash.SHA256, narHash.Sum(nil)), NarSize: narSize.n}
 	var out bytes.Buffer
