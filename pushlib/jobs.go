@@ -1,10 +1,12 @@
 package pushlib
 
 import (
+	"errors"
 	"fmt"
 
 	"github.com/cachix-select/cachix-select/pushlib/backend"
 	"github.com/cachix-select/cachix-select/pushlib/cachix"
+	"github.com/cachix-select/cachix-select/pushlib/fault"
 	"github.com/cachix-select/cachix-select/pushlib/filecache"
 	"github.com/cachix-select/cachix-select/pushlib/manifest"
 	"github.com/cachix-select/cachix-select/pushlib/s3cache"
@@ -36,6 +38,10 @@ type Request struct {
 	Backend backend.Options
 	// DryRun reports what would be pushed, touching nothing.
 	DryRun bool
+	// SkipInvalid skips the Paths that do not exist or are not valid in
+	// the local store, with a warning each, as `cachix push` does (see
+	// Job.SkipInvalid); otherwise such a path stops the push.
+	SkipInvalid bool
 }
 
 // BuildJobs turns a request into one Job per target cache: manifests
@@ -45,36 +51,43 @@ func BuildJobs(req Request, st *store.Store) ([]Job, error) {
 	type group struct {
 		layers []target.Layer
 		roots  []Root
-		seen   map[string]bool
+		// pins maps each pin name to its root's index; from, where each
+		// root came from (for messages).
+		pins map[string]int
+		from []string
 	}
 	var order []string
 	groups := map[string]*group{}
-	add := func(layers []target.Layer, roots []Root) error {
+	// The command line's paths: their group, and the inputs skipped.
+	var adhocKey string
+	var adhocSkipped []PathFailure
+	add := func(layers []target.Layer, roots []Root, from string) (string, error) {
 		ref, err := target.ResolveRef(req.Resolve, layers...)
 		if err != nil {
-			return err
+			return "", err
 		}
 		k := ref.Key()
 		g, ok := groups[k]
 		if !ok {
-			g = &group{layers: layers, seen: map[string]bool{}}
+			g = &group{layers: layers, pins: map[string]int{}}
 			groups[k] = g
 			order = append(order, k)
 		}
 		for _, r := range roots {
-			if g.seen[r.Path] {
-				// A root listed twice keeps its first pin, gains a later one.
-				for i := range g.roots {
-					if g.roots[i].Path == r.Path && g.roots[i].Pin == nil {
-						g.roots[i].Pin = r.Pin
-					}
-				}
+			dup, err := mergeRoot(g.roots, g.pins, g.from, r, from)
+			if err != nil {
+				return "", err
+			}
+			if dup >= 0 {
 				continue
 			}
-			g.seen[r.Path] = true
+			if r.Pin != nil {
+				g.pins[r.Pin.Name] = len(g.roots)
+			}
 			g.roots = append(g.roots, r)
+			g.from = append(g.from, from)
 		}
-		return nil
+		return k, nil
 	}
 
 	for _, m := range req.Manifests {
@@ -90,7 +103,7 @@ func BuildJobs(req Request, st *store.Store) ([]Job, error) {
 			}
 			roots = append(roots, r)
 		}
-		if err := add([]target.Layer{req.Flags, m.Layer()}, roots); err != nil {
+		if _, err := add([]target.Layer{req.Flags, m.Layer()}, roots, m.File); err != nil {
 			return nil, err
 		}
 	}
@@ -105,16 +118,17 @@ func BuildJobs(req Request, st *store.Store) ([]Job, error) {
 			r.Path = resolved[0]
 			roots = append(roots, r)
 		}
-		resolved, err := st.Resolve(req.Paths)
+		resolved, skipped, err := resolvePaths(st, req.Paths, req.SkipInvalid)
 		if err != nil {
 			return nil, err
 		}
 		for _, p := range resolved {
 			roots = append(roots, Root{Path: p, Name: store.NameOf(p)})
 		}
-		if err := add([]target.Layer{req.Flags}, roots); err != nil {
+		if adhocKey, err = add([]target.Layer{req.Flags}, roots, "the command line"); err != nil {
 			return nil, err
 		}
+		adhocSkipped = skipped
 	}
 
 	registry := NewRegistry()
@@ -139,7 +153,90 @@ func BuildJobs(req Request, st *store.Store) ([]Job, error) {
 		if err != nil {
 			return nil, err
 		}
-		jobs = append(jobs, Job{Target: t, Backend: b, Store: st, Roots: g.roots, DryRun: req.DryRun})
+		job := Job{Target: t, Backend: b, Store: st, Roots: g.roots, DryRun: req.DryRun}
+		if k == adhocKey && req.SkipInvalid {
+			job.SkipInvalid, job.Skipped = true, adhocSkipped
+		}
+		jobs = append(jobs, job)
 	}
 	return jobs, nil
+}
+
+// resolvePaths resolves user inputs to store paths. With skip, an input
+// that does not exist or leads outside the store is left out and
+// returned in skipped; a name Nix would reject is refused either way.
+func resolvePaths(st *store.Store, inputs []string, skip bool) (resolved []string, skipped []PathFailure, err error) {
+	if !skip {
+		resolved, err = st.Resolve(inputs)
+		return resolved, nil, err
+	}
+	seen := map[string]bool{}
+	for _, in := range inputs {
+		r, err := st.Resolve([]string{in})
+		var invalid *store.InvalidPathError
+		switch {
+		case errors.As(err, &invalid):
+			skipped = append(skipped, PathFailure{Path: in, Err: err})
+		case err != nil:
+			return nil, nil, err
+		case !seen[r[0]]:
+			seen[r[0]] = true
+			resolved = append(resolved, r[0])
+		}
+	}
+	return resolved, skipped, nil
+}
+
+// mergeRoot decides what becomes of a root r (from where) given the roots
+// already in its push (roots, from), pins indexing them by pin name. A
+// path listed again without a pin, or with the same pin, is a duplicate:
+// its index is returned. A path listed again with another pin is one more
+// root (-1), so that both pins are created; a root without a pin gains
+// the pin of a later listing. Two listings that disagree about one pin
+// (its path, or how many revisions to keep) are an error naming both.
+func mergeRoot(roots []Root, pins map[string]int, from []string, r Root, where string) (int, error) {
+	if r.Pin != nil {
+		if i, ok := pins[r.Pin.Name]; ok {
+			o := roots[i]
+			switch {
+			case o.Path != r.Path:
+				return -1, fault.BadInputf("pin %q is given twice, for %s (%s) and for %s (%s); give each pin one store path",
+					r.Pin.Name, o.Path, from[i], r.Path, where)
+			case !sameKeep(o.Pin.Keep, r.Pin.Keep):
+				return -1, fault.BadInputf("pin %q of %s is given twice with different keep policies, %s (%s) and %s (%s)",
+					r.Pin.Name, r.Path, keepText(o.Pin.Keep), from[i], keepText(r.Pin.Keep), where)
+			}
+			return i, nil
+		}
+	}
+	for i := range roots {
+		if roots[i].Path != r.Path {
+			continue
+		}
+		switch {
+		case r.Pin == nil:
+			return i, nil
+		case roots[i].Pin == nil:
+			roots[i].Pin = r.Pin
+			pins[r.Pin.Name] = i
+			return i, nil
+		}
+	}
+	return -1, nil
+}
+
+// sameKeep reports whether two keep policies are the same (nil: the cache's default).
+func sameKeep(a, b *backend.Keep) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	return *a == *b
+}
+
+// keepText names a keep policy in messages.
+func keepText(k *backend.Keep) string {
+	if k == nil {
+		return "the cache's default"
+	}
+	return k.String()
 }

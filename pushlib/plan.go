@@ -15,8 +15,10 @@ import (
 type Plan struct {
 	// Job is the job planned (with its defaults filled in).
 	Job Job
-	// Closure is the number of paths in the union of the roots' closures.
+	// Closure is the number of paths in the union of the roots' closures;
+	// Paths lists them, sorted.
 	Closure int
+	Paths   []string
 	// Missing is the metadata of the paths the cache lacks (what a push
 	// uploads); Order lists them, references first.
 	Missing map[string]*store.PathInfo
@@ -67,6 +69,7 @@ func (job Job) Plan(ctx context.Context) (*Plan, error) {
 	}
 
 	sort.Strings(all)
+	plan.Paths = all
 	missingSet, err := job.Backend.Missing(ctx, all)
 	if err != nil {
 		return plan, fmt.Errorf("asking %s which paths it has: %w", cache, err)

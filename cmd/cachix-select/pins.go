@@ -46,11 +46,11 @@ func keepFromFlags(c *cli.Context, prefix string) (*backend.Keep, error) {
 // cachixFlags select a Cachix cache for the pin commands.
 func cachixFlags() []cli.Flag {
 	return []cli.Flag{
-		&cli.StringFlag{Name: "cache", Aliases: []string{"c"}, Usage: "the Cachix cache `NAME`"},
+		&cli.StringFlag{Name: "cache", Usage: "the Cachix cache `NAME`"},
 		&cli.StringFlag{Name: "to", Usage: "a plain binary cache `URL` (refused: pins are a Cachix feature)"},
-		&cli.StringFlag{Name: "host", Usage: "Cachix API host `URL` (default https://cachix.org, or hostname in cachix.dhall)"},
+		hostFlag(),
 		&cli.StringFlag{Name: "auth-token-file", Usage: "read the Cachix auth token from `FILE` (default $CACHIX_AUTH_TOKEN, cachix.dhall)"},
-		&cli.StringFlag{Name: "config", Usage: "Cachix config `FILE` (default $XDG_CONFIG_HOME/cachix/cachix.dhall)"},
+		configFlag(),
 		&cli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, Usage: "debug logs"},
 	}
 }
@@ -98,10 +98,11 @@ func pinCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "pin",
 		Usage:     "pin a store path already in a Cachix cache under a name",
-		ArgsUsage: "[--cache NAME] PIN-NAME STORE-PATH   (or, like cachix: CACHE PIN-NAME STORE-PATH)",
+		ArgsUsage: "CACHE PIN-NAME STORE-PATH | --cache NAME PIN-NAME STORE-PATH",
 		Description: "Creates a new revision of the pin PIN-NAME pointing at STORE-PATH (./result and paths inside\n" +
-			"store paths are resolved). The path must already be in the cache: push it first.\n" +
-			"Without a keep flag every revision is kept (the cache's default).\n\n" + exitCodesHelp,
+			"store paths are resolved), as `cachix pin CACHE PIN-NAME STORE-PATH` does. The path must already\n" +
+			"be in the cache: push it first. Without a keep flag every revision is kept (the cache's default).\n" +
+			"Flags may come after the arguments.\n\n" + exitCodesHelp,
 		Flags:        flags,
 		OnUsageError: onUsageError,
 		Action:       pinAction,
@@ -111,12 +112,17 @@ func pinCommand() *cli.Command {
 // pinAction creates one pin (pins.Create checks the path first).
 func pinAction(c *cli.Context) error {
 	args := c.Args().Slice()
-	cacheName := c.String("cache")
-	if len(args) == 3 && cacheName == "" {
-		cacheName, args = args[0], args[1:]
+	if len(args) > 0 && args[0] == "--" {
+		args = args[1:]
 	}
-	if len(args) != 2 {
-		return usageErrorf("give PIN-NAME and STORE-PATH (and the cache with --cache NAME)")
+	cacheName := c.String("cache")
+	switch {
+	case len(args) == 3 && cacheName != "":
+		return usageErrorf("give the cache once: pin CACHE PIN-NAME STORE-PATH, or pin --cache CACHE PIN-NAME STORE-PATH")
+	case len(args) == 3:
+		cacheName, args = args[0], args[1:]
+	case len(args) != 2:
+		return usageErrorf("give CACHE, PIN-NAME and STORE-PATH (pin CACHE PIN-NAME STORE-PATH, or pin --cache CACHE PIN-NAME STORE-PATH); got %d arguments", len(args))
 	}
 	keep, err := keepFromFlags(c, "")
 	if err != nil {
@@ -244,14 +250,21 @@ func pinsExportAction(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	files, listed, err := pins.ExportCache(c.Context, l, pins.ExportOptions{CacheURL: c.String("cache-url"),
+	exp, err := pins.ExportCache(c.Context, l, pins.ExportOptions{CacheURL: c.String("cache-url"),
 		Include: c.StringSlice("include"), Exclude: c.StringSlice("exclude"), Systems: c.StringSlice("system")})
 	if err != nil {
 		return err
 	}
-	if err := pins.WriteOutput(out, files); err != nil {
+	for _, w := range exp.Warnings {
+		fmt.Fprintf(c.App.ErrWriter, "warning: %s\n", w)
+	}
+	if err := pins.WriteOutput(out, exp.Files); err != nil {
 		return err
 	}
-	fmt.Fprintf(c.App.ErrWriter, "Exported %d pins of %s to %s\n", listed, l, out)
+	line := fmt.Sprintf("Exported %d %s of %s to %s", exp.Exported, plural(exp.Exported, "pin", "pins"), l, out)
+	if left := exp.Listed - exp.Exported; left > 0 {
+		line += fmt.Sprintf(" (%d of its %d pins left out by --include, --exclude or --system)", left, exp.Listed)
+	}
+	fmt.Fprintln(c.App.ErrWriter, line)
 	return nil
 }

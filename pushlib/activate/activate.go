@@ -156,6 +156,11 @@ func flushEntry(ctx context.Context, d *queue.Dir, e *queue.Entry, opts Options,
 		_ = d.Remove(e.ID)
 		return errDropped
 	}
+	if m.Cache.Name != "" && m.Cache.Host == "" && e.Host != "" {
+		// The host the activation resolved (cachix.dhall's hostname, which
+		// this flush may not be able to read): push and record there.
+		m.Cache.Host = e.Host
+	}
 	// Paths garbage-collected since they were queued can never be pushed.
 	var roots []string
 	for _, p := range m.Paths {

@@ -281,12 +281,37 @@ func (s *Store) pathInfos(ctx context.Context, paths []string) (map[string]*Path
 	return out, nil
 }
 
-// pathInfo runs `nix path-info --json` and checks every requested path came back.
+// pathInfo runs `nix path-info --json` and checks every requested path
+// came back. Derivations (.drv) are asked for apart, with --derivation:
+// Nix 2.8 reads a .drv argument as its outputs (and finds them missing),
+// newer Nix as the file itself; --derivation means the file in both.
 func (s *Store) pathInfo(ctx context.Context, paths []string) (map[string]*PathInfo, error) {
+	var drvs, others []string
+	for _, p := range paths {
+		if strings.HasSuffix(p, ".drv") {
+			drvs = append(drvs, p)
+		} else {
+			others = append(others, p)
+		}
+	}
+	out, err := s.pathInfoOf(ctx, others)
+	if err != nil || len(drvs) == 0 {
+		return out, err
+	}
+	d, err := s.pathInfoOf(ctx, drvs, "--derivation")
+	for k, v := range d {
+		out[k] = v
+	}
+	return out, err
+}
+
+// pathInfoOf is one `nix path-info --json` over paths.
+func (s *Store) pathInfoOf(ctx context.Context, paths []string, extra ...string) (map[string]*PathInfo, error) {
 	if len(paths) == 0 {
 		return map[string]*PathInfo{}, nil
 	}
-	args := append(append([]string(nil), nixArgs...), "path-info", "--json", "--")
+	args := append(append(append([]string(nil), nixArgs...), "path-info", "--json"), extra...)
+	args = append(args, "--")
 	args = append(args, paths...)
 	out, err := s.run(ctx, "nix", args...)
 	if err != nil {
