@@ -88,6 +88,24 @@ in
       '';
     };
 
+    pushBuildClosures = mkOption {
+      type = types.listOf types.package;
+      default = [ ];
+      example = literalExpression "[ config.programs.emacs.finalPackage ]";
+      description = ''
+        Packages to push with their build closure: what building them
+        needs (the runtime closures of their derivation's inputs, as
+        nixpkgs' `inputDerivation` captures them) plus the packages
+        themselves, so that another machine (a CI runner) can rebuild
+        them, or build a variant, from the cache. Inputs that are not in
+        the local store (garbage-collected, never fetched) are skipped and
+        counted, never built. The derivations themselves are not pushed;
+        a package whose derivation is gone from the store is pushed with
+        its runtime closure, with a warning. A package listed here and in
+        {option}`cachix.pushPackages` takes the build closure.
+      '';
+    };
+
     cacheName = nullOption types.str "mycache" ''
       Name of the Cachix cache to push to (`mycache` for
       `https://mycache.cachix.org`). Set exactly one of this and
@@ -276,6 +294,81 @@ in
         default = false;
         example = true;
         description = "Whether to keep secret which derivation built each path (the narinfo's Deriver field).";
+      };
+
+      exclude = {
+        names = mkOption {
+          type = types.listOf types.str;
+          default = [ ];
+          example = [
+            "*-doc"
+            "source"
+          ];
+          description = ''
+            Leave out the closure paths whose name (what follows
+            `<hash>-`) matches one of these globs (`*`, `?`, `[…]`). What
+            becomes of the paths that depend on them is
+            {option}`cachix.push.exclude.mode`'s.
+          '';
+        };
+
+        regex = mkOption {
+          type = types.listOf types.str;
+          default = [ ];
+          example = [ "-(doc|man|devdoc)$" ];
+          description = "Leave out the closure paths whose whole store path matches one of these regular expressions (RE2 syntax).";
+        };
+
+        maxNarSize = mkOption {
+          type = types.nullOr (types.either types.ints.positive (types.strMatching "[0-9]+[KMGTkmgt]?"));
+          default = null;
+          example = "500M";
+          description = "Leave out the closure paths whose NAR is larger than this: bytes, or a number with K, M, G or T (powers of 1024, as in nix.conf). Null: no cap.";
+        };
+
+        mode = mkOption {
+          type = types.enum [
+            "prune"
+            "upstream"
+          ];
+          default = "prune";
+          example = "upstream";
+          description = ''
+            What becomes of a path that depends on a left-out one.
+            `prune`: it is not pushed either, so the cache never holds a
+            closure with a hole; a selected package pruned this way is
+            reported as not pushed, and why, and is not retried at every
+            activation. `upstream`: it is pushed, and the left-out paths
+            are expected from another cache your machines also substitute
+            from (cache.nixos.org, a company cache); the report names the
+            references left to it. Cachix serves a narinfo only once its
+            whole closure is in the cache or in cache.nixos.org, so with a
+            Cachix cache `upstream` only suits paths cache.nixos.org has.
+          '';
+        };
+      };
+
+      upstream = {
+        filter = mkOption {
+          type = types.nullOr types.bool;
+          default = null;
+          example = false;
+          description = ''
+            Whether to leave out the paths that carry a signature by one of
+            {option}`cachix.push.upstream.keys` (read from the local store,
+            without network): they are in that upstream cache already, and
+            the paths that depend on them are still pushed. Null: on for
+            file:// and s3:// caches, off for Cachix, which leaves out what
+            cache.nixos.org has on its own side.
+          '';
+        };
+
+        keys = mkOption {
+          type = types.listOf types.str;
+          default = [ ];
+          example = [ "cache.nixos.org-1" "mycompany-cache-1" ];
+          description = "The key names (not the keys) whose signatures mark a path as present upstream. Empty: `cache.nixos.org-1`. Setting keys turns the filter on for Cachix too.";
+        };
       };
     };
 

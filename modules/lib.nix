@@ -288,20 +288,28 @@ rec {
 
   # entries turns the selected packages into manifest path entries,
   # without duplicates (list options merge across modules, so the same
-  # package often comes twice).
+  # package often comes twice). Packages of pushBuildClosures, and the
+  # shell derivation of shellInputs (by its .drv: a shell is never built),
+  # get `closure = "build"`; a package in both lists takes the build
+  # closure.
   entries =
     {
       packages,
+      pushBuildClosures ? [ ],
+      shellInputs ? null,
       pin ? { },
     }:
     let
       pinOn = pin.enable or false;
       names = pin.names or { };
-      raw = map (pkg: {
+      entry = closure: pkg: {
         name = nameOf pkg;
         storePath = toString pkg; # keeps the string context: the package is built first
         system = if isAttrs pkg then pkg.system or null else null;
-      }) packages;
+        inherit closure;
+      };
+      raw = map (entry "runtime") packages ++ map (entry "build") pushBuildClosures;
+      isBuild = p: any (e: e.storePath == p && e.closure == "build") raw;
       pinFor =
         e:
         {
@@ -312,10 +320,44 @@ rec {
             });
         }
         // (if (pin.keep or null) == null then { } else { keep = pin.keep; });
+      # The .drv with its string context: the manifest keeps it alive,
+      # and the binary reads the inputs from it.
+      shellEntry = optional (shellInputs != null) [
+        {
+          name = "${unsafeDiscardStringContext (shellInputs.name or "shell")}-inputs";
+          storePath = shellInputs.drvPath;
+          closure = "build";
+        }
+      ];
     in
     map (
-      e: { inherit (e) name storePath; } // (if pinOn then { pin = pinFor e; } else { })
-    ) (uniqueBy (e: e.storePath) raw);
+      e:
+      { inherit (e) name storePath; }
+      // (if isBuild e.storePath then { closure = "build"; } else { })
+      // (if pinOn then { pin = pinFor e; } else { })
+    ) (uniqueBy (e: e.storePath) raw)
+    ++ shellEntry;
+
+  # exclusion is the manifest's push.exclude and push.upstream from the
+  # options of the same names (null/empty values left out), or { }.
+  exclusion =
+    push:
+    let
+      e = push.exclude or { };
+      u = push.upstream or { };
+      ex = filter (n: n.value != null && n.value != [ ]) [
+        { name = "names"; value = e.names or [ ]; }
+        { name = "regex"; value = e.regex or [ ]; }
+        { name = "maxNarSize"; value = e.maxNarSize or null; }
+        { name = "mode"; value = if (e.mode or "prune") == "prune" then null else e.mode; }
+      ];
+      up = filter (n: n.value != null && n.value != [ ]) [
+        { name = "filter"; value = u.filter or null; }
+        { name = "keys"; value = u.keys or [ ]; }
+      ];
+    in
+    (if ex == [ ] then { } else { exclude = listToAttrs ex; })
+    // (if up == [ ] then { } else { upstream = listToAttrs up; });
 
   # manifestArgs are the arguments the manifest is made from, besides the
   # secrets, with their defaults: the `cachix.*` options of the same names
@@ -327,6 +369,9 @@ rec {
     cacheUrl = null;
     host = null;
     packages = [ ];
+    pushBuildClosures = [ ];
+    # A derivation whose build closure the shellHook pushes (pushShellInputs).
+    shellInputs = null;
     pin = { };
     push = { };
     origin = "manual";
@@ -370,7 +415,7 @@ rec {
           value = attrByPath s.option null a.secrets;
         }) (filter (s: s.manifest != null) secretOptions)
       );
-      paths = entries { inherit (a) packages pin; };
+      paths = entries { inherit (a) packages pushBuildClosures shellInputs pin; };
       push =
         listToAttrs (
           map (n: {
@@ -380,7 +425,8 @@ rec {
         )
         // {
           omitDeriver = a.push.omitDeriver or false;
-        };
+        }
+        // exclusion a.push;
       inherit (a) origin;
     };
 
@@ -401,7 +447,7 @@ rec {
       s3File = a.secrets.s3.credentialsFile or null;
       isS3 = isString a.cacheUrl && hasPrefix "s3://" a.cacheUrl;
       pinned =
-        entries { inherit (a) packages pin; }
+        entries { inherit (a) packages pushBuildClosures pin; }
         ++ optional (generationPin != null) [
           {
             storePath = "the generation being activated";
@@ -572,7 +618,7 @@ rec {
       exe = "${cfg.package}/bin/cachix-select";
     in
     {
-      active = cfg.enable && (cfg.pushPackages != [ ] || cfg.pushGeneration);
+      active = cfg.enable && (cfg.pushPackages != [ ] || (cfg.pushBuildClosures or [ ]) != [ ] || cfg.pushGeneration);
       inherit exe secrets;
       generationPin = pin;
       manifestArgs = manifestArgs';
@@ -849,18 +895,47 @@ rec {
   # manifest rendered and checked from the arguments (an unknown argument
   # or a problem throws, naming it), and the hook that pushes it. The
   # arguments: packages, those of manifestArgs and secretOptions, and
-  # hookDefaults' (the hook's own).
+  # hookDefaults' (the hook's own); and pushShellInputs (default false),
+  # which also pushes the dev shell's own input closure (what entering the
+  # shell needs: stdenv and its inputs' closures, so that it opens at once
+  # on another machine): the build closure of the shell that mkShell makes
+  # of shellInputs (mkShell's input arguments: packages, inputsFrom,
+  # buildInputs, nativeBuildInputs, …; default { inherit packages; }), or
+  # of shellInputs itself when it is a derivation (the shell made without
+  # this hook). The hook cannot take the shell it is part of: that shell's
+  # derivation depends on the hook.
   mkShellHook =
-    { writeTextFile, package }:
+    {
+      writeTextFile,
+      package,
+      mkShell ? null,
+    }:
     args:
     let
-      manifest = writeManifest (
-        removeAttrs args (attrNames hookDefaults)
-        // {
-          inherit writeTextFile package;
-          origin = "shell";
-        }
-      );
+      pushShellInputs = args.pushShellInputs or false;
+      given = args.shellInputs or null;
+      isDerivation = x: isAttrs x && (x.type or null) == "derivation";
+      shell =
+        if !pushShellInputs then
+          null
+        else if isDerivation given then
+          given
+        else if mkShell == null then
+          throw "cachix-select: pushShellInputs needs mkShell (modules/shell.nix passes pkgs.mkShell), or shellInputs given as a derivation"
+        else
+          mkShell (if given == null then { packages = args.packages or [ ]; } else given);
+      manifest =
+        if given != null && !pushShellInputs then
+          throw "cachix-select: shellInputs is set but pushShellInputs is not; set pushShellInputs = true to push the shell's inputs"
+        else
+          writeManifest (
+            removeAttrs args (attrNames hookDefaults ++ [ "pushShellInputs" "shellInputs" ])
+            // {
+              inherit writeTextFile package;
+              origin = "shell";
+              shellInputs = shell;
+            }
+          );
     in
     shellHook (
       intersectAttrs hookDefaults args

@@ -15,15 +15,30 @@
 # ~/.local/state/cachix-select/push.log). Offline pushes stay queued.
 #
 # The arguments are the `cachix.*` options of the same names: packages
-# (like pushPackages), cacheName, cacheUrl, host, pin, push, mode, strict,
-# timeout, stateDir and the secret files (runtime path strings)
+# (like pushPackages), pushBuildClosures, cacheName, cacheUrl, host, pin,
+# push (with push.exclude and push.upstream), mode, strict, timeout,
+# stateDir and the secret files (runtime path strings)
 # authTokenFile, signingKeyFile, configFile (a cachix.dhall other than
 # ~/.config/cachix/cachix.dhall) and s3.credentialsFile (the AWS
-# credentials file of an s3:// cacheUrl). modules/lib.nix (mkShellHook)
-# lists them; an unknown one is an error that names it.
+# credentials file of an s3:// cacheUrl). And the shell's own:
+# pushShellInputs = true also pushes the dev shell's input closure (what
+# entering it on another machine needs), computed from shellInputs: the
+# mkShell arguments that carry inputs (default { inherit packages; }), or
+# the shell itself made without this hook:
+#
+#   shellHook = import ./modules/shell.nix { inherit pkgs package; } {
+#     cacheName = "mycache";
+#     packages = [ myTool ];
+#     pushShellInputs = true;
+#     shellInputs = { packages = [ myTool pkgs.go ]; inputsFrom = [ myTool ]; };
+#   };
+#
+# modules/lib.nix (mkShellHook) lists them; an unknown one is an error
+# that names it.
 { pkgs, package }:
 { packages, ... }@args:
 (import ./lib.nix).mkShellHook {
   inherit (pkgs) writeTextFile;
   inherit package;
+  mkShell = pkgs.mkShell or null;
 } args

@@ -10,6 +10,7 @@ import (
 	"github.com/cachix-select/cachix-select/pushlib/filecache"
 	"github.com/cachix-select/cachix-select/pushlib/manifest"
 	"github.com/cachix-select/cachix-select/pushlib/s3cache"
+	"github.com/cachix-select/cachix-select/pushlib/selection"
 	"github.com/cachix-select/cachix-select/pushlib/store"
 	"github.com/cachix-select/cachix-select/pushlib/target"
 )
@@ -42,14 +43,22 @@ type Request struct {
 	// the local store, with a warning each, as `cachix push` does (see
 	// Job.SkipInvalid); otherwise such a path stops the push.
 	SkipInvalid bool
+	// Select is the command line's layer of the selection rules, over
+	// each manifest's (selection.Merge).
+	Select selection.Rules
+	// Closure, when set, is the closure of every root (--closure),
+	// whatever the manifests say.
+	Closure selection.Closure
 }
 
-// BuildJobs turns a request into one Job per target cache: manifests
-// naming the same cache are merged so their closures are computed and
-// pushed once (with the first one's settings). Nothing is contacted yet.
+// BuildJobs turns a request into one Job per target cache and selection:
+// manifests naming the same cache with the same selection rules are
+// merged so their closures are computed and pushed once (with the first
+// one's settings). Nothing is contacted yet.
 func BuildJobs(req Request, st *store.Store) ([]Job, error) {
 	type group struct {
 		layers []target.Layer
+		sel    selection.Rules
 		roots  []Root
 		// pins maps each pin name to its root's index; from, where each
 		// root came from (for messages).
@@ -61,24 +70,37 @@ func BuildJobs(req Request, st *store.Store) ([]Job, error) {
 	// The command line's paths: their group, and the inputs skipped.
 	var adhocKey string
 	var adhocSkipped []PathFailure
-	add := func(layers []target.Layer, roots []Root, from string) (string, error) {
+	add := func(layers []target.Layer, rules selection.Rules, roots []Root, from string, aliases bool) (string, error) {
 		ref, err := target.ResolveRef(req.Resolve, layers...)
 		if err != nil {
 			return "", err
 		}
-		k := ref.Key()
+		sel := rules.Effective(ref.Scheme())
+		if err := sel.Check(); err != nil {
+			return "", err
+		}
+		k := ref.Key() + " " + sel.Fingerprint()
 		g, ok := groups[k]
 		if !ok {
-			g = &group{layers: layers, pins: map[string]int{}}
+			g = &group{layers: layers, sel: sel, pins: map[string]int{}}
 			groups[k] = g
 			order = append(order, k)
 		}
 		for _, r := range roots {
-			dup, err := mergeRoot(g.roots, g.pins, g.from, r, from)
+			if req.Closure != "" {
+				r.Closure = req.Closure
+			}
+			dup, err := mergeRoot(g.roots, g.pins, g.from, r, from, aliases)
 			if err != nil {
 				return "", err
 			}
 			if dup >= 0 {
+				// A root listed again takes the build closure if either
+				// listing asks for it, and is optional only if both are.
+				if r.Closure == selection.Build {
+					g.roots[dup].Closure = selection.Build
+				}
+				g.roots[dup].IfValid = g.roots[dup].IfValid && r.IfValid
 				continue
 			}
 			if r.Pin != nil {
@@ -97,18 +119,18 @@ func BuildJobs(req Request, st *store.Store) ([]Job, error) {
 			if err != nil {
 				return nil, fmt.Errorf("%s: %w", m.File, err)
 			}
-			r := Root{Path: resolved[0], Name: p.Name}
+			r := Root{Path: resolved[0], Name: p.Name, Closure: p.Closure}
 			if p.Pin != nil {
 				r.Pin = &backend.Pin{Name: p.Pin.Name, Keep: p.Pin.Keep}
 			}
 			roots = append(roots, r)
 		}
-		if _, err := add([]target.Layer{req.Flags, m.Layer()}, roots, m.File); err != nil {
+		if _, err := add([]target.Layer{req.Flags, m.Layer()}, selection.Merge(req.Select, m.Selection()), roots, m.File, false); err != nil {
 			return nil, err
 		}
 	}
 
-	if len(req.Paths) > 0 || len(req.Pinned) > 0 {
+	if len(req.Pinned) > 0 {
 		var roots []Root
 		for _, r := range req.Pinned {
 			resolved, err := st.Resolve([]string{r.Path})
@@ -118,14 +140,23 @@ func BuildJobs(req Request, st *store.Store) ([]Job, error) {
 			r.Path = resolved[0]
 			roots = append(roots, r)
 		}
+		// om ci results name one output under several names (default and
+		// the package's own): each name is a pin.
+		var err error
+		if adhocKey, err = add([]target.Layer{req.Flags}, req.Select, roots, "the om ci results", true); err != nil {
+			return nil, err
+		}
+	}
+	if len(req.Paths) > 0 {
 		resolved, skipped, err := resolvePaths(st, req.Paths, req.SkipInvalid)
 		if err != nil {
 			return nil, err
 		}
+		var roots []Root
 		for _, p := range resolved {
 			roots = append(roots, Root{Path: p, Name: store.NameOf(p)})
 		}
-		if adhocKey, err = add([]target.Layer{req.Flags}, roots, "the command line"); err != nil {
+		if adhocKey, err = add([]target.Layer{req.Flags}, req.Select, roots, "the command line", false); err != nil {
 			return nil, err
 		}
 		adhocSkipped = skipped
@@ -153,7 +184,7 @@ func BuildJobs(req Request, st *store.Store) ([]Job, error) {
 		if err != nil {
 			return nil, err
 		}
-		job := Job{Target: t, Backend: b, Store: st, Roots: g.roots, DryRun: req.DryRun}
+		job := Job{Target: t, Backend: b, Store: st, Roots: g.roots, Select: g.sel, DryRun: req.DryRun}
 		if k == adhocKey && req.SkipInvalid {
 			job.SkipInvalid, job.Skipped = true, adhocSkipped
 		}
@@ -190,11 +221,13 @@ func resolvePaths(st *store.Store, inputs []string, skip bool) (resolved []strin
 // mergeRoot decides what becomes of a root r (from where) given the roots
 // already in its push (roots, from), pins indexing them by pin name. A
 // path listed again without a pin, or with the same pin, is a duplicate:
-// its index is returned. A path listed again with another pin is one more
-// root (-1), so that both pins are created; a root without a pin gains
-// the pin of a later listing. Two listings that disagree about one pin
-// (its path, or how many revisions to keep) are an error naming both.
-func mergeRoot(roots []Root, pins map[string]int, from []string, r Root, where string) (int, error) {
+// its index is returned; a root without a pin gains the pin of a later
+// listing. A path listed again with another pin is an error naming both
+// pins, unless aliases allows it and both listings come from where: then
+// it is one more root (-1), so that both pins are created. Two listings
+// that disagree about one pin (its path, or how many revisions to keep)
+// are an error naming both.
+func mergeRoot(roots []Root, pins map[string]int, from []string, r Root, where string, aliases bool) (int, error) {
 	if r.Pin != nil {
 		if i, ok := pins[r.Pin.Name]; ok {
 			o := roots[i]
@@ -220,6 +253,9 @@ func mergeRoot(roots []Root, pins map[string]int, from []string, r Root, where s
 			roots[i].Pin = r.Pin
 			pins[r.Pin.Name] = i
 			return i, nil
+		case !(aliases && from[i] == where):
+			return -1, fault.BadInputf("%s is given two pins, %q (%s) and %q (%s); give a store path one pin",
+				r.Path, roots[i].Pin.Name, from[i], r.Pin.Name, where)
 		}
 	}
 	return -1, nil

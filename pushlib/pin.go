@@ -3,6 +3,7 @@ package pushlib
 import (
 	"context"
 	"fmt"
+	"strings"
 
 	"github.com/cachix-select/cachix-select/pushlib/backend"
 	"github.com/cachix-select/cachix-select/pushlib/events"
@@ -29,6 +30,16 @@ func (p *Plan) Pin(ctx context.Context, failed map[string]bool) (pinned []string
 		if !canPin {
 			sink.Emit(events.Event{Kind: events.Warning, Cache: cache, Path: r.Path, Pin: r.Pin.Name,
 				Message: fmt.Sprintf("pin %q not created: pins are a Cachix feature and %s is a plain binary cache", r.Pin.Name, cache)})
+			continue
+		}
+		if why, out := p.NotPushed[r.Path]; out {
+			sink.Emit(events.Event{Kind: events.Warning, Cache: cache, Path: r.Path, Pin: r.Pin.Name,
+				Message: fmt.Sprintf("pin %q not created: %s is not pushed (%s)", r.Pin.Name, r.Path, why)})
+			continue
+		}
+		if strings.HasSuffix(r.Path, ".drv") {
+			sink.Emit(events.Event{Kind: events.Warning, Cache: cache, Path: r.Path, Pin: r.Pin.Name,
+				Message: fmt.Sprintf("pin %q not created: %s is a derivation, and derivations are not pushed", r.Pin.Name, r.Path)})
 			continue
 		}
 		if p.closureHasAny(r.Path, failed) {

@@ -26,6 +26,7 @@ import (
 	"github.com/cachix-select/cachix-select/pushlib/backend"
 	"github.com/cachix-select/cachix-select/pushlib/events"
 	"github.com/cachix-select/cachix-select/pushlib/fault"
+	"github.com/cachix-select/cachix-select/pushlib/selection"
 	"github.com/cachix-select/cachix-select/pushlib/store"
 	"github.com/cachix-select/cachix-select/pushlib/target"
 )
@@ -38,6 +39,11 @@ type Root struct {
 	Name string
 	// Pin, when set, is created once the root's whole closure is in the cache.
 	Pin *backend.Pin
+	// Closure is the closure it is pushed with: Runtime ("" too) or Build.
+	Closure selection.Closure
+	// IfValid skips the root, with a count, when it is not a valid path
+	// of the local store (om ci's allDeps), instead of failing the push.
+	IfValid bool
 }
 
 // ClosureSource lists runtime closures and reads path metadata;
@@ -57,6 +63,10 @@ type Job struct {
 	Backend backend.Backend
 	Store   ClosureSource
 	Roots   []Root
+	// Select is the selection applied to the closures: exclusion rules
+	// and the upstream filter, made Effective for the cache (the zero
+	// value leaves nothing out).
+	Select selection.Rules
 	// DryRun reports what would be pushed and uploads nothing.
 	DryRun bool
 	// Events receives progress; nil discards it.
@@ -66,18 +76,12 @@ type Job struct {
 	// RetryDelay is the wait between whole-path retries (default 5s).
 	RetryDelay time.Duration
 	// SkipInvalid leaves out, with a warning each, the roots that are not
-	// valid in the local store (Store must then be a Validator), and
+	// valid in the local store (Store must then be a ValiditySource), and
 	// reports Skipped, the inputs already left out, the same way: what
 	// `cachix push` does with its arguments. Without any root left the
 	// push fails with bad input.
 	SkipInvalid bool
 	Skipped     []PathFailure
-}
-
-// Validator tells which store paths are not valid in the local store;
-// *store.Store is one.
-type Validator interface {
-	Invalid(ctx context.Context, paths []string) ([]string, error)
 }
 
 // PathResult is one path and its sizes (FileSize 0 when not uploaded).
@@ -104,8 +108,20 @@ type Result struct {
 	Failed []PathFailure
 	// Pinned lists the pins that point at their roots now.
 	Pinned []string
-	// Confirmed lists the roots whose whole closure is now in the cache.
+	// Confirmed lists the roots whose whole closure is now in the cache
+	// (under the selection's semantics).
 	Confirmed []string
+	// NotPushed lists the roots the selection keeps out of the cache,
+	// and why: neither failed nor confirmed.
+	NotPushed []events.Reason
+	// Excluded lists the paths the rules and the upstream filter left
+	// out; Pruned, those left out for depending on one; LeftToUpstream,
+	// the excluded paths that pushed paths refer to; Skipped, the paths
+	// not realised locally (build closures, om ci's allDeps).
+	Excluded       []events.ExcludedPath
+	Pruned         []events.PrunedPath
+	LeftToUpstream []string
+	Skipped        []string
 	// NarBytes and FileBytes total the uploaded paths.
 	NarBytes, FileBytes uint64
 	DryRun              bool
@@ -118,6 +134,7 @@ func (r *Result) Line(err error, code int) events.ResultLine {
 	if r != nil {
 		l.Cache, l.Closure, l.Present, l.Missing, l.Pushed = r.Cache, r.Closure, r.Present, r.Missing, r.Pushed
 		l.Pinned, l.Confirmed, l.NarBytes, l.FileBytes, l.DryRun = r.Pinned, r.Confirmed, r.NarBytes, r.FileBytes, r.DryRun
+		l.NotPushed, l.Excluded, l.Pruned, l.LeftToUpstream, l.Skipped = r.NotPushed, r.Excluded, r.Pruned, r.LeftToUpstream, r.Skipped
 		for _, f := range r.Failed {
 			l.Failed = append(l.Failed, events.Failure{Path: f.Path, Error: f.Err.Error()})
 		}
@@ -147,6 +164,47 @@ func RunJobs(ctx context.Context, jobs []Job, sink events.Sink, done func(*Resul
 		}
 	}
 	return first
+}
+
+// report puts the plan's selection into the result.
+func (p *Plan) report(res *Result) {
+	for _, q := range p.excludedSorted() {
+		e := p.Excluded[q]
+		res.Excluded = append(res.Excluded, events.ExcludedPath{Path: q, NarSize: e.NarSize, Rule: e.Rule, Upstream: e.Upstream})
+	}
+	for _, q := range p.prunedSorted() {
+		pr := p.Pruned[q]
+		res.Pruned = append(res.Pruned, events.PrunedPath{Path: q, Excluded: pr.Excluded, Rule: pr.Rule})
+	}
+	seen := map[string]bool{}
+	for _, r := range p.Job.Roots {
+		if why, ok := p.NotPushed[r.Path]; ok && !seen[r.Path] {
+			seen[r.Path] = true
+			res.NotPushed = append(res.NotPushed, events.Reason{Path: r.Path, Reason: why})
+		}
+	}
+	res.LeftToUpstream, res.Skipped = p.LeftToUpstream, p.Skipped
+}
+
+// emitSelection reports what the selection leaves out: each excluded and
+// pruned path, and each root not pushed.
+func emitSelection(sink events.Sink, cache string, res *Result, dryRun bool) {
+	for _, e := range res.Excluded {
+		sink.Emit(events.Event{Kind: events.Excluded, Cache: cache, Path: e.Path, NarSize: e.NarSize, Message: e.Rule,
+			Upstream: e.Upstream, DryRun: dryRun})
+	}
+	for _, pr := range res.Pruned {
+		sink.Emit(events.Event{Kind: events.Pruned, Cache: cache, Path: pr.Path, DryRun: dryRun,
+			Message: fmt.Sprintf("depends on %s, excluded by %s", pr.Excluded, pr.Rule)})
+	}
+	for _, np := range res.NotPushed {
+		sink.Emit(events.Event{Kind: events.NotPushed, Cache: cache, Path: np.Path, Message: np.Reason, DryRun: dryRun})
+	}
+}
+
+// eventWarning is a warning about a path of the job's cache.
+func eventWarning(job Job, path, msg string) events.Event {
+	return events.Event{Kind: events.Warning, Cache: job.Backend.String(), Path: path, Message: msg}
 }
 
 // ErrPushFailed is returned (wrapped) when some paths could not be pushed.
@@ -213,23 +271,37 @@ func Push(ctx context.Context, job Job) (*Result, error) {
 	if w := plan.signatureWarning(ctx); w != "" {
 		sink.Emit(events.Event{Kind: events.Warning, Cache: cache, Message: w})
 	}
+	plan.report(res)
+	if t := job.Target; len(plan.LeftToUpstream) > 0 && t.Ref != nil && t.Ref.Scheme() == "cachix" {
+		sink.Emit(events.Event{Kind: events.Warning, Cache: cache, Message: fmt.Sprintf(
+			"%d paths are left to an upstream cache, but Cachix serves a narinfo only once its whole closure is in the cache "+
+				"or in cache.nixos.org: the paths that refer to them stay hidden (and cannot be pinned) unless cache.nixos.org has them",
+			len(plan.LeftToUpstream))})
+	}
 	sink.Emit(events.Event{Kind: events.Plan, Cache: cache, Closure: plan.Closure, Missing: len(plan.Order),
-		Present: res.Present, NarSize: plan.NarSize, DryRun: job.DryRun, Message: plan.Compression.String()})
+		Present: res.Present, NarSize: plan.NarSize, DryRun: job.DryRun, Message: plan.Compression.String(),
+		Excluded: len(plan.Excluded), Pruned: len(plan.Pruned), Skipped: len(plan.Skipped), Selection: plan.describeSelection()})
 	if job.DryRun {
 		for _, p := range plan.Order {
 			sink.Emit(events.Event{Kind: events.WouldPush, Cache: cache, Path: p, NarSize: plan.Missing[p].NarSize})
 		}
+		emitSelection(sink, cache, res, true)
 		sink.Emit(events.Event{Kind: events.Summary, Cache: cache, Closure: plan.Closure, Missing: len(plan.Order),
 			Present: res.Present, NarSize: plan.NarSize, DryRun: true})
 		return res, nil
 	}
+	emitSelection(sink, cache, res, false)
 
 	ex := plan.Execute(ctx)
 	res.Pushed, res.Failed, res.NarBytes, res.FileBytes = ex.Pushed, ex.Failed, ex.NarBytes, ex.FileBytes
 	failed := ex.failedSet()
-	// A root is confirmed when nothing in its closure failed.
+	// A root is confirmed when nothing in its closure failed and the
+	// selection did not keep it out.
 	confirmed := map[string]bool{} // a path pinned under two names is one root twice
 	for _, r := range job.Roots {
+		if _, out := plan.NotPushed[r.Path]; out {
+			continue
+		}
 		if !confirmed[r.Path] && !plan.closureHasAny(r.Path, failed) {
 			confirmed[r.Path] = true
 			res.Confirmed = append(res.Confirmed, r.Path)
@@ -265,7 +337,7 @@ func Push(ctx context.Context, job Job) (*Result, error) {
 // that are not valid in the local store; without a root left it fails.
 func skipInvalid(ctx context.Context, job Job) (Job, error) {
 	skipped := append([]PathFailure(nil), job.Skipped...)
-	if v, ok := job.Store.(Validator); ok && len(job.Roots) > 0 {
+	if v, ok := job.Store.(ValiditySource); ok && len(job.Roots) > 0 {
 		paths := make([]string, len(job.Roots))
 		for i, r := range job.Roots {
 			paths[i] = r.Path
@@ -313,13 +385,7 @@ func (p *Plan) signatureWarning(ctx context.Context) string {
 	if !ok || p.Present() == 0 {
 		return ""
 	}
-	present := make([]string, 0, p.Present())
-	for _, path := range p.Paths {
-		if _, missing := p.Missing[path]; !missing {
-			present = append(present, path)
-		}
-	}
-	unsigned, checked, err := checker.Unsigned(ctx, present)
+	unsigned, checked, err := checker.Unsigned(ctx, p.PresentPaths)
 	if err != nil || len(unsigned) == 0 {
 		return ""
 	}

@@ -123,6 +123,9 @@ type fakeBackend struct {
 	permanent bool
 	pins      []backend.Pin
 	pinner    bool
+	// upstream are paths another cache has: the commit check accepts
+	// them as references.
+	upstream map[string]bool
 }
 
 func newFakeBackend() *fakeBackend {
@@ -183,7 +186,7 @@ func (p *fakePending) Commit(context.Context) error {
 	p.f.mu.Lock()
 	defer p.f.mu.Unlock()
 	for _, r := range p.info.References {
-		if r != p.info.Path && !p.f.present[r] {
+		if r != p.info.Path && !p.f.present[r] && !p.f.upstream[r] {
 			return fmt.Errorf("%w: %s committed before its reference %s", backend.ErrRejected, p.info.Path, r)
 		}
 	}

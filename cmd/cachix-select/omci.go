@@ -16,7 +16,7 @@ func omciFlags() []cli.Flag {
 		&cli.StringFlag{Name: "om-results", Usage: "push and pin the outputs listed in `FILE`, written by om ci run --results (- for stdin)"},
 		&cli.StringSliceFlag{Name: "subflake", Usage: "om ci sub-flake `S` to read (repeatable; default all)"},
 		&cli.StringFlag{Name: "prefix", Usage: "pin names are `P`-<system>-<name> (usually the git branch)"},
-		&cli.StringSliceFlag{Name: "include", Usage: "only outputs whose name matches `GLOB` (repeatable)"},
+		&cli.StringSliceFlag{Name: "include", Usage: "only outputs whose name matches `GLOB` (repeatable; with --include, --exclude or --system only the matching byName outputs are pushed, not outPaths and allDeps)"},
 		&cli.StringSliceFlag{Name: "exclude", Usage: "leave out outputs whose name matches `GLOB` (repeatable, wins over --include)"},
 		&cli.StringSliceFlag{Name: "system", Usage: "only outputs built for `SYSTEM` (repeatable)"},
 	}, keepFlags()...)

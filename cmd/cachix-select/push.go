@@ -89,7 +89,8 @@ func outputFlags() []cli.Flag {
 // pushCommand is `cachix-select push`.
 func pushCommand() *cli.Command {
 	flags := append(cacheFlags(), pushTuningFlags()...)
-	flags = append(flags, &cli.BoolFlag{Name: "dry-run", Usage: "report what would be pushed, with NAR sizes; upload nothing (a public Cachix cache needs no token for it)"})
+	flags = append(flags, &cli.BoolFlag{Name: "dry-run", Usage: "report what would be pushed, with NAR sizes, and what the selection leaves out; upload nothing (a public Cachix cache needs no token for it)"})
+	flags = append(flags, selectionFlags()...)
 	flags = append(flags, networkFlags()...)
 	flags = append(flags, outputFlags()...)
 	flags = append(flags, omciFlags()...)
@@ -97,7 +98,9 @@ func pushCommand() *cli.Command {
 		Name:      "push",
 		Usage:     "push manifests, or store paths, with their runtime closures",
 		ArgsUsage: "CACHE [PATH...] | --cache NAME [PATH...] | --to URL [PATH...] | MANIFEST.json... | CACHE --om-results FILE",
-		Description: "Each path is pushed with its runtime closure; paths the cache has are skipped.\n\n" +
+		Description: "Each path is pushed with its runtime closure (--closure build: what building it needs);\n" +
+			"paths the cache has are skipped, and so are those the --exclude-* rules and the upstream\n" +
+			"filter leave out (--exclude-mode says what becomes of the paths that need them).\n\n" +
 			"The first argument is a Cachix cache name, as in `cachix push CACHE PATH...`, when it has no \"/\"\n" +
 			"and does not end in .json (a cache name never has a \"/\"); --cache NAME or --to URL name the cache\n" +
 			"instead. The other arguments are store paths (./result symlinks and paths inside store paths are\n" +
@@ -106,8 +109,9 @@ func pushCommand() *cli.Command {
 			"Without a cache, the arguments are manifests (files ending in .json), each pushed to its own\n" +
 			"cache. After a cache, a .json file outside the Nix store is a manifest pushed to that cache, and\n" +
 			"one in the store (such as om ci run's result) is a store path. Flags may come after arguments.\n" +
-			"With --om-results, the outputs of `om ci run --results=om.json` are pushed and each is pinned\n" +
-			"as <prefix>-<system>-<name> once its closure is in the cache.\n\n" + exitCodesHelp,
+			"With --om-results, the outputs of `om ci run --results=om.json` are pushed and each byName\n" +
+			"entry is pinned as <prefix>-<system>-<name> once its closure is in the cache; outPaths and,\n" +
+			"with `om ci run --include-all-dependencies`, allDeps are pushed too (those valid here).\n\n" + exitCodesHelp,
 		Flags:        flags,
 		OnUsageError: onUsageError,
 		Action:       pushAction,
@@ -193,8 +197,12 @@ func requestFromFlags(c *cli.Context, manifests []*manifest.Manifest, paths []st
 	if err != nil {
 		return pushlib.Request{}, err
 	}
+	sel, closure, err := selectionFromFlags(c)
+	if err != nil {
+		return pushlib.Request{}, err
+	}
 	return pushlib.Request{Manifests: manifests, Paths: paths, Flags: flags, Resolve: resolveOptions(c),
-		Backend: backendOptions(c), DryRun: c.Bool("dry-run")}, nil
+		Backend: backendOptions(c), DryRun: c.Bool("dry-run"), Select: sel, Closure: closure}, nil
 }
 
 // flagLayer is the command line's layer of the target: the highest one.

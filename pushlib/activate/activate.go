@@ -16,6 +16,7 @@ import (
 	"github.com/cachix-select/cachix-select/pushlib/events"
 	"github.com/cachix-select/cachix-select/pushlib/manifest"
 	"github.com/cachix-select/cachix-select/pushlib/queue"
+	"github.com/cachix-select/cachix-select/pushlib/selection"
 	"github.com/cachix-select/cachix-select/pushlib/store"
 	"github.com/cachix-select/cachix-select/pushlib/target"
 )
@@ -41,13 +42,14 @@ func (o Options) events() events.Sink {
 }
 
 // cacheKey is the key the records of m's cache are kept under: the target's
-// (a Cachix host from cachix.dhall included), with no secret read.
-func cacheKey(m *manifest.Manifest, opts Options) (string, error) {
+// (a Cachix host from cachix.dhall included), with no secret read; and the
+// fingerprint of the manifest's selection for that cache.
+func cacheKey(m *manifest.Manifest, opts Options) (key, sel string, err error) {
 	ref, err := target.ResolveRef(opts.Resolve, opts.Flags, m.Layer())
 	if err != nil {
-		return "", err
+		return "", "", err
 	}
-	return ref.Key(), nil
+	return ref.Key(), m.Selection().Effective(ref.Scheme()).Fingerprint(), nil
 }
 
 // Unconfirmed returns the manifest's paths that the state directory does
@@ -58,7 +60,7 @@ func Unconfirmed(d *queue.Dir, m *manifest.Manifest, opts Options, now time.Time
 	if err != nil {
 		return nil, err
 	}
-	cache, err := cacheKey(m, opts)
+	cache, sel, err := cacheKey(m, opts)
 	if err != nil {
 		return nil, err
 	}
@@ -68,7 +70,8 @@ func Unconfirmed(d *queue.Dir, m *manifest.Manifest, opts Options, now time.Time
 		if p.Pin != nil {
 			pin = p.Pin.Name
 		}
-		if !recs.Confirmed(cache, queue.Key(p.StorePath, pin), now) {
+		key := queue.RootKey(p.StorePath, p.Closure == selection.Build, sel, pin)
+		if !recs.Confirmed(cache, key, now) && !recs.Confirmed(cache, queue.NotPushedKey(key), now) {
 			out = append(out, p)
 		}
 	}
@@ -196,7 +199,7 @@ func flushEntry(ctx context.Context, d *queue.Dir, e *queue.Entry, opts Options,
 	if err != nil {
 		return err
 	}
-	cache, err := cacheKey(m, opts)
+	cache, _, err := cacheKey(m, opts)
 	if err != nil {
 		return err
 	}
@@ -218,7 +221,8 @@ func flushEntry(ctx context.Context, d *queue.Dir, e *queue.Entry, opts Options,
 }
 
 // confirmedKeys lists the record keys of the roots the cache now holds
-// entirely (and, for pinned roots, whose pin exists).
+// entirely (and, for pinned roots, whose pin exists), and of the roots the
+// selection keeps out (NotPushedKey: settled, but never counted as pushed).
 func confirmedKeys(job pushlib.Job, res *pushlib.Result) []string {
 	if res == nil {
 		return nil
@@ -227,21 +231,30 @@ func confirmedKeys(job pushlib.Job, res *pushlib.Result) []string {
 	for _, p := range res.Confirmed {
 		confirmed[p] = true
 	}
+	notPushed := map[string]bool{}
+	for _, np := range res.NotPushed {
+		notPushed[np.Path] = true
+	}
 	pinned := map[string]bool{}
 	for _, n := range res.Pinned {
 		pinned[n] = true
 	}
 	_, canPin := job.Backend.(backend.Pinner)
+	sel := job.Select.Fingerprint()
 	var keys []string
 	for _, r := range job.Roots {
-		if !confirmed[r.Path] {
-			continue
+		pin := ""
+		if r.Pin != nil {
+			pin = r.Pin.Name
 		}
-		if r.Pin == nil {
-			keys = append(keys, queue.Key(r.Path, ""))
-		} else if pinned[r.Pin.Name] || !canPin {
+		key := queue.RootKey(r.Path, r.Closure == selection.Build, sel, pin)
+		switch {
+		case notPushed[r.Path]:
+			keys = append(keys, queue.NotPushedKey(key))
+		case !confirmed[r.Path]:
+		case r.Pin == nil || pinned[r.Pin.Name] || !canPin:
 			// A cache without pins was warned about; its roots still count.
-			keys = append(keys, queue.Key(r.Path, r.Pin.Name))
+			keys = append(keys, key)
 		}
 	}
 	return keys

@@ -11,6 +11,7 @@ import (
 	"github.com/cachix-select/cachix-select/pushlib/activate"
 	"github.com/cachix-select/cachix-select/pushlib/manifest"
 	"github.com/cachix-select/cachix-select/pushlib/queue"
+	"github.com/cachix-select/cachix-select/pushlib/selection"
 	"github.com/cachix-select/cachix-select/pushlib/store"
 	"github.com/cachix-select/cachix-select/pushlib/target"
 )
@@ -73,7 +74,15 @@ func TestRunDecisions(t *testing.T) {
 		t.Errorf("failed launch: %+v, %v", out, err)
 	}
 
+	// A file cache filters upstream paths by default: its records carry
+	// that selection's fingerprint.
 	if err := d.Record("file:///srv/cache", []string{queue.Key(sp, "")}); err != nil {
+		t.Fatal(err)
+	}
+	if out, err = activate.Run(ctx, req, &fakeLauncher{}); err != nil || !out.Queued {
+		t.Errorf("a record made without the selection must not count: %+v, %v", out, err)
+	}
+	if err := d.Record("file:///srv/cache", []string{queue.RootKey(sp, false, selection.Rules{}.Effective("file").Fingerprint(), "")}); err != nil {
 		t.Fatal(err)
 	}
 	l = &fakeLauncher{}

@@ -12,7 +12,12 @@
 // ResultLine ("event": "result"). Kinds, in the order they usually come:
 //
 //	warning     message (and cache, path, pin when it is about one)
-//	plan        cache, closure, missing, present, narSize, dryRun, message (the compression)
+//	plan        cache, closure, missing, present, narSize, dryRun, message (the compression),
+//	            excluded, pruned, skipped (counts) and selection (them in words), when not 0
+//	excluded    cache, path, narSize, message (the rule), upstream (left to an upstream
+//	            cache: its dependents are pushed); one per path the selection leaves out
+//	pruned      cache, path, message (which excluded path it depends on, and the rule)
+//	not-pushed  cache, path (a root), message (why the selection keeps it out), dryRun
 //	would-push  cache, path, narSize (dry runs only, one per missing path, references first)
 //	start       cache, path, narSize, attempt (2 and more on a retry)
 //	progress    cache, path, bytes (NAR bytes read so far), narSize
@@ -62,6 +67,13 @@ const (
 	HostRetry Kind = "host-retry"
 	// Summary: the push is over; the totals.
 	Summary Kind = "summary"
+	// Excluded: a path the cache lacks that the selection leaves out
+	// (an exclusion rule, or the upstream filter).
+	Excluded Kind = "excluded"
+	// Pruned: a path left out because it depends on an excluded path.
+	Pruned Kind = "pruned"
+	// NotPushed: a root the selection keeps out of the cache, and why.
+	NotPushed Kind = "not-pushed"
 )
 
 // Event is one thing that happened. Fields not relevant to a Kind are zero
@@ -85,8 +97,17 @@ type Event struct {
 	Failed  int `json:"failedCount,omitempty"`
 	// Stopped counts, in Summary, the paths not pushed because the push
 	// was stopped (interrupted, or out of time) rather than failed.
-	Stopped int  `json:"stopped,omitempty"`
-	DryRun  bool `json:"dryRun,omitempty"`
+	Stopped int `json:"stopped,omitempty"`
+	// Excluded, Pruned and Skipped count, in Plan, the paths the
+	// selection leaves out, those pruned with them, and those of build
+	// closures not realised locally; Selection says it in words.
+	Excluded  int    `json:"excluded,omitempty"`
+	Pruned    int    `json:"pruned,omitempty"`
+	Skipped   int    `json:"skipped,omitempty"`
+	Selection string `json:"selection,omitempty"`
+	// Upstream marks, in Excluded, a path left to an upstream cache.
+	Upstream bool `json:"upstream,omitempty"`
+	DryRun   bool `json:"dryRun,omitempty"`
 	// Pin is the pin name for Pinned; Unchanged says the pin already
 	// pointed at Path, so no revision was added.
 	Pin string `json:"pin,omitempty"`
@@ -115,6 +136,17 @@ type ResultLine struct {
 	Pinned []string `json:"pinned,omitempty"`
 	// Confirmed lists the roots whose whole closure is in the cache now.
 	Confirmed []string `json:"confirmed"`
+	// NotPushed lists the roots the selection keeps out, and why.
+	NotPushed []Reason `json:"notPushed,omitempty"`
+	// Excluded lists the paths the rules and the upstream filter left
+	// out (upstream: left to an upstream cache); Pruned, the paths left
+	// out for depending on an excluded one; LeftToUpstream, the excluded
+	// paths that pushed paths refer to; Skipped, paths not realised
+	// locally (build closures, om ci's allDeps).
+	Excluded       []ExcludedPath `json:"excluded,omitempty"`
+	Pruned         []PrunedPath   `json:"pruned,omitempty"`
+	LeftToUpstream []string       `json:"leftToUpstream,omitempty"`
+	Skipped        []string       `json:"skipped,omitempty"`
 	// NarBytes and FileBytes total the pushed paths.
 	NarBytes  uint64 `json:"narBytes"`
 	FileBytes uint64 `json:"fileBytes"`
@@ -132,6 +164,27 @@ type PathSize struct {
 	Path     string `json:"path"`
 	NarSize  uint64 `json:"narSize"`
 	FileSize uint64 `json:"fileSize"`
+}
+
+// Reason is a root and why it is not pushed.
+type Reason struct {
+	Path   string `json:"path"`
+	Reason string `json:"reason"`
+}
+
+// ExcludedPath is a path the selection leaves out and the rule.
+type ExcludedPath struct {
+	Path     string `json:"path"`
+	NarSize  uint64 `json:"narSize"`
+	Rule     string `json:"rule"`
+	Upstream bool   `json:"upstream"`
+}
+
+// PrunedPath is a path left out because it depends on Excluded.
+type PrunedPath struct {
+	Path     string `json:"path"`
+	Excluded string `json:"excluded"`
+	Rule     string `json:"rule"`
 }
 
 // Failure is a path that could not be pushed.

@@ -24,6 +24,7 @@ import (
 	"github.com/cachix-select/cachix-select/pushlib/internal/fsutil"
 	"github.com/cachix-select/cachix-select/pushlib/internal/jsonfield"
 	"github.com/cachix-select/cachix-select/pushlib/narstream"
+	"github.com/cachix-select/cachix-select/pushlib/selection"
 	"github.com/cachix-select/cachix-select/pushlib/store"
 	"github.com/cachix-select/cachix-select/pushlib/target"
 )
@@ -52,11 +53,14 @@ type Cache struct {
 	SigningKeyFile string `json:"signingKeyFile,omitempty"`
 }
 
-// Path is one selected store path; its runtime closure is pushed with it.
+// Path is one selected store path; its runtime closure (or, with Closure
+// "build", its build closure) is pushed with it.
 type Path struct {
 	Name      string `json:"name"`
 	StorePath string `json:"storePath"`
 	Pin       *Pin   `json:"pin,omitempty"`
+	// Closure is "runtime" (also when absent) or "build".
+	Closure selection.Closure `json:"closure,omitempty"`
 }
 
 // Pin asks for the path (not its closure) to be pinned under Name.
@@ -75,6 +79,37 @@ type Push struct {
 	// cachix push's --chunk-size and --num-concurrent-chunks.
 	ChunkSize           int `json:"chunkSize,omitempty"`
 	NumConcurrentChunks int `json:"numConcurrentChunks,omitempty"`
+	// Exclude and Upstream are what push.exclude and push.upstream say
+	// (design.md §5.9).
+	Exclude  *Exclude  `json:"exclude,omitempty"`
+	Upstream *Upstream `json:"upstream,omitempty"`
+}
+
+// Exclude is push.exclude: the paths of the closures to leave out, and
+// what becomes of the paths that depend on them.
+type Exclude struct {
+	Names      []string       `json:"names,omitempty"`
+	Regex      []string       `json:"regex,omitempty"`
+	MaxNarSize uint64         `json:"maxNarSize,omitempty"`
+	Mode       selection.Mode `json:"mode,omitempty"`
+}
+
+// Upstream is push.upstream: the upstream filter.
+type Upstream struct {
+	Filter *bool    `json:"filter,omitempty"`
+	Keys   []string `json:"keys,omitempty"`
+}
+
+// Selection is the manifest's layer of the selection rules.
+func (m *Manifest) Selection() selection.Rules {
+	var r selection.Rules
+	if e := m.Push.Exclude; e != nil {
+		r.Names, r.Regex, r.MaxNarSize, r.Mode = e.Names, e.Regex, e.MaxNarSize, e.Mode
+	}
+	if u := m.Push.Upstream; u != nil {
+		r.UpstreamFilter, r.UpstreamKeys = u.Filter, u.Keys
+	}
+	return r
 }
 
 // Layer is what the manifest says about its target, for target.Resolve:
@@ -382,6 +417,17 @@ func (p *parser) paths(top jsonfield.Object, m *Manifest) error {
 		if e.Name == "" {
 			e.Name = store.NameOf(e.StorePath)
 		}
+		if v := obj.Get("closure"); !v.Null() {
+			var c string
+			if err := p.str(v, &c); err != nil {
+				return err
+			}
+			closure, err := selection.ParseClosure(c)
+			if err != nil {
+				return p.errf(v.Path, "%q is not a closure (want \"runtime\" or \"build\")", c)
+			}
+			e.Closure = closure
+		}
 		if v := obj.Get("pin"); !v.Null() {
 			pin, err := p.pin(v)
 			if err != nil {
@@ -563,7 +609,125 @@ func (p *parser) push(top jsonfield.Object, m *Manifest) error {
 		}
 		m.Push.OmitDeriver = b
 	}
+	if v := obj.Get("exclude"); !v.Null() {
+		e, err := p.exclude(v)
+		if err != nil {
+			return err
+		}
+		m.Push.Exclude = e
+	}
+	if v := obj.Get("upstream"); !v.Null() {
+		u, err := p.upstream(v)
+		if err != nil {
+			return err
+		}
+		m.Push.Upstream = u
+	}
 	return nil
+}
+
+// strings reads an array of strings.
+func (p *parser) strings(v jsonfield.Value) ([]string, error) {
+	items, ok := v.Array()
+	if !ok {
+		return nil, p.errf(v.Path, "must be an array of strings, not %s", v.Kind())
+	}
+	out := make([]string, 0, len(items))
+	for _, it := range items {
+		var s string
+		if err := p.str(it, &s); err != nil {
+			return nil, err
+		}
+		if s == "" {
+			return nil, p.errf(it.Path, "must not be empty")
+		}
+		out = append(out, s)
+	}
+	return out, nil
+}
+
+// exclude reads push.exclude.
+func (p *parser) exclude(v jsonfield.Value) (*Exclude, error) {
+	obj, err := p.object(v)
+	if err != nil {
+		return nil, err
+	}
+	e := &Exclude{}
+	// Each pattern is checked by the rule push applies (selection.Compile).
+	if f := obj.Get("names"); !f.Null() {
+		if e.Names, err = p.strings(f); err != nil {
+			return nil, err
+		}
+		for i, g := range e.Names {
+			if err := (selection.Rules{Names: []string{g}}).Check(); err != nil {
+				return nil, p.errf(fmt.Sprintf("%s[%d]", f.Path, i), "%v", err)
+			}
+		}
+	}
+	if f := obj.Get("regex"); !f.Null() {
+		if e.Regex, err = p.strings(f); err != nil {
+			return nil, err
+		}
+		for i, re := range e.Regex {
+			if err := (selection.Rules{Regex: []string{re}}).Check(); err != nil {
+				return nil, p.errf(fmt.Sprintf("%s[%d]", f.Path, i), "%v", err)
+			}
+		}
+	}
+	if f := obj.Get("maxNarSize"); !f.Null() {
+		// Bytes, or a string with a suffix as nix.conf takes it ("1G").
+		if text, ok := f.Text(); ok {
+			if e.MaxNarSize, err = selection.ParseSize(text); err != nil {
+				return nil, p.errf(f.Path, "%v", err)
+			}
+		} else {
+			var n int
+			if err := p.integer(f, &n); err != nil {
+				return nil, p.errf(f.Path, "must be a number of bytes or a size such as \"1G\", not %s", f.Kind())
+			}
+			if n < 1 {
+				return nil, p.errf(f.Path, "must be at least 1, not %d", n)
+			}
+			e.MaxNarSize = uint64(n)
+		}
+	}
+	if f := obj.Get("mode"); !f.Null() {
+		var s string
+		if err := p.str(f, &s); err != nil {
+			return nil, err
+		}
+		if e.Mode, err = selection.ParseMode(s); err != nil || s == "" {
+			return nil, p.errf(f.Path, "%q is not an exclude mode (want \"prune\" or \"upstream\")", s)
+		}
+	}
+	return e, nil
+}
+
+// upstream reads push.upstream.
+func (p *parser) upstream(v jsonfield.Value) (*Upstream, error) {
+	obj, err := p.object(v)
+	if err != nil {
+		return nil, err
+	}
+	u := &Upstream{}
+	if f := obj.Get("filter"); !f.Null() {
+		b, ok := f.Bool()
+		if !ok {
+			return nil, p.errf(f.Path, "must be true or false, not %s", f.Kind())
+		}
+		u.Filter = &b
+	}
+	if f := obj.Get("keys"); !f.Null() {
+		if u.Keys, err = p.strings(f); err != nil {
+			return nil, err
+		}
+		for i, k := range u.Keys {
+			if strings.ContainsAny(k, ": \t") {
+				return nil, p.errf(fmt.Sprintf("%s[%d]", f.Path, i), "%q is not a key name (a name such as cache.nixos.org-1, without the key)", k)
+			}
+		}
+	}
+	return u, nil
 }
 
 // IsManifestArg says whether a command-line argument that follows a cache

@@ -13,6 +13,7 @@ import (
 
 	"github.com/cachix-select/cachix-select/pushlib/backend"
 	"github.com/cachix-select/cachix-select/pushlib/manifest"
+	"github.com/cachix-select/cachix-select/pushlib/selection"
 )
 
 const sp = "/nix/store/0123456789abcdfghijklmnpqrsvwxyz-hello-2.12.1"
@@ -56,6 +57,42 @@ func TestParseValid(t *testing.T) {
 	}
 	if m2.Paths[1].Pin.Keep.Kind != backend.KeepForever || m2.Paths[2].Pin.Keep.Value != 7 {
 		t.Errorf("round trip lost keep: %s", b)
+	}
+}
+
+// TestParseSelection reads push.exclude, push.upstream and paths[].closure,
+// which older manifests do not have.
+func TestParseSelection(t *testing.T) {
+	t.Parallel()
+	in := `{"version": 1, "cache": {"url": "file:///srv/cache"},
+	  "paths": [{"storePath": "` + sp + `", "closure": "build"}, {"storePath": "/nix/store/zyxwvsrqpnmlkjihgfdcba9876543210-glibc-2.40", "closure": null}],
+	  "push": {"exclude": {"names": ["*-doc"], "regex": ["-source$"], "maxNarSize": "1G", "mode": "upstream"},
+	           "upstream": {"filter": false, "keys": ["company-1"]}}}`
+	m, err := manifest.Parse([]byte(in), "m.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Paths[0].Closure != selection.Build || m.Paths[1].Closure != "" {
+		t.Errorf("closures = %q, %q", m.Paths[0].Closure, m.Paths[1].Closure)
+	}
+	r := m.Selection()
+	if len(r.Names) != 1 || r.Names[0] != "*-doc" || r.Regex[0] != "-source$" || r.MaxNarSize != 1<<30 || r.Mode != selection.Upstream ||
+		r.UpstreamFilter == nil || *r.UpstreamFilter || r.UpstreamKeys[0] != "company-1" {
+		t.Errorf("selection = %+v", r)
+	}
+	// A number of bytes is a size too; a manifest without the fields has no rules.
+	m, err = manifest.Parse([]byte(`{"version":1,"cache":{"name":"c"},"paths":[],"push":{"exclude":{"maxNarSize":4096}}}`), "m.json")
+	if err != nil || m.Selection().MaxNarSize != 4096 || m.Selection().Mode != "" {
+		t.Errorf("maxNarSize in bytes: %+v, %v", m.Selection(), err)
+	}
+	m, err = manifest.Parse([]byte(`{"version":1,"cache":{"name":"c"},"paths":[]}`), "m.json")
+	if err != nil || m.Selection().Excludes() || m.Selection().UpstreamFilter != nil {
+		t.Errorf("no rules: %+v, %v", m.Selection(), err)
+	}
+	// Round trip.
+	b, _ := json.Marshal(m)
+	if strings.Contains(string(b), "exclude") || strings.Contains(string(b), "closure") {
+		t.Errorf("a manifest without selection marshals with it: %s", b)
 	}
 }
 
@@ -108,6 +145,18 @@ func TestParseErrors(t *testing.T) {
 		{"xz level", `{"version":1,` + ok + `,"push":{"compression":"xz","compressionLevel":12}}`, "push.compressionLevel", "xz compression level 12 out of range 0–9"},
 		{"zstd level", `{"version":1,` + ok + `,"push":{"compressionLevel":17}}`, "push.compressionLevel", "out of range 0–16"},
 		{"omitDeriver", `{"version":1,` + ok + `,"push":{"omitDeriver":"yes"}}`, "push.omitDeriver", "true or false"},
+		{"closure", `{"version":1,"cache":{"name":"c"},"paths":[{"storePath":"` + sp + `","closure":"buildtime"}]}`, "paths[0].closure", `want "runtime" or "build"`},
+		{"exclude type", `{"version":1,` + ok + `,"push":{"exclude":["*-doc"]}}`, "push.exclude", "must be an object, not an array"},
+		{"exclude names type", `{"version":1,` + ok + `,"push":{"exclude":{"names":"*-doc"}}}`, "push.exclude.names", "must be an array of strings"},
+		{"exclude glob", `{"version":1,` + ok + `,"push":{"exclude":{"names":["ok","[x"]}}}`, "push.exclude.names[1]", `pattern "[x"`},
+		{"exclude regex", `{"version":1,` + ok + `,"push":{"exclude":{"regex":["(x"]}}}`, "push.exclude.regex[0]", `regex "(x"`},
+		{"exclude empty", `{"version":1,` + ok + `,"push":{"exclude":{"regex":[""]}}}`, "push.exclude.regex[0]", "must not be empty"},
+		{"max size", `{"version":1,` + ok + `,"push":{"exclude":{"maxNarSize":"1X"}}}`, "push.exclude.maxNarSize", "not a size"},
+		{"max size zero", `{"version":1,` + ok + `,"push":{"exclude":{"maxNarSize":0}}}`, "push.exclude.maxNarSize", "at least 1"},
+		{"max size type", `{"version":1,` + ok + `,"push":{"exclude":{"maxNarSize":true}}}`, "push.exclude.maxNarSize", "number of bytes"},
+		{"mode", `{"version":1,` + ok + `,"push":{"exclude":{"mode":"skip"}}}`, "push.exclude.mode", `want "prune" or "upstream"`},
+		{"upstream filter", `{"version":1,` + ok + `,"push":{"upstream":{"filter":"on"}}}`, "push.upstream.filter", "true or false"},
+		{"upstream key", `{"version":1,` + ok + `,"push":{"upstream":{"keys":["cache.nixos.org-1:6NCHdD59X431o0gWypbMrAURkbJ16ZPMQFGspcDShjY="]}}}`, "push.upstream.keys[0]", "not a key name"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

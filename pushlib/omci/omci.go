@@ -19,9 +19,13 @@
 //	  }
 //	}
 //
-// Only systems, flake and result.<subflake>.build.byName are read; outPaths
-// and allDeps are ignored, as cachix-push does. "build" is null when the
-// sub-flake's build step is disabled.
+// Read are systems, flake and, for each sub-flake, build.byName (what is
+// pushed and pinned), build.outPaths (every output built, also those
+// byName does not name; pushed, not pinned) and build.allDeps (written by
+// `om ci run --include-all-dependencies`: every build and runtime
+// dependency of the outputs, derivations included; pushed when valid in
+// the local store). "build" is null when the sub-flake's build step is
+// disabled.
 //
 // Which system built which name: omnix's byName is one flat map even when
 // several systems were built (devour-flake, as pinned by omnix, folds all
@@ -44,6 +48,7 @@
 //		sel.SystemOf, err = omci.SystemsFromDerivers(ctx, store.New(), paths)
 //	}
 //	items, err := res.Select(sel) // push every StorePath, pin it as PinName
+//	outPaths, allDeps, err := res.Unnamed(sel) // push these too (allDeps: those valid)
 package omci
 
 import (
@@ -51,6 +56,7 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"path"
 	"regexp"
 	"slices"
 	"sort"
@@ -120,6 +126,10 @@ type Subflake struct {
 	Built bool
 	// Outputs are the entries of byName, sorted by system then name.
 	Outputs []Output
+	// OutPaths are the store paths of outPaths (a path inside a store
+	// path, such as …-bar/bin/bar, becomes that store path), and AllDeps
+	// those of allDeps (nil when absent), each sorted, without duplicates.
+	OutPaths, AllDeps []string
 }
 
 // Output is one named build output.
@@ -231,6 +241,13 @@ func (p parser) subflake(v jsonfield.Value, systems []string) (Subflake, error) 
 		return Subflake{}, p.fail(rawBuild, wantBuild+", or null")
 	}
 	sf := Subflake{Built: true}
+	if deps := build.Get("allDeps"); !deps.Null() {
+		paths, err := p.storePaths(deps, "allDeps")
+		if err != nil {
+			return Subflake{}, err
+		}
+		sf.AllDeps = paths
+	}
 	if byName := build.Get("byName"); !byName.Absent() {
 		// omnix's layout: one byName for all systems.
 		sys := ""
@@ -242,12 +259,20 @@ func (p parser) subflake(v jsonfield.Value, systems []string) (Subflake, error) 
 			return Subflake{}, err
 		}
 		sf.Outputs = outs
+		if v := build.Get("outPaths"); !v.Null() {
+			if sf.OutPaths, err = p.storePaths(v, "outPaths"); err != nil {
+				return Subflake{}, err
+			}
+		}
 	} else {
 		// devour-flake's newer layout: build.<system>.byName.
-		if build.Len() == 0 {
+		if build.Len() == 0 || (build.Len() == 1 && sf.AllDeps != nil) {
 			return Subflake{}, p.fail(rawBuild, wantBuild)
 		}
 		for _, sys := range build.Keys() {
+			if sys == "allDeps" {
+				continue // om's own field, beside devour-flake's systems
+			}
 			perSys, ok := build.Get(sys).Object()
 			if !ok || !systemPattern.MatchString(sys) {
 				return Subflake{}, p.failGot(rawBuild.Path, wantBuild, "an object without byName")
@@ -261,10 +286,57 @@ func (p parser) subflake(v jsonfield.Value, systems []string) (Subflake, error) 
 				return Subflake{}, err
 			}
 			sf.Outputs = append(sf.Outputs, outs...)
+			if v := perSys.Get("outPaths"); !v.Null() {
+				paths, err := p.storePaths(v, "outPaths")
+				if err != nil {
+					return Subflake{}, err
+				}
+				sf.OutPaths = append(sf.OutPaths, paths...)
+			}
 		}
+		slices.Sort(sf.OutPaths)
+		sf.OutPaths = slices.Compact(sf.OutPaths)
 	}
 	sortOutputs(sf.Outputs)
 	return sf, nil
+}
+
+// storePaths parses outPaths or allDeps: an array of absolute paths in
+// the store (a path inside a store path counts as that store path),
+// returned sorted, without duplicates.
+func (p parser) storePaths(v jsonfield.Value, what string) ([]string, error) {
+	items, ok := v.Array()
+	if !ok {
+		return nil, p.fail(v, "an array of store paths ("+what+")")
+	}
+	out := make([]string, 0, len(items))
+	for _, it := range items {
+		s, ok := it.Text()
+		if !ok {
+			return nil, p.fail(it, "a store path string")
+		}
+		sp, ok := storePathOf(s)
+		if !ok {
+			return nil, p.failGot(it.Path, "an absolute store path such as /nix/store/<hash>-<name>", jsonfield.Of(s).Describe())
+		}
+		out = append(out, sp)
+	}
+	slices.Sort(out)
+	return slices.Compact(out), nil
+}
+
+// storePathOf cuts an absolute path down to the store path it is in
+// (/nix/store/<hash>-bar/bin/bar → /nix/store/<hash>-bar).
+func storePathOf(s string) (string, bool) {
+	if !path.IsAbs(s) || path.Clean(s) != s {
+		return "", false
+	}
+	for q := s; q != "/" && q != "."; q = path.Dir(q) {
+		if sp, err := store.ParseAbsolute(q); err == nil {
+			return sp.String(), true
+		}
+	}
+	return "", false
 }
 
 // byName parses one byName object; every entry gets system sys.

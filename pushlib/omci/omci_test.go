@@ -22,6 +22,8 @@ const (
 	docs        = "/nix/store/0g3b4bmy8yppmvf2ksr25rkwzwnsvn1q-services-flake-docs"
 	defaultOut  = "/nix/store/l9c8y2xx2iffk8l1ipp4mkval8wl8paa-default"
 	defaultTest = "/nix/store/ib83flb2pqjb416qrjbs4pqhifa3hhs4-default-test"
+	bash        = "/nix/store/9q0rfz2yfwc8l0v4a9ba1v0ivy1kl2ix-bash-5.2p37"
+	fooDrv      = "/nix/store/2q0rfz2yfwc8l0v4a9ba1v0ivy1kl2ix-foo-0.1.0.0.drv"
 )
 
 // parseFile parses a fixture under testdata, failing the test on error.
@@ -61,7 +63,9 @@ func TestParseValid(t *testing.T) {
 				{System: "x86_64-linux", Name: "bar", StorePath: barLinux},
 				{System: "x86_64-linux", Name: "foo", StorePath: fooLinux},
 				{System: "x86_64-linux", Name: "ghc-shell-for-packages-0", StorePath: shellLinux},
-			}}},
+			},
+				// bar/bin/bar is inside bar: one store path.
+				OutPaths: []string{shellLinux, fooLinux, barLinux}}},
 		},
 		{
 			file:    "several-subflakes.json",
@@ -71,12 +75,13 @@ func TestParseValid(t *testing.T) {
 				"ROOT": {Built: true, Outputs: []omci.Output{
 					{System: "x86_64-linux", Name: "nix-shell", StorePath: nixShell},
 					{System: "x86_64-linux", Name: "services-flake-docs", StorePath: docs},
-				}},
+				}, OutPaths: []string{docs, nixShell}},
 				"simple-example": {Built: true, Outputs: []omci.Output{
 					{System: "x86_64-linux", Name: "default", StorePath: defaultOut},
 					{System: "x86_64-linux", Name: "default-test", StorePath: defaultTest},
 					{System: "x86_64-linux", Name: "nix-shell", StorePath: nixShell},
-				}},
+				}, OutPaths: []string{defaultTest, defaultOut, nixShell},
+					AllDeps: []string{bash, defaultTest, defaultOut, nixShell}},
 				"doc": {Built: false},
 			},
 		},
@@ -89,7 +94,7 @@ func TestParseValid(t *testing.T) {
 				{Name: "bar", StorePath: barDarwin},
 				{Name: "foo", StorePath: fooDarwin},
 				{Name: "linux-tool", StorePath: linuxTool},
-			}}},
+			}, OutPaths: []string{fooDarwin, barDarwin, fooLinux, barLinux, linuxTool}}},
 		},
 		{
 			file:    "per-system.json",
@@ -101,7 +106,16 @@ func TestParseValid(t *testing.T) {
 				{System: "x86_64-linux", Name: "bar", StorePath: barLinux},
 				{System: "x86_64-linux", Name: "foo", StorePath: fooLinux},
 				{System: "x86_64-linux", Name: "linux-tool", StorePath: linuxTool},
-			}}},
+			}, OutPaths: []string{fooDarwin, barDarwin, fooLinux, barLinux, linuxTool}}},
+		},
+		{
+			// The per-system layout with om's allDeps beside the systems.
+			file:    "per-system-alldeps.json",
+			systems: []string{"x86_64-linux"},
+			flake:   "github:srid/haskell-multi-nix/c85563721c388629fa9e538a1d97274861bc8321",
+			subflakes: map[string]omci.Subflake{"ROOT": {Built: true, Outputs: []omci.Output{
+				{System: "x86_64-linux", Name: "foo", StorePath: fooLinux},
+			}, OutPaths: []string{fooLinux, linuxTool}, AllDeps: []string{fooDrv, bash, fooLinux}}},
 		},
 	}
 	for _, tt := range tests {
@@ -145,6 +159,8 @@ func TestParseMalformed(t *testing.T) {
 		{"byname-value-number.json", "byname-value-number.json: result.ROOT.build.byName.foo: expected a store path string, got the number 42"},
 		{"byname-relative.json", `byname-relative.json: result.ROOT.build.byName.foo: expected an absolute store path such as /nix/store/<hash>-<name>, got the string "result/bin/foo"`},
 		{"byname-subpath.json", `byname-subpath.json: result.ROOT.build.byName.bar: expected an absolute store path such as /nix/store/<hash>-<name>, got the string "/nix/store/hsj8mwn9vzlyaxzmwyf111scisnjhlkb-bar-0.1.0.0/bin/bar"`},
+		{"alldeps-string.json", `alldeps-string.json: result.ROOT.build.allDeps: expected an array of store paths (allDeps), got the string "/nix/store/dzhf0i3wi69568m5nvyckck8bbs9yrfd-foo-0.1.0.0"`},
+		{"outpaths-relative.json", `outpaths-relative.json: result.ROOT.build.outPaths[0]: expected an absolute store path such as /nix/store/<hash>-<name>, got the string "result/bin/foo"`},
 		{"byname-bad-hash.json", `byname-bad-hash.json: result["my sub.flake"].build.byName.foo: expected an absolute store path such as /nix/store/<hash>-<name>, got the string "/nix/store/short-foo"`},
 	}
 	for _, tt := range tests {
@@ -174,7 +190,7 @@ func TestParseMalformed(t *testing.T) {
 func TestParseLiberal(t *testing.T) {
 	t.Parallel()
 	const doc = `{"version": 7, "systems": ["x86_64-linux"], "result": {
-		"ROOT": {"build": {"byName": {"foo": "` + fooLinux + `"}, "outPaths": 3, "extra": true}, "lockfile": {}},
+		"ROOT": {"build": {"byName": {"foo": "` + fooLinux + `"}, "futureField": 3, "extra": true}, "lockfile": {}},
 		"nobuild": {}}}`
 	r, err := omci.Parse(strings.NewReader(doc), "om.json")
 	if err != nil {

@@ -259,10 +259,15 @@ func listNames(names []string) string {
 }
 
 // Roots reads the results file (file; "-" is stdin) and returns the roots
-// to push, each pinned as <prefix>-<system>-<name> with keep once its
-// closure is in the cache. With several systems in one file, om ci does
-// not record which system built each output: it is read from the outputs'
-// derivations in st.
+// to push: the selected byName outputs, each pinned as
+// <prefix>-<system>-<name> with keep once its closure is in the cache;
+// then, unless the selection filters names or systems (outPaths and
+// allDeps carry neither), every outPaths entry of the selected sub-flakes,
+// unpinned, and their allDeps (what `om ci run --include-all-dependencies`
+// lists: derivations and outputs), unpinned and skipped, with a count,
+// when not valid in the local store. With several systems in one file, om
+// ci does not record which system built each output: it is read from the
+// outputs' derivations in st.
 func Roots(ctx context.Context, file string, stdin io.Reader, sel Selection, keep *backend.Keep, st *store.Store) ([]pushlib.Root, error) {
 	r, source := stdin, "stdin"
 	if file != "-" {
@@ -294,5 +299,35 @@ func Roots(ctx context.Context, file string, stdin io.Reader, sel Selection, kee
 	for _, it := range items {
 		roots = append(roots, pushlib.Root{Path: it.StorePath, Name: it.Name, Pin: &backend.Pin{Name: it.PinName, Keep: keep}})
 	}
+	if len(sel.Include) > 0 || len(sel.Exclude) > 0 || len(sel.Systems) > 0 {
+		return roots, nil
+	}
+	outPaths, allDeps, err := res.Unnamed(sel)
+	if err != nil {
+		return nil, err
+	}
+	for _, p := range outPaths {
+		roots = append(roots, pushlib.Root{Path: p})
+	}
+	for _, p := range allDeps {
+		roots = append(roots, pushlib.Root{Path: p, IfValid: true})
+	}
 	return roots, nil
+}
+
+// Unnamed returns the outPaths and allDeps of the sub-flakes sel picks,
+// each sorted and without duplicates (names and systems are not
+// filtered: these paths have neither).
+func (r *Results) Unnamed(sel Selection) (outPaths, allDeps []string, err error) {
+	subflakes, err := r.pickSubflakes(sel.Subflakes)
+	if err != nil {
+		return nil, nil, err
+	}
+	for _, sf := range subflakes {
+		outPaths = append(outPaths, r.Subflakes[sf].OutPaths...)
+		allDeps = append(allDeps, r.Subflakes[sf].AllDeps...)
+	}
+	slices.Sort(outPaths)
+	slices.Sort(allDeps)
+	return slices.Compact(outPaths), slices.Compact(allDeps), nil
 }

@@ -87,8 +87,14 @@ func TestRecords(t *testing.T) {
 	}
 	existing := t.TempDir() // stands for a store path that still exists
 	gone := filepath.Join(existing, "collected")
-	if err := d.Record("c1", []string{queue.Key(existing, ""), queue.Key(existing, "pin"), gone}); err != nil {
+	build := queue.RootKey(existing, true, "abc", "my/pin#1")
+	goneBuild := queue.NotPushedKey(queue.RootKey(gone, true, "abc", "p"))
+	if err := d.Record("c1", []string{queue.Key(existing, ""), queue.Key(existing, "pin"), gone, build,
+		queue.NotPushedKey(build), goneBuild}); err != nil {
 		t.Fatal(err)
+	}
+	if build != existing+"!build!sel=abc#my/pin#1" || queue.NotPushedKey(build) != existing+"!build!sel=abc!not-pushed#my/pin#1" {
+		t.Errorf("keys %q, %q", build, queue.NotPushedKey(build))
 	}
 	r, err := d.LoadRecords()
 	if err != nil {
@@ -109,8 +115,11 @@ func TestRecords(t *testing.T) {
 		t.Fatal(err)
 	}
 	r, _ = d.LoadRecords()
-	if r.Confirmed("c1", gone, now) {
+	if r.Confirmed("c1", gone, now) || r.Confirmed("c1", goneBuild, now) {
 		t.Error("a garbage-collected path was kept")
+	}
+	if !r.Confirmed("c1", build, now) || !r.Confirmed("c1", queue.NotPushedKey(build), now) {
+		t.Error("keys with a closure, a selection and a pin holding '/' and '#' were dropped")
 	}
 	// A damaged file costs a re-check, not an error.
 	os.WriteFile(filepath.Join(d.Path, "pushed.json"), []byte("{"), 0o600)

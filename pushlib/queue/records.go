@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 )
@@ -15,7 +16,10 @@ import (
 const RecordTTL = 7 * 24 * time.Hour
 
 // Records are the store paths each cache confirmed, keyed by cache then by
-// "storePath" or "storePath#pin" (a pinned root counts only once pinned).
+// RootKey: "storePath", with "!build" for a build closure, "!sel=<fp>" for
+// a selection that leaves paths out, "!not-pushed" for a root the
+// selection keeps out, and "#pin" for a pinned root (which counts only
+// once pinned). Neither '!' nor '#' can occur in a store path.
 type Records struct {
 	Caches map[string]map[string]time.Time `json:"caches"`
 }
@@ -42,12 +46,38 @@ func (d *Dir) LoadRecords() (*Records, error) {
 	return r, nil
 }
 
-// Key is the record key of a root and its pin.
+// Key is the record key of a root (runtime closure, no selection) and its pin.
 func Key(storePath, pin string) string {
-	if pin == "" {
-		return storePath
+	return RootKey(storePath, false, "", pin)
+}
+
+// RootKey is the record key of a root: its store path, whether it is
+// pushed with its build closure, the fingerprint of the selection that
+// decides what a complete closure is ("" for none), and its pin.
+func RootKey(storePath string, build bool, selection, pin string) string {
+	k := storePath
+	if build {
+		k += "!build"
 	}
-	return storePath + "#" + pin
+	if selection != "" {
+		k += "!sel=" + selection
+	}
+	if pin != "" {
+		k += "#" + pin
+	}
+	return k
+}
+
+// NotPushedKey is the record of a root the selection kept out of the
+// cache, under the key it would be confirmed with: trusted like a
+// confirmation, so that such a root is not pushed again at every
+// activation, yet never counted as pushed.
+func NotPushedKey(key string) string {
+	path, rest := key, ""
+	if i := strings.IndexByte(key, '#'); i >= 0 {
+		path, rest = key[:i], key[i:]
+	}
+	return path + "!not-pushed" + rest
 }
 
 // Confirmed reports whether key was confirmed in cache within RecordTTL.
@@ -81,7 +111,7 @@ func (d *Dir) Record(cache string, keys []string) error {
 	for c, keys := range r.Caches {
 		for k, t := range keys {
 			path := k
-			if i := indexHash(k); i >= 0 {
+			if i := strings.IndexAny(k, "!#"); i >= 0 {
 				path = k[:i]
 			}
 			if now.Sub(t) >= RecordTTL {
@@ -112,17 +142,4 @@ func (d *Dir) recordsLock() (*Lock, error) {
 		return nil, err
 	}
 	return &Lock{f}, nil
-}
-
-// indexHash finds the '#' separating a pin from the store path.
-func indexHash(k string) int {
-	for i := len(k) - 1; i >= 0; i-- {
-		if k[i] == '#' {
-			return i
-		}
-		if k[i] == '/' {
-			return -1
-		}
-	}
-	return -1
 }

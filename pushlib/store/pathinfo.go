@@ -78,7 +78,8 @@ type rawPathInfo struct {
 	NarSize    uint64          `json:"narSize"`
 	References []string        `json:"references"`
 	Deriver    *string         `json:"deriver"`
-	Signatures []string        `json:"signatures"`
+	Signatures json.RawMessage `json:"signatures"`
+	Sigs       json.RawMessage `json:"sigs"`
 	CA         json.RawMessage `json:"ca"`
 	Valid      *bool           `json:"valid"`
 }
@@ -91,6 +92,10 @@ type rawPathInfo struct {
 //   - Nix ≥ 2.33: {"version": N, "storeDir": "...", "info": {...}}, keyed by
 //     base name in version 2, with base-name references and structured
 //     "narHash"/"ca" objects.
+//
+// Signatures may be "name:base64" strings or, since Nix's format 3,
+// {"keyName","sig"} objects (under "signatures", or "sigs" as some tools
+// write them); they come back in the text form.
 //
 // Hashes may be SRI ("sha256-<base64>"), "sha256:<nix32|hex|base64>" or a
 // {"algorithm","format","hash"} object. Invalid paths (null entries or
@@ -165,7 +170,15 @@ func ParsePathInfoJSON(data []byte, storeDir string) (map[string]*PathInfo, erro
 		if err != nil {
 			return nil, fmt.Errorf("%w: ca of %s: %v", ErrParsePathInfo, p, err)
 		}
-		pi := &PathInfo{Path: p, NarHash: h, NarSize: e.NarSize, Signatures: e.Signatures, CA: ca}
+		rawSigs := e.Signatures
+		if len(bytes.TrimSpace(rawSigs)) == 0 || string(bytes.TrimSpace(rawSigs)) == "null" {
+			rawSigs = e.Sigs
+		}
+		sigs, err := parseSignaturesJSON(rawSigs)
+		if err != nil {
+			return nil, fmt.Errorf("%w: signatures of %s: %v", ErrParsePathInfo, p, err)
+		}
+		pi := &PathInfo{Path: p, NarHash: h, NarSize: e.NarSize, Signatures: sigs, CA: ca}
 		for _, r := range e.References {
 			pi.References = append(pi.References, absolute(storeDir, r))
 		}
@@ -176,6 +189,60 @@ func ParsePathInfoJSON(data []byte, storeDir string) (map[string]*PathInfo, erro
 		out[p] = pi
 	}
 	return out, nil
+}
+
+// parseSignaturesJSON reads a list of signatures, each "name:base64" or
+// {"keyName": name, "sig": base64}, into the text form.
+func parseSignaturesJSON(raw json.RawMessage) ([]string, error) {
+	raw = bytes.TrimSpace(raw)
+	if len(raw) == 0 || string(raw) == "null" {
+		return nil, nil
+	}
+	var items []json.RawMessage
+	if err := json.Unmarshal(raw, &items); err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, it := range items {
+		it = bytes.TrimSpace(it)
+		if len(it) > 0 && it[0] == '"' {
+			var s string
+			if err := json.Unmarshal(it, &s); err != nil {
+				return nil, err
+			}
+			out = append(out, s)
+			continue
+		}
+		var obj struct {
+			KeyName string `json:"keyName"`
+			Sig     string `json:"sig"`
+		}
+		if err := json.Unmarshal(it, &obj); err != nil {
+			return nil, err
+		}
+		if obj.KeyName == "" || obj.Sig == "" {
+			return nil, errors.New(`a signature object needs "keyName" and "sig"`)
+		}
+		out = append(out, obj.KeyName+":"+obj.Sig)
+	}
+	return out, nil
+}
+
+// SignedBy reports whether the path carries a signature by a key with one
+// of the given names (the names only: the signatures are not verified).
+func (pi *PathInfo) SignedBy(names []string) (string, bool) {
+	for _, s := range pi.Signatures {
+		name, _, ok := strings.Cut(s, ":")
+		if !ok {
+			continue
+		}
+		for _, n := range names {
+			if name == n {
+				return n, true
+			}
+		}
+	}
+	return "", false
 }
 
 // isObject reports whether raw JSON is an object.

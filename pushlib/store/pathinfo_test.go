@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/nix-community/go-nix/pkg/nixhash"
@@ -34,6 +35,10 @@ func TestParsePathInfoJSONShapes(t *testing.T) {
 		{file: "nix-2.19-object.json"},
 		{file: "nix-2.33-format1.json"},
 		{file: "nix-2.33-format2.json", wantCA: depCA},
+		// Written from Nix's store-object-info v3 schema (structured
+		// signatures), and from the 2.8 file with "sigs" for "signatures".
+		{file: "nix-format3-structured-sigs.json", wantCA: depCA, wantSig: true},
+		{file: "sigs-field.json", wantSig: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.file, func(t *testing.T) {
@@ -70,6 +75,17 @@ func TestParsePathInfoJSONShapes(t *testing.T) {
 			}
 			if got := len(ti.Signatures) > 0; got != tt.wantSig {
 				t.Errorf("signatures = %v", ti.Signatures)
+			}
+			if tt.wantSig {
+				if name, ok := ti.SignedBy([]string{"other-1", "cache.example.org-1"}); !ok || name != "cache.example.org-1" {
+					t.Errorf("SignedBy: %q %v (signatures %v)", name, ok, ti.Signatures)
+				}
+				if !strings.HasPrefix(ti.Signatures[0], "cache.example.org-1:AAAA") {
+					t.Errorf("signature text form: %q", ti.Signatures[0])
+				}
+			}
+			if _, ok := ti.SignedBy([]string{"cache.example.org"}); ok {
+				t.Error("SignedBy matched a key name that is only a prefix")
 			}
 		})
 	}

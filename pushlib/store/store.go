@@ -266,26 +266,12 @@ func (s *Store) Query(ctx context.Context, paths []string) (map[string]*PathInfo
 }
 
 // pathInfos runs `nix path-info --json` over paths in batches.
+// Derivations go in their own invocations, with --derivation: without it,
+// Nix 2.8 reads a .drv argument as the derivation's outputs (newer Nix
+// reads it as itself either way), and with it, Nix 2.8 reads an output as
+// its deriver.
 func (s *Store) pathInfos(ctx context.Context, paths []string) (map[string]*PathInfo, error) {
 	out := make(map[string]*PathInfo, len(paths))
-	err := s.batched(ctx, paths, func(batch []string) error {
-		infos, err := s.pathInfo(ctx, batch)
-		for k, v := range infos {
-			out[k] = v
-		}
-		return err
-	})
-	if err != nil {
-		return nil, err
-	}
-	return out, nil
-}
-
-// pathInfo runs `nix path-info --json` and checks every requested path
-// came back. Derivations (.drv) are asked for apart, with --derivation:
-// Nix 2.8 reads a .drv argument as its outputs (and finds them missing),
-// newer Nix as the file itself; --derivation means the file in both.
-func (s *Store) pathInfo(ctx context.Context, paths []string) (map[string]*PathInfo, error) {
 	var drvs, others []string
 	for _, p := range paths {
 		if strings.HasSuffix(p, ".drv") {
@@ -294,23 +280,30 @@ func (s *Store) pathInfo(ctx context.Context, paths []string) (map[string]*PathI
 			others = append(others, p)
 		}
 	}
-	out, err := s.pathInfoOf(ctx, others)
-	if err != nil || len(drvs) == 0 {
-		return out, err
+	for _, group := range []struct {
+		paths []string
+		flags []string
+	}{{others, nil}, {drvs, []string{"--derivation"}}} {
+		err := s.batched(ctx, group.paths, func(batch []string) error {
+			infos, err := s.pathInfo(ctx, group.flags, batch)
+			for k, v := range infos {
+				out[k] = v
+			}
+			return err
+		})
+		if err != nil {
+			return nil, err
+		}
 	}
-	d, err := s.pathInfoOf(ctx, drvs, "--derivation")
-	for k, v := range d {
-		out[k] = v
-	}
-	return out, err
+	return out, nil
 }
 
-// pathInfoOf is one `nix path-info --json` over paths.
-func (s *Store) pathInfoOf(ctx context.Context, paths []string, extra ...string) (map[string]*PathInfo, error) {
+// pathInfo runs `nix path-info --json` and checks every requested path came back.
+func (s *Store) pathInfo(ctx context.Context, flags, paths []string) (map[string]*PathInfo, error) {
 	if len(paths) == 0 {
 		return map[string]*PathInfo{}, nil
 	}
-	args := append(append(append([]string(nil), nixArgs...), "path-info", "--json"), extra...)
+	args := append(append(append([]string(nil), nixArgs...), "path-info", "--json"), flags...)
 	args = append(args, "--")
 	args = append(args, paths...)
 	out, err := s.run(ctx, "nix", args...)

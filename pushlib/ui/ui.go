@@ -111,6 +111,24 @@ func (t *Text) emit(e events.Event) {
 		}
 	case events.Warning:
 		t.line("warning: %s", e.Message)
+	case events.Excluded:
+		if e.DryRun || t.opts.Verbose {
+			if e.Upstream {
+				t.line("Leaving %s (%s) to the upstream cache: %s", e.Path, size(e.NarSize), e.Message)
+			} else {
+				t.line("Excluded %s (%s): %s", e.Path, size(e.NarSize), e.Message)
+			}
+		}
+	case events.Pruned:
+		if e.DryRun || t.opts.Verbose {
+			t.line("Pruned %s: %s", e.Path, e.Message)
+		}
+	case events.NotPushed:
+		if e.DryRun {
+			t.line("Would not push %s: %s", e.Path, e.Message)
+		} else {
+			t.line("Not pushing %s: %s", e.Path, e.Message)
+		}
 	case events.Summary:
 		if s := summaryLine(e); s != "" {
 			t.line("%s", s)
@@ -155,13 +173,19 @@ func (t *Text) ReportedErrors() bool {
 
 // planLine describes what is about to happen.
 func planLine(e events.Event) string {
+	sel := ""
+	if e.Selection != "" {
+		sel = "; " + e.Selection
+	}
 	switch {
+	case e.Missing == 0 && sel != "":
+		return fmt.Sprintf("Nothing to push to %s: %d of %d paths already present%s.", e.Cache, e.Present, e.Closure, sel)
 	case e.Missing == 0:
 		return fmt.Sprintf("Nothing to push: all %d paths are already in %s.", e.Closure, e.Cache)
 	case e.DryRun:
-		return fmt.Sprintf("Would push %d paths (%s NAR) to %s (%d of %d already present):", e.Missing, size(e.NarSize), e.Cache, e.Present, e.Closure)
+		return fmt.Sprintf("Would push %d paths (%s NAR) to %s (%d of %d already present%s):", e.Missing, size(e.NarSize), e.Cache, e.Present, e.Closure, sel)
 	}
-	return fmt.Sprintf("Pushing %d paths (%s NAR) to %s using %s (%d of %d already present)", e.Missing, size(e.NarSize), e.Cache, e.Message, e.Present, e.Closure)
+	return fmt.Sprintf("Pushing %d paths (%s NAR) to %s using %s (%d of %d already present%s)", e.Missing, size(e.NarSize), e.Cache, e.Message, e.Present, e.Closure, sel)
 }
 
 // summaryLine is the final line of a push.

@@ -94,13 +94,14 @@ func (e *narinfoEntry) json() narinfoJSON {
 }
 
 // isCompleteLocked reports whether hash's narinfo and, transitively, those
-// of all its references are present: only then is it served (Cachix never
-// serves a narinfo without its full closure). Caller holds s.mu.
+// of all its references are present, in the cache or upstream: only then
+// is it served (Cachix never serves a narinfo without its full closure).
+// Caller holds s.mu.
 func (c *cache) isCompleteLocked(hash string) bool {
 	visiting := map[string]bool{}
 	var visit func(h string) bool
 	visit = func(h string) bool {
-		if c.complete[h] {
+		if c.complete[h] || c.upstream[h] {
 			return true
 		}
 		e := c.narinfos[h]
@@ -125,7 +126,8 @@ func (c *cache) isCompleteLocked(hash string) bool {
 // handleBulk answers the bulk query: POST narinfo with a JSON array of
 // hash parts; the response lists those the cache has no narinfo for. A
 // path counts as present as soon as its narinfo was created, even while
-// it is still hidden for an incomplete closure.
+// it is still hidden for an incomplete closure, and so does a path that
+// upstream has (SetUpstream), as Cachix does for cache.nixos.org's.
 func (s *Server) handleBulk(w http.ResponseWriter, r *http.Request) {
 	c, _ := s.authorize(w, r, permRead)
 	if c == nil {
@@ -163,7 +165,7 @@ func (s *Server) handleBulk(w http.ResponseWriter, r *http.Request) {
 	missing := []string{}
 	s.mu.Lock()
 	for _, h := range hashes {
-		if c.narinfos[h] == nil {
+		if c.narinfos[h] == nil && !c.upstream[h] {
 			missing = append(missing, h)
 		}
 	}

@@ -254,6 +254,20 @@ func (s *Server) ManagedPublicKey(name string) string {
 	return c.nixPublicKey()
 }
 
+// SetUpstream declares store paths (by hash part) that the upstream cache
+// (cache.nixos.org, for Cachix) has: the bulk query reports them present
+// and they complete the closures that refer to them, as Cachix does. They
+// are not served themselves (Nix gets them from upstream).
+func (s *Server) SetUpstream(hashParts ...string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, c := range s.caches {
+		for _, h := range hashParts {
+			c.upstream[h] = true
+		}
+	}
+}
+
 // RejectPath makes every completion of the store path with this hash part
 // fail with 400 (for tests that check nothing is published or pinned).
 func (s *Server) RejectPath(hashPart string) {
@@ -304,6 +318,8 @@ type cache struct {
 
 	narinfos map[string]*narinfoEntry
 	complete map[string]bool
+	// upstream are the hash parts the upstream cache has (SetUpstream).
+	upstream map[string]bool
 	nars     map[string]*narBlob
 	pins     map[string]*pinState
 }
@@ -323,6 +339,7 @@ func newCache(cc CacheConfig) (*cache, error) {
 		github:      cc.GithubUsername,
 		narinfos:    map[string]*narinfoEntry{},
 		complete:    map[string]bool{},
+		upstream:    map[string]bool{},
 		nars:        map[string]*narBlob{},
 		pins:        map[string]*pinState{},
 	}

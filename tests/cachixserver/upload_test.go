@@ -341,6 +341,34 @@ func TestNarinfoHiddenUntilClosureComplete(t *testing.T) {
 	}
 }
 
+// TestUpstreamCompletesClosures: a path that upstream has counts as
+// present in the bulk query and completes the closures that refer to it;
+// it is not served itself.
+func TestUpstreamCompletesClosures(t *testing.T) {
+	t.Parallel()
+	srv := startServer(t, cachixserver.Config{Caches: []cachixserver.CacheConfig{{Name: "c", WriteTokens: []string{"W"}}}})
+	c := client{t: t, base: srv.URL(), token: "W"}
+	libc := newTestPath(t, "libc", "libc")
+	app := newTestPath(t, "app", "app", libc.base())
+	get := func(p testPath) int {
+		return c.do("GET", srv.BinaryCacheURL("c")+"/"+p.hash+".narinfo", nil).status
+	}
+	c.push("c", app, nil)
+	if got := c.missing("c", app.hash, libc.hash); len(got) != 1 || got[0] != libc.hash {
+		t.Fatalf("bulk query = %v, want libc missing", got)
+	}
+	if get(app) != 404 {
+		t.Fatal("app served while libc is in neither the cache nor upstream")
+	}
+	srv.SetUpstream(libc.hash)
+	if got := c.missing("c", app.hash, libc.hash); len(got) != 0 {
+		t.Errorf("bulk query = %v: an upstream path must count as present", got)
+	}
+	if get(app) != 200 || get(libc) != 404 {
+		t.Errorf("app %d (want 200), libc %d (want 404: upstream serves it)", get(app), get(libc))
+	}
+}
+
 // TestDuplicateCompletionIsAccepted checks a second upload of a path the
 // cache already has is accepted without change, and one with different
 // content is refused.
