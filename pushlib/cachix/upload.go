@@ -360,6 +360,11 @@ func (b *Backend) uploadPart(ctx context.Context, storePath string, up createdUp
 		return "", reusable, fmt.Errorf("%s: %w", op, err)
 	}
 	if !pr.ok() {
+		if pr.status >= 400 && pr.status <= 499 && pr.status != http.StatusRequestTimeout && pr.status != http.StatusTooManyRequests {
+			// The storage refused the part (a bad Content-MD5, a URL it
+			// does not accept): sending the path again cannot help.
+			return "", reusable, b.rejection(fmt.Sprintf("uploading part %d to the storage", num), storePath, op, pr)
+		}
 		return "", reusable, b.httpError(op, pr)
 	}
 	etag = pr.header.Get("ETag")
@@ -436,9 +441,10 @@ func rejected(status int) bool {
 }
 
 // rejection is the permanent error (backend.ErrRejected) of an upload
-// call (op, at step) that Cachix refused, with the server's message: a 400 or
-// 404 from creating the upload, presigning a part or completing it is not
-// sent again (protocol §5.9b).
+// call (op, at step) that Cachix or its storage refused, with the server's
+// message: a 400 from creating the upload, a 400 or 404 from presigning a
+// part, a 4xx from completing it or from the storage PUT is not sent
+// again (§5.9b).
 func (b *Backend) rejection(step, path, op string, r *response) error {
 	herr := b.httpError(op, r)
 	msg := fmt.Sprintf("cache %s rejected %s (%s): HTTP %d", b.name, path, step, r.status)

@@ -1,0 +1,264 @@
+package tests
+
+import (
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/cachix-select/cachix-select/tests/cachixserver"
+)
+
+// The tests of this file are the cases where cachix-select gave a wrong
+// result with exit 0, and the `cachix push` / `cachix pin` forms it takes
+// as a drop-in. Each asserts the exit code and the line that matters.
+
+// oneLine fails unless s is exactly one line containing want.
+func oneLine(t *testing.T, what, s, want string) {
+	t.Helper()
+	s = strings.TrimSpace(s)
+	if strings.Contains(s, "\n") || !strings.Contains(s, want) {
+		t.Errorf("%s: printed %q, want one line with %q", what, s, want)
+	}
+}
+
+// hasLine fails unless some line of s contains want.
+func hasLine(t *testing.T, what, s, want string) {
+	t.Helper()
+	if !strings.Contains(s, want) {
+		t.Errorf("%s: printed %q, want a line with %q", what, s, want)
+	}
+}
+
+// publicKeyFile writes the public half of a Nix key (name:base64) as a
+// file, in both forms a user might hand over.
+func publicKeyFile(t *testing.T, pk string, bare bool) string {
+	t.Helper()
+	if bare {
+		pk = pk[strings.IndexByte(pk, ':')+1:]
+	}
+	f := filepath.Join(t.TempDir(), "key.pub")
+	if err := os.WriteFile(f, []byte(pk+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+// TestPublicKeyAsSigningKeyIsRefused: a public key given as the signing
+// key is refused before anything is written; a cache whose present paths
+// carry no signature of the push's key says so, and real Nix requiring
+// the key refuses those paths, as the warning says.
+func TestPublicKeyAsSigningKeyIsRefused(t *testing.T) {
+	requireNix(t)
+	t.Parallel()
+	lib := nixBuild(t, "lib", t.Name())
+	sk, pk := keypair(t, "dropin-right-1")
+	otherSK, _ := keypair(t, "dropin-right-1") // the same name, another key
+	dir := filepath.Join(t.TempDir(), "cache")
+	cacheURL := "file://" + dir
+	for _, bare := range []bool{false, true} {
+		r := cli(t, "", nil, "push", "--to", cacheURL, "--signing-key-file", publicKeyFile(t, pk, bare), "--signing-key-name", "dropin-right-1", lib)
+		if r.code != 2 {
+			t.Errorf("public key (bare %v): exit %d, want 2", bare, r.code)
+		}
+		oneLine(t, "public key", r.stderr, "this is a public key")
+		if _, err := os.Stat(filepath.Join(dir, "nix-cache-info")); err == nil {
+			t.Fatal("the refused push wrote the cache")
+		}
+	}
+
+	// Pushed with another key of the same name: a push with the right key
+	// has nothing to push, and says that the cache's paths are not signed by it.
+	if r := cli(t, "", nil, "push", "-q", "--to", cacheURL, "--signing-key-file", otherSK, lib); r.code != 0 {
+		t.Fatalf("push with the other key: %d %s", r.code, r.stderr)
+	}
+	r := cli(t, "", nil, "push", "--to", cacheURL, "--signing-key-file", sk, lib)
+	if r.code != 0 {
+		t.Fatalf("push with the right key: %d %s", r.code, r.stderr)
+	}
+	hasLine(t, "re-push", r.stderr, "3 of the 3 paths already in "+cacheURL+" that were checked carry no valid signature of key dropin-right-1")
+	if _, err := substitute(t, cacheURL, pk, lib); err == nil {
+		t.Fatal("real Nix accepted paths the push's key never signed")
+	}
+	// Removing the narinfos, as the warning says, and pushing again: Nix accepts them.
+	narinfos, _ := filepath.Glob(filepath.Join(dir, "*.narinfo"))
+	for _, f := range narinfos {
+		os.Remove(f)
+	}
+	if r := cli(t, "", nil, "push", "--to", cacheURL, "--signing-key-file", sk, lib); r.code != 0 || strings.Contains(r.stderr, "no valid signature") {
+		t.Fatalf("push after removing the narinfos: %d %s", r.code, r.stderr)
+	}
+	if _, err := substitute(t, cacheURL, pk, lib); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestManifestCheckRefusesWhatPushRefuses: one set of rules; the line is
+// the same.
+func TestManifestCheckRefusesWhatPushRefuses(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	for _, push := range []map[string]any{
+		{"compression": "xz", "compressionLevel": 12},
+		{"compressionLevel": 12},                // a Cachix cache may prefer xz
+		{"chunkSize": 1024},                     // below 5 MiB
+		{"numConcurrentChunks": 0},              // at least 1
+		{"compression": "zstd", "jobs": 100000}, // too many
+	} {
+		m := writeManifest(t, dir, map[string]any{"version": 1, "cache": map[string]any{"name": "some-cache"},
+			"push": push, "paths": []any{}})
+		check := cli(t, "", nil, "manifest", "check", m)
+		r := cli(t, "", nil, "push", "--dry-run", m)
+		if check.code != 2 || r.code != 2 {
+			t.Errorf("%v: manifest check exit %d, push exit %d; want 2 and 2", push, check.code, r.code)
+		}
+		oneLine(t, "manifest check", check.stderr, "push.")
+		if strings.TrimSpace(check.stderr) != strings.TrimSpace(r.stderr) {
+			t.Errorf("%v: manifest check says %q, push says %q", push, check.stderr, r.stderr)
+		}
+	}
+}
+
+// TestOnePathTwoPins: a store path listed twice with two pins is an
+// error naming both, and nothing is pushed.
+func TestOnePathTwoPins(t *testing.T) {
+	requireNix(t)
+	t.Parallel()
+	const token = "two-pins-token"
+	srv := pinServer(t, token)
+	lib := nixBuild(t, "lib", t.Name())
+	dir := t.TempDir()
+	cache := map[string]any{"name": "pins", "host": srv.URL()}
+	a := writeManifest(t, dir, map[string]any{"version": 1, "cache": cache,
+		"paths": []any{map[string]any{"storePath": lib, "pin": map[string]any{"name": "first"}}}})
+	b := filepath.Join(t.TempDir(), "b.json")
+	raw, _ := json.Marshal(map[string]any{"version": 1, "cache": cache,
+		"paths": []any{map[string]any{"storePath": lib, "pin": map[string]any{"name": "second"}}}})
+	os.WriteFile(b, raw, 0o644)
+	r := cli(t, "", []string{"CACHIX_AUTH_TOKEN=" + token}, "push", a, b)
+	if r.code != 2 {
+		t.Errorf("exit %d, want 2", r.code)
+	}
+	oneLine(t, "two pins", r.stderr, lib+` is given two pins, "first" (`+a+`) and "second" (`+b+`)`)
+	if st := srv.Stats(); st.UploadsStarted != 0 || st.PinsCreated != 0 {
+		t.Errorf("something was pushed: %+v", st)
+	}
+}
+
+// TestPinsExportCountsWhatItExports: the line counts the pins exported,
+// and --output into a directory that does not exist yet works.
+func TestPinsExportCountsWhatItExports(t *testing.T) {
+	requireNix(t)
+	t.Parallel()
+	const token = "export-count-token"
+	srv := pinServer(t, token)
+	exe := nixBuild(t, "exe", t.Name())
+	env := []string{"CACHIX_AUTH_TOKEN=" + token}
+	if r := cli(t, "", env, "push", "-q", "--host", srv.URL(), "pins", exe); r.code != 0 {
+		t.Fatal(r.stderr)
+	}
+	for _, name := range []string{"keep-me", "drop-a", "drop-b"} {
+		if r := cli(t, "", env, "pin", "--host", srv.URL(), "pins", name, exe); r.code != 0 {
+			t.Fatal(r.stderr)
+		}
+	}
+	out := filepath.Join(t.TempDir(), "not", "yet", "pins.tar.gz")
+	r := cli(t, "", nil, "pins", "export", "--host", srv.URL(), "--cache", "pins", "--include", "keep-*", "--output", out)
+	if r.code != 0 {
+		t.Fatalf("export: %d %s", r.code, r.stderr)
+	}
+	hasLine(t, "export", r.stderr, "Exported 1 pin of Cachix cache pins")
+	hasLine(t, "export", r.stderr, "(2 of its 3 pins left out by --include, --exclude or --system)")
+	if fi, err := os.Stat(out); err != nil || fi.Size() == 0 {
+		t.Fatalf("the tarball: %v", err)
+	}
+	// What was exported is the pin kept, and only it.
+	x := t.TempDir()
+	mustRun(t, "tar", "-xzf", out, "-C", x, "--strip-components=1")
+	got := strings.TrimSpace(mustRun(t, "nix-instantiate", "--eval", "--json", "-E",
+		`builtins.attrNames (import `+filepath.Join(x, "default.nix")+` { storePath = p: p; })`))
+	if got != `["keep-me"]` {
+		t.Errorf("exported pins: %s", got)
+	}
+}
+
+// TestExportOfToolCreatedPins: pins this tool creates — from om ci
+// results (<prefix>-<system>-<name>) and `pin CACHE release-1.0 PATH`
+// — are selected by name from an export: nix-instantiate -A and nix eval
+// -f by the names pinned, and, on Nix that builds and runs a plain store
+// path (2.9 and later), nix build -f EXPORT <prefix>-<name> and nix run
+// EXPORT#<prefix>-<name> with this system picked.
+func TestExportOfToolCreatedPins(t *testing.T) {
+	requireNix(t)
+	t.Parallel()
+	const token = "export-tool-token"
+	srv := pinServer(t, token)
+	env := []string{"CACHIX_AUTH_TOKEN=" + token}
+	salt := t.Name()
+	greet := strings.TrimSpace(mustRun(t, "nix-build", "--no-out-link", "--argstr", "salt", salt, "-E", `{ salt }: builtins.derivation {
+	  name = "greet-1.2"; system = builtins.currentSystem; builder = "/bin/sh"; PATH = "/usr/bin:/bin"; inherit salt;
+	  args = [ "-c" "mkdir -p $out/bin && printf '#!/bin/sh\necho greetings from the export\n' > $out/bin/greet && chmod +x $out/bin/greet" ];
+	}`))
+	lib := nixBuild(t, "lib", salt)
+	sys := strings.TrimSpace(strings.Trim(mustRun(t, "nix-instantiate", "--eval", "--expr", "builtins.currentSystem"), "\"\n"))
+	om := omResults(t, map[string]any{"systems": []string{sys},
+		"result": map[string]any{"ROOT": map[string]any{"build": map[string]any{"byName": map[string]any{"greet": greet}}}}})
+	if r := cli(t, "", env, "push", "--host", srv.URL(), "pins", "--om-results", om, "--prefix", "main"); r.code != 0 {
+		t.Fatalf("push --om-results: %d %s", r.code, r.stderr)
+	}
+	if r := cli(t, "", env, "push", "-q", "--host", srv.URL(), "pins", lib); r.code != 0 {
+		t.Fatal(r.stderr)
+	}
+	r := cli(t, "", env, "pin", "pins", "release-1.0", lib, "--host", srv.URL(), "--keep-revisions", "2")
+	if r.code != 0 {
+		t.Fatalf("pin with flags after the arguments: %d %s", r.code, r.stderr)
+	}
+	oneLine(t, "pin", r.stderr, `as "release-1.0"`)
+	if _, ok := serverPins(srv)["main-"+sys+"-greet"]; !ok {
+		t.Fatalf("pins: %v", serverPins(srv))
+	}
+	dir := filepath.Join(t.TempDir(), "export")
+	if r := cli(t, "", nil, "pins", "export", "--host", srv.URL(), "--cache", "pins", "--output", dir); r.code != 0 {
+		t.Fatalf("export: %d %s", r.code, r.stderr)
+	}
+	nixEnv := append(os.Environ(), "XDG_CACHE_HOME="+t.TempDir())
+	run := func(args ...string) (string, error) {
+		cmd := exec.Command(args[0], args[1:]...)
+		cmd.Env = nixEnv
+		var stderr strings.Builder
+		cmd.Stderr = &stderr
+		out, err := cmd.Output()
+		if err != nil {
+			return "", &exec.ExitError{ProcessState: cmd.ProcessState, Stderr: []byte(stderr.String())}
+		}
+		return string(out), nil
+	}
+	for name, want := range map[string]string{"release-1.0": lib, "main-" + sys + "-greet": greet, "main-greet": greet} {
+		got, err := run("nix-instantiate", "--eval", "--read-write-mode", "--json", filepath.Join(dir, "default.nix"), "-A", name)
+		if err != nil || strings.TrimSpace(got) != `"`+want+`"` {
+			t.Errorf("nix-instantiate -A %s: %q %v", name, got, err)
+		}
+		got, err = run("nix", "eval", "--raw", "-f", dir, name)
+		if err != nil || got != want {
+			t.Errorf("nix eval -f EXPORT %s: %q %v", name, got, err)
+		}
+	}
+	newer := strings.TrimSpace(mustRun(t, "nix-instantiate", "--eval", "-E", `builtins.compareVersions builtins.nixVersion "2.9"`)) != "-1"
+	if !newer {
+		t.Log("Nix 2.8 neither builds nor runs a store path that is not a derivation (README, Limitations): nix build -f and nix run are checked under newer Nix")
+		return
+	}
+	got, err := run("nix", "build", "--no-link", "--print-out-paths", "-f", dir, "main-greet")
+	if err != nil || strings.TrimSpace(got) != greet {
+		t.Errorf("nix build -f EXPORT main-greet: %q %v", got, err)
+	}
+	got, err = run("nix", "run", "path:"+dir+"#main-greet")
+	if err != nil || got != "greetings from the export\n" {
+		t.Errorf("nix run EXPORT#main-greet: %q %v", got, err)
+	}
+}
+
+// keep the import used when a test above changes.
+var _ = cachixserver.EndpointCacheInfo
