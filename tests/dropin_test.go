@@ -262,3 +262,182 @@ func TestExportOfToolCreatedPins(t *testing.T) {
 
 // keep the import used when a test above changes.
 var _ = cachixserver.EndpointCacheInfo
+
+// dhallFile writes a cachix.dhall with a token and a hostname.
+func dhallFile(t *testing.T, token, host string) string {
+	t.Helper()
+	f := filepath.Join(t.TempDir(), "cachix.dhall")
+	dh := "{ authToken = \"" + token + "\"\n, hostname = \"" + host + "\"\n, binaryCaches = [] : List { name : Text, secretKey : Text }\n}\n"
+	if err := os.WriteFile(f, []byte(dh), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+// heldBy lists the store paths a test server's cache holds.
+func heldBy(srv *cachixserver.Server, cache string) map[string]bool {
+	held := map[string]bool{}
+	for _, ni := range srv.StorePaths(cache) {
+		held[ni.StorePath] = true
+	}
+	return held
+}
+
+// TestPushAsCachixTakesIt: `push CACHE PATH...` with flags after the
+// arguments and cachix's global flags in front of the command; an invalid
+// path is warned about and skipped while the rest is pushed; empty stdin
+// is "Nothing to push"; a .drv pushes; a store path named *.json is a
+// store path; real Nix substitutes what was pushed.
+func TestPushAsCachixTakesIt(t *testing.T) {
+	requireNix(t)
+	t.Parallel()
+	const token = "dropin-push-token"
+	srv := pinServer(t, token)
+	cfg := dhallFile(t, token, srv.URL())
+	salt := t.Name()
+	lib := nixBuild(t, "lib", salt)
+	single := nixBuild(t, "single", salt+"-stdin") // not in lib's closure
+	drv := strings.TrimSpace(mustRun(t, "nix-instantiate", filepath.Join(repoRoot(), "tests/fixtures/closure.nix"), "-A", "exe", "--argstr", "salt", salt))
+	results := strings.Trim(strings.TrimSpace(mustRun(t, "nix-instantiate", "--read-write-mode", "--eval", "-E",
+		`builtins.toFile "results.json" ''{"salt":"`+salt+`"}''`)), `"`)
+	if !strings.HasSuffix(drv, ".drv") || !strings.HasSuffix(results, "-results.json") {
+		t.Fatalf("fixtures: %s %s", drv, results)
+	}
+
+	// cachix -c FILE push CACHE PATH... --flag; a missing path is skipped.
+	r := cli(t, "", nil, "-c", cfg, "push", "pins", lib, "/nix/store/00000000000000000000000000000000-gone", drv, results, "-j", "2")
+	if r.code != 0 {
+		t.Fatalf("push: %d %s", r.code, r.stderr)
+	}
+	hasLine(t, "invalid path", r.stderr, "warning: /nix/store/00000000000000000000000000000000-gone is not a valid path in the Nix store")
+	hasLine(t, "invalid path", r.stderr, "skipping it")
+	held := heldBy(srv, "pins")
+	for _, p := range append(closureOf(t, lib), drv, results) {
+		if !held[p] {
+			t.Errorf("%s was not pushed", p)
+		}
+	}
+	// Empty stdin: nothing to push, exit 0.
+	r = cli(t, "", nil, "push", "--config", cfg, "pins")
+	if r.code != 0 {
+		t.Errorf("empty stdin: exit %d", r.code)
+	}
+	oneLine(t, "empty stdin", r.stderr, "Nothing to push: no store paths on stdin.")
+	// Paths on stdin, --hostname as cachix spells it, the token from the environment.
+	r = cli(t, single+"\n", []string{"CACHIX_AUTH_TOKEN=" + token, "XDG_CONFIG_HOME=" + t.TempDir()}, "push", "pins", "--hostname", srv.URL())
+	if r.code != 0 || !heldBy(srv, "pins")[single] {
+		t.Fatalf("stdin push: %d %s", r.code, r.stderr)
+	}
+	hasLine(t, "stdin push", r.stderr, "Pushed 1 paths")
+	// Only invalid paths: nothing to push, exit 2, one line.
+	r = cli(t, "", nil, "push", "-c", cfg, "pins", "/nix/store/00000000000000000000000000000000-gone")
+	if r.code != 2 {
+		t.Errorf("only invalid paths: exit %d, want 2", r.code)
+	}
+	oneLine(t, "only invalid paths", r.stderr, "nothing to push to Cachix cache pins")
+
+	// Real Nix substitutes the pushed closure and the .drv, signatures required.
+	if _, err := substitute(t, srv.BinaryCacheURL("pins"), srv.ManagedPublicKey("pins"), lib); err != nil {
+		t.Fatal(err)
+	}
+	fresh := filepath.Join(t.TempDir(), "fresh")
+	cmd := exec.Command("nix", "copy", "--derivation", "--from", srv.BinaryCacheURL("pins"), "--to", fresh,
+		"--option", "require-sigs", "true", "--option", "trusted-public-keys", srv.ManagedPublicKey("pins"), drv)
+	cmd.Env = append(os.Environ(), "XDG_CACHE_HOME="+t.TempDir())
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("nix copy --derivation %s: %v\n%s", drv, err, out)
+	}
+}
+
+// TestCommandLineAsCachix: help [COMMAND], an unknown command, flags that
+// apply only with --om-results, a --config that does not exist, the
+// message naming $XDG_CONFIG_HOME, a dry run on a public cache without a
+// token.
+func TestCommandLineAsCachix(t *testing.T) {
+	requireNix(t)
+	t.Parallel()
+	srv := pinServer(t, "dropin-cli-token")
+	single := nixBuild(t, "single", t.Name())
+	cfgHome := t.TempDir()
+	noCreds := []string{"XDG_CONFIG_HOME=" + cfgHome}
+
+	for _, args := range [][]string{{"help", "push"}, {"help", "pins", "export"}, {"help"}} {
+		r := cli(t, "", nil, args...)
+		if r.code != 0 || !strings.Contains(r.stdout, "cachix-select "+strings.Join(args[1:], " ")) {
+			t.Errorf("%v: exit %d, %q", args, r.code, r.stdout)
+		}
+	}
+	r := cli(t, "", nil, "frobnicate", "x")
+	if r.code != 2 {
+		t.Errorf("unknown command: exit %d, want 2", r.code)
+	}
+	oneLine(t, "unknown command", r.stderr, `unknown command "frobnicate"`)
+
+	r = cli(t, "", noCreds, "push", "--dry-run", "--host", srv.URL(), "pins", single, "--prefix", "main")
+	if r.code != 0 {
+		t.Errorf("dry run without a token: exit %d: %s", r.code, r.stderr)
+	}
+	hasLine(t, "--prefix without --om-results", r.stderr, "warning: --prefix applies only with --om-results; ignoring it")
+	hasLine(t, "dry run without a token", r.stderr, "Would push 1 paths")
+	if st := srv.Stats(); st.UploadsStarted != 0 {
+		t.Errorf("the dry run uploaded: %+v", st)
+	}
+
+	r = cli(t, "", noCreds, "push", "--config", filepath.Join(cfgHome, "nope.dhall"), "pins", single)
+	if r.code != 2 {
+		t.Errorf("missing --config: exit %d, want 2", r.code)
+	}
+	oneLine(t, "missing --config", r.stderr, "cannot read the cachix config "+filepath.Join(cfgHome, "nope.dhall")+" given with --config")
+
+	r = cli(t, "", noCreds, "push", "--host", srv.URL(), "pins", single)
+	if r.code != 1 {
+		t.Errorf("no token: exit %d, want 1", r.code)
+	}
+	oneLine(t, "no token", r.stderr, "authToken in $XDG_CONFIG_HOME/cachix/cachix.dhall ("+filepath.Join(cfgHome, "cachix", "cachix.dhall")+")")
+}
+
+// TestChunkFlagsReachTheUploader: -s/--chunk-size and
+// -n/--num-concurrent-chunks, and the manifest's chunkSize and
+// numConcurrentChunks, size the multipart upload the server sees.
+func TestChunkFlagsReachTheUploader(t *testing.T) {
+	requireNix(t)
+	t.Parallel()
+	const token = "dropin-chunk-token"
+	env := []string{"CACHIX_AUTH_TOKEN=" + token}
+	// One 12 MiB incompressible path (and its small root): 3 parts of 5 MiB.
+	big := nixBuild(t, "big", t.Name(), "--arg", "bigCount", "1", "--arg", "bigSize", "12582912")
+	for _, tt := range []struct {
+		name      string
+		args      func(srv *cachixserver.Server) []string
+		maxInFly  int
+		wantParts int
+	}{
+		{"flags", func(srv *cachixserver.Server) []string {
+			return []string{"push", "pins", big, "--host", srv.URL(), "-j", "1", "-s", "5242880", "-n", "2"}
+		}, 2, 4},
+		{"manifest", func(srv *cachixserver.Server) []string {
+			m := writeManifest(t, t.TempDir(), map[string]any{"version": 1, "cache": map[string]any{"name": "pins", "host": srv.URL()},
+				"push":  map[string]any{"jobs": 1, "chunkSize": 5242880, "numConcurrentChunks": 1},
+				"paths": []any{map[string]any{"storePath": big}}})
+			return []string{"push", m}
+		}, 1, 4},
+		{"defaults", func(srv *cachixserver.Server) []string {
+			return []string{"push", "pins", big, "--host", srv.URL()}
+		}, 8, 2},
+	} {
+		srv := pinServer(t, token)
+		r := cli(t, "", env, tt.args(srv)...)
+		if r.code != 0 {
+			t.Fatalf("%s: %d %s", tt.name, r.code, r.stderr)
+		}
+		st := srv.Stats()
+		if st.PartsUploaded != tt.wantParts || st.MaxConcurrentPuts > tt.maxInFly || st.MaxConcurrentPuts < 1 {
+			t.Errorf("%s: %d parts, %d PUTs at once; want %d parts, at most %d at once", tt.name, st.PartsUploaded, st.MaxConcurrentPuts, tt.wantParts, tt.maxInFly)
+		}
+	}
+	r := cli(t, "", env, "push", "pins", big, "-s", "1024")
+	if r.code != 2 {
+		t.Errorf("-s 1024: exit %d, want 2", r.code)
+	}
+	oneLine(t, "-s 1024", r.stderr, "--chunk-size must be between 5242880 (5 MiB) and 5368709120 (5 GiB) bytes, not 1024")
+}

@@ -380,7 +380,7 @@ func (r *resolver) config(name string) (layer, error) {
 		return layer{}, fmt.Errorf("%w: %w", ErrBadConfig, err)
 	case err != nil && r.opts.ConfigRequired && r.opts.ConfigPath != "":
 		// Named explicitly (--config, the modules' configFile): it must be there.
-		return layer{}, fmt.Errorf("%w: reading %s (--config): %v", ErrBadConfig, path, fsutil.Cause(err))
+		return layer{}, fault.BadInputf("cannot read the cachix config %s given with --config: %v", path, fsutil.Cause(err))
 	case err != nil:
 		return layer{}, nil
 	}
