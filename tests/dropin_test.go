@@ -441,3 +441,106 @@ func TestChunkFlagsReachTheUploader(t *testing.T) {
 	}
 	oneLine(t, "-s 1024", r.stderr, "--chunk-size must be between 5242880 (5 MiB) and 5368709120 (5 GiB) bytes, not 1024")
 }
+
+// TestRetriesAsTheREADMESays: a 400 from creating the upload, a 400 or
+// 404 from presigning a part, a 4xx from the storage PUT or from
+// completing the upload are sent once, not again per path; a Retry-After
+// longer than what is left of the --retry-for budget is honoured.
+func TestRetriesAsTheREADMESays(t *testing.T) {
+	requireNix(t)
+	t.Parallel()
+	const token = "dropin-retry-token"
+	env := []string{"CACHIX_AUTH_TOKEN=" + token}
+	single := nixBuild(t, "single", t.Name())
+	for _, tt := range []struct {
+		ep   cachixserver.Endpoint
+		kind cachixserver.FaultKind
+		want string
+	}{
+		{cachixserver.EndpointMultipartCreate, cachixserver.Fault400, "(starting the upload): HTTP 400 Bad Request"},
+		{cachixserver.EndpointMultipartPresign, cachixserver.Fault400, "(getting an upload URL for part 1): HTTP 400 Bad Request"},
+		{cachixserver.EndpointMultipartPresign, cachixserver.Fault404, "(getting an upload URL for part 1): HTTP 404 Not Found"},
+		{cachixserver.EndpointStoragePut, cachixserver.Fault400, "(uploading part 1 to the storage): HTTP 400 Bad Request"},
+		{cachixserver.EndpointMultipartComplete, cachixserver.Fault404, "(completing the upload): HTTP 404 Not Found"},
+	} {
+		srv := pinServer(t, token)
+		srv.FailNext(tt.ep, tt.kind, 1)
+		r := cli(t, "", env, "push", "--host", srv.URL(), "pins", single)
+		if r.code != 1 {
+			t.Errorf("%s %s: exit %d, want 1", tt.ep, tt.kind, r.code)
+		}
+		hasLine(t, string(tt.ep)+" "+string(tt.kind), r.stderr, "cache pins rejected "+single+" "+tt.want)
+		if n := srv.Stats().Requests[tt.ep]; n != 1 {
+			t.Errorf("%s %s: sent %d times, want once", tt.ep, tt.kind, n)
+		}
+		if strings.Contains(r.stderr, "retry") {
+			t.Errorf("%s %s: retried: %s", tt.ep, tt.kind, r.stderr)
+		}
+	}
+	// A 2 s Retry-After under a 1 s budget is waited for, and the push succeeds.
+	srv := pinServer(t, token)
+	srv.SetRetryAfter(2)
+	srv.FailNext(cachixserver.EndpointMultipartCreate, cachixserver.Fault429, 1)
+	r := cli(t, "", env, "push", "--host", srv.URL(), "--retry-for", "1s", "pins", single)
+	if r.code != 0 {
+		t.Fatalf("Retry-After past the budget: exit %d: %s", r.code, r.stderr)
+	}
+	hasLine(t, "Retry-After past the budget", r.stderr, "Pushed 1 paths")
+	if n := srv.Stats().Requests[cachixserver.EndpointMultipartCreate]; n != 2 {
+		t.Errorf("create sent %d times, want 2", n)
+	}
+	if _, err := substitute(t, srv.BinaryCacheURL("pins"), srv.ManagedPublicKey("pins"), single); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestFileCacheFullOrReadOnly: a file cache on a full or a read-only file
+// system fails the push at once, with one line saying what to do, instead
+// of retrying every path. The file systems are tmpfs mounted in a mount
+// namespace of the push's own (unshare), which needs root and a kernel
+// that allows it; elsewhere the test says why it skips.
+func TestFileCacheFullOrReadOnly(t *testing.T) {
+	requireNix(t)
+	t.Parallel()
+	if os.Geteuid() != 0 {
+		t.Skip("mounting a small or a read-only file system needs root")
+	}
+	if err := exec.Command("unshare", "--mount", "--propagation", "private", "true").Run(); err != nil {
+		t.Skipf("cannot make a mount namespace here (%v)", err)
+	}
+	// Two paths whose NARs do not fit into 64 KiB, and a small one.
+	big := nixBuild(t, "big", t.Name(), "--arg", "bigCount", "2", "--arg", "bigSize", "200000")
+	small := nixBuild(t, "single", t.Name())
+	for _, tt := range []struct {
+		name, want, setup string
+	}{
+		{"full", "no space left on device", `mount -t tmpfs -o size=64k tmpfs "$dir"`},
+		// A cache that exists, then turns read-only.
+		{"read-only", "read-only file system", `mount -t tmpfs -o size=1m tmpfs "$dir" &&
+			"$bin" push -q --to "file://$dir" "$small" && mount -o remount,ro "$dir"`},
+	} {
+		dir := t.TempDir()
+		cmd := exec.Command("unshare", "--mount", "--propagation", "private", "sh", "-c",
+			tt.setup+` || exit 99; exec "$bin" push --to "file://$dir" "$big"`)
+		cmd.Env = append(cleanEnv(), "dir="+dir, "bin="+binary, "small="+small, "big="+big)
+		var stderr strings.Builder
+		cmd.Stderr = &stderr
+		err := cmd.Run()
+		code := 0
+		if ee, ok := err.(*exec.ExitError); ok {
+			code = ee.ExitCode()
+		}
+		if code == 99 {
+			t.Skipf("cannot mount a tmpfs here: %s", stderr.String())
+		}
+		if code != 1 {
+			t.Errorf("%s: exit %d, want 1: %s", tt.name, code, stderr.String())
+		}
+		hasLine(t, tt.name, stderr.String(), tt.want)
+		hasLine(t, tt.name, stderr.String(), "(free space in "+dir+", or make it writable, and push again)")
+		// Once per path in upload at the time (two, with the default jobs) and in the summary.
+		if n := strings.Count(stderr.String(), tt.want); n > 3 || strings.Contains(stderr.String(), "retry") {
+			t.Errorf("%s: retried, or reported %d times: %s", tt.name, n, stderr.String())
+		}
+	}
+}
