@@ -544,3 +544,49 @@ func TestFileCacheFullOrReadOnly(t *testing.T) {
 		}
 	}
 }
+
+// TestPinsExportCacheURLFollowsHost: the export's store.nix names the
+// binary cache that the --host's API says; when that cannot be asked, it
+// names none (and says so) rather than guessing NAME.cachix.org for a
+// cache on another host.
+func TestPinsExportCacheURLFollowsHost(t *testing.T) {
+	requireNix(t)
+	t.Parallel()
+	const token = "export-host-token"
+	srv := pinServer(t, token)
+	exe := nixBuild(t, "exe", t.Name())
+	env := []string{"CACHIX_AUTH_TOKEN=" + token}
+	if r := cli(t, "", env, "push", "-q", "--host", srv.URL(), "pins", exe); r.code != 0 {
+		t.Fatal(r.stderr)
+	}
+	if r := cli(t, "", env, "pin", "--host", srv.URL(), "pins", "tool", exe); r.code != 0 {
+		t.Fatal(r.stderr)
+	}
+	storeNix := func(dir string) string {
+		b, err := os.ReadFile(filepath.Join(dir, "store.nix"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return strings.TrimSpace(mustRun(t, "nix-instantiate", "--eval", "--json", filepath.Join(dir, "store.nix"))) + " " + string(b)
+	}
+	dir := filepath.Join(t.TempDir(), "export")
+	r := cli(t, "", nil, "pins", "export", "--host", srv.URL(), "pins", "--output", dir)
+	if r.code != 0 {
+		t.Fatalf("export: %d %s", r.code, r.stderr)
+	}
+	oneLine(t, "export", r.stderr, "Exported 1 pin of Cachix cache pins to "+dir)
+	if got := storeNix(dir); !strings.HasPrefix(got, `"`+srv.BinaryCacheURL("pins")+`"`) {
+		t.Errorf("store.nix: %s; want %s", got, srv.BinaryCacheURL("pins"))
+	}
+	// The cache's settings cannot be read: no URL, and a warning.
+	srv.FailNext(cachixserver.EndpointCacheInfo, cachixserver.Fault400, 10)
+	dir = filepath.Join(t.TempDir(), "export")
+	r = cli(t, "", nil, "pins", "export", "--host", srv.URL(), "pins", "--output", dir)
+	if r.code != 0 {
+		t.Fatalf("export: %d %s", r.code, r.stderr)
+	}
+	hasLine(t, "export without the cache's settings", r.stderr, "warning: store.nix names no binary cache")
+	if got := storeNix(dir); !strings.HasPrefix(got, "null") || strings.Contains(got, "cachix.org") {
+		t.Errorf("store.nix: %s; want null", got)
+	}
+}

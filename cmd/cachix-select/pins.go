@@ -78,9 +78,23 @@ func openCache(c *cli.Context, name string) (backend.Backend, error) {
 	return pushlib.NewRegistry().New(t, backendOptions(c))
 }
 
-// pinLister is the cache named by the flags, which must list its pins.
+// pinLister is the cache named by the one argument or --cache, which
+// must list its pins.
 func pinLister(c *cli.Context) (backend.PinLister, error) {
-	b, err := openCache(c, "")
+	args := c.Args().Slice()
+	if len(args) > 0 && args[0] == "--" {
+		args = args[1:]
+	}
+	name := ""
+	switch {
+	case len(args) > 1:
+		return nil, usageErrorf("give one cache (CACHE or --cache NAME), not %d arguments", len(args))
+	case len(args) == 1 && c.String("cache") != "":
+		return nil, usageErrorf("give the cache once: CACHE or --cache NAME")
+	case len(args) == 1:
+		name = args[0]
+	}
+	b, err := openCache(c, name)
 	if err != nil {
 		return nil, err
 	}
@@ -155,17 +169,22 @@ func pinsCommand() *cli.Command {
 			{
 				Name:         "list",
 				Usage:        "show the pins of a cache (works without a token for public caches)",
+				ArgsUsage:    "CACHE | --cache NAME",
 				Flags:        append(cachixFlags(), &cli.BoolFlag{Name: "json", Usage: "print JSON"}),
 				OnUsageError: onUsageError,
 				Action:       pinsListAction,
 			},
 			{
-				Name:  "export",
-				Usage: "write pins.nix, default.nix and flake.nix mapping pin names to store paths",
-				Description: "The output (a directory, or a .tar.gz to publish) lets `nix build -f URL NAME` or\n" +
-					"`nix eval -f URL NAME` substitute a pinned path without evaluating the expression that built it.\n" +
-					"Dots in pin names become nested attributes; default.nix picks the pin's child for the current\n" +
-					"system when there is one. The output is deterministic.",
+				Name:      "export",
+				Usage:     "write store.nix, pins.nix, default.nix and flake.nix mapping pin names to store paths",
+				ArgsUsage: "CACHE --output DIR|FILE.tar.gz | --cache NAME --output …",
+				Description: "The output (a directory, or a .tar.gz to publish) lets `nix build -f URL NAME`,\n" +
+					"`nix eval -f URL NAME` or `nix run URL#NAME` substitute a pinned path without evaluating the\n" +
+					"expression that built it; every pin is selected by its own name. Dots in pin names become\n" +
+					"nested attributes (a number between dots is a list index, as Nix reads release-1.0). A pin\n" +
+					"NAME.SYSTEM is also offered as NAME, and PREFIX-SYSTEM-NAME (what push --om-results makes)\n" +
+					"as PREFIX-NAME, with the current system picked. store.nix names the binary cache flake.nix\n" +
+					"fetches from (--cache-url, else the cache's own, as its API says). The output is deterministic.",
 				Flags: append(append(cachixFlags(), filterFlags...),
 					&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "write to `DIR`, or to a tarball when it ends in .tar.gz"},
 					&cli.StringFlag{Name: "cache-url", Usage: "binary cache `URL` for fetchClosure in flake.nix (default: the cache's own)"}),
