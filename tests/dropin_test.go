@@ -590,3 +590,51 @@ func TestPinsExportCacheURLFollowsHost(t *testing.T) {
 		t.Errorf("store.nix: %s; want null", got)
 	}
 }
+
+// TestQueueKeepsTheHostOfCachixDhall: a push queued by an activation that
+// took the Cachix host from cachix.dhall's hostname is flushed to that
+// host, and recorded under it, by a flush that cannot read cachix.dhall;
+// the next activation then has nothing new, and real Nix substitutes
+// the closure from that host.
+func TestQueueKeepsTheHostOfCachixDhall(t *testing.T) {
+	requireNix(t)
+	t.Parallel()
+	const token = "dropin-queue-host-token"
+	srv := pinServer(t, token)
+	cfgHome := t.TempDir()
+	os.MkdirAll(filepath.Join(cfgHome, "cachix"), 0o700)
+	dh, _ := os.ReadFile(dhallFile(t, token, srv.URL()))
+	os.WriteFile(filepath.Join(cfgHome, "cachix", "cachix.dhall"), dh, 0o600)
+	withDhall := []string{"XDG_CONFIG_HOME=" + cfgHome}
+	lib := nixBuild(t, "lib", t.Name())
+	dir := t.TempDir()
+	state := filepath.Join(dir, "state")
+	m := writeManifest(t, dir, map[string]any{"version": 1, "cache": map[string]any{"name": "pins"},
+		"paths": []any{map[string]any{"storePath": lib}}})
+
+	// The host answers 400 to the first request: the push is queued.
+	srv.FailNext("", cachixserver.Fault400, 1)
+	r := cli(t, "", withDhall, "activate", "--mode", "foreground", "--state-dir", state, m)
+	if r.code != 0 || queueLen(t, state) != 1 {
+		t.Fatalf("activate: %d, %d queued: %s", r.code, queueLen(t, state), r.stderr)
+	}
+	// A flush without cachix.dhall (the token from the environment).
+	r = cli(t, "", []string{"XDG_CONFIG_HOME=" + t.TempDir(), "CACHIX_AUTH_TOKEN=" + token}, "queue", "flush", "--state-dir", state)
+	if r.code != 0 {
+		t.Fatalf("flush: %d %s", r.code, r.stderr)
+	}
+	if n := queueLen(t, state); n != 0 {
+		t.Fatalf("%d entries left after the flush: %s", n, r.stderr)
+	}
+	srv.ResetStats()
+	r = cli(t, "", withDhall, "activate", "--state-dir", state, m)
+	if r.code != 0 || r.stderr != "" {
+		t.Errorf("second activate: %d %q", r.code, r.stderr)
+	}
+	if st := srv.Stats(); len(st.Requests) != 0 || queueLen(t, state) != 0 {
+		t.Errorf("the second activation asked the host again or queued: %+v", st.Requests)
+	}
+	if _, err := substitute(t, srv.BinaryCacheURL("pins"), srv.ManagedPublicKey("pins"), lib); err != nil {
+		t.Fatal(err)
+	}
+}
