@@ -638,3 +638,101 @@ func TestQueueKeepsTheHostOfCachixDhall(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// readmeCachixTable returns the commands of the right-hand column of the
+// README's cachix → cachix-select table, as written there.
+func readmeCachixTable(t *testing.T) []string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(repoRoot(), "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := string(b)
+	i := strings.Index(text, "\n## Coming from cachix\n")
+	if i < 0 {
+		t.Fatal("README.md has no section \"Coming from cachix\"")
+	}
+	var cmds []string
+	inTable := false
+	for _, line := range strings.Split(text[i+1:], "\n")[1:] {
+		if strings.HasPrefix(line, "## ") {
+			break
+		}
+		if !strings.HasPrefix(line, "|") {
+			if inTable {
+				break
+			}
+			continue
+		}
+		inTable = true
+		// Cells are split on " | "; a "|" inside a command is written "\|".
+		cells := strings.Split(strings.ReplaceAll(line, `\|`, "\x00"), " | ")
+		if len(cells) < 2 {
+			continue
+		}
+		cell := strings.ReplaceAll(strings.TrimSpace(cells[1]), "\x00", "|")
+		if strings.HasPrefix(cell, "`") && strings.HasSuffix(cell, "`") && strings.Contains(cell, "cachix-select") {
+			cmds = append(cmds, strings.Trim(cell, "`"))
+		}
+	}
+	return cmds
+}
+
+// TestREADMECachixTable runs every command of the README's cachix →
+// cachix-select table verbatim with sh, in a directory with a default.nix
+// (for nix-build) and its ./result, against a test server that stands for
+// https://cachix.example.org (the only substitution), the token and host
+// coming from cachix.dhall as `cachix authtoken` would have written it.
+// Each exits 0; then real Nix substitutes ./result's closure, and the pins
+// the table creates are there.
+func TestREADMECachixTable(t *testing.T) {
+	requireNix(t)
+	t.Parallel()
+	cmds := readmeCachixTable(t)
+	if len(cmds) < 10 {
+		t.Fatalf("found %d commands in the README's table: %q", len(cmds), cmds)
+	}
+	const token = "readme-table-token"
+	srv := startServer(t, cachixserver.Config{Caches: []cachixserver.CacheConfig{
+		{Name: "mycache", Public: true, WriteTokens: []string{token}},
+	}})
+	work := t.TempDir()
+	fixture := filepath.Join(repoRoot(), "tests/fixtures/closure.nix")
+	os.WriteFile(filepath.Join(work, "default.nix"), []byte(`(import `+fixture+` { salt = "`+t.Name()+`"; }).app`+"\n"), 0o644)
+	cfgHome := t.TempDir()
+	os.MkdirAll(filepath.Join(cfgHome, "cachix"), 0o700)
+	dh, _ := os.ReadFile(dhallFile(t, token, srv.URL()))
+	os.WriteFile(filepath.Join(cfgHome, "cachix", "cachix.dhall"), dh, 0o600)
+	os.WriteFile(filepath.Join(work, "cachix.dhall"), dh, 0o600)
+	bin := t.TempDir()
+	if err := os.Symlink(binary, filepath.Join(bin, "cachix-select")); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("nix-build", "-o", filepath.Join(work, "result"), filepath.Join(work, "default.nix")).CombinedOutput(); err != nil {
+		t.Fatalf("nix-build: %v %s", err, out)
+	}
+	app, _ := filepath.EvalSymlinks(filepath.Join(work, "result"))
+	for _, c := range cmds {
+		script := strings.ReplaceAll(c, "https://cachix.example.org", srv.URL())
+		cmd := exec.Command("sh", "-c", script)
+		cmd.Dir = work
+		cmd.Env = append(cleanEnv(), "PATH="+bin+":"+os.Getenv("PATH"), "XDG_CONFIG_HOME="+cfgHome)
+		cmd.Stdin = strings.NewReader("")
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Errorf("%s: %v\n%s", c, err, out)
+			continue
+		}
+		t.Logf("%s:\n%s", c, out)
+	}
+	if _, err := substitute(t, srv.BinaryCacheURL("mycache"), srv.ManagedPublicKey("mycache"), app); err != nil {
+		t.Fatal(err)
+	}
+	pins := map[string]string{}
+	for _, p := range srv.Pins("mycache") {
+		pins[p.Name] = lastPath(p)
+	}
+	if pins["release-1.0"] != app || pins["tool"] != app {
+		t.Errorf("pins after the table: %v", pins)
+	}
+}
