@@ -204,7 +204,8 @@ func TestExportOfToolCreatedPins(t *testing.T) {
 	lib := nixBuild(t, "lib", salt)
 	sys := strings.TrimSpace(strings.Trim(mustRun(t, "nix-instantiate", "--eval", "--expr", "builtins.currentSystem"), "\"\n"))
 	om := omResults(t, map[string]any{"systems": []string{sys},
-		"result": map[string]any{"ROOT": map[string]any{"build": map[string]any{"byName": map[string]any{"greet": greet}}}}})
+		// One output under two names, as om ci reports a flake's default package: two pins.
+		"result": map[string]any{"ROOT": map[string]any{"build": map[string]any{"byName": map[string]any{"greet": greet, "default": greet}}}}})
 	if r := cli(t, "", env, "push", "--host", srv.URL(), "pins", "--om-results", om, "--prefix", "main"); r.code != 0 {
 		t.Fatalf("push --om-results: %d %s", r.code, r.stderr)
 	}
@@ -216,8 +217,10 @@ func TestExportOfToolCreatedPins(t *testing.T) {
 		t.Fatalf("pin with flags after the arguments: %d %s", r.code, r.stderr)
 	}
 	oneLine(t, "pin", r.stderr, `as "release-1.0"`)
-	if _, ok := serverPins(srv)["main-"+sys+"-greet"]; !ok {
-		t.Fatalf("pins: %v", serverPins(srv))
+	for _, name := range []string{"main-" + sys + "-greet", "main-" + sys + "-default"} {
+		if lastPath(serverPins(srv)[name]) != greet {
+			t.Fatalf("pin %s: %v", name, serverPins(srv))
+		}
 	}
 	dir := filepath.Join(t.TempDir(), "export")
 	if r := cli(t, "", nil, "pins", "export", "--host", srv.URL(), "--cache", "pins", "--output", dir); r.code != 0 {
@@ -235,7 +238,7 @@ func TestExportOfToolCreatedPins(t *testing.T) {
 		}
 		return string(out), nil
 	}
-	for name, want := range map[string]string{"release-1.0": lib, "main-" + sys + "-greet": greet, "main-greet": greet} {
+	for name, want := range map[string]string{"release-1.0": lib, "main-" + sys + "-greet": greet, "main-greet": greet, "main-default": greet} {
 		got, err := run("nix-instantiate", "--eval", "--read-write-mode", "--json", filepath.Join(dir, "default.nix"), "-A", name)
 		if err != nil || strings.TrimSpace(got) != `"`+want+`"` {
 			t.Errorf("nix-instantiate -A %s: %q %v", name, got, err)
