@@ -463,7 +463,7 @@ func TestRetriesAsTheREADMESays(t *testing.T) {
 		{cachixserver.EndpointMultipartCreate, cachixserver.Fault400, "(starting the upload): HTTP 400 Bad Request"},
 		{cachixserver.EndpointMultipartPresign, cachixserver.Fault400, "(getting an upload URL for part 1): HTTP 400 Bad Request"},
 		{cachixserver.EndpointMultipartPresign, cachixserver.Fault404, "(getting an upload URL for part 1): HTTP 404 Not Found"},
-		{cachixserver.EndpointStoragePut, cachixserver.Fault400, "(uploading part 1 to the storage): HTTP 400 Bad Request"},
+		{cachixserver.EndpointStoragePut, cachixserver.Fault400, ": uploading part 1 of " + single + " to 127.0.0.1"},
 		{cachixserver.EndpointMultipartComplete, cachixserver.Fault404, "(completing the upload): HTTP 404 Not Found"},
 	} {
 		srv := pinServer(t, token)
@@ -472,7 +472,11 @@ func TestRetriesAsTheREADMESays(t *testing.T) {
 		if r.code != 1 {
 			t.Errorf("%s %s: exit %d, want 1", tt.ep, tt.kind, r.code)
 		}
-		hasLine(t, string(tt.ep)+" "+string(tt.kind), r.stderr, "cache pins rejected "+single+" "+tt.want)
+		want := "cache pins rejected " + single + " " + tt.want
+		if tt.ep == cachixserver.EndpointStoragePut {
+			want = "the storage of cache pins rejected " + single + tt.want
+		}
+		hasLine(t, string(tt.ep)+" "+string(tt.kind), r.stderr, want)
 		if n := srv.Stats().Requests[tt.ep]; n != 1 {
 			t.Errorf("%s %s: sent %d times, want once", tt.ep, tt.kind, n)
 		}

@@ -363,7 +363,9 @@ func (b *Backend) uploadPart(ctx context.Context, storePath string, up createdUp
 		if pr.status >= 400 && pr.status <= 499 && pr.status != http.StatusRequestTimeout && pr.status != http.StatusTooManyRequests {
 			// The storage refused the part (a bad Content-MD5, a URL it
 			// does not accept): sending the path again cannot help.
-			return "", reusable, b.rejection(fmt.Sprintf("uploading part %d to the storage", num), storePath, op, pr)
+			herr := b.httpError(op, pr)
+			return "", reusable, &cacheError{msg: fmt.Sprintf("the storage of cache %s rejected %s: %v", b.name, storePath, herr),
+				sentinel: backend.ErrRejected, cause: herr}
 		}
 		return "", reusable, b.httpError(op, pr)
 	}
@@ -441,10 +443,10 @@ func rejected(status int) bool {
 }
 
 // rejection is the permanent error (backend.ErrRejected) of an upload
-// call (op, at step) that Cachix or its storage refused, with the server's
-// message: a 400 from creating the upload, a 400 or 404 from presigning a
-// part, a 4xx from completing it or from the storage PUT is not sent
-// again (§5.9b).
+// call (op, at step) that Cachix refused, with the server's message: a
+// 400 from creating the upload, a 400 or 404 from presigning a part, a 4xx
+// from completing it is not sent again (§5.9b), nor is a 4xx from the
+// storage PUT (see uploadPart).
 func (b *Backend) rejection(step, path, op string, r *response) error {
 	herr := b.httpError(op, r)
 	msg := fmt.Sprintf("cache %s rejected %s (%s): HTTP %d", b.name, path, step, r.status)
