@@ -450,7 +450,7 @@ let
   # takes them: packages (required), the manifest's, the secrets' and the
   # hook's own, each with its default as Nix text.
   shellDefaults =
-    mapAttrs (_: toNix) (removeAttrs pure.manifestArgs [ "packages" "origin" ] // pure.hookDefaults)
+    mapAttrs (_: toNix) (removeAttrs pure.manifestArgs [ "packages" "origin" ] // pure.hookDefaults // pure.shellInputDefaults)
     // listToAttrs (map (s: { name = pure.optionName s; value = "null"; }) pure.secretOptions);
   shellArgs =
     assert functionArgs (import shellFile { pkgs = { }; package = { }; }) == { packages = false; };
@@ -460,6 +460,10 @@ let
   # table does not.
   shellDocs = {
     packages = [ "list of packages" "Packages to push, each with its runtime closure (as `cachix.pushPackages`)." ];
+    pushBuildClosures = [ "list of packages" "As `cachix.pushBuildClosures`: packages pushed with their build closure (their derivation's realised inputs, plus the packages)." ];
+    pushInputsOf = [ "list of derivations" "Derivations whose inputs are pushed (the build closure of their `.drv`, which is read when pushing), without building them; inputs not realised locally are skipped and counted. Not pinned." ];
+    pushShellInputs = [ "boolean" "Also push the dev shell's input closure (stdenv and the closures of the shell's inputs: what entering the shell needs), so that it opens at once on another machine. The shell is `mkShell shellInputs`; nothing of it is built." ];
+    shellInputs = [ "null, attribute set or derivation" "With `pushShellInputs`: the `mkShell` arguments that carry the shell's inputs (`packages`, `inputsFrom`, `buildInputs`, `nativeBuildInputs`, …; give the same as to your `mkShell`, which the hook cannot see), or a shell derivation made without this hook. Null: `{ inherit packages; }`." ];
     cacheName = [ "null or string" "As `cachix.cacheName`. Exactly one of `cacheName` and `cacheUrl`." ];
     cacheUrl = [ "null or string" "As `cachix.cacheUrl`." ];
     host = [ "null or string" "As `cachix.host`." ];
@@ -468,7 +472,7 @@ let
     configFile = [ "null or runtime path string" "As `cachix.configFile`: a cachix.dhall other than `~/.config/cachix/cachix.dhall`." ];
     "s3.credentialsFile" = [ "null or runtime path string" "As `cachix.s3.credentialsFile`: the AWS credentials file of an `s3://` `cacheUrl` (give it as `s3 = { credentialsFile = …; }`)." ];
     pin = [ "attribute set" "As `cachix.pin`: `enable`, `prefix` (null here: no per-machine default), `keep`, `names`." ];
-    push = [ "attribute set" "As `cachix.push`: `jobs`, `compression`, `compressionLevel`, `omitDeriver`." ];
+    push = [ "attribute set" "As `cachix.push`: `jobs`, `compression`, `compressionLevel`, `omitDeriver`, `exclude` (`names`, `regex`, `maxNarSize`, `mode`), `upstream` (`filter`, `keys`)." ];
     mode = [ "\"background\" or \"foreground\"" "As `cachix.mode`. A shell has no unit of its own: a background push runs as a detached process." ];
     strict = [ "boolean" "As `cachix.strict`: when true, a failure of the hook's command is not turned into a warning." ];
     timeout = [ "Go duration string" "As `cachix.timeout` (foreground mode only)." ];

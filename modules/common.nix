@@ -65,9 +65,11 @@ in
       default = true;
       example = false;
       description = ''
-        Whether to push {option}`cachix.pushPackages`. On by default: the
-        module does nothing until something is listed there, so importing it
-        is the opt-in. Set it to false to switch every push off on one
+        Whether to push {option}`cachix.pushPackages` (and
+        {option}`cachix.pushBuildClosures`). On by default: the module does
+        nothing until something is listed there (or
+        {option}`cachix.pushGeneration` is set), so importing it is the
+        opt-in. Set it to false to switch every push off on one
         machine (one without the token, say) and keep the package lists that
         other modules add.
       '';

@@ -40,6 +40,7 @@ let
     substring
     tail
     toJSON
+    unsafeDiscardOutputDependency
     unsafeDiscardStringContext
     ;
 
@@ -288,15 +289,20 @@ rec {
 
   # entries turns the selected packages into manifest path entries,
   # without duplicates (list options merge across modules, so the same
-  # package often comes twice). Packages of pushBuildClosures, and the
-  # shell derivation of shellInputs (by its .drv: a shell is never built),
-  # get `closure = "build"`; a package in both lists takes the build
-  # closure.
+  # package often comes twice). Packages of pushBuildClosures get
+  # `closure = "build"` (a package in both lists takes the build closure);
+  # they are entered by their output path, like pushPackages, so that they
+  # are built first and their inputs are realised. The derivations of
+  # pushInputsOf are entered by their .drv with `closure = "build"` and are
+  # not built: unsafeDiscardOutputDependency turns the .drv's context into
+  # a plain one, so the manifest keeps the .drv alive without depending on
+  # its outputs (or on every output of every derivation below it, which a
+  # drvPath's own context would ask for).
   entries =
     {
       packages,
       pushBuildClosures ? [ ],
-      shellInputs ? null,
+      pushInputsOf ? [ ],
       pin ? { },
     }:
     let
@@ -320,15 +326,11 @@ rec {
             });
         }
         // (if (pin.keep or null) == null then { } else { keep = pin.keep; });
-      # The .drv with its string context: the manifest keeps it alive,
-      # and the binary reads the inputs from it.
-      shellEntry = optional (shellInputs != null) [
-        {
-          name = "${unsafeDiscardStringContext (shellInputs.name or "shell")}-inputs";
-          storePath = shellInputs.drvPath;
-          closure = "build";
-        }
-      ];
+      drvEntry = drv: {
+        name = "${nameOf drv}-inputs";
+        storePath = unsafeDiscardOutputDependency drv.drvPath;
+        closure = "build";
+      };
     in
     map (
       e:
@@ -336,7 +338,10 @@ rec {
       // (if isBuild e.storePath then { closure = "build"; } else { })
       // (if pinOn then { pin = pinFor e; } else { })
     ) (uniqueBy (e: e.storePath) raw)
-    ++ shellEntry;
+    ++ uniqueBy (e: e.storePath) (map drvEntry (filter isDerivation pushInputsOf));
+
+  # isDerivation is nixpkgs' lib.isDerivation.
+  isDerivation = x: isAttrs x && (x.type or null) == "derivation";
 
   # exclusion is the manifest's push.exclude and push.upstream from the
   # options of the same names (null/empty values left out), or { }.
@@ -370,8 +375,9 @@ rec {
     host = null;
     packages = [ ];
     pushBuildClosures = [ ];
-    # A derivation whose build closure the shellHook pushes (pushShellInputs).
-    shellInputs = null;
+    # Derivations whose inputs are pushed without building them (the
+    # shellHook's pushShellInputs puts its shell here).
+    pushInputsOf = [ ];
     pin = { };
     push = { };
     origin = "manual";
@@ -415,7 +421,7 @@ rec {
           value = attrByPath s.option null a.secrets;
         }) (filter (s: s.manifest != null) secretOptions)
       );
-      paths = entries { inherit (a) packages pushBuildClosures shellInputs pin; };
+      paths = entries { inherit (a) packages pushBuildClosures pushInputsOf pin; };
       push =
         listToAttrs (
           map (n: {
@@ -485,6 +491,9 @@ rec {
       ]
       ++ map (s: runtimePathProblem "${prefix}${optionName s}" s.path) (givenSecrets a.secrets)
       ++ [ (keepProblem "${prefix}pin.keep" (a.pin.keep or null)) ]
+      ++ optional (!all isDerivation a.pushInputsOf) [
+        "${prefix}pushInputsOf takes derivations (their inputs are pushed by their .drv, without building them); a store path or string has no derivation to read."
+      ]
       ++ map (
         n:
         "Pin name \"${n}\" would be used by ${toString (length (holders n))} different store paths (${concatStringsSep ", " (holders n)}); pins need distinct names: push only one of them, or turn pinning off (${prefix}pin.names renames by package name, so it cannot separate two packages of the same name)."
@@ -618,7 +627,7 @@ rec {
       exe = "${cfg.package}/bin/cachix-select";
     in
     {
-      active = cfg.enable && (cfg.pushPackages != [ ] || (cfg.pushBuildClosures or [ ]) != [ ] || cfg.pushGeneration);
+      active = cfg.enable && (cfg.pushPackages != [ ] || cfg.pushBuildClosures != [ ] || cfg.pushGeneration);
       inherit exe secrets;
       generationPin = pin;
       manifestArgs = manifestArgs';
@@ -891,19 +900,27 @@ rec {
     ${guarded (hookDefaults // args).strict (activateCommand { } args false) queueFailed}
   '';
 
+  # shellInputDefaults are the shellHook's own arguments besides the
+  # hook's: pushShellInputs = true also pushes the dev shell's input
+  # closure (what entering the shell needs: stdenv and the closures of its
+  # inputs, so that it opens at once on another machine, or in CI), read
+  # from shellInputs: the mkShell arguments that carry the inputs
+  # (packages, inputsFrom, buildInputs, nativeBuildInputs, …; null: those
+  # of `mkShell { inherit packages; }`), or a shell derivation made
+  # without this hook. The hook cannot take the shell it is part of: that
+  # shell's derivation depends on the hook's text.
+  shellInputDefaults = {
+    pushShellInputs = false;
+    shellInputs = null;
+  };
+
   # mkShellHook is modules/shell.nix (and the flake's lib.shellHook): the
   # manifest rendered and checked from the arguments (an unknown argument
   # or a problem throws, naming it), and the hook that pushes it. The
-  # arguments: packages, those of manifestArgs and secretOptions, and
-  # hookDefaults' (the hook's own); and pushShellInputs (default false),
-  # which also pushes the dev shell's own input closure (what entering the
-  # shell needs: stdenv and its inputs' closures, so that it opens at once
-  # on another machine): the build closure of the shell that mkShell makes
-  # of shellInputs (mkShell's input arguments: packages, inputsFrom,
-  # buildInputs, nativeBuildInputs, …; default { inherit packages; }), or
-  # of shellInputs itself when it is a derivation (the shell made without
-  # this hook). The hook cannot take the shell it is part of: that shell's
-  # derivation depends on the hook.
+  # arguments: packages, those of manifestArgs and secretOptions,
+  # hookDefaults' (the hook's own) and shellInputDefaults'. The shell whose
+  # inputs are pushed goes into pushInputsOf: its .drv is read, nothing
+  # of it is built.
   mkShellHook =
     {
       writeTextFile,
@@ -912,28 +929,29 @@ rec {
     }:
     args:
     let
-      pushShellInputs = args.pushShellInputs or false;
-      given = args.shellInputs or null;
-      isDerivation = x: isAttrs x && (x.type or null) == "derivation";
+      a = shellInputDefaults // args;
+      given = a.shellInputs;
       shell =
-        if !pushShellInputs then
+        if !a.pushShellInputs then
           null
         else if isDerivation given then
           given
+        else if given != null && !isAttrs given then
+          throw "cachix-select: shellInputs must be mkShell's arguments (an attribute set) or a shell derivation, not a ${builtins.typeOf given}"
         else if mkShell == null then
-          throw "cachix-select: pushShellInputs needs mkShell (modules/shell.nix passes pkgs.mkShell), or shellInputs given as a derivation"
+          throw "cachix-select: pushShellInputs needs pkgs.mkShell (modules/shell.nix takes it from pkgs), or shellInputs given as a shell derivation"
         else
           mkShell (if given == null then { packages = args.packages or [ ]; } else given);
       manifest =
-        if given != null && !pushShellInputs then
+        if given != null && !a.pushShellInputs then
           throw "cachix-select: shellInputs is set but pushShellInputs is not; set pushShellInputs = true to push the shell's inputs"
         else
           writeManifest (
-            removeAttrs args (attrNames hookDefaults ++ [ "pushShellInputs" "shellInputs" ])
+            removeAttrs args (attrNames hookDefaults ++ attrNames shellInputDefaults)
             // {
               inherit writeTextFile package;
               origin = "shell";
-              shellInputs = shell;
+              pushInputsOf = (args.pushInputsOf or [ ]) ++ optional (shell != null) [ shell ];
             }
           );
     in

@@ -151,6 +151,9 @@ func (job Job) Plan(ctx context.Context) (*Plan, error) {
 		return plan, err
 	}
 	plan.select_(matcher, infos)
+	if err := plan.excludePresentPinned(ctx, matcher, infos); err != nil {
+		return plan, err
+	}
 	for _, pi := range plan.Missing {
 		plan.NarSize += pi.NarSize
 	}
@@ -302,6 +305,40 @@ func (p *Plan) select_(m interface {
 			p.NotPushed[r.Path] = why
 		}
 	}
+}
+
+// excludePresentPinned applies the exclusion rules to the pinned roots
+// the cache reports present, which select_ does not see: a root a rule
+// excludes is not this push's to pin. With Cachix, "present" may mean
+// that cache.nixos.org (the upstream) has it, and Cachix refuses to pin
+// a path the cache itself lacks. Costs one query, only with rules and
+// pins.
+func (p *Plan) excludePresentPinned(ctx context.Context, m *selection.Matcher, infos map[string]*store.PathInfo) error {
+	if !p.Job.Select.Excludes() {
+		return nil
+	}
+	var present []string
+	for _, r := range p.Job.Roots {
+		if _, out := p.NotPushed[r.Path]; r.Pin == nil || out || r.Closure == selection.Build || infos[r.Path] != nil {
+			continue
+		}
+		present = append(present, r.Path)
+	}
+	if len(present) == 0 {
+		return nil
+	}
+	pis, err := p.Job.Store.Query(ctx, present)
+	if err != nil {
+		return err
+	}
+	for _, q := range present {
+		if pi := pis[q]; pi != nil {
+			if rule := m.Exclude(pi); rule != "" {
+				p.NotPushed[q] = "excluded by " + rule + " (the cache or its upstream has it; not pinned)"
+			}
+		}
+	}
+	return nil
 }
 
 // rootBlocked says why a root is not pushed ("" when it is): it, or a

@@ -269,3 +269,31 @@ func TestBuildClosureAndOptionalRoots(t *testing.T) {
 		t.Errorf("a derivation was pinned: %+v", fb.pins)
 	}
 }
+
+// TestExcludedRootPresentIsNotPinned: a pinned root that a rule excludes
+// and that the cache reports present (Cachix does so for what
+// cache.nixos.org has) is not pinned and is reported as not pushed; the
+// root beside it is pinned as usual.
+func TestExcludedRootPresentIsNotPinned(t *testing.T) {
+	t.Parallel()
+	fs, paths := newFakeStore(t, graph)
+	b := pinningBackend{newFakeBackend()}
+	b.present[paths["zlib"]], b.present[paths["libc"]] = true, true
+	res, err := pushlib.Push(context.Background(), pushlib.Job{
+		Backend: b, Store: fs,
+		Select: selection.Rules{Names: []string{"zlib"}, Mode: selection.Upstream}.Effective("cachix"),
+		Roots:  []pushlib.Root{{Path: paths["zlib"], Pin: &backend.Pin{Name: "zlib"}}, {Path: paths["tool"], Pin: &backend.Pin{Name: "tool"}}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(b.pins) != 1 || b.pins[0].Name != "tool" {
+		t.Errorf("pins = %+v, want tool only", b.pins)
+	}
+	if len(res.NotPushed) != 1 || res.NotPushed[0].Path != paths["zlib"] || !strings.Contains(res.NotPushed[0].Reason, `excluded by name "zlib"`) {
+		t.Errorf("not pushed = %+v", res.NotPushed)
+	}
+	if got := pushedNames(paths, res); strings.Join(got, ",") != "tool" {
+		t.Errorf("pushed %v", got)
+	}
+}

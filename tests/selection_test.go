@@ -243,12 +243,13 @@ func TestExcludeRulesBothSemantics(t *testing.T) {
 	}
 }
 
-// TestExcludeOnCachix: against the strict Cachix server, "prune" leaves
-// only complete closures, with no pin for a pruned root; "upstream"
-// leaves the dependents hidden (Cachix serves a narinfo only once its
-// closure is in the cache or upstream) until upstream has the excluded
-// path, and then real Nix substitutes them from the cache and an upstream
-// cache.
+// TestExcludeOnCachix: against the strict Cachix server, each rule (name
+// glob, regex, NAR-size cap) in each mode. "prune" leaves only complete
+// closures, with no pin for a pruned or excluded root; "upstream" leaves
+// the dependents hidden (Cachix serves a narinfo only once its closure is
+// in the cache or upstream) and their pins refused until upstream has the
+// excluded path, and then real Nix substitutes them from the cache and an
+// upstream cache.
 func TestExcludeOnCachix(t *testing.T) {
 	requireNix(t)
 	t.Parallel()
@@ -258,7 +259,27 @@ func TestExcludeOnCachix(t *testing.T) {
 	exe := nixBuild(t, "exe", salt)
 	paths := byName(closureOf(t, app))
 	tf := tokenFile(t, token)
-	manifest := func(dir, mode string) string {
+	// app → lib, exe, symlink, empty-dir; lib → single-file, selfref. Both
+	// app and exe are roots, pinned.
+	rules := []struct {
+		name     string
+		exclude  map[string]any
+		excluded string
+		// pruned: what prune semantics leaves out besides; pins: the pins
+		// prune semantics creates; hidden: what Cachix hides under
+		// upstream semantics until upstream has the excluded path.
+		pruned, pins, hidden []string
+	}{
+		{"name glob", map[string]any{"names": []string{"single-*"}}, "single-file", []string{"app", "lib"}, []string{"exe"}, []string{"app", "lib"}},
+		{"regex", map[string]any{"regex": []string{"-selfref$"}}, "selfref", []string{"app", "lib"}, []string{"exe"}, []string{"app", "lib"}},
+		// exe's NAR (1.2 KiB) is the only one over 1000 bytes; exe is a root.
+		{"nar size", map[string]any{"maxNarSize": 1000}, "exe", []string{"app"}, nil, []string{"app"}},
+	}
+	manifest := func(dir, mode string, exclude map[string]any) string {
+		ex := map[string]any{"mode": mode}
+		for k, v := range exclude {
+			ex[k] = v
+		}
 		return writeManifest(t, dir, map[string]any{
 			"version": 1,
 			"cache":   map[string]any{"name": "sel", "authTokenFile": tf},
@@ -266,68 +287,95 @@ func TestExcludeOnCachix(t *testing.T) {
 				map[string]any{"storePath": app, "pin": map[string]any{"name": "app"}},
 				map[string]any{"storePath": exe, "pin": map[string]any{"name": "exe"}},
 			},
-			"push": map[string]any{"exclude": map[string]any{"names": []string{"single-file"}, "mode": mode}},
+			"push": map[string]any{"exclude": ex},
 		})
 	}
-
-	t.Run("prune", func(t *testing.T) {
-		srv := startServer(t, cachixserver.Config{Caches: []cachixserver.CacheConfig{{Name: "sel", Public: true, WriteTokens: []string{token}}}})
-		r := cli(t, "", nil, "push", "--json", "--host", srv.URL(), manifest(t.TempDir(), "prune"))
-		if r.code != 0 {
-			t.Fatalf("push: %d %s", r.code, r.stderr)
-		}
-		for _, ni := range srv.StorePaths("sel") {
-			if !ni.Complete {
-				t.Errorf("the server holds %s with an incomplete closure", ni.StorePath)
-			}
-			if n := ni.StorePath[len("/nix/store/")+33:]; n == "single-file" || n == "lib" || n == "app" {
-				t.Errorf("%s was pushed", ni.StorePath)
-			}
-		}
-		pins := map[string]bool{}
+	server := func(t *testing.T) *cachixserver.Server {
+		return startServer(t, cachixserver.Config{Caches: []cachixserver.CacheConfig{{Name: "sel", Public: true, WriteTokens: []string{token}}}})
+	}
+	pinNames := func(srv *cachixserver.Server) []string {
+		var out []string
 		for _, p := range srv.Pins("sel") {
-			pins[p.Name] = true
+			out = append(out, p.Name)
 		}
-		if pins["app"] || !pins["exe"] {
-			t.Errorf("pins %v: want exe only (app is pruned)", pins)
-		}
-		if !strings.Contains(r.stdout, `"event":"not-pushed"`) {
-			t.Errorf("no not-pushed event: %s", r.stdout)
-		}
-	})
+		sort.Strings(out)
+		return out
+	}
 
-	t.Run("upstream", func(t *testing.T) {
-		srv := startServer(t, cachixserver.Config{Caches: []cachixserver.CacheConfig{{Name: "sel", Public: true, WriteTokens: []string{token}}}})
-		m := manifest(t.TempDir(), "upstream")
-		r := cli(t, "", nil, "push", "--json", "--host", srv.URL(), m)
-		// app's pin is refused: its closure is incomplete for Cachix.
-		if r.code != 1 || !strings.Contains(r.stderr, "closure is incomplete") || !strings.Contains(r.stdout, "Cachix serves a narinfo only once") {
-			t.Fatalf("push: %d %s", r.code, r.stderr)
-		}
-		hidden := map[string]bool{}
-		for _, ni := range srv.StorePaths("sel") {
-			if !ni.Complete {
-				hidden[ni.StorePath[len("/nix/store/")+33:]] = true
+	for _, rule := range rules {
+		t.Run(rule.name+"/prune", func(t *testing.T) {
+			srv := server(t)
+			r := cli(t, "", nil, "push", "--json", "--host", srv.URL(), manifest(t.TempDir(), "prune", rule.exclude))
+			if r.code != 0 {
+				t.Fatalf("push: %d %s", r.code, r.stderr)
 			}
-		}
-		if !hidden["app"] || !hidden["lib"] || len(hidden) != 2 {
-			t.Errorf("hidden %v, want app and lib", hidden)
-		}
-		srv.SetUpstream(paths["single-file"][len("/nix/store/") : len("/nix/store/")+32])
-		for _, ni := range srv.StorePaths("sel") {
-			if !ni.Complete {
-				t.Errorf("%s still hidden once upstream has its reference", ni.StorePath)
+			left := map[string]bool{rule.excluded: true}
+			for _, n := range rule.pruned {
+				left[n] = true
 			}
-		}
-		upURL, upPK := upstreamCache(t, paths["single-file"])
-		if _, err := realise(t, []string{srv.BinaryCacheURL("sel"), upURL}, []string{srv.ManagedPublicKey("sel"), upPK}, app); err != nil {
-			t.Error(err)
-		}
-		// Now the pin is accepted.
-		if r := cli(t, "", nil, "push", "--host", srv.URL(), m); r.code != 0 {
-			t.Errorf("second push: %d %s", r.code, r.stderr)
-		}
-	})
+			held := map[string]bool{}
+			for _, ni := range srv.StorePaths("sel") {
+				n := ni.StorePath[len("/nix/store/")+33:]
+				held[n] = true
+				if !ni.Complete {
+					t.Errorf("the server holds %s with an incomplete closure", ni.StorePath)
+				}
+				if left[n] {
+					t.Errorf("%s was pushed", ni.StorePath)
+				}
+			}
+			for n := range paths {
+				if !left[n] && !held[n] {
+					t.Errorf("%s was not pushed", n)
+				}
+			}
+			if got := pinNames(srv); strings.Join(got, ",") != strings.Join(rule.pins, ",") {
+				t.Errorf("pins %v, want %v", got, rule.pins)
+			}
+			if !strings.Contains(r.stdout, `"event":"not-pushed"`) {
+				t.Errorf("no not-pushed event: %s", r.stdout)
+			}
+		})
+
+		t.Run(rule.name+"/upstream", func(t *testing.T) {
+			srv := server(t)
+			m := manifest(t.TempDir(), "upstream", rule.exclude)
+			r := cli(t, "", nil, "push", "--json", "--host", srv.URL(), m)
+			// app's pin is refused: its closure is incomplete for Cachix.
+			if r.code != 1 || !strings.Contains(r.stderr, "closure is incomplete") || !strings.Contains(r.stdout, "Cachix serves a narinfo only once") {
+				t.Fatalf("push: %d %s", r.code, r.stderr)
+			}
+			var hidden []string
+			for _, ni := range srv.StorePaths("sel") {
+				if n := ni.StorePath[len("/nix/store/")+33:]; n == rule.excluded {
+					t.Errorf("the excluded %s was pushed", ni.StorePath)
+				} else if !ni.Complete {
+					hidden = append(hidden, n)
+				}
+			}
+			sort.Strings(hidden)
+			if strings.Join(hidden, ",") != strings.Join(rule.hidden, ",") {
+				t.Errorf("hidden %v, want %v", hidden, rule.hidden)
+			}
+			srv.SetUpstream(paths[rule.excluded][len("/nix/store/") : len("/nix/store/")+32])
+			for _, ni := range srv.StorePaths("sel") {
+				if !ni.Complete {
+					t.Errorf("%s still hidden once upstream has its reference", ni.StorePath)
+				}
+			}
+			upURL, upPK := upstreamCache(t, paths[rule.excluded])
+			if _, err := realise(t, []string{srv.BinaryCacheURL("sel"), upURL}, []string{srv.ManagedPublicKey("sel"), upPK}, app); err != nil {
+				t.Error(err)
+			}
+			// Now app's pin is accepted.
+			if r := cli(t, "", nil, "push", "--host", srv.URL(), m); r.code != 0 {
+				t.Errorf("second push: %d %s", r.code, r.stderr)
+			}
+			if got := pinNames(srv); len(got) == 0 || got[0] != "app" {
+				t.Errorf("pins after upstream has %s: %v", rule.excluded, got)
+			}
+		})
+	}
 }
 
 // TestUpstreamFilter: on a closure whose lower part is signed by a key

@@ -96,7 +96,7 @@ func pushCommand() *cli.Command {
 	flags = append(flags, omciFlags()...)
 	return &cli.Command{
 		Name:      "push",
-		Usage:     "push manifests, or store paths, with their runtime closures",
+		Usage:     "push manifests, or store paths, with their runtime (or build) closures",
 		ArgsUsage: "CACHE [PATH...] | --cache NAME [PATH...] | --to URL [PATH...] | MANIFEST.json... | CACHE --om-results FILE",
 		Description: "Each path is pushed with its runtime closure (--closure build: what building it needs);\n" +
 			"paths the cache has are skipped, and so are those the --exclude-* rules and the upstream\n" +

@@ -17,7 +17,7 @@ func selectionFlags() []cli.Flag {
 		&cli.StringSliceFlag{Name: "exclude-regex", Usage: "leave out closure paths whose whole store path matches `RE` (RE2; repeatable)"},
 		&cli.StringFlag{Name: "max-nar-size", Usage: "leave out closure paths whose NAR is larger than `SIZE` (bytes, or with K, M, G, T: 100M)"},
 		&cli.StringFlag{Name: "exclude-mode", Usage: "`MODE` for what depends on a left-out path: prune (not pushed either; default) or upstream (pushed: another cache you substitute from has the left-out paths)"},
-		&cli.StringSliceFlag{Name: "upstream-key", Usage: "paths signed by key `NAME` are in an upstream cache and not pushed (repeatable; default cache.nixos.org-1; file:// and s3:// caches always, Cachix only when given)"},
+		&cli.StringSliceFlag{Name: "upstream-key", Usage: "paths signed by key `NAME` are in an upstream cache: not pushed, their dependents are (repeatable; default cache.nixos.org-1; the filter is on by default for file:// and s3:// caches, for Cachix, which filters cache.nixos.org itself, only when this is given)"},
 		&cli.BoolFlag{Name: "no-upstream-filter", Usage: "push paths signed by an upstream key too (file:// and s3:// caches skip them by default)"},
 		&cli.StringFlag{Name: "closure", Usage: "push every root with its `KIND` of closure: runtime (default) or build (what building it needs: its derivation's realised inputs, plus its outputs)"},
 	}

@@ -1,5 +1,6 @@
-# A dev shell that pushes the project's tools to your cache whenever
-# someone enters it (`nix develop`, direnv's `use flake`). The hook never
+# A dev shell that pushes the project's tools, and the shell's own inputs,
+# to your cache whenever someone enters it (`nix develop`, direnv's
+# `use flake`). The hook never
 # makes the shell wait: it prints one line when there is something new,
 # nothing otherwise, and pushes in the background (log:
 # ~/.local/state/cachix-select/push.log).
@@ -25,6 +26,10 @@
       pkgs = nixpkgs.legacyPackages.${system};
       # What this project builds and wants cached.
       myTool = pkgs.writeShellScriptBin "my-tool" ''echo "hello from my tool"'';
+      # What the dev shell is made of.
+      shellInputs = {
+        packages = [ myTool ];
+      };
       selection = {
         inherit pkgs;
         cacheName = "mycache";
@@ -40,9 +45,21 @@
         cachix-manifest = cachix-select.lib.mkManifest selection;
       };
 
-      devShells.${system}.default = pkgs.mkShell {
-        packages = [ myTool ];
-        shellHook = cachix-select.lib.shellHook selection;
-      };
+      # pushShellInputs also pushes the shell's own inputs (stdenv and the
+      # closures of its packages), so that entering it on another machine
+      # fetches them from the cache. The hook cannot see this mkShell, so
+      # it is given the same inputs.
+      devShells.${system}.default = pkgs.mkShell (
+        shellInputs
+        // {
+          shellHook = cachix-select.lib.shellHook (
+            selection
+            // {
+              pushShellInputs = true;
+              inherit shellInputs;
+            }
+          );
+        }
+      );
     };
 }

@@ -76,6 +76,32 @@ let
   };
 
   args = l.activateArgs;
+
+  # A real derivation (never built) for pushInputsOf and pushShellInputs,
+  # and a stand-in mkShell that records what it was given.
+  drv = derivation {
+    name = "dev-shell";
+    system = "x86_64-linux";
+    builder = "/bin/sh";
+  };
+  # hookManifestWith is the manifest a shellHook would write, with the
+  # given mkShell: writeTextFile returns the manifest's text, which the
+  # hook quotes as its manifest "path".
+  hookManifestWith =
+    mkShell: hookArgs:
+    let
+      hook = l.mkShellHook {
+        writeTextFile = f: f.text;
+        package = "/x";
+        inherit mkShell;
+      } hookArgs;
+      m = builtins.match ".*'([{].*[}])'.*" hook;
+    in
+    if m == null then throw "no manifest in ${hook}" else builtins.fromJSON (builtins.head m);
+  # A mkShell that makes drv when given the expected arguments.
+  mkShellExpecting = want: a: if a == want then drv else throw "mkShell got ${builtins.toJSON a}";
+  hookManifest = hookManifestWith (mkShellExpecting { packages = [ hello ]; });
+  shellManifest = hookManifest;
 in
 {
   failures = builtins.filter (x: x != null) [
@@ -183,6 +209,143 @@ in
       packages = [ "${builtins.toFile "some-file" "x"}" ];
     })) true)
 
+    (case "selection: push.exclude and push.upstream, defaults left out" (l.manifest (valid // {
+      push = {
+        exclude = {
+          names = [ "*-doc" ];
+          regex = [ ];
+          maxNarSize = "500M";
+          mode = "prune";
+        };
+        upstream = {
+          filter = null;
+          keys = [ "company-1" ];
+        };
+      };
+    })).push {
+      omitDeriver = false;
+      exclude = {
+        names = [ "*-doc" ];
+        maxNarSize = "500M";
+      };
+      upstream.keys = [ "company-1" ];
+    })
+    (case "selection: upstream mode and the filter off" (l.manifest (valid // {
+      push = {
+        exclude = {
+          regex = [ "-man$" ];
+          mode = "upstream";
+        };
+        upstream.filter = false;
+      };
+    })).push {
+      omitDeriver = false;
+      exclude = {
+        regex = [ "-man$" ];
+        mode = "upstream";
+      };
+      upstream.filter = false;
+    })
+    (case "selection: nothing set, nothing rendered" (l.manifest (valid // {
+      push.exclude = {
+        names = [ ];
+        regex = [ ];
+        maxNarSize = null;
+        mode = "prune";
+      };
+      push.upstream = {
+        filter = null;
+        keys = [ ];
+      };
+    })).push { omitDeriver = false; })
+    (case "pushBuildClosures: closure build, once, pinned like the others" (l.manifest (valid // {
+      packages = [ neovim hello ];
+      pushBuildClosures = [ hello ];
+      pin.enable = true;
+    })).paths [
+      {
+        name = "neovim";
+        storePath = neovim.outPath;
+        pin.name = "x86_64-linux-neovim";
+      }
+      {
+        name = "hello";
+        storePath = hello.outPath;
+        closure = "build";
+        pin.name = "x86_64-linux-hello";
+      }
+    ])
+    (case "pushInputsOf: the .drv with closure build, unpinned" (l.manifest (valid // {
+      packages = [ ];
+      pushInputsOf = [ drv drv ];
+      pin.enable = true;
+    })).paths [
+      {
+        name = "dev-shell-inputs";
+        storePath = drv.drvPath;
+        closure = "build";
+      }
+    ])
+    (case "pushInputsOf: the manifest depends on the .drv only, not on its outputs" (builtins.getContext (l.manifestJSON (valid // {
+      packages = [ ];
+      pushInputsOf = [ drv ];
+    }))) { ${builtins.unsafeDiscardStringContext drv.drvPath}.path = true; })
+    (case "pushInputsOf: a store path is a problem" (contains "pushInputsOf takes derivations" (l.problems (valid // {
+      pushInputsOf = [ neovim.outPath ];
+    }))) true)
+    (case "shell: pushShellInputs pushes mkShell shellInputs' .drv" (hookManifest {
+      cacheName = "c";
+      packages = [ neovim ];
+      pushShellInputs = true;
+      shellInputs.packages = [ hello ];
+    }).paths [
+      {
+        name = "neovim";
+        storePath = neovim.outPath;
+      }
+      {
+        name = "dev-shell-inputs";
+        storePath = drv.drvPath;
+        closure = "build";
+      }
+    ])
+    (case "shell: without shellInputs, the shell is mkShell { packages }" (map (p: p.storePath) (hookManifestWith (mkShellExpecting { packages = [ neovim ]; }) {
+      cacheName = "c";
+      packages = [ neovim ];
+      pushShellInputs = true;
+    }).paths) [ neovim.outPath drv.drvPath ])
+    (case "shell: a shell derivation as shellInputs needs no mkShell" (hookManifestWith null {
+      cacheName = "c";
+      packages = [ ];
+      pushShellInputs = true;
+      shellInputs = drv;
+    }).paths [
+      {
+        name = "dev-shell-inputs";
+        storePath = drv.drvPath;
+        closure = "build";
+      }
+    ])
+    (case "shell: no shell inputs unless asked" (hookManifest {
+      cacheName = "c";
+      packages = [ neovim ];
+    }).paths [
+      {
+        name = "neovim";
+        storePath = neovim.outPath;
+      }
+    ])
+    (case "shell: shellInputs without pushShellInputs is an error" (fails (shellManifest {
+      cacheName = "c";
+      packages = [ ];
+      shellInputs.packages = [ hello ];
+    })) true)
+    (case "shell: shellInputs that is neither a set nor a derivation is an error" (fails (shellManifest {
+      cacheName = "c";
+      packages = [ ];
+      pushShellInputs = true;
+      shellInputs = [ hello ];
+    })) true)
     (case "valid arguments have no problems" (l.problems valid) [ ])
     (case "both caches" (contains "only one of cachix.cacheName" (l.problems (valid // {
       prefix = "cachix.";

@@ -314,6 +314,68 @@ let
       && (manifestOf c).paths == [ ]
     ))
     (check "NixOS: without pushGeneration no --root" (!(has "--root" nixosScript.text)))
+    (check "NixOS: cachix.push.exclude and push.upstream render into the manifest (defaults left out)" (
+      let
+        c = evalNixos [
+          nixosBase
+          {
+            cachix.push.exclude = {
+              names = [ "*-doc" ];
+              maxNarSize = "500M";
+              mode = "upstream";
+            };
+            cachix.push.upstream.keys = [ "company-cache-1" ];
+          }
+        ];
+      in
+      failed c == [ ]
+      && (manifestOf c).push == {
+        omitDeriver = false;
+        exclude = {
+          names = [ "*-doc" ];
+          maxNarSize = "500M";
+          mode = "upstream";
+        };
+        upstream.keys = [ "company-cache-1" ];
+      }
+    ))
+    (check "NixOS: a bad exclude mode or size is a type error" (
+      throws (manifestOf (evalNixos [ nixosBase { cachix.push.exclude.mode = "skip"; } ]))
+      && throws (manifestOf (evalNixos [ nixosBase { cachix.push.exclude.maxNarSize = "lots"; } ]))
+    ))
+    (check "NixOS: pushBuildClosures alone activates the module; its packages take closure build, also when in pushPackages" (
+      let
+        c = evalNixos [
+          nixosBase
+          { cachix.pushBuildClosures = [ fixtures.app ]; }
+        ];
+        only = evalNixos [
+          {
+            cachix = {
+              cacheUrl = "file:///srv/cache";
+              pushBuildClosures = [ fixtures.exe ];
+            };
+          }
+        ];
+      in
+      failed c == [ ]
+      && (manifestOf c).paths == [
+        {
+          name = "app";
+          storePath = "${fixtures.app}";
+          closure = "build";
+          pin.name = "laptop-${builtins.currentSystem}-app";
+        }
+      ]
+      && only.system.activationScripts ? cachixSelect
+      && (manifestOf only).paths == [
+        {
+          name = "exe";
+          storePath = "${fixtures.exe}";
+          closure = "build";
+        }
+      ]
+    ))
     (check "NixOS: an s3:// cache with s3.credentialsFile: the unit loads it as a credential and passes %d, activation passes its path, the manifest does not hold it" (
       let
         c = evalNixos [ nixosS3 ];

@@ -21,6 +21,8 @@
   restartList ? "${stateDir}.run/nixos/activation-restart-list",
   pushGeneration ? false,
   pin ? false,
+  # The shellHook also pushes its shell's inputs (shellInputs below).
+  pushShellInputs ? false,
 }:
 let
   pkgs = import ./stub-pkgs.nix { };
@@ -110,12 +112,23 @@ let
   );
   hmUnit = pure.homeManagerService ({ exe = exe'; inherit stateDir; } // secrets);
 
+  # The dev shell's inputs for pushShellInputs: one built path outside the
+  # packages' closure (shellExtra, with its own closure) and one never
+  # built (shellUnbuilt), which the push must skip, not build.
+  shellExtra = (import ../fixtures/closure.nix { salt = "${salt}-shell"; }).lib;
+  shellUnbuilt = (import ../fixtures/closure.nix { salt = "${salt}-shell-unbuilt"; }).empty;
+  shellInputs = {
+    packages = [ shellExtra ];
+    buildInputs = [ shellUnbuilt ];
+  };
+
   shell = import ../../modules/shell.nix { inherit pkgs; package = pkg; } (
     cacheArgs
     // {
       inherit stateDir mode strict;
       packages = [ fixtures.app ];
     }
+    // (if pushShellInputs then { inherit pushShellInputs shellInputs; } else { })
   );
 
   # The expected manifest (the README's "The manifest (version 1)"), for
@@ -143,7 +156,9 @@ let
   };
 in
 {
-  inherit manifest fixtures generation;
+  inherit manifest fixtures generation shellExtra shellUnbuilt;
+  # The shell whose inputs pushShellInputs pushes, as mkShellHook makes it.
+  innerShell = pkgs.mkShell shellInputs;
 
   files = builtins.derivation {
     name = "cachix-select-test-snippets";

@@ -65,7 +65,35 @@ let
       in
       f (builtins.intersectAttrs (builtins.functionArgs f) self // overrides);
 
-    mkShell = args: args // { isShell = true; };
+    # mkShell is nixpkgs' in shape: packages join nativeBuildInputs, the
+    # inputs of inputsFrom are merged in (not the derivations themselves),
+    # and the shell is a real derivation whose inputs are its build inputs.
+    mkShell =
+      {
+        name ? "nix-shell",
+        packages ? [ ],
+        inputsFrom ? [ ],
+        buildInputs ? [ ],
+        nativeBuildInputs ? [ ],
+        ...
+      }@args:
+      let
+        merged = attr: builtins.concatMap (d: d.${attr} or [ ]) inputsFrom;
+      in
+      builtins.derivation (
+        removeAttrs args [ "packages" "inputsFrom" ]
+        // {
+          inherit name system;
+          buildInputs = buildInputs ++ merged "buildInputs";
+          nativeBuildInputs = packages ++ nativeBuildInputs ++ merged "nativeBuildInputs";
+          builder = "/bin/sh";
+          PATH = "/usr/bin:/bin";
+          args = [
+            "-c"
+            ''echo "$buildInputs $nativeBuildInputs" > "$out"''
+          ];
+        }
+      );
 
     buildGoModule = args: args // { isGoModule = true; };
   }
