@@ -743,3 +743,33 @@ func TestREADMECachixTable(t *testing.T) {
 		t.Errorf("pins after the table: %v", pins)
 	}
 }
+
+// TestS3PresentPathsSignedByAnotherKey: an s3:// cache whose paths were
+// signed by another key says so on a push with the right key (from a
+// sample of its narinfos), as a file cache does.
+func TestS3PresentPathsSignedByAnotherKey(t *testing.T) {
+	srv := startS3(t)
+	t.Parallel()
+	bucket, err := srv.Bucket(t.Context(), "otherkey", true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lib := nixBuild(t, "lib", t.Name())
+	sk, _ := keypair(t, "dropin-s3-1")
+	otherSK, _ := keypair(t, "dropin-s3-1")
+	env := s3Env(t, srv)
+	url := srv.URL(bucket, s3PartSize)
+	if r := s3cli(t, env, "push", "-q", "--to", url, "--signing-key-file", otherSK, lib); r.code != 0 {
+		t.Fatalf("push with the other key: %d %s", r.code, r.stderr)
+	}
+	r := s3cli(t, env, "push", "--to", url, "--signing-key-file", sk, lib)
+	if r.code != 0 {
+		t.Fatalf("push with the right key: %d %s", r.code, r.stderr)
+	}
+	hasLine(t, "re-push", r.stderr, "3 of the 3 paths already in s3://"+bucket)
+	hasLine(t, "re-push", r.stderr, "that were checked carry no valid signature of key dropin-s3-1")
+	r = s3cli(t, env, "push", "--to", url, "--signing-key-file", otherSK, lib)
+	if r.code != 0 || strings.Contains(r.stderr, "no valid signature") {
+		t.Errorf("push with the key that signed them: %d %s", r.code, r.stderr)
+	}
+}
