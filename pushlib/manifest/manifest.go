@@ -393,6 +393,7 @@ func (p *parser) paths(top jsonfield.Object, m *Manifest) error {
 		return p.errf("paths", "must be an array, not %s", v.Kind())
 	}
 	pins := map[string]int{}
+	pinOf := map[string]int{} // store path → the entry that pins it
 	for i, item := range items {
 		obj, err := p.object(item)
 		if err != nil {
@@ -436,7 +437,13 @@ func (p *parser) paths(top jsonfield.Object, m *Manifest) error {
 			if j, dup := pins[pin.Name]; dup {
 				return p.errf(v.Path+".name", "%s is also used by paths[%d]", store.Quote(pin.Name), j)
 			}
+			// One store path, one pin: push refuses two (pushlib.BuildJobs).
+			if j, dup := pinOf[e.StorePath]; dup {
+				return p.errf(v.Path+".name", "%s is given two pins, %q (paths[%d]) and %q; give a store path one pin",
+					store.Quote(e.StorePath), m.Paths[j].Pin.Name, j, pin.Name)
+			}
 			pins[pin.Name] = i
+			pinOf[e.StorePath] = i
 			e.Pin = pin
 		}
 		m.Paths = append(m.Paths, e)
