@@ -307,10 +307,12 @@ func Push(ctx context.Context, job Job) (*Result, error) {
 			res.Confirmed = append(res.Confirmed, r.Path)
 		}
 	}
+	pinFailed := 0
 	if ctx.Err() == nil {
 		pinned, pinFailures := plan.Pin(ctx, failed)
 		res.Pinned = pinned
 		res.Failed = append(res.Failed, pinFailures...)
+		pinFailed = len(pinFailures)
 	}
 	sink.Emit(events.Event{Kind: events.Summary, Cache: cache, Closure: plan.Closure, Missing: len(plan.Order),
 		Present: res.Present, Pushed: len(res.Pushed), Failed: len(res.Failed) - ex.Stopped, Stopped: ex.Stopped,
@@ -327,8 +329,16 @@ func Push(ctx context.Context, job Job) (*Result, error) {
 				break
 			}
 		}
-		return res, fmt.Errorf("%w: %d of %d paths could not be pushed to %s; first: %w",
-			ErrPushFailed, len(res.Failed), len(plan.Order), cache, first.Err)
+		if pathFailed := len(res.Failed) - pinFailed; pathFailed > 0 {
+			return res, fmt.Errorf("%w: %d of %d paths could not be pushed to %s; first: %w",
+				ErrPushFailed, pathFailed, len(plan.Order), cache, first.Err)
+		}
+		pins := "pins"
+		if pinFailed == 1 {
+			pins = "pin"
+		}
+		return res, fmt.Errorf("%w: the paths were pushed to %s, but %d %s could not be set; first: %w",
+			ErrPushFailed, cache, pinFailed, pins, first.Err)
 	}
 	return res, nil
 }

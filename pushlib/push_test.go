@@ -397,3 +397,31 @@ func TestPushStoppedIsNotAFailurePerPath(t *testing.T) {
 		t.Errorf("summary %+v, want %d stopped and none failed", sum, len(graph))
 	}
 }
+
+// refusingPins is a backend whose pins all fail.
+type refusingPins struct{ *fakeBackend }
+
+func (refusingPins) CreatePin(context.Context, backend.Pin) error {
+	return fmt.Errorf("%w: pin refused", backend.ErrRejected)
+}
+
+// TestOnlyPinFails: when every path is pushed and only a pin fails, the
+// error counts the pin, not "1 of 0 paths".
+func TestOnlyPinFails(t *testing.T) {
+	t.Parallel()
+	fs, paths := newFakeStore(t, graph)
+	b := refusingPins{newFakeBackend()}
+	_, err := pushlib.Push(context.Background(), pushlib.Job{
+		Backend: b, Store: fs,
+		Roots: []pushlib.Root{{Path: paths["tool"], Pin: &backend.Pin{Name: "tool"}}},
+	})
+	if !errors.Is(err, pushlib.ErrPushFailed) {
+		t.Fatalf("err = %v", err)
+	}
+	if msg := err.Error(); !strings.Contains(msg, "but 1 pin could not be set") || strings.Contains(msg, "paths could not be pushed") {
+		t.Errorf("err = %q", msg)
+	}
+	if len(b.committed) != 2 {
+		t.Errorf("committed %v, want tool and libc", b.committed)
+	}
+}

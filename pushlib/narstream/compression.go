@@ -171,7 +171,12 @@ func (c Compression) compressor(w io.Writer, narSize uint64) (io.WriteCloser, er
 			zstd.WithEncoderConcurrency(conc),
 			// No frame checksum, as libzstd's default (and cachix's): the
 			// NAR and file hashes already protect the data.
-			zstd.WithEncoderCRC(false))
+			zstd.WithEncoderCRC(false),
+			// Entropy-code literals even in blocks with no matches, as
+			// libzstd does at every level: klauspost's fast levels would
+			// store text with a skewed alphabet and few repeats (base64,
+			// hex dumps) raw, a third larger than nix copy's output.
+			zstd.WithAllLitEntropyCompression(true))
 		if err != nil {
 			return nil, err
 		}

@@ -3,6 +3,9 @@ package narstream_test
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"errors"
 	"io"
@@ -11,6 +14,7 @@ import (
 	"testing"
 
 	"github.com/klauspost/compress/zstd"
+	"github.com/nix-community/go-nix/pkg/nar"
 	"github.com/nix-community/go-nix/pkg/nixbase32"
 	"github.com/nix-community/go-nix/pkg/nixhash"
 	"github.com/ulikunitz/xz"
@@ -150,3 +154,40 @@ func TestCompressionValidate(t *testing.T) {
 		t.Error("bzip2 must be refused")
 	}
 }
+
+// TestZstdSkewedText: text with a small alphabet and no repeats (base64 of
+// random bytes) is entropy-coded at the default level, as libzstd does,
+// not stored raw: about 3/4 of its size, never more than 0.8.
+func TestZstdSkewedText(t *testing.T) {
+	t.Parallel()
+	raw := make([]byte, 3<<20)
+	if _, err := rand.Read(raw); err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(t.TempDir(), "b64")
+	if err := os.WriteFile(p, []byte(base64.StdEncoding.EncodeToString(raw)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	h, n := sha256.New(), &countWriter{}
+	if err := nar.DumpPath(io.MultiWriter(h, n), p); err != nil {
+		t.Fatal(err)
+	}
+	info := &store.PathInfo{Path: p, NarHash: *nixhash.MustNewHash(nixhash.SHA256, h.Sum(nil)), NarSize: n.n}
+	for _, level := range []int{1, 2} {
+		var out bytes.Buffer
+		res, err := narstream.Stream(context.Background(), info, narstream.Compression{Method: narstream.Zstd, Level: level}, &out, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ratio := float64(res.FileSize) / float64(res.NarSize); ratio > 0.8 {
+			t.Errorf("zstd level %d: %d of %d bytes (%.3f), want ≤ 0.8", level, res.FileSize, res.NarSize, ratio)
+		}
+		if got := decompress(t, narstream.Zstd, out.Bytes()); uint64(len(got)) != n.n {
+			t.Errorf("level %d: decompressed %d bytes, want %d", level, len(got), n.n)
+		}
+	}
+}
+
+type countWriter struct{ n uint64 }
+
+func (c *countWriter) Write(b []byte) (int, error) { c.n += uint64(len(b)); return len(b), nil }
