@@ -10,10 +10,10 @@ import (
 
 var _ backend.SignatureChecker = (*Cache)(nil)
 
-// maxSignatureChecks bounds the narinfos Unsigned reads: enough to tell a
-// cache signed with another key (every path is, then) at the cost of a
-// few milliseconds.
-const maxSignatureChecks = 1000
+// maxSignatureChecks bounds the narinfos Unsigned reads, on every push
+// whose paths are all there: enough to tell a cache signed with another
+// key (every path is, then), at the cost of a few milliseconds.
+const maxSignatureChecks = 32
 
 // Unsigned reads the narinfos of paths, which the cache has, and returns
 // those without a valid signature of the cache's signing key (none

@@ -13,8 +13,9 @@ import (
 var _ backend.SignatureChecker = (*Cache)(nil)
 
 // maxSignatureChecks bounds the narinfos Unsigned reads: each is a GET,
-// and a cache signed with another key shows it in every narinfo.
-const maxSignatureChecks = 8
+// on every push whose paths are all there, and a cache signed with
+// another key shows it in any narinfo.
+const maxSignatureChecks = 1
 
 // Unsigned reads the narinfos of up to maxSignatureChecks of paths, which
 // the cache has, and returns those without a valid signature of the
