@@ -773,3 +773,37 @@ func TestS3PresentPathsSignedByAnotherKey(t *testing.T) {
 		t.Errorf("push with the key that signed them: %d %s", r.code, r.stderr)
 	}
 }
+
+// TestActivateQueuesWhileConfigIsMissing: --config must name a file that
+// exists, but an activation whose config file is not there yet (a secret
+// deployed later) still queues the push rather than lose it; once the
+// file is there, the flush pushes it, and real Nix substitutes it.
+func TestActivateQueuesWhileConfigIsMissing(t *testing.T) {
+	requireNix(t)
+	t.Parallel()
+	const token = "dropin-config-later-token"
+	srv := pinServer(t, token)
+	single := nixBuild(t, "single", t.Name())
+	dir := t.TempDir()
+	state := filepath.Join(dir, "state")
+	cfg := filepath.Join(dir, "secrets", "cachix.dhall")
+	m := writeManifest(t, dir, map[string]any{"version": 1, "cache": map[string]any{"name": "pins"},
+		"paths": []any{map[string]any{"storePath": single}}})
+	env := []string{"XDG_CONFIG_HOME=" + t.TempDir()}
+	r := cli(t, "", env, "activate", "--mode", "foreground", "--config", cfg, "--state-dir", state, m)
+	if r.code != 0 || queueLen(t, state) != 1 {
+		t.Fatalf("activate: %d, %d queued: %s", r.code, queueLen(t, state), r.stderr)
+	}
+	hasLine(t, "activate", r.stderr, "cannot read the cachix config "+cfg+" given with --config")
+	hasLine(t, "activate", r.stderr, "the push stays queued")
+	os.MkdirAll(filepath.Dir(cfg), 0o700)
+	dh, _ := os.ReadFile(dhallFile(t, token, srv.URL()))
+	os.WriteFile(cfg, dh, 0o600)
+	r = cli(t, "", env, "queue", "flush", "--config", cfg, "--state-dir", state)
+	if r.code != 0 || queueLen(t, state) != 0 {
+		t.Fatalf("flush: %d, %d left: %s", r.code, queueLen(t, state), r.stderr)
+	}
+	if _, err := substitute(t, srv.BinaryCacheURL("pins"), srv.ManagedPublicKey("pins"), single); err != nil {
+		t.Fatal(err)
+	}
+}

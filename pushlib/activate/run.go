@@ -103,7 +103,7 @@ func Run(ctx context.Context, req Request, launch Launcher) (Outcome, error) {
 	if out.New = len(todo); err != nil || out.New == 0 {
 		return out, err // the fast path: nothing new, nothing said
 	}
-	ref, err := target.ResolveRef(opts.Resolve, opts.Flags, m.Layer())
+	ref, err := target.ResolveRef(refOptions(opts), opts.Flags, m.Layer())
 	if err != nil {
 		return out, err
 	}
