@@ -98,3 +98,29 @@ func (s Signer) Narinfo(info *store.PathInfo, res narstream.Result, url string) 
 	}
 	return ni.String()
 }
+
+// SignedBy reports whether the narinfo text, of a path in the store at
+// storeDir, carries a valid signature of key: one named after the key
+// whose ed25519 signature of the path's fingerprint checks out with its
+// public half. A narinfo that does not parse is not signed.
+func SignedBy(text, storeDir string, key *signing.Key) bool {
+	ni, err := narinfo.Parse(strings.NewReader(text))
+	if err != nil || ni.NarHash == nil {
+		return false
+	}
+	pk, err := signature.ParsePublicKey(key.PublicKey())
+	if err != nil {
+		return false
+	}
+	refs := make([]string, len(ni.References))
+	for i, r := range ni.References {
+		refs[i] = storeDir + "/" + r
+	}
+	fp := (&store.PathInfo{Path: ni.StorePath, NarHash: ni.NarHash.Hash, NarSize: ni.NarSize, References: refs}).Fingerprint()
+	for _, sig := range ni.Signatures {
+		if pk.Verify(fp, sig) {
+			return true
+		}
+	}
+	return false
+}

@@ -23,7 +23,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"github.com/rs/zerolog"
 
@@ -35,10 +34,10 @@ import (
 
 // Part sizing of `cachix push` (§4.8).
 const (
-	DefaultChunkSize        = 32 << 20
-	MinChunkSize            = 5 << 20
-	MaxChunkSize            = 5 << 30
-	DefaultConcurrentChunks = 4
+	DefaultChunkSize        = target.DefaultChunkSize
+	MinChunkSize            = target.MinChunkSize
+	MaxChunkSize            = target.MaxChunkSize
+	DefaultConcurrentChunks = target.DefaultConcurrentChunks
 )
 
 // missingBatch is the most hashes one bulk narinfo query carries (§4.3).
@@ -82,6 +81,12 @@ type Options struct {
 	// whole budget: the error matches backend.ErrUnreachable. For the
 	// hooks, which queue such a push for later rather than wait.
 	FailFast bool
+	// ReadOnly is a dry run: it only reads, so a public cache needs
+	// neither a token nor a signing key.
+	ReadOnly bool
+	// ConfigName names the cachix.dhall consulted, for messages (""
+	// = "~/.config/cachix/cachix.dhall").
+	ConfigName string
 }
 
 // Backend pushes to one Cachix cache. It implements backend.Backend,
@@ -91,6 +96,8 @@ type Backend struct {
 	name        string
 	host        string
 	tokenSource string
+	readOnly    bool
+	configName  string
 	key         *signing.Key
 	omitDeriver bool
 	chunkSize   int
@@ -164,6 +171,8 @@ func New(opts Options) (*Backend, error) {
 		name:        name,
 		host:        u.Host,
 		tokenSource: opts.TokenSource,
+		readOnly:    opts.ReadOnly,
+		configName:  opts.ConfigName,
 		key:         opts.SigningKey,
 		omitDeriver: opts.OmitDeriver,
 		chunkSize:   chunk,
@@ -205,14 +214,19 @@ type CacheInfo struct {
 // Open checks that there are credentials and, in token-only mode, that the
 // cache exists and the token may write to it, as `cachix push` does (§2.5,
 // §5.2). With a signing key it asks nothing, like cachix, and the cache has
-// no compression preference (zstd is used).
+// no compression preference (zstd is used). A dry run (ReadOnly) needs no
+// credentials: a public cache answers its reads without a token.
 func (b *Backend) Open(ctx context.Context) (backend.Info, error) {
-	if b.c.token == "" && b.key == nil {
+	if b.c.token == "" && b.key == nil && !b.readOnly {
+		config := b.configName
+		if config == "" {
+			config = "~/.config/cachix/cachix.dhall"
+		}
 		return backend.Info{}, &cacheError{
 			msg: fmt.Sprintf("neither an auth token nor a signing key for cache %s: an auth token is read from "+
 				"--auth-token-file, the manifest's authTokenFile, $CACHIX_AUTH_TOKEN or authToken in "+
-				"~/.config/cachix/cachix.dhall; a signing key from --signing-key-file, the manifest's "+
-				"signingKeyFile, $CACHIX_SIGNING_KEY or binaryCaches in cachix.dhall", b.name),
+				"%s; a signing key from --signing-key-file, the manifest's "+
+				"signingKeyFile, $CACHIX_SIGNING_KEY or binaryCaches in that file", b.name, config),
 			sentinel: backend.ErrUnauthorized,
 		}
 	}
@@ -223,7 +237,7 @@ func (b *Backend) Open(ctx context.Context) (backend.Info, error) {
 	if err != nil {
 		return backend.Info{}, err
 	}
-	if ci.Permission == "Read" {
+	if ci.Permission == "Read" && !b.readOnly {
 		return backend.Info{}, &cacheError{
 			msg:      fmt.Sprintf("the auth token%s may only read cache %s, not write to it", b.tokenFrom(), b.name),
 			sentinel: backend.ErrUnauthorized,
@@ -378,13 +392,14 @@ func (Factory) New(t *target.Target, opts backend.Options) (backend.Backend, err
 	}
 	retry := RetryPolicy{MaxTotal: opts.Network.RetryFor}
 	if opts.Network.RetryFor < 0 {
-		retry.MaxTotal = time.Nanosecond // no retries: the first failure is final
+		retry.None = true // no retries: the first failure is final
 	}
 	return New(Options{
 		Name: ref.Name, Host: ref.Host,
 		Token: t.Token, TokenSource: t.TokenSource, SigningKey: t.SigningKey,
 		OmitDeriver: t.OmitDeriver, Logger: opts.Logger, Version: opts.Version,
+		ChunkSize: t.ChunkSize, ConcurrentChunks: t.ConcurrentChunks,
 		Timeouts: Timeouts{Connect: opts.Network.ConnectTimeout, Stall: opts.Network.StallTimeout},
-		Retry:    retry, FailFast: opts.Network.FailFast,
+		Retry:    retry, FailFast: opts.Network.FailFast, ReadOnly: opts.ReadOnly, ConfigName: t.ConfigName,
 	})
 }
