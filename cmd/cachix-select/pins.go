@@ -45,14 +45,15 @@ func keepFromFlags(c *cli.Context, prefix string) (*backend.Keep, error) {
 
 // cachixFlags select a Cachix cache for the pin commands.
 func cachixFlags() []cli.Flag {
-	return []cli.Flag{
+	return append([]cli.Flag{
 		&cli.StringFlag{Name: "cache", Usage: "the Cachix cache `NAME`"},
 		&cli.StringFlag{Name: "to", Usage: "a plain binary cache `URL` (refused: pins are a Cachix feature)"},
 		hostFlag(),
 		&cli.StringFlag{Name: "auth-token-file", Usage: "read the Cachix auth token from `FILE` (default $CACHIX_AUTH_TOKEN, cachix.dhall)"},
 		configFlag(),
 		&cli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, Usage: "debug logs"},
-	}
+		&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "print errors only (no line when a host is being retried)"},
+	}, networkFlags()...)
 }
 
 // openCache builds the backend of the Cachix cache named by the flags (or
@@ -146,7 +147,7 @@ func pinAction(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	path, err := pins.Create(c.Context, b, store.New(), pins.Request{Name: args[0], Path: args[1],
+	path, err := pins.Create(requestContext(c), b, store.New(), pins.Request{Name: args[0], Path: args[1],
 		Artifacts: c.StringSlice("artifact"), Keep: keep})
 	if err != nil {
 		return err
@@ -201,7 +202,7 @@ func pinsListAction(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	list, err := l.ListPins(c.Context)
+	list, err := l.ListPins(requestContext(c))
 	if err != nil {
 		return err
 	}
@@ -269,7 +270,7 @@ func pinsExportAction(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	exp, err := pins.ExportCache(c.Context, l, pins.ExportOptions{CacheURL: c.String("cache-url"),
+	exp, err := pins.ExportCache(requestContext(c), l, pins.ExportOptions{CacheURL: c.String("cache-url"),
 		Include: c.StringSlice("include"), Exclude: c.StringSlice("exclude"), Systems: c.StringSlice("system")})
 	if err != nil {
 		return err

@@ -231,3 +231,22 @@ func TestConnectionFailureAndDescribe(t *testing.T) {
 		}
 	}
 }
+
+// TestScrubberShortToken: a long token is removed wherever it appears; a
+// short one wherever it stands alone, without mangling the words around it.
+func TestScrubberShortToken(t *testing.T) {
+	t.Parallel()
+	long := "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.sig"
+	for _, c := range []struct{ token, in, want string }{
+		{long, "Authorization: Bearer " + long, "Authorization: Bearer <redacted>"},
+		{long, "glued" + long + "glued", "glued<redacted>glued"},
+		{"x", "lookup cachix.org: no such host", "lookup cachix.org: no such host"},
+		{"x", "Bearer x", "Bearer <redacted>"},
+		{"x", `token "x" refused; x`, `token "<redacted>" refused; <redacted>`},
+		{"abc", "token=abc&abcd", "token=<redacted>&abcd"},
+	} {
+		if got := scrubber(c.token)(c.in); got != c.want {
+			t.Errorf("scrub(%q, %q) = %q, want %q", c.token, c.in, got, c.want)
+		}
+	}
+}
