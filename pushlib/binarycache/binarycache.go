@@ -5,6 +5,7 @@
 package binarycache
 
 import (
+	"context"
 	"fmt"
 	"path/filepath"
 	"strings"
@@ -123,4 +124,34 @@ func SignedBy(text, storeDir string, key *signing.Key) bool {
 		}
 	}
 	return false
+}
+
+// Unsigned reads, through read, the narinfos of up to limit of paths
+// (which the cache has) and returns those without a valid signature of key,
+// and how many it read. A narinfo that cannot be read is not counted: this
+// is a warning, never a reason to fail a push. A nil key checks nothing.
+func Unsigned(ctx context.Context, paths []string, limit int, storeDir string, key *signing.Key,
+	read func(ctx context.Context, path string) ([]byte, error)) ([]string, int, error) {
+	if key == nil {
+		return nil, 0, nil
+	}
+	var unsigned []string
+	checked := 0
+	for _, p := range paths {
+		if checked == limit {
+			break
+		}
+		if err := ctx.Err(); err != nil {
+			return nil, 0, err
+		}
+		text, err := read(ctx, p)
+		if err != nil {
+			continue
+		}
+		checked++
+		if !SignedBy(string(text), storeDir, key) {
+			unsigned = append(unsigned, p)
+		}
+	}
+	return unsigned, checked, nil
 }

@@ -19,26 +19,6 @@ const maxSignatureChecks = 32
 // those without a valid signature of the cache's signing key (none
 // without a key). An unreadable narinfo is not counted.
 func (c *Cache) Unsigned(ctx context.Context, paths []string) ([]string, int, error) {
-	if c.opts.SigningKey == nil {
-		return nil, 0, nil
-	}
-	var unsigned []string
-	checked := 0
-	for _, p := range paths {
-		if checked == maxSignatureChecks {
-			break
-		}
-		if err := ctx.Err(); err != nil {
-			return nil, 0, err
-		}
-		text, err := os.ReadFile(c.narinfoFile(p))
-		if err != nil {
-			continue
-		}
-		checked++
-		if !binarycache.SignedBy(string(text), c.opts.StoreDir, c.opts.SigningKey) {
-			unsigned = append(unsigned, p)
-		}
-	}
-	return unsigned, checked, nil
+	return binarycache.Unsigned(ctx, paths, maxSignatureChecks, c.opts.StoreDir, c.opts.SigningKey,
+		func(_ context.Context, p string) ([]byte, error) { return os.ReadFile(c.narinfoFile(p)) })
 }

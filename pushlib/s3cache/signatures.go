@@ -19,34 +19,17 @@ const maxSignatureChecks = 1
 
 // Unsigned reads the narinfos of up to maxSignatureChecks of paths, which
 // the cache has, and returns those without a valid signature of the
-// cache's signing key (none without a key). A narinfo that cannot be read
-// is not counted: this is a warning, never a reason to fail the push.
+// cache's signing key (none without a key).
 func (c *Cache) Unsigned(ctx context.Context, paths []string) ([]string, int, error) {
-	if c.opts.SigningKey == nil {
-		return nil, 0, nil
+	return binarycache.Unsigned(ctx, paths, maxSignatureChecks, c.opts.StoreDir, c.opts.SigningKey, c.readNarinfo)
+}
+
+// readNarinfo GETs the narinfo of p (at most 1 MiB of it).
+func (c *Cache) readNarinfo(ctx context.Context, p string) ([]byte, error) {
+	obj, _, _, err := c.core.GetObject(ctx, c.loc.Bucket, c.key(binarycache.NarinfoName(p)), minio.GetObjectOptions{})
+	if err != nil {
+		return nil, err
 	}
-	var unsigned []string
-	checked := 0
-	for _, p := range paths {
-		if checked == maxSignatureChecks {
-			break
-		}
-		if err := ctx.Err(); err != nil {
-			return nil, 0, err
-		}
-		obj, _, _, err := c.core.GetObject(ctx, c.loc.Bucket, c.key(binarycache.NarinfoName(p)), minio.GetObjectOptions{})
-		if err != nil {
-			continue
-		}
-		text, err := io.ReadAll(io.LimitReader(obj, 1<<20))
-		obj.Close()
-		if err != nil {
-			continue
-		}
-		checked++
-		if !binarycache.SignedBy(string(text), c.opts.StoreDir, c.opts.SigningKey) {
-			unsigned = append(unsigned, p)
-		}
-	}
-	return unsigned, checked, nil
+	defer obj.Close()
+	return io.ReadAll(io.LimitReader(obj, 1<<20))
 }
