@@ -3,21 +3,30 @@
 # build a small real store path, push it (with its closure) into a local
 # binary cache, signed, and have real Nix substitute it back into a fresh
 # store with signatures required. Installs Nix (Debian's nix-bin) when missing.
+#
+# Everything it makes goes into a new directory of its own (mktemp under
+# $TMPDIR, or $CACHIX_SELECT_DEMO_DIR, which must not exist yet), so runs
+# at the same time do not touch each other's files; it says where at the end.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . tests/lib/install-nix.sh
 . tests/lib/nix-env.sh
 
-work=${CACHIX_SELECT_DEMO_DIR:-${TMPDIR:-/tmp}/cachix-select-demo}
-rm -rf "$work" && mkdir -p "$work"
+if [ -n "${CACHIX_SELECT_DEMO_DIR:-}" ]; then
+  work=$CACHIX_SELECT_DEMO_DIR
+  mkdir "$work" # fails when it exists: never reuse or clobber a directory
+else
+  work=$(mktemp -d "${TMPDIR:-/tmp}/cachix-select-demo.XXXXXX")
+fi
 step() { printf '\n\033[1m== %s\033[0m\n' "$*" >&2; }
 
-step "Building cachix-select"
+step "Building cachix-select (the first build fetches Go modules and compiles: about a minute; later ones take seconds)"
 go build -o "$work/cachix-select" ./cmd/cachix-select
 "$work/cachix-select" --version
 
 step "Building a small real store path (and a dependency) with Nix"
-app=$(nix-build --no-out-link tests/fixtures/closure.nix -A app --argstr salt "quickstart-$(date +%s)")
+# The salt makes this run's store paths its own.
+app=$(nix-build --no-out-link tests/fixtures/closure.nix -A app --argstr salt "quickstart-${work##*/}")
 nix-store --query --requisites "$app"
 
 step "Making a signing key for the local cache"

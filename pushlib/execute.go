@@ -100,7 +100,7 @@ type executor struct {
 // isFatal reports errors that will fail every other path too.
 func isFatal(err error) bool {
 	return errors.Is(err, backend.ErrUnauthorized) || errors.Is(err, backend.ErrCacheNotFound) ||
-		errors.Is(err, backend.ErrUnreachable) || errors.Is(err, context.Canceled)
+		errors.Is(err, backend.ErrUnreachable) || errors.Is(err, backend.ErrUnwritable) || errors.Is(err, context.Canceled)
 }
 
 // isStop reports the error of a path that did not fail but was stopped:

@@ -20,6 +20,9 @@ type Plan struct {
 	Job Job
 	// Closure is the number of paths in the union of the roots' closures.
 	Closure int
+	// PresentPaths are the paths of the closure the cache already has,
+	// sorted.
+	PresentPaths []string
 	// Missing is the metadata of the paths the cache lacks and the push
 	// uploads (neither excluded nor pruned); Order lists them, references
 	// first.
@@ -145,6 +148,8 @@ func (job Job) Plan(ctx context.Context) (*Plan, error) {
 	for _, p := range all {
 		if missingSet[p] {
 			missing = append(missing, p)
+		} else {
+			plan.PresentPaths = append(plan.PresentPaths, p)
 		}
 	}
 	plan.present = len(all) - len(missing)

@@ -25,6 +25,7 @@ import (
 
 	"github.com/cachix-select/cachix-select/pushlib/backend"
 	"github.com/cachix-select/cachix-select/pushlib/events"
+	"github.com/cachix-select/cachix-select/pushlib/fault"
 	"github.com/cachix-select/cachix-select/pushlib/selection"
 	"github.com/cachix-select/cachix-select/pushlib/store"
 	"github.com/cachix-select/cachix-select/pushlib/target"
@@ -74,6 +75,13 @@ type Job struct {
 	PathRetries int
 	// RetryDelay is the wait between whole-path retries (default 5s).
 	RetryDelay time.Duration
+	// SkipInvalid leaves out, with a warning each, the roots that are not
+	// valid in the local store (Store must then be a ValiditySource), and
+	// reports Skipped, the inputs already left out, the same way: what
+	// `cachix push` does with its arguments. Without any root left the
+	// push fails with bad input.
+	SkipInvalid bool
+	Skipped     []PathFailure
 }
 
 // PathResult is one path and its sizes (FileSize 0 when not uploaded).
@@ -245,6 +253,12 @@ func Push(ctx context.Context, job Job) (*Result, error) {
 		sink.Emit(events.Event{Kind: events.Warning, Cache: cache, Message: w})
 	}
 
+	if job.SkipInvalid {
+		var err error
+		if job, err = skipInvalid(ctx, job); err != nil {
+			return res, err
+		}
+	}
 	plan, err := job.Plan(ctx)
 	res.Closure = plan.Closure
 	if err != nil {
@@ -253,6 +267,9 @@ func Push(ctx context.Context, job Job) (*Result, error) {
 	res.Present = plan.Present()
 	for _, p := range plan.Order {
 		res.Missing = append(res.Missing, PathResult{Path: p, NarSize: plan.Missing[p].NarSize})
+	}
+	if w := plan.signatureWarning(ctx); w != "" {
+		sink.Emit(events.Event{Kind: events.Warning, Cache: cache, Message: w})
 	}
 	plan.report(res)
 	if t := job.Target; len(plan.LeftToUpstream) > 0 && t.Ref != nil && t.Ref.Scheme() == "cachix" {
@@ -280,11 +297,13 @@ func Push(ctx context.Context, job Job) (*Result, error) {
 	failed := ex.failedSet()
 	// A root is confirmed when nothing in its closure failed and the
 	// selection did not keep it out.
+	confirmed := map[string]bool{} // a path pinned under two names is one root twice
 	for _, r := range job.Roots {
 		if _, out := plan.NotPushed[r.Path]; out {
 			continue
 		}
-		if !plan.closureHasAny(r.Path, failed) {
+		if !confirmed[r.Path] && !plan.closureHasAny(r.Path, failed) {
+			confirmed[r.Path] = true
 			res.Confirmed = append(res.Confirmed, r.Path)
 		}
 	}
@@ -322,4 +341,69 @@ func Push(ctx context.Context, job Job) (*Result, error) {
 			ErrPushFailed, cache, pinFailed, pins, first.Err)
 	}
 	return res, nil
+}
+
+// skipInvalid warns about the inputs the job skips and drops its roots
+// that are not valid in the local store; without a root left it fails.
+func skipInvalid(ctx context.Context, job Job) (Job, error) {
+	skipped := append([]PathFailure(nil), job.Skipped...)
+	if v, ok := job.Store.(ValiditySource); ok && len(job.Roots) > 0 {
+		paths := make([]string, len(job.Roots))
+		for i, r := range job.Roots {
+			paths[i] = r.Path
+		}
+		invalid, err := v.Invalid(ctx, paths)
+		if err != nil {
+			return job, err
+		}
+		gone := map[string]bool{}
+		for _, p := range invalid {
+			gone[p] = true
+		}
+		var keep []Root
+		for _, r := range job.Roots {
+			if gone[r.Path] {
+				skipped = append(skipped, PathFailure{Path: r.Path, Err: &store.InvalidPathError{Paths: []string{r.Path}}})
+				continue
+			}
+			keep = append(keep, r)
+		}
+		job.Roots = keep
+	}
+	cache := job.Backend.String()
+	if len(job.Roots) == 0 && len(skipped) > 0 {
+		// Nothing left: one line says why, instead of a warning a path.
+		more := ""
+		if len(skipped) > 1 {
+			more = fmt.Sprintf(" (and the %d other paths given are not either)", len(skipped)-1)
+		}
+		return job, fault.BadInputf("nothing to push to %s: %v%s", cache, skipped[0].Err, more)
+	}
+	for _, s := range skipped {
+		job.Events.Emit(events.Event{Kind: events.Warning, Cache: cache, Path: s.Path,
+			Message: fmt.Sprintf("%v; skipping it", s.Err)})
+	}
+	return job, nil
+}
+
+// signatureWarning says when paths the cache already has carry no valid
+// signature of the push's signing key ("" when they do, or the backend
+// cannot tell): they are skipped as present, yet Nix requiring that key
+// refuses them.
+func (p *Plan) signatureWarning(ctx context.Context) string {
+	checker, ok := p.Job.Backend.(backend.SignatureChecker)
+	if !ok || p.Present() == 0 {
+		return ""
+	}
+	unsigned, checked, err := checker.Unsigned(ctx, p.PresentPaths)
+	if err != nil || len(unsigned) == 0 {
+		return ""
+	}
+	key := "the signing key"
+	if k := p.Job.Target.SigningKey; k != nil {
+		key = "key " + k.Name
+	}
+	return fmt.Sprintf("%d of the %d paths already in %s that were checked carry no valid signature of %s (first: %s): "+
+		"Nix that requires this key refuses them, and they are not pushed again; remove their .narinfo files "+
+		"from the cache and push again to re-sign them", len(unsigned), checked, p.Job.Backend, key, unsigned[0])
 }

@@ -107,6 +107,37 @@ func TestPushToHungHost(t *testing.T) {
 	}
 }
 
+// TestPinToHungHost: pin and pins list, which push nothing, also say on
+// the first retry that the host is being retried, then fail in one line.
+func TestPinToHungHost(t *testing.T) {
+	requireNix(t)
+	t.Parallel()
+	app := nixBuild(t, "single", t.Name())
+	host := hungHost(t, nil)
+	for name, args := range map[string][]string{
+		"pin":       {"pin", "--host", "http://" + host, "hung", "v1", app},
+		"pins list": {"pins", "list", "--host", "http://" + host, "hung"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			r := cli(t, "", quickNet, args...)
+			if r.code != 1 {
+				t.Fatalf("exit %d, want 1: %s", r.code, r.stderr)
+			}
+			lines := strings.Split(strings.TrimSpace(r.stderr), "\n")
+			if len(lines) != 2 {
+				t.Fatalf("want a retry notice and one error line, got %q", r.stderr)
+			}
+			if want := "no answer from " + host + " (no progress for 1 s); retrying for up to 2 s"; lines[0] != want {
+				t.Errorf("notice %q, want %q", lines[0], want)
+			}
+			if !strings.Contains(lines[1], "no answer from "+host) {
+				t.Errorf("error line %q does not name the host", lines[1])
+			}
+		})
+	}
+}
+
 // flushLockHeld reports whether a flush holds the lock of a state directory.
 func flushLockHeld(t *testing.T, state string) bool {
 	t.Helper()

@@ -37,3 +37,18 @@ func omciRoots(c *cli.Context, st *store.Store) ([]pushlib.Root, error) {
 	}
 	return roots, err
 }
+
+// warnOmciFlags warns about flags that only --om-results reads when they
+// are given without it: a `--prefix main` or `--keep-days 3` that does
+// nothing should not pass in silence.
+func warnOmciFlags(c *cli.Context) {
+	if c.String("om-results") != "" {
+		return
+	}
+	for _, f := range omciFlags() {
+		name := f.Names()[0]
+		if name != "om-results" && c.IsSet(name) {
+			fmt.Fprintf(c.App.ErrWriter, "warning: --%s applies only with --om-results; ignoring it\n", name)
+		}
+	}
+}

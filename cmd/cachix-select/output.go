@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"io"
 	"os"
 
@@ -8,6 +9,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/cachix-select/cachix-select/pushlib"
+	"github.com/cachix-select/cachix-select/pushlib/events"
 	"github.com/cachix-select/cachix-select/pushlib/ui"
 )
 
@@ -46,4 +48,23 @@ func runJobs(c *cli.Context, jobs []pushlib.Job) error {
 		return &alreadyReported{err}
 	}
 	return err
+}
+
+// hostRetryLines is the event sink of the commands that make requests but
+// push nothing (pin, pins list, pins export): a host being retried is said
+// at once, in the line push prints, not after the whole retry budget.
+type hostRetryLines struct{ w io.Writer }
+
+func (h hostRetryLines) Emit(e events.Event) {
+	if e.Kind == events.HostRetry {
+		_, _ = io.WriteString(h.w, e.Message+"\n")
+	}
+}
+
+// requestContext is c.Context carrying hostRetryLines, unless --quiet.
+func requestContext(c *cli.Context) context.Context {
+	if c.Bool("quiet") {
+		return c.Context
+	}
+	return events.NewContext(c.Context, hostRetryLines{c.App.ErrWriter})
 }

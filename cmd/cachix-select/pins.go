@@ -45,14 +45,15 @@ func keepFromFlags(c *cli.Context, prefix string) (*backend.Keep, error) {
 
 // cachixFlags select a Cachix cache for the pin commands.
 func cachixFlags() []cli.Flag {
-	return []cli.Flag{
-		&cli.StringFlag{Name: "cache", Aliases: []string{"c"}, Usage: "the Cachix cache `NAME`"},
+	return append([]cli.Flag{
+		&cli.StringFlag{Name: "cache", Usage: "the Cachix cache `NAME`"},
 		&cli.StringFlag{Name: "to", Usage: "a plain binary cache `URL` (refused: pins are a Cachix feature)"},
-		&cli.StringFlag{Name: "host", Usage: "Cachix API host `URL` (default https://cachix.org, or hostname in cachix.dhall)"},
+		hostFlag(),
 		&cli.StringFlag{Name: "auth-token-file", Usage: "read the Cachix auth token from `FILE` (default $CACHIX_AUTH_TOKEN, cachix.dhall)"},
-		&cli.StringFlag{Name: "config", Usage: "Cachix config `FILE` (default $XDG_CONFIG_HOME/cachix/cachix.dhall)"},
+		configFlag(),
 		&cli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, Usage: "debug logs"},
-	}
+		&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "print errors only (no line when a host is being retried)"},
+	}, networkFlags()...)
 }
 
 // openCache builds the backend of the Cachix cache named by the flags (or
@@ -78,9 +79,23 @@ func openCache(c *cli.Context, name string) (backend.Backend, error) {
 	return pushlib.NewRegistry().New(t, backendOptions(c))
 }
 
-// pinLister is the cache named by the flags, which must list its pins.
+// pinLister is the cache named by the one argument or --cache, which
+// must list its pins.
 func pinLister(c *cli.Context) (backend.PinLister, error) {
-	b, err := openCache(c, "")
+	args := c.Args().Slice()
+	if len(args) > 0 && args[0] == "--" {
+		args = args[1:]
+	}
+	name := ""
+	switch {
+	case len(args) > 1:
+		return nil, usageErrorf("give one cache (CACHE or --cache NAME), not %d arguments", len(args))
+	case len(args) == 1 && c.String("cache") != "":
+		return nil, usageErrorf("give the cache once: CACHE or --cache NAME")
+	case len(args) == 1:
+		name = args[0]
+	}
+	b, err := openCache(c, name)
 	if err != nil {
 		return nil, err
 	}
@@ -98,10 +113,11 @@ func pinCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "pin",
 		Usage:     "pin a store path already in a Cachix cache under a name",
-		ArgsUsage: "[--cache NAME] PIN-NAME STORE-PATH   (or, like cachix: CACHE PIN-NAME STORE-PATH)",
+		ArgsUsage: "CACHE PIN-NAME STORE-PATH | --cache NAME PIN-NAME STORE-PATH",
 		Description: "Creates a new revision of the pin PIN-NAME pointing at STORE-PATH (./result and paths inside\n" +
-			"store paths are resolved). The path must already be in the cache: push it first.\n" +
-			"Without a keep flag every revision is kept (the cache's default).\n\n" + exitCodesHelp,
+			"store paths are resolved), as `cachix pin CACHE PIN-NAME STORE-PATH` does. The path must already\n" +
+			"be in the cache: push it first. Without a keep flag every revision is kept (the cache's default).\n" +
+			"Flags may come after the arguments.\n\n" + exitCodesHelp,
 		Flags:        flags,
 		OnUsageError: onUsageError,
 		Action:       pinAction,
@@ -111,12 +127,17 @@ func pinCommand() *cli.Command {
 // pinAction creates one pin (pins.Create checks the path first).
 func pinAction(c *cli.Context) error {
 	args := c.Args().Slice()
-	cacheName := c.String("cache")
-	if len(args) == 3 && cacheName == "" {
-		cacheName, args = args[0], args[1:]
+	if len(args) > 0 && args[0] == "--" {
+		args = args[1:]
 	}
-	if len(args) != 2 {
-		return usageErrorf("give PIN-NAME and STORE-PATH (and the cache with --cache NAME)")
+	cacheName := c.String("cache")
+	switch {
+	case len(args) == 3 && cacheName != "":
+		return usageErrorf("give the cache once: pin CACHE PIN-NAME STORE-PATH, or pin --cache CACHE PIN-NAME STORE-PATH")
+	case len(args) == 3:
+		cacheName, args = args[0], args[1:]
+	case len(args) != 2:
+		return usageErrorf("give CACHE, PIN-NAME and STORE-PATH (pin CACHE PIN-NAME STORE-PATH, or pin --cache CACHE PIN-NAME STORE-PATH); got %d arguments", len(args))
 	}
 	keep, err := keepFromFlags(c, "")
 	if err != nil {
@@ -126,7 +147,7 @@ func pinAction(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	path, err := pins.Create(c.Context, b, store.New(), pins.Request{Name: args[0], Path: args[1],
+	path, err := pins.Create(requestContext(c), b, store.New(), pins.Request{Name: args[0], Path: args[1],
 		Artifacts: c.StringSlice("artifact"), Keep: keep})
 	if err != nil {
 		return err
@@ -149,17 +170,22 @@ func pinsCommand() *cli.Command {
 			{
 				Name:         "list",
 				Usage:        "show the pins of a cache (works without a token for public caches)",
+				ArgsUsage:    "CACHE | --cache NAME",
 				Flags:        append(cachixFlags(), &cli.BoolFlag{Name: "json", Usage: "print JSON"}),
 				OnUsageError: onUsageError,
 				Action:       pinsListAction,
 			},
 			{
-				Name:  "export",
-				Usage: "write pins.nix, default.nix and flake.nix mapping pin names to store paths",
-				Description: "The output (a directory, or a .tar.gz to publish) lets `nix build -f URL NAME` or\n" +
-					"`nix eval -f URL NAME` substitute a pinned path without evaluating the expression that built it.\n" +
-					"Dots in pin names become nested attributes; default.nix picks the pin's child for the current\n" +
-					"system when there is one. The output is deterministic.",
+				Name:      "export",
+				Usage:     "write store.nix, pins.nix, default.nix and flake.nix mapping pin names to store paths",
+				ArgsUsage: "CACHE --output DIR|FILE.tar.gz | --cache NAME --output …",
+				Description: "The output (a directory, or a .tar.gz to publish) lets `nix build -f URL NAME`,\n" +
+					"`nix eval -f URL NAME` or `nix run URL#NAME` substitute a pinned path without evaluating the\n" +
+					"expression that built it; every pin is selected by its own name. Dots in pin names become\n" +
+					"nested attributes (a number between dots is a list index, as Nix reads release-1.0). A pin\n" +
+					"NAME.SYSTEM is also offered as NAME, and PREFIX-SYSTEM-NAME (what push --om-results makes)\n" +
+					"as PREFIX-NAME, with the current system picked. store.nix names the binary cache flake.nix\n" +
+					"fetches from (--cache-url, else the cache's own, as its API says). The output is deterministic.",
 				Flags: append(append(cachixFlags(), filterFlags...),
 					&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "write to `DIR`, or to a tarball when it ends in .tar.gz"},
 					&cli.StringFlag{Name: "cache-url", Usage: "binary cache `URL` for fetchClosure in flake.nix (default: the cache's own)"}),
@@ -176,7 +202,7 @@ func pinsListAction(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	list, err := l.ListPins(c.Context)
+	list, err := l.ListPins(requestContext(c))
 	if err != nil {
 		return err
 	}
@@ -244,14 +270,21 @@ func pinsExportAction(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	files, listed, err := pins.ExportCache(c.Context, l, pins.ExportOptions{CacheURL: c.String("cache-url"),
+	exp, err := pins.ExportCache(requestContext(c), l, pins.ExportOptions{CacheURL: c.String("cache-url"),
 		Include: c.StringSlice("include"), Exclude: c.StringSlice("exclude"), Systems: c.StringSlice("system")})
 	if err != nil {
 		return err
 	}
-	if err := pins.WriteOutput(out, files); err != nil {
+	for _, w := range exp.Warnings {
+		fmt.Fprintf(c.App.ErrWriter, "warning: %s\n", w)
+	}
+	if err := pins.WriteOutput(out, exp.Files); err != nil {
 		return err
 	}
-	fmt.Fprintf(c.App.ErrWriter, "Exported %d pins of %s to %s\n", listed, l, out)
+	line := fmt.Sprintf("Exported %d %s of %s to %s", exp.Exported, plural(exp.Exported, "pin", "pins"), l, out)
+	if left := exp.Listed - exp.Exported; left > 0 {
+		line += fmt.Sprintf(" (%d of its %d pins left out by --include, --exclude or --system)", left, exp.Listed)
+	}
+	fmt.Fprintln(c.App.ErrWriter, line)
 	return nil
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"os"
 	"strings"
 	"time"
@@ -20,15 +21,25 @@ import (
 // cacheFlags select the target cache and its secrets (shared by push and activate).
 func cacheFlags() []cli.Flag {
 	return []cli.Flag{
-		&cli.StringFlag{Name: "cache", Aliases: []string{"c"}, Usage: "push to the Cachix cache `NAME` (instead of the manifest's cache)"},
-		&cli.StringFlag{Name: "host", Usage: "Cachix API host `URL` (default https://cachix.org, or hostname in cachix.dhall)"},
+		&cli.StringFlag{Name: "cache", Usage: "push to the Cachix cache `NAME` (instead of the manifest's cache); or give it as the first argument, as cachix does"},
+		hostFlag(),
 		&cli.StringFlag{Name: "to", Usage: "push to the plain Nix binary cache at `URL` (file:///dir, s3://bucket?region=…&endpoint=…) instead"},
 		&cli.StringFlag{Name: "auth-token-file", Usage: "read the Cachix auth token from `FILE` (default: manifest, $CACHIX_AUTH_TOKEN, cachix.dhall)"},
 		&cli.StringFlag{Name: "signing-key-file", Usage: "read the signing key from `FILE` (Nix name:base64 or Cachix bare base64)"},
 		&cli.StringFlag{Name: "signing-key-name", Usage: "key `NAME` for a bare (Cachix-form) signing key when pushing to a plain binary cache"},
 		s3CredentialsFlag(),
-		&cli.StringFlag{Name: "config", Usage: "Cachix config `FILE` (default $XDG_CONFIG_HOME/cachix/cachix.dhall)"},
+		configFlag(),
 	}
+}
+
+// hostFlag is the Cachix API host; --hostname is cachix's older name for it.
+func hostFlag() cli.Flag {
+	return &cli.StringFlag{Name: "host", Aliases: []string{"hostname"}, Usage: "Cachix API host `URL` (default https://cachix.org, or hostname in cachix.dhall)"}
+}
+
+// configFlag names cachix.dhall, as cachix's -c/--config does.
+func configFlag() cli.Flag {
+	return &cli.StringFlag{Name: "config", Aliases: []string{"c"}, Usage: "Cachix config `FILE`, which must exist (default $XDG_CONFIG_HOME/cachix/cachix.dhall, else ~/.config/cachix/cachix.dhall, read when present)"}
 }
 
 // s3CredentialsFlag names the AWS credentials file for s3:// caches.
@@ -43,6 +54,8 @@ func pushTuningFlags() []cli.Flag {
 		&cli.StringFlag{Name: "compression-method", Aliases: []string{"m"}, Usage: "`METHOD`: zstd or xz (default: manifest, else the cache's preference, else zstd)"},
 		&cli.IntFlag{Name: "compression-level", Aliases: []string{"l"}, Usage: "compression `LEVEL`, 0-16 for zstd, 0-9 for xz (default 2)"},
 		&cli.BoolFlag{Name: "omit-deriver", Usage: "do not publish which derivation built each path"},
+		&cli.IntFlag{Name: "chunk-size", Aliases: []string{"s"}, Usage: "Cachix: upload NARs in parts of `BYTES`, 5 MiB to 5 GiB (default: manifest, else 16777216, 16 MiB; cachix: 32 MiB)"},
+		&cli.IntFlag{Name: "num-concurrent-chunks", Aliases: []string{"n"}, Usage: "Cachix: upload `N` parts of a NAR at once, 1-64 (default: manifest, else 4); memory is about jobs × N × chunk size at worst"},
 	}
 }
 
@@ -76,7 +89,7 @@ func outputFlags() []cli.Flag {
 // pushCommand is `cachix-select push`.
 func pushCommand() *cli.Command {
 	flags := append(cacheFlags(), pushTuningFlags()...)
-	flags = append(flags, &cli.BoolFlag{Name: "dry-run", Aliases: []string{"n"}, Usage: "report what would be pushed, with NAR sizes, and what the selection leaves out; upload nothing"})
+	flags = append(flags, &cli.BoolFlag{Name: "dry-run", Usage: "report what would be pushed, with NAR sizes, and what the selection leaves out; upload nothing (a public Cachix cache needs no token for it)"})
 	flags = append(flags, selectionFlags()...)
 	flags = append(flags, networkFlags()...)
 	flags = append(flags, outputFlags()...)
@@ -84,13 +97,18 @@ func pushCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "push",
 		Usage:     "push manifests, or store paths, with their runtime (or build) closures",
-		ArgsUsage: "MANIFEST.json... | --cache NAME PATH... | --to URL PATH... | --cache NAME --om-results FILE",
-		Description: "With manifests (files ending in .json), pushes each manifest's paths to its cache.\n" +
-			"With --cache or --to, the arguments are store paths (./result symlinks and paths inside\n" +
-			"store paths are resolved); with no arguments they are read from stdin.\n" +
-			"Each path is pushed with its runtime closure (--closure build: what building it needs);\n" +
+		ArgsUsage: "CACHE [PATH...] | --cache NAME [PATH...] | --to URL [PATH...] | MANIFEST.json... | CACHE --om-results FILE",
+		Description: "Each path is pushed with its runtime closure (--closure build: what building it needs);\n" +
 			"paths the cache has are skipped, and so are those the --exclude-* rules and the upstream\n" +
-			"filter leave out (--exclude-mode says what becomes of the paths that need them).\n" +
+			"filter leave out (--exclude-mode says what becomes of the paths that need them).\n\n" +
+			"The first argument is a Cachix cache name, as in `cachix push CACHE PATH...`, when it has no \"/\"\n" +
+			"and does not end in .json (a cache name never has a \"/\"); --cache NAME or --to URL name the cache\n" +
+			"instead. The other arguments are store paths (./result symlinks and paths inside store paths are\n" +
+			"resolved); with none, they are read from stdin (empty stdin: nothing to push). A path that does\n" +
+			"not exist or is not valid in the local store is skipped with a warning, as cachix does.\n" +
+			"Without a cache, the arguments are manifests (files ending in .json), each pushed to its own\n" +
+			"cache. After a cache, a .json file outside the Nix store is a manifest pushed to that cache, and\n" +
+			"one in the store (such as om ci run's result) is a store path. Flags may come after arguments.\n" +
 			"With --om-results, the outputs of `om ci run --results=om.json` are pushed and each byName\n" +
 			"entry is pinned as <prefix>-<system>-<name> once its closure is in the cache; outPaths and,\n" +
 			"with `om ci run --include-all-dependencies`, allDeps are pushed too (those valid here).\n\n" + exitCodesHelp,
@@ -103,13 +121,18 @@ func pushCommand() *cli.Command {
 // pushAction parses the inputs, builds one job per cache and runs them.
 func pushAction(c *cli.Context) error {
 	st := store.New()
+	args, err := takeCacheArg(c)
+	if err != nil {
+		return err
+	}
+	warnOmciFlags(c)
 	var req pushlib.Request
 	if c.String("om-results") != "" {
-		if c.NArg() > 0 {
+		if len(args) > 0 {
 			return usageErrorf("--om-results takes no other arguments")
 		}
 		if c.String("cache") == "" && c.String("to") == "" {
-			return usageErrorf("--om-results needs --cache NAME (or --to URL)")
+			return usageErrorf("--om-results needs the cache: push CACHE --om-results FILE (or --to URL)")
 		}
 		roots, err := omciRoots(c, st)
 		if err != nil {
@@ -120,19 +143,52 @@ func pushAction(c *cli.Context) error {
 		}
 		req.Pinned = roots
 	} else {
-		manifests, paths, err := readInputs(c, st)
+		manifests, paths, err := readInputs(c, st, args)
 		if err != nil {
 			return err
+		}
+		if len(manifests) == 0 && len(paths) == 0 {
+			if !c.Bool("quiet") {
+				fmt.Fprintln(c.App.ErrWriter, "Nothing to push: no store paths on stdin.")
+			}
+			return nil
 		}
 		if req, err = requestFromFlags(c, manifests, paths); err != nil {
 			return err
 		}
+		req.SkipInvalid = len(paths) > 0
 	}
 	jobs, err := pushlib.BuildJobs(req, st)
 	if err != nil {
 		return err
 	}
 	return runJobs(c, jobs)
+}
+
+// takeCacheArg reads cachix's form, `push CACHE [PATH...]`: a first
+// argument with no "/" that does not end in .json names the Cachix cache
+// (a cache name never has a "/"), unless --cache or --to does. It returns
+// the other arguments.
+func takeCacheArg(c *cli.Context) ([]string, error) {
+	args := c.Args().Slice()
+	if len(args) > 0 && args[0] == "--" {
+		args = args[1:]
+	}
+	if len(args) == 0 || c.String("cache") != "" || c.String("to") != "" {
+		return args, nil
+	}
+	first := args[0]
+	if strings.Contains(first, "/") || strings.HasSuffix(first, ".json") || first == "-" {
+		return args, nil
+	}
+	if err := target.CheckCacheName(first); err != nil {
+		return nil, usageErrorf("%v: the first argument names the Cachix cache, as in cachix push CACHE PATH...; "+
+			"give a path as ./%s, or the cache with --cache NAME or --to URL", err, first)
+	}
+	if err := c.Set("cache", first); err != nil {
+		return nil, err
+	}
+	return args[1:], nil
 }
 
 // requestFromFlags collects the command line into a pushlib.Request.
@@ -170,6 +226,16 @@ func flagLayer(c *cli.Context) (target.Layer, error) {
 			return l, usageErrorf("--jobs %v", err)
 		}
 	}
+	if c.IsSet("chunk-size") {
+		if l.ChunkSize = c.Int("chunk-size"); target.CheckChunkSize(l.ChunkSize) != nil {
+			return l, usageErrorf("--chunk-size %v", target.CheckChunkSize(l.ChunkSize))
+		}
+	}
+	if c.IsSet("num-concurrent-chunks") {
+		if l.ConcurrentChunks = c.Int("num-concurrent-chunks"); target.CheckConcurrentChunks(l.ConcurrentChunks) != nil {
+			return l, usageErrorf("--num-concurrent-chunks %v", target.CheckConcurrentChunks(l.ConcurrentChunks))
+		}
+	}
 	if l.Cache != "" && l.URL != "" {
 		return l, usageErrorf("give either --cache or --to, not both")
 	}
@@ -178,7 +244,8 @@ func flagLayer(c *cli.Context) (target.Layer, error) {
 
 // resolveOptions say where the rest of a target is found.
 func resolveOptions(c *cli.Context) target.Options {
-	return target.Options{SigningKeyName: c.String("signing-key-name"), ConfigPath: c.String("config")}
+	return target.Options{SigningKeyName: c.String("signing-key-name"), ConfigPath: c.String("config"),
+		ConfigRequired: c.String("config") != ""}
 }
 
 // backendOptions are the backend settings every command shares; commands
@@ -206,33 +273,36 @@ func logger(c *cli.Context) *zerolog.Logger {
 }
 
 // readInputs sorts the arguments into manifests and store paths; with no
-// arguments and a non-terminal stdin, store paths are read from stdin.
-func readInputs(c *cli.Context, st *store.Store) ([]*manifest.Manifest, []string, error) {
-	args := c.Args().Slice()
-	for _, a := range args {
-		if strings.HasPrefix(a, "-") && a != "-" {
-			return nil, nil, usageErrorf("flag %s after an argument: put flags before MANIFEST or PATH arguments", a)
-		}
-	}
+// arguments and a non-terminal stdin, store paths are read from stdin
+// (none there: neither manifests nor paths, and no error). Without a cache
+// named on the command line every argument must be a manifest; with one, a
+// .json file outside the Nix store is a manifest and anything else a store
+// path (om ci run's result is a .json file in the store).
+func readInputs(c *cli.Context, st *store.Store, args []string) ([]*manifest.Manifest, []string, error) {
+	cache := c.String("cache") != "" || c.String("to") != ""
 	var manifests []*manifest.Manifest
 	var paths []string
 	for _, a := range args {
-		if manifest.IsManifestArg(a) {
-			m, err := manifest.ParseFile(a, st.Dir)
-			if err != nil {
-				return nil, nil, err
-			}
-			manifests = append(manifests, m)
+		if cache && !manifest.IsManifestArg(a, st.Dir) || !cache && !strings.HasSuffix(a, ".json") {
+			paths = append(paths, a)
 			continue
 		}
-		paths = append(paths, a)
+		m, err := manifest.ParseFile(a, st.Dir)
+		if err != nil {
+			return nil, nil, err
+		}
+		manifests = append(manifests, m)
 	}
-	if len(manifests) > 0 && len(paths) > 0 {
-		return nil, nil, usageErrorf("give either manifests or store paths, not both (%s is not a .json manifest)", paths[0])
+	switch {
+	case !cache && len(paths) > 0:
+		return nil, nil, usageErrorf("%s is not a manifest (.json), and no cache is given: push CACHE PATH..., "+
+			"or --cache NAME / --to URL with store paths", store.Quote(paths[0]))
+	case len(manifests) > 0 && len(paths) > 0:
+		return nil, nil, usageErrorf("give either manifests or store paths, not both (%s is not a .json manifest outside the Nix store)", store.Quote(paths[0]))
 	}
 	if len(args) == 0 {
-		if c.String("cache") == "" && c.String("to") == "" {
-			return nil, nil, usageErrorf("nothing to push: give MANIFEST.json files, or --cache NAME / --to URL with store paths (arguments or stdin)")
+		if !cache {
+			return nil, nil, usageErrorf("nothing to push: give CACHE and store paths (arguments or stdin), MANIFEST.json files, or --cache NAME / --to URL")
 		}
 		if f, ok := c.App.Reader.(*os.File); ok && isatty.IsTerminal(f.Fd()) {
 			return nil, nil, usageErrorf("give store paths as arguments or on stdin")
@@ -240,9 +310,6 @@ func readInputs(c *cli.Context, st *store.Store) ([]*manifest.Manifest, []string
 		var err error
 		if paths, err = store.ReadPaths(c.App.Reader); err != nil {
 			return nil, nil, err
-		}
-		if len(paths) == 0 {
-			return nil, nil, usageErrorf("no store paths on stdin")
 		}
 	}
 	return manifests, paths, nil

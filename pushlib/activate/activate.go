@@ -41,11 +41,21 @@ func (o Options) events() events.Sink {
 	return o.Events
 }
 
+// refOptions are opts.Resolve for naming a manifest's cache before the
+// push: a --config file that cannot be read yet (a secret not deployed)
+// counts as empty there, so that the push is queued; the push itself,
+// which reads the secrets, then fails on it, and the entry stays queued.
+func refOptions(opts Options) target.Options {
+	o := opts.Resolve
+	o.ConfigRequired = false
+	return o
+}
+
 // cacheKey is the key the records of m's cache are kept under: the target's
 // (a Cachix host from cachix.dhall included), with no secret read; and the
 // fingerprint of the manifest's selection for that cache.
 func cacheKey(m *manifest.Manifest, opts Options) (key, sel string, err error) {
-	ref, err := target.ResolveRef(opts.Resolve, opts.Flags, m.Layer())
+	ref, err := target.ResolveRef(refOptions(opts), opts.Flags, m.Layer())
 	if err != nil {
 		return "", "", err
 	}
@@ -158,6 +168,11 @@ func flushEntry(ctx context.Context, d *queue.Dir, e *queue.Entry, opts Options,
 		sink.Emit(events.Event{Kind: events.Warning, Message: fmt.Sprintf("dropping queued entry %s: %v", e.ID, err)})
 		_ = d.Remove(e.ID)
 		return errDropped
+	}
+	if m.Cache.Name != "" && m.Cache.Host == "" && e.Host != "" {
+		// The host the activation resolved (cachix.dhall's hostname, which
+		// this flush may not be able to read): push and record there.
+		m.Cache.Host = e.Host
 	}
 	// Paths garbage-collected since they were queued can never be pushed.
 	var roots []string

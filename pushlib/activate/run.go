@@ -103,14 +103,18 @@ func Run(ctx context.Context, req Request, launch Launcher) (Outcome, error) {
 	if out.New = len(todo); err != nil || out.New == 0 {
 		return out, err // the fast path: nothing new, nothing said
 	}
-	if _, err := d.Enqueue(absPath(req.File), raw); err != nil {
-		return out, err
-	}
-	out.Queued = true
-	ref, err := target.ResolveRef(opts.Resolve, opts.Flags, m.Layer())
+	ref, err := target.ResolveRef(refOptions(opts), opts.Flags, m.Layer())
 	if err != nil {
 		return out, err
 	}
+	host := "" // the default host is left to the flush, which may know better
+	if c, ok := ref.(target.Cachix); ok && c.Host != target.DefaultCachixHost {
+		host = c.Host
+	}
+	if _, err := d.EnqueueFor(absPath(req.File), raw, host); err != nil {
+		return out, err
+	}
+	out.Queued = true
 	out.Target = ref.String()
 	if req.Mode == Foreground {
 		// A host that cannot be reached at all must not hold up the switch

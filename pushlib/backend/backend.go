@@ -38,6 +38,10 @@ var (
 	// Not a problem the user must fix, but one no retry within this push
 	// will: the push should be left for later.
 	ErrUnreachable = fault.Permanent("cache host unreachable")
+	// ErrUnwritable: the cache's storage cannot take more (its file system
+	// is full, over quota or read-only). Every other path would fail the
+	// same way, and no retry within this push helps.
+	ErrUnwritable = fault.Permanent("the cache cannot be written")
 )
 
 // Permanent reports whether err is one that a retry cannot fix: marked
@@ -220,8 +224,19 @@ func PinTargets(ctx context.Context, l PinLister) (map[string]string, error) {
 	return out, nil
 }
 
+// SignatureChecker is implemented by backends that sign narinfos with a
+// key and can read back those they hold: Unsigned returns those of paths
+// (present in the cache) whose narinfo carries no valid signature of that
+// key, of the checked ones it read (nil, 0 without a key). A push with the
+// right key would say "nothing to push" over a cache that Nix requiring
+// the key refuses; this tells.
+type SignatureChecker interface {
+	Unsigned(ctx context.Context, paths []string) (unsigned []string, checked int, err error)
+}
+
 // Substituter is implemented by backends that know the URL Nix
 // substitutes their cache from (for an exported flake's fetchClosure).
 type Substituter interface {
-	SubstituterURL(ctx context.Context) string
+	// SubstituterURL returns the URL, or why it is not known.
+	SubstituterURL(ctx context.Context) (string, error)
 }

@@ -5,6 +5,7 @@
 package binarycache
 
 import (
+	"context"
 	"fmt"
 	"path/filepath"
 	"strings"
@@ -97,4 +98,60 @@ func (s Signer) Narinfo(info *store.PathInfo, res narstream.Result, url string) 
 		ni.Signatures = append(ni.Signatures, signature.Signature{Name: k.Name, Data: k.Sign(info.Fingerprint())})
 	}
 	return ni.String()
+}
+
+// SignedBy reports whether the narinfo text, of a path in the store at
+// storeDir, carries a valid signature of key: one named after the key
+// whose ed25519 signature of the path's fingerprint checks out with its
+// public half. A narinfo that does not parse is not signed.
+func SignedBy(text, storeDir string, key *signing.Key) bool {
+	ni, err := narinfo.Parse(strings.NewReader(text))
+	if err != nil || ni.NarHash == nil {
+		return false
+	}
+	pk, err := signature.ParsePublicKey(key.PublicKey())
+	if err != nil {
+		return false
+	}
+	refs := make([]string, len(ni.References))
+	for i, r := range ni.References {
+		refs[i] = storeDir + "/" + r
+	}
+	fp := (&store.PathInfo{Path: ni.StorePath, NarHash: ni.NarHash.Hash, NarSize: ni.NarSize, References: refs}).Fingerprint()
+	for _, sig := range ni.Signatures {
+		if pk.Verify(fp, sig) {
+			return true
+		}
+	}
+	return false
+}
+
+// Unsigned reads, through read, the narinfos of up to limit of paths
+// (which the cache has) and returns those without a valid signature of key,
+// and how many it read. A narinfo that cannot be read is not counted: this
+// is a warning, never a reason to fail a push. A nil key checks nothing.
+func Unsigned(ctx context.Context, paths []string, limit int, storeDir string, key *signing.Key,
+	read func(ctx context.Context, path string) ([]byte, error)) ([]string, int, error) {
+	if key == nil {
+		return nil, 0, nil
+	}
+	var unsigned []string
+	checked := 0
+	for _, p := range paths {
+		if checked == limit {
+			break
+		}
+		if err := ctx.Err(); err != nil {
+			return nil, 0, err
+		}
+		text, err := read(ctx, p)
+		if err != nil {
+			continue
+		}
+		checked++
+		if !SignedBy(string(text), storeDir, key) {
+			unsigned = append(unsigned, p)
+		}
+	}
+	return unsigned, checked, nil
 }

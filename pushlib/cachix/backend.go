@@ -23,7 +23,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"github.com/rs/zerolog"
 
@@ -33,17 +32,18 @@ import (
 	"github.com/cachix-select/cachix-select/pushlib/target"
 )
 
-// Part sizing. The limits and the parts in flight are `cachix push`'s
-// (§4.8); the default part is half its 32 MiB, so that one large NAR
-// still has 4 parts in flight within the memory budget.
+// Part sizing (target's: the limits and the parts in flight are `cachix
+// push`'s, §4.8; the default part is half its 32 MiB, so that one large
+// NAR still has 4 parts in flight within the memory budget).
 const (
-	DefaultChunkSize        = 16 << 20
-	MinChunkSize            = 5 << 20
-	MaxChunkSize            = 5 << 30
-	DefaultConcurrentChunks = 4
+	DefaultChunkSize        = target.DefaultChunkSize
+	MinChunkSize            = target.MinChunkSize
+	MaxChunkSize            = target.MaxChunkSize
+	DefaultConcurrentChunks = target.DefaultConcurrentChunks
 	// DefaultBufferBudget bounds the bytes of all part buffers held at
 	// once, across every upload: 4 parts of the default size. A NAR
-	// smaller than a part gets a buffer of its own size.
+	// smaller than a part gets a buffer of its own size. A chunk size or
+	// concurrency set by the user raises it to what one NAR needs.
 	DefaultBufferBudget = 64 << 20
 )
 
@@ -69,7 +69,7 @@ type Options struct {
 	SigningKey *signing.Key
 	// OmitDeriver sends "unknown-deriver" instead of the deriver's name.
 	OmitDeriver bool
-	// ChunkSize is the multipart part size: default 32 MiB, raised to at
+	// ChunkSize is the multipart part size: default 16 MiB, raised to at
 	// least 5 MiB and lowered to at most 5 GiB.
 	ChunkSize int
 	// ConcurrentChunks is how many parts of one NAR upload at once (default 4).
@@ -94,6 +94,12 @@ type Options struct {
 	// whole budget: the error matches backend.ErrUnreachable. For the
 	// hooks, which queue such a push for later rather than wait.
 	FailFast bool
+	// ReadOnly is a dry run: it only reads, so a public cache needs
+	// neither a token nor a signing key.
+	ReadOnly bool
+	// ConfigName names the cachix.dhall consulted, for messages (""
+	// = "~/.config/cachix/cachix.dhall").
+	ConfigName string
 }
 
 // Backend pushes to one Cachix cache. It implements backend.Backend,
@@ -103,6 +109,8 @@ type Backend struct {
 	name        string
 	host        string
 	tokenSource string
+	readOnly    bool
+	configName  string
 	key         *signing.Key
 	omitDeriver bool
 	chunkSize   int
@@ -182,6 +190,9 @@ func New(opts Options) (*Backend, error) {
 	budget := opts.BufferBudget
 	if budget <= 0 {
 		budget = DefaultBufferBudget
+		if opts.ChunkSize > 0 || opts.ConcurrentChunks > 0 {
+			budget = max(budget, (conc+1)*chunk)
+		}
 	}
 	budget = max(budget, chunk)
 	scrub := scrubber(opts.Token)
@@ -189,6 +200,8 @@ func New(opts Options) (*Backend, error) {
 		name:        name,
 		host:        u.Host,
 		tokenSource: opts.TokenSource,
+		readOnly:    opts.ReadOnly,
+		configName:  opts.ConfigName,
 		key:         opts.SigningKey,
 		omitDeriver: opts.OmitDeriver,
 		chunkSize:   chunk,
@@ -228,14 +241,19 @@ type CacheInfo struct {
 // Open checks that there are credentials and, in token-only mode, that the
 // cache exists and the token may write to it, as `cachix push` does (§2.5,
 // §5.2). With a signing key it asks nothing, like cachix, and the cache has
-// no compression preference (zstd is used).
+// no compression preference (zstd is used). A dry run (ReadOnly) needs no
+// credentials: a public cache answers its reads without a token.
 func (b *Backend) Open(ctx context.Context) (backend.Info, error) {
-	if b.c.token == "" && b.key == nil {
+	if b.c.token == "" && b.key == nil && !b.readOnly {
+		config := b.configName
+		if config == "" {
+			config = "~/.config/cachix/cachix.dhall"
+		}
 		return backend.Info{}, &cacheError{
 			msg: fmt.Sprintf("neither an auth token nor a signing key for cache %s: an auth token is read from "+
 				"--auth-token-file, the manifest's authTokenFile, $CACHIX_AUTH_TOKEN or authToken in "+
-				"~/.config/cachix/cachix.dhall; a signing key from --signing-key-file, the manifest's "+
-				"signingKeyFile, $CACHIX_SIGNING_KEY or binaryCaches in cachix.dhall", b.name),
+				"%s; a signing key from --signing-key-file, the manifest's "+
+				"signingKeyFile, $CACHIX_SIGNING_KEY or binaryCaches in that file", b.name, config),
 			sentinel: backend.ErrUnauthorized,
 		}
 	}
@@ -246,7 +264,7 @@ func (b *Backend) Open(ctx context.Context) (backend.Info, error) {
 	if err != nil {
 		return backend.Info{}, err
 	}
-	if ci.Permission == "Read" {
+	if ci.Permission == "Read" && !b.readOnly {
 		return backend.Info{}, &cacheError{
 			msg:      fmt.Sprintf("the auth token%s may only read cache %s, not write to it", b.tokenFrom(), b.name),
 			sentinel: backend.ErrUnauthorized,
@@ -443,13 +461,14 @@ func (Factory) New(t *target.Target, opts backend.Options) (backend.Backend, err
 	}
 	retry := RetryPolicy{MaxTotal: opts.Network.RetryFor}
 	if opts.Network.RetryFor < 0 {
-		retry.MaxTotal = time.Nanosecond // no retries: the first failure is final
+		retry.None = true // no retries: the first failure is final
 	}
 	return New(Options{
 		Name: ref.Name, Host: ref.Host,
 		Token: t.Token, TokenSource: t.TokenSource, SigningKey: t.SigningKey,
 		OmitDeriver: t.OmitDeriver, Logger: opts.Logger, Version: opts.Version,
+		ChunkSize: t.ChunkSize, ConcurrentChunks: t.ConcurrentChunks,
 		Timeouts: Timeouts{Connect: opts.Network.ConnectTimeout, Stall: opts.Network.StallTimeout},
-		Retry:    retry, FailFast: opts.Network.FailFast,
+		Retry:    retry, FailFast: opts.Network.FailFast, ReadOnly: opts.ReadOnly, ConfigName: t.ConfigName,
 	})
 }

@@ -59,8 +59,41 @@ var urlQuery = regexp.MustCompile(`(https?://[^\s"'?]*)\?[^\s"']*`)
 func scrubber(token string) func(string) string {
 	return func(s string) string {
 		if token != "" {
-			s = strings.ReplaceAll(s, token, "<redacted>")
+			s = redactToken(s, token)
 		}
 		return urlQuery.ReplaceAllString(s, "$1?<redacted>")
 	}
+}
+
+// redactToken replaces every occurrence of token in s. A short token (no
+// real Cachix token is: they are JWTs) is replaced only where it is not part
+// of a longer word, so "x" as a token hides itself, not the x of
+// "cachix.org" in the message that says the host is unreachable.
+func redactToken(s, token string) string {
+	if len(token) >= 16 {
+		return strings.ReplaceAll(s, token, "<redacted>")
+	}
+	var b strings.Builder
+	for {
+		i := strings.Index(s, token)
+		if i < 0 {
+			b.WriteString(s)
+			return b.String()
+		}
+		end := i + len(token)
+		whole := (i == 0 || !tokenByte(s[i-1])) && (end == len(s) || !tokenByte(s[end]))
+		b.WriteString(s[:i])
+		if whole {
+			b.WriteString("<redacted>")
+		} else {
+			b.WriteString(token)
+		}
+		s = s[end:]
+	}
+}
+
+// tokenByte reports whether c can be part of a token (a JWT: base64url
+// segments joined by dots).
+func tokenByte(c byte) bool {
+	return c == '-' || c == '_' || c == '.' || c >= '0' && c <= '9' || c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z'
 }

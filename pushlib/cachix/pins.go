@@ -138,11 +138,24 @@ func (b *Backend) ListPins(ctx context.Context) ([]backend.PinInfo, error) {
 	return pins, nil
 }
 
-// SubstituterURL is where Nix substitutes the cache from: the cache's URI,
-// or https://NAME.cachix.org when the cache cannot be asked.
-func (b *Backend) SubstituterURL(ctx context.Context) string {
-	if info, err := b.CacheInfo(ctx); err == nil && info.URI != "" {
-		return info.URI
+// SubstituterURL is where Nix substitutes the cache from: the cache's URI.
+// When the cache cannot be asked, it is https://NAME.cachix.org on
+// cachix.org's own API host; on another host there is no telling, and the
+// error says why.
+func (b *Backend) SubstituterURL(ctx context.Context) (string, error) {
+	info, err := b.CacheInfo(ctx)
+	switch {
+	case err == nil && info.URI != "":
+		return info.URI, nil
+	case err == nil:
+		err = fmt.Errorf("reading cache %s: the answer names no uri", b.name)
 	}
-	return "https://" + b.name + ".cachix.org"
+	if b.c.base.Host == defaultHost {
+		return "https://" + b.name + ".cachix.org", nil
+	}
+	return "", err
 }
+
+// defaultHost is cachix.org's API host, whose caches are served at
+// https://NAME.cachix.org.
+const defaultHost = "cachix.org"

@@ -33,8 +33,12 @@ type RetryPolicy struct {
 	// MaxTotal stops retrying once the accumulated delay would exceed it.
 	// Default 90s.
 	MaxTotal time.Duration
-	// MaxHint clamps a server's Retry-After or retry_after hint. Default 120s.
+	// MaxHint clamps a server's Retry-After or retry_after hint. Default
+	// 120s. A hint is honoured as long as MaxTotal is not used up, even
+	// when the wait ends past it.
 	MaxHint time.Duration
+	// None disables retries: the first failure is final.
+	None bool
 }
 
 // The defaults of `cachix push`.
@@ -143,11 +147,20 @@ func (s *retryState) check(ctx context.Context, resp *http.Response, err error) 
 	if s.firstFailure.IsZero() {
 		s.firstFailure = time.Now()
 	}
-	delay := s.policy.backoff(s.retries)
-	if hint > 0 {
-		delay = min(hint, s.policy.MaxHint)
+	if s.policy.None {
+		return false, nil
 	}
-	if max(s.total, s.elapsed())+delay > s.policy.MaxTotal {
+	delay := s.policy.backoff(s.retries)
+	spent := max(s.total, s.elapsed())
+	retry := spent+delay <= s.policy.MaxTotal
+	if hint > 0 {
+		// The server said when to come back: that is honoured (up to
+		// MaxHint) while the budget lasts, even if the wait ends past it,
+		// rather than giving up at once on a hint longer than what is left.
+		delay = min(hint, s.policy.MaxHint)
+		retry = spent < s.policy.MaxTotal
+	}
+	if !retry {
 		s.exhausted = true
 		return false, nil
 	}

@@ -102,7 +102,8 @@ func TestRetryHint(t *testing.T) {
 }
 
 // TestRetryBudget checks that hints replace the computed delay, are
-// clamped, and that retrying stops when the total would pass the budget.
+// clamped, and are honoured while the budget lasts, even when the wait
+// ends past it, and that retrying stops once the budget is spent.
 func TestRetryBudget(t *testing.T) {
 	t.Parallel()
 	hinted := func(secs string) *http.Response {
@@ -112,26 +113,37 @@ func TestRetryBudget(t *testing.T) {
 	}
 	ctx := context.Background()
 
+	// 1s hints under a 2.5s budget: after 0s, 1s and 2s of waiting the
+	// budget is not spent, after 3s it is.
 	s := &retryState{policy: RetryPolicy{MaxTotal: 2500 * time.Millisecond}.withDefaults()}
-	for i, want := range []bool{true, true, false} {
+	for i, want := range []bool{true, true, true, false} {
 		got, err := s.check(ctx, hinted("1"), nil)
 		if got != want || err != nil {
 			t.Fatalf("check %d = %v, %v; want %v", i, got, err, want)
 		}
 	}
-	if !s.exhausted || s.total != 2*time.Second || s.attempts != 3 {
-		t.Errorf("state %+v, want exhausted after 2s of waiting and 3 attempts", s)
+	if !s.exhausted || s.total != 3*time.Second || s.attempts != 4 {
+		t.Errorf("state %+v, want exhausted after 3s of waiting and 4 attempts", s)
 	}
 
-	// A hint is clamped to MaxHint (120s) and then still counts against
-	// the 90s budget: a single 100s hint ends the retries.
+	// A 100s hint under the 90s budget is honoured (README: Retry-After up
+	// to 120 s), once: the budget is spent after it.
 	s = &retryState{policy: RetryPolicy{}.withDefaults()}
-	if got, _ := s.check(ctx, hinted("100"), nil); got || !s.exhausted {
-		t.Errorf("a 100s hint was retried under a 90s budget")
+	if got, _ := s.check(ctx, hinted("100"), nil); !got || s.next != 100*time.Second {
+		t.Errorf("a 100s hint under a 90s budget: retry %v, next %v; want a retry after 100s", got, s.next)
 	}
+	if got, _ := s.check(ctx, hinted("100"), nil); got || !s.exhausted {
+		t.Errorf("a second 100s hint was retried: the budget is spent")
+	}
+	// A hint is clamped to MaxHint.
 	s = &retryState{policy: RetryPolicy{MaxHint: time.Second}.withDefaults()}
 	if got, _ := s.check(ctx, hinted("3600"), nil); !got || s.next != time.Second {
 		t.Errorf("hint not clamped: retry %v, next %v", got, s.next)
+	}
+	// Without retries (--retry-for 0) a hint changes nothing.
+	s = &retryState{policy: RetryPolicy{None: true}.withDefaults()}
+	if got, _ := s.check(ctx, hinted("1"), nil); got {
+		t.Errorf("retried with retries disabled")
 	}
 }
 
@@ -216,6 +228,25 @@ func TestConnectionFailureAndDescribe(t *testing.T) {
 		}
 		if got := describe(tt.err); got != tt.words {
 			t.Errorf("%s: describe = %q, want %q", tt.name, got, tt.words)
+		}
+	}
+}
+
+// TestScrubberShortToken: a long token is removed wherever it appears; a
+// short one wherever it stands alone, without mangling the words around it.
+func TestScrubberShortToken(t *testing.T) {
+	t.Parallel()
+	long := "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.sig"
+	for _, c := range []struct{ token, in, want string }{
+		{long, "Authorization: Bearer " + long, "Authorization: Bearer <redacted>"},
+		{long, "glued" + long + "glued", "glued<redacted>glued"},
+		{"x", "lookup cachix.org: no such host", "lookup cachix.org: no such host"},
+		{"x", "Bearer x", "Bearer <redacted>"},
+		{"x", `token "x" refused; x`, `token "<redacted>" refused; <redacted>`},
+		{"abc", "token=abc&abcd", "token=<redacted>&abcd"},
+	} {
+		if got := scrubber(c.token)(c.in); got != c.want {
+			t.Errorf("scrub(%q, %q) = %q, want %q", c.token, c.in, got, c.want)
 		}
 	}
 }

@@ -115,6 +115,9 @@ func (b *Backend) Upload(ctx context.Context, info *store.PathInfo, c narstream.
 		return nil, fmt.Errorf("%s: %w", op, err)
 	}
 	if !r.ok() {
+		if r.status == http.StatusBadRequest {
+			return nil, b.rejection("starting the upload", info.Path, op, r)
+		}
 		return nil, b.cacheStatusError(op, r)
 	}
 	var created createdUpload
@@ -342,8 +345,11 @@ func (b *Backend) uploadPart(ctx context.Context, storePath string, up createdUp
 		return "", true, fmt.Errorf("%s: %w", op, err)
 	}
 	if !r.ok() {
-		if r.status == http.StatusUnauthorized || r.status == http.StatusForbidden {
+		switch r.status {
+		case http.StatusUnauthorized, http.StatusForbidden:
 			return "", true, b.unauthorized(b.httpError(op, r))
+		case http.StatusBadRequest, http.StatusNotFound:
+			return "", true, b.rejection(fmt.Sprintf("getting an upload URL for part %d", num), storePath, op, r)
 		}
 		return "", true, b.httpError(op, r)
 	}
@@ -371,6 +377,13 @@ func (b *Backend) uploadPart(ctx context.Context, storePath string, up createdUp
 		return "", reusable, fmt.Errorf("%s: %w", op, err)
 	}
 	if !pr.ok() {
+		if pr.status >= 400 && pr.status <= 499 && pr.status != http.StatusRequestTimeout && pr.status != http.StatusTooManyRequests {
+			// The storage refused the part (a bad Content-MD5, a URL it
+			// does not accept): sending the path again cannot help.
+			herr := b.httpError(op, pr)
+			return "", reusable, &cacheError{msg: fmt.Sprintf("the storage of cache %s rejected %s: %v", b.name, storePath, herr),
+				sentinel: backend.ErrRejected, cause: herr}
+		}
 		return "", reusable, b.httpError(op, pr)
 	}
 	etag = pr.header.Get("ETag")
@@ -422,33 +435,45 @@ func (p *pending) Commit(ctx context.Context) error {
 		return fmt.Errorf("%s: %w", op, err)
 	}
 	if !r.ok() {
-		herr := b.httpError(op, r)
 		switch {
 		case r.status == http.StatusUnauthorized || r.status == http.StatusForbidden:
-			return b.unauthorized(herr)
+			return b.unauthorized(b.httpError(op, r))
 		case rejected(r.status):
-			msg := fmt.Sprintf("cache %s rejected %s: HTTP %d", b.name, p.info.Path, r.status)
-			if herr.Message != "" {
-				msg += ": " + herr.Message
-			}
-			return &cacheError{msg: msg, sentinel: backend.ErrRejected, cause: herr}
+			return b.rejection("completing the upload", p.info.Path, op, r)
 		}
-		return herr
+		return b.httpError(op, r)
 	}
 	p.committed = true
 	return nil
 }
 
 // rejected reports the final client errors of the completion call other
-// than authorisation and not-found: the server refused what was sent, and
-// sending it again cannot help.
+// than authorisation: the server refused what was sent (400, a bad
+// signature), or no longer knows the upload (404), and sending it again
+// cannot help.
 func rejected(status int) bool {
 	switch status {
-	case http.StatusUnauthorized, http.StatusForbidden, http.StatusNotFound,
-		http.StatusRequestTimeout, http.StatusTooManyRequests:
+	case http.StatusUnauthorized, http.StatusForbidden, http.StatusRequestTimeout, http.StatusTooManyRequests:
 		return false
 	}
 	return status >= 400 && status <= 499
+}
+
+// rejection is the permanent error (backend.ErrRejected) of an upload
+// call (op, at step) that Cachix refused, with the server's message: a
+// 400 from creating the upload, a 400 or 404 from presigning a part, a 4xx
+// from completing it is not sent again (§5.9b), nor is a 4xx from the
+// storage PUT (see uploadPart).
+func (b *Backend) rejection(step, path, op string, r *response) error {
+	herr := b.httpError(op, r)
+	msg := fmt.Sprintf("cache %s rejected %s (%s): HTTP %d", b.name, path, step, r.status)
+	if t := http.StatusText(r.status); t != "" {
+		msg += " " + t
+	}
+	if herr.Message != "" {
+		msg += ": " + herr.Message
+	}
+	return &cacheError{msg: msg, sentinel: backend.ErrRejected, cause: herr}
 }
 
 // Discard aborts the multipart upload (best effort; nothing to do after a

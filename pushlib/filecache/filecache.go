@@ -261,6 +261,12 @@ func (c *Cache) Missing(ctx context.Context, paths []string) (map[string]bool, e
 
 // Upload streams the compressed NAR into nar/ under its content hash.
 func (c *Cache) Upload(ctx context.Context, info *store.PathInfo, comp narstream.Compression, stream backend.StreamFunc) (backend.Pending, error) {
+	p, err := c.upload(ctx, info, comp, stream)
+	return p, c.unwritable(err)
+}
+
+// upload is Upload, its errors not classified yet.
+func (c *Cache) upload(ctx context.Context, info *store.PathInfo, comp narstream.Compression, stream backend.StreamFunc) (backend.Pending, error) {
 	tmp, release, err := createTemp(filepath.Join(c.dir, "nar"))
 	if err != nil {
 		return nil, err
@@ -347,10 +353,20 @@ func (p *pending) Commit(ctx context.Context) error {
 		return err
 	}
 	if err := p.cache.syncUpTo(p.seq); err != nil {
-		return err
+		return p.cache.unwritable(err)
 	}
 	p.cache.dirty.Store(true)
-	return p.cache.writeAtomic(p.cache.narinfoFile(p.info.Path), []byte(text), false)
+	return p.cache.unwritable(p.cache.writeAtomic(p.cache.narinfoFile(p.info.Path), []byte(text), false))
+}
+
+// unwritable marks the errors of a file system that is full, over quota
+// or read-only (backend.ErrUnwritable): retrying the path, or pushing the
+// next one, cannot succeed.
+func (c *Cache) unwritable(err error) error {
+	if err == nil || !(errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) || errors.Is(err, syscall.EROFS)) {
+		return err
+	}
+	return fmt.Errorf("%w: %w (free space in %s, or make it writable, and push again)", backend.ErrUnwritable, err, c.dir)
 }
 
 // Discard leaves the NAR file: it is content-addressed, harmless, and may be

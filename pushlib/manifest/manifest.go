@@ -75,6 +75,10 @@ type Push struct {
 	Compression      string `json:"compression,omitempty"`
 	CompressionLevel *int   `json:"compressionLevel,omitempty"`
 	OmitDeriver      bool   `json:"omitDeriver,omitempty"`
+	// ChunkSize and NumConcurrentChunks size a Cachix upload's parts, as
+	// cachix push's --chunk-size and --num-concurrent-chunks.
+	ChunkSize           int `json:"chunkSize,omitempty"`
+	NumConcurrentChunks int `json:"numConcurrentChunks,omitempty"`
 	// Exclude and Upstream are what push.exclude and push.upstream say
 	// (design.md §5.9).
 	Exclude  *Exclude  `json:"exclude,omitempty"`
@@ -117,6 +121,7 @@ func (m *Manifest) Layer() target.Layer {
 		AuthTokenFile: m.Cache.AuthTokenFile, SigningKeyFile: m.Cache.SigningKeyFile,
 		Compression: m.Push.Compression, CompressionLevel: m.Push.CompressionLevel,
 		Jobs: m.Push.Jobs, OmitDeriver: m.Push.OmitDeriver,
+		ChunkSize: m.Push.ChunkSize, ConcurrentChunks: m.Push.NumConcurrentChunks,
 	}
 }
 
@@ -388,6 +393,7 @@ func (p *parser) paths(top jsonfield.Object, m *Manifest) error {
 		return p.errf("paths", "must be an array, not %s", v.Kind())
 	}
 	pins := map[string]int{}
+	pinOf := map[string]int{} // store path → the entry that pins it
 	for i, item := range items {
 		obj, err := p.object(item)
 		if err != nil {
@@ -431,7 +437,13 @@ func (p *parser) paths(top jsonfield.Object, m *Manifest) error {
 			if j, dup := pins[pin.Name]; dup {
 				return p.errf(v.Path+".name", "%s is also used by paths[%d]", store.Quote(pin.Name), j)
 			}
+			// One store path, one pin: push refuses two (pushlib.BuildJobs).
+			if j, dup := pinOf[e.StorePath]; dup {
+				return p.errf(v.Path+".name", "%s is given two pins, %q (paths[%d]) and %q; give a store path one pin",
+					store.Quote(e.StorePath), m.Paths[j].Pin.Name, j, pin.Name)
+			}
 			pins[pin.Name] = i
+			pinOf[e.StorePath] = i
 			e.Pin = pin
 		}
 		m.Paths = append(m.Paths, e)
@@ -570,6 +582,32 @@ func (p *parser) push(top jsonfield.Object, m *Manifest) error {
 		if _, err := narstream.Choose(m.Push.Compression, &n); err != nil {
 			return p.errf(v.Path, "%v", err)
 		}
+		// Without a method a Cachix cache may prefer xz (its setting, known
+		// only when pushing): the level must suit both, so that what passes
+		// here cannot fail the push.
+		if m.Push.Compression == "" && m.Cache.Name != "" {
+			if err := (narstream.Compression{Method: narstream.XZ, Level: n}).Validate(); err != nil {
+				return p.errf(v.Path, "%d is a level for zstd only (xz takes 0–9): set push.compression to \"zstd\", "+
+					"since without a method the Cachix cache's preference, which may be xz, is used", n)
+			}
+		}
+	}
+	for _, f := range []struct {
+		name  string
+		dst   *int
+		check func(int) error
+	}{
+		{"chunkSize", &m.Push.ChunkSize, target.CheckChunkSize},
+		{"numConcurrentChunks", &m.Push.NumConcurrentChunks, target.CheckConcurrentChunks},
+	} {
+		if v := obj.Get(f.name); !v.Null() {
+			if err := p.integer(v, f.dst); err != nil {
+				return err
+			}
+			if err := f.check(*f.dst); err != nil {
+				return p.errf(v.Path, "%v", err)
+			}
+		}
 	}
 	if v := obj.Get("omitDeriver"); !v.Null() {
 		b, ok := v.Bool()
@@ -699,12 +737,16 @@ func (p *parser) upstream(v jsonfield.Value) (*Upstream, error) {
 	return u, nil
 }
 
-// IsManifestArg says whether a command-line argument names a manifest:
-// one whose name ends in .json is a manifest,
-// unless it is a directory (a store path named *.json). A missing file, or
-// a FIFO or device, is then reported as a bad manifest.
-func IsManifestArg(a string) bool {
+// IsManifestArg says whether a command-line argument that follows a cache
+// names a manifest: a name ending in .json that is not a directory and not
+// in the Nix store at storeDir (also through symlinks): a store path named
+// *.json, such as om ci run's result, is a store path. A missing file
+// outside the store is a manifest, reported as unreadable.
+func IsManifestArg(a, storeDir string) bool {
 	if !strings.HasSuffix(a, ".json") {
+		return false
+	}
+	if _, in := store.Within(a, storeDir); in {
 		return false
 	}
 	fi, err := os.Stat(a)

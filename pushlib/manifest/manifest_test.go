@@ -139,6 +139,7 @@ func TestParseErrors(t *testing.T) {
 		{"keep zero", `{"version":1,"cache":{"name":"c"},"paths":[{"storePath":"` + sp + `","pin":{"name":"p","keep":{"days":0}}}]}`, "paths[0].pin.keep.days", "at least 1"},
 		{"keep string", `{"version":1,"cache":{"name":"c"},"paths":[{"storePath":"` + sp + `","pin":{"name":"p","keep":"always"}}]}`, "paths[0].pin.keep", "not a keep policy"},
 		{"duplicate pin", `{"version":1,"cache":{"name":"c"},"paths":[{"storePath":"` + sp + `","pin":{"name":"p"}},{"storePath":"` + sp + `","pin":{"name":"p"}}]}`, "paths[1].pin.name", "also used by paths[0]"},
+		{"one path, two pins", `{"version":1,"cache":{"name":"c"},"paths":[{"storePath":"` + sp + `","pin":{"name":"p"}},{"storePath":"` + sp + `","pin":{"name":"q"}}]}`, "paths[1].pin.name", `is given two pins, "p" (paths[0]) and "q"`},
 		{"jobs", `{"version":1,` + ok + `,"push":{"jobs":0}}`, "push.jobs", "between 1 and 256"},
 		{"compression", `{"version":1,` + ok + `,"push":{"compression":"gzip"}}`, "push.compression", `"zstd" or "xz"`},
 		{"level", `{"version":1,` + ok + `,"push":{"compressionLevel":2.5}}`, "push.compressionLevel", "whole number"},

@@ -68,14 +68,26 @@ func Create(ctx context.Context, b backend.Backend, st *store.Store, req Request
 	return path, nil
 }
 
+// Exported is what ExportCache made.
+type Exported struct {
+	// Files are the generated files (see Export).
+	Files map[string][]byte
+	// Listed counts the cache's pins with a revision; Exported, those the
+	// filters kept.
+	Listed, Exported int
+	// Warnings are worth telling the user: no cache URL for fetchClosure,
+	// pins that -A cannot select (a number where Nix wants no list index).
+	Warnings []string
+}
+
 // ExportCache lists the pins of l that have a revision and exports them
 // (see Export); an empty opts.CacheURL becomes the cache's substituter URL
-// when it knows one (backend.Substituter). It returns the files, and how
-// many pins with a revision the cache listed.
-func ExportCache(ctx context.Context, l backend.PinLister, opts ExportOptions) (map[string][]byte, int, error) {
+// when it can tell it (backend.Substituter), else a warning says that the
+// flake will not use fetchClosure.
+func ExportCache(ctx context.Context, l backend.PinLister, opts ExportOptions) (*Exported, error) {
 	list, err := l.ListPins(ctx)
 	if err != nil {
-		return nil, 0, err
+		return nil, err
 	}
 	var ps []PinInfo
 	for _, p := range list {
@@ -88,20 +100,35 @@ func ExportCache(ctx context.Context, l backend.PinLister, opts ExportOptions) (
 		}
 		ps = append(ps, info)
 	}
+	res := &Exported{Listed: len(ps)}
 	if s, ok := l.(backend.Substituter); ok && opts.CacheURL == "" {
-		opts.CacheURL = s.SubstituterURL(ctx)
+		u, err := s.SubstituterURL(ctx)
+		if err != nil {
+			res.Warnings = append(res.Warnings, fmt.Sprintf("store.nix names no binary cache, so the flake lets Nix substitute "+
+				"pinned paths from its own substituters instead of using fetchClosure (%v); give --cache-url URL to name it", err))
+		}
+		opts.CacheURL = u
 	}
-	files, err := Export(ps, opts)
+	kept, err := Filter(ps, opts.Include, opts.Exclude, opts.Systems)
 	if err != nil {
-		return nil, 0, err
+		return nil, fmt.Errorf("%w: %w", ErrInvalidPin, err)
 	}
-	return files, len(ps), nil
+	res.Exported = len(kept)
+	files, warnings, err := export(ps, opts)
+	if err != nil {
+		return nil, err
+	}
+	res.Files, res.Warnings = files, append(res.Warnings, warnings...)
+	return res, nil
 }
 
 // WriteOutput writes the exported files to out: a gzip-compressed tarball
 // when its name ends in .tar.gz or .tgz, else a directory.
 func WriteOutput(out string, files map[string][]byte) error {
 	if strings.HasSuffix(out, ".tar.gz") || strings.HasSuffix(out, ".tgz") {
+		if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
+			return fmt.Errorf("creating the directory of %s: %w", out, err)
+		}
 		return WriteTarGzFile(out, files)
 	}
 	return WriteDir(out, files)

@@ -24,6 +24,7 @@ const (
 	omnixCLI    = "/nix/store/3x2kpymc1qmd05da20wnmdyam38jkl7s-omnix-cli-1.0.0"
 	deepLinux   = "/nix/store/wc1a2s9v3bqg0zkd7lf4m8x5n6r0y1hj-deep-0.1"
 	odd         = "/nix/store/1a5rd0lhmsdbwfbmcyy6p2s7m4g9kx0v-odd-1.0"
+	omnixDarwin = "/nix/store/7pq4rz0w1ylx9dj6b0m3c5f2g8h1k4sa-omnix-cli-1.0.0"
 )
 
 // oddNames are pin names that need quoting or escaping in Nix.
@@ -51,6 +52,8 @@ func basicPins() []pins.PinInfo {
 		{Name: "main-x86_64-linux-omnix-cli", StorePath: omnixCLI, Artifacts: []string{"bin/om"}},
 		{Name: "hello.aarch64-darwin", StorePath: helloDarwin, Artifacts: []string{"bin/hello"}},
 		{Name: "deep.a.x86_64-linux", StorePath: deepLinux},
+		{Name: "main-aarch64-darwin-omnix-cli", StorePath: omnixDarwin}, // no artifacts: a guessed app
+		{Name: "release-1.0", StorePath: jq},                            // a list index
 	}
 	for _, n := range oddNames {
 		ps = append(ps, pins.PinInfo{Name: n, StorePath: odd})

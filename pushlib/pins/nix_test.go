@@ -124,11 +124,14 @@ func TestDefaultNixStub(t *testing.T) {
 		t.Fatalf("decoding %q: %v", out, err)
 	}
 	want := map[string]any{
-		"hello":                       helloLinux,
-		"main-x86_64-linux-omnix-cli": omnixCLI,
-		"tools":                       map[string]any{"jq": jq},
-		"deep":                        map[string]any{"a": deepLinux},
-		"dollar${builtins":            map[string]any{`abort "pwned"}`: odd},
+		"hello":                         helloLinux,
+		"main-x86_64-linux-omnix-cli":   omnixCLI,
+		"main-aarch64-darwin-omnix-cli": omnixDarwin,
+		"main-omnix-cli":                omnixCLI, // the alias, this system's
+		"release-1":                     []any{jq},
+		"tools":                         map[string]any{"jq": jq},
+		"deep":                          map[string]any{"a": deepLinux},
+		"dollar${builtins":              map[string]any{`abort "pwned"}`: odd},
 	}
 	for _, n := range oddNames {
 		if !strings.Contains(n, ".") {
@@ -314,5 +317,91 @@ func TestFlakeShowCheckFetchNothing(t *testing.T) {
 	}
 	if want := []string{"hello", "only-there", "tools"}; !reflect.DeepEqual(names[other], want) {
 		t.Errorf("legacyPackages.%s = %q, want %q", other, names[other], want)
+	}
+}
+
+// TestNumberedAndAliasedNames builds real store paths, pins them under
+// names with numbers between dots and under om ci's
+// <prefix>-<system>-<name>, and selects each by the name it was pinned
+// under, the way users type it: nix-instantiate -A, nix eval -f, nix
+// build -f and the flake's #name; and the om ci pins by <prefix>-<name>,
+// the system picked, with nix run. Nix reads a number in an -A path as a
+// list index; a name no pin has is an error, not a value.
+func TestNumberedAndAliasedNames(t *testing.T) {
+	t.Parallel()
+	requireNix(t)
+	out := mustNix(t, "nix-build", "--no-out-link", "-E", `
+	  let mk = name: builtins.derivation {
+	    inherit name;
+	    system = builtins.currentSystem;
+	    builder = "/bin/sh";
+	    PATH = "/usr/bin:/bin";
+	    args = [ "-c" "mkdir -p $out/bin && printf '#!/bin/sh\necho I am ${name}\n' > $out/bin/hello && chmod +x $out/bin/hello" ];
+	  };
+	  in map mk [ "pins-numbered-a" "pins-numbered-b" "pins-numbered-c" "hello-2.12.1" "hello-1.0" ]`)
+	built := strings.Fields(out)
+	if len(built) != 5 {
+		t.Fatalf("nix-build printed %q", out)
+	}
+	a, b, c, hello, helloOther := built[0], built[1], built[2], built[3], built[4]
+	system := strings.Trim(strings.TrimSpace(mustNix(t, "nix-instantiate", "--eval", "--json", "-E", "builtins.currentSystem")), `"`)
+	other := "aarch64-darwin"
+	if system == other {
+		other = "x86_64-linux"
+	}
+	ps := []pins.PinInfo{
+		{Name: "release-1.0", StorePath: a},
+		{Name: "release-1.1", StorePath: b},
+		{Name: "release-1.10", StorePath: c},
+		{Name: "v2.3.1", StorePath: b},
+		{Name: "tool-2.0." + system, StorePath: c},
+		{Name: "tool-2.0." + other, StorePath: a},
+		{Name: "main-" + system + "-hello", StorePath: hello},
+		{Name: "main-" + other + "-hello", StorePath: helloOther},
+	}
+	dir := exportTo(t, ps, pins.ExportOptions{Systems: []string{system, other}})
+	def := filepath.Join(dir, "default.nix")
+	flake := "path:" + dir
+	want := map[string]string{
+		"release-1.0": a, "release-1.1": b, "release-1.10": c, "v2.3.1": b, "tool-2.0": c,
+		"main-" + system + "-hello": hello, "main-" + other + "-hello": helloOther, "main-hello": hello,
+	}
+	newer := strings.TrimSpace(mustNix(t, "nix-instantiate", "--eval", "-E", `builtins.compareVersions builtins.nixVersion "2.9"`)) != "-1"
+	for name, path := range want {
+		if got := strings.TrimSpace(mustNix(t, "nix-instantiate", "--eval", "--read-write-mode", "--json", def, "-A", name)); got != `"`+path+`"` {
+			t.Errorf("nix-instantiate -A %s = %s, want %s", name, got, path)
+		}
+		if got := mustNix(t, "nix", "eval", "--raw", "-f", dir, name); got != path {
+			t.Errorf("nix eval -f EXPORT %s = %s, want %s", name, got, path)
+		}
+		if got := mustNix(t, "nix", "eval", "--raw", flake+"#"+name); got != path {
+			t.Errorf("nix eval EXPORT#%s = %s, want %s", name, got, path)
+		}
+		if !newer {
+			continue // Nix 2.8 builds no store path that is not a derivation (README, Limitations)
+		}
+		for _, installable := range [][]string{{"-f", dir, name}, {flake + "#" + name}} {
+			args := append([]string{"build", "--no-link", "--print-out-paths"}, installable...)
+			if got := strings.TrimSpace(mustNix(t, "nix", args...)); got != path {
+				t.Errorf("nix build %s = %s, want %s", strings.Join(installable, " "), got, path)
+			}
+		}
+	}
+	// A number no pin has: an error naming it, not null or another pin.
+	_, err := nix(t, "nix-instantiate", "--eval", "--read-write-mode", def, "-A", "release-1.5")
+	if err == nil || !strings.Contains(err.(*nixErr).stderr, "there is no pin release-1.5") {
+		t.Errorf("-A release-1.5: %v; want \"there is no pin release-1.5\"", err)
+	}
+	// nix run of the alias runs this system's build (a guessed bin/hello:
+	// om ci pins name no artifacts). Nix 2.8's nix run aborts on an app
+	// whose program is a plain store path (README, Limitations).
+	if program := mustNix(t, "nix", "eval", "--raw", flake+"#apps."+system+".main-hello.program"); program != hello+"/bin/hello" {
+		t.Errorf("apps.%s.main-hello.program = %q, want %s/bin/hello", system, program, hello)
+	}
+	if !newer {
+		return
+	}
+	if got := mustNix(t, "nix", "run", flake+"#main-hello"); got != "I am hello-2.12.1\n" {
+		t.Errorf("nix run EXPORT#main-hello printed %q", got)
 	}
 }

@@ -87,11 +87,18 @@ type Entry struct {
 	// ManifestFile is where the manifest came from (informational).
 	ManifestFile string `json:"manifestFile"`
 	// Manifest is the manifest itself, so the entry survives the file.
-	Manifest   json.RawMessage `json:"manifest"`
-	EnqueuedAt time.Time       `json:"enqueuedAt"`
-	Attempts   int             `json:"attempts"`
-	LastTry    *time.Time      `json:"lastTry,omitempty"`
-	LastError  string          `json:"lastError,omitempty"`
+	Manifest json.RawMessage `json:"manifest"`
+	// Host is the Cachix API host the manifest's cache had when it was
+	// queued when that is not cachix.org's, "" otherwise (and for other
+	// caches, and older entries): a host from cachix.dhall is decided once,
+	// by the activation, so that a flush that cannot read that file (a
+	// hardened unit, another environment) pushes to the same host, and
+	// records it under the same key, instead of falling back to cachix.org.
+	Host       string     `json:"host,omitempty"`
+	EnqueuedAt time.Time  `json:"enqueuedAt"`
+	Attempts   int        `json:"attempts"`
+	LastTry    *time.Time `json:"lastTry,omitempty"`
+	LastError  string     `json:"lastError,omitempty"`
 }
 
 // IDOf names a manifest by its content, so enqueueing it twice keeps one entry.
@@ -104,12 +111,22 @@ func (d *Dir) entryFile(id string) string { return filepath.Join(d.Path, "queue"
 
 // Enqueue adds a manifest (or refreshes the existing entry for the same content).
 func (d *Dir) Enqueue(manifestFile string, manifest []byte) (*Entry, error) {
+	return d.EnqueueFor(manifestFile, manifest, "")
+}
+
+// EnqueueFor is Enqueue for a manifest whose Cachix cache is on host
+// (see Entry.Host; "" keeps what the entry had).
+func (d *Dir) EnqueueFor(manifestFile string, manifest []byte, host string) (*Entry, error) {
 	if !json.Valid(manifest) {
 		return nil, errors.New("enqueueing: the manifest is not valid JSON")
 	}
-	e := &Entry{ID: IDOf(manifest), ManifestFile: manifestFile, Manifest: json.RawMessage(manifest), EnqueuedAt: time.Now().UTC()}
+	e := &Entry{ID: IDOf(manifest), ManifestFile: manifestFile, Manifest: json.RawMessage(manifest), Host: host,
+		EnqueuedAt: time.Now().UTC()}
 	if old, err := d.Get(e.ID); err == nil {
 		e.Attempts, e.LastTry, e.LastError, e.EnqueuedAt = old.Attempts, old.LastTry, old.LastError, old.EnqueuedAt
+		if e.Host == "" {
+			e.Host = old.Host
+		}
 	}
 	return e, d.Save(e)
 }

@@ -54,8 +54,12 @@ func Parse(text, defaultName string) (*Key, error) {
 			return nil, fmt.Errorf("%w: the public half does not match the secret half", ErrBadKey)
 		}
 		return &Key{Name: name, priv: priv}, nil
-	case ed25519.SeedSize:
-		return &Key{Name: name, priv: ed25519.NewKeyFromSeed(raw)}, nil
+	case ed25519.PublicKeySize:
+		// 32 bytes is what a public key is (trusted-public-keys, the
+		// cache's settings page); read as a seed it would sign with a key
+		// nothing trusts.
+		return nil, fmt.Errorf("%w: this is a public key (32 bytes), not a secret key; give the secret key "+
+			"(64 bytes: what `nix key generate-secret` prints, or the secretKey `cachix generate-keypair` wrote)", ErrBadKey)
 	}
 	return nil, fmt.Errorf("%w: %d bytes, want a 64-byte ed25519 secret key", ErrBadKey, len(raw))
 }

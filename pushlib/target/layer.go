@@ -32,6 +32,8 @@ type Layer struct {
 	CompressionLevel *int
 	// Jobs is the number of paths uploaded at once (0: not given).
 	Jobs int
+	// ChunkSize and ConcurrentChunks size a Cachix upload's parts (0: not given).
+	ChunkSize, ConcurrentChunks int
 	// OmitDeriver is set by any layer that sets it.
 	OmitDeriver bool
 }
@@ -61,6 +63,8 @@ type layer struct {
 	compression      string
 	level            *int
 	jobs             int
+	chunkSize        int
+	chunks           int
 	omitDeriver      bool
 }
 
@@ -75,7 +79,7 @@ func of(l Layer) layer {
 		token:  fileSecret(tokenOrigin, l.AuthTokenFile),
 		key:    fileSecret(keyOrigin, l.SigningKeyFile),
 		s3File: l.S3CredentialsFile, compression: l.Compression, level: l.CompressionLevel,
-		jobs: l.Jobs, omitDeriver: l.OmitDeriver,
+		jobs: l.Jobs, chunkSize: l.ChunkSize, chunks: l.ConcurrentChunks, omitDeriver: l.OmitDeriver,
 	}
 }
 

@@ -138,6 +138,33 @@ func CheckJobs(n int) error {
 	return nil
 }
 
+// The multipart upload's part sizing, as `cachix push` takes it
+// (-s/--chunk-size, -n/--num-concurrent-chunks); the default part is
+// half of cachix's 32 MiB, so that memory stays bounded (pushlib/cachix).
+const (
+	DefaultChunkSize        = 16 << 20
+	MinChunkSize            = 5 << 20
+	MaxChunkSize            = 5 << 30
+	DefaultConcurrentChunks = 4
+	MaxConcurrentChunks     = 64
+)
+
+// CheckChunkSize checks a part size in bytes: 5 MiB to 5 GiB, as cachix.
+func CheckChunkSize(n int) error {
+	if n < MinChunkSize || n > MaxChunkSize {
+		return fault.BadInputf("must be between %d (5 MiB) and %d (5 GiB) bytes, not %d", MinChunkSize, MaxChunkSize, n)
+	}
+	return nil
+}
+
+// CheckConcurrentChunks checks how many parts of one NAR upload at once.
+func CheckConcurrentChunks(n int) error {
+	if n < 1 || n > MaxConcurrentChunks {
+		return fault.BadInputf("must be between 1 and %d, not %d", MaxConcurrentChunks, n)
+	}
+	return nil
+}
+
 // cachixRef builds a Cachix reference from a checked name and host ("" for
 // the default), trimming the host as the API client does.
 func cachixRef(name, host string) (Cachix, error) {

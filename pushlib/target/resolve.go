@@ -34,6 +34,7 @@ import (
 	"strings"
 
 	"github.com/cachix-select/cachix-select/pushlib/fault"
+	"github.com/cachix-select/cachix-select/pushlib/internal/fsutil"
 	"github.com/cachix-select/cachix-select/pushlib/narstream"
 	"github.com/cachix-select/cachix-select/pushlib/signing"
 	"github.com/cachix-select/cachix-select/pushlib/target/dhall"
@@ -46,6 +47,10 @@ const DefaultJobs = 8
 type Options struct {
 	// ConfigPath is the cachix.dhall to read ("" = DefaultConfigPath).
 	ConfigPath string
+	// ConfigRequired makes a ConfigPath that cannot be read an error (it
+	// was named explicitly: --config, the modules' configFile); otherwise
+	// a missing file counts as empty, as in cachix.
+	ConfigRequired bool
 	// SigningKeyName names a bare (Cachix-form) signing key; "" means
 	// "<cache>.cachix.org-1" for a Cachix cache. A plain binary cache needs
 	// it, or a key in Nix's name:base64 form.
@@ -79,6 +84,13 @@ type Target struct {
 	Compression *narstream.Compression
 	// Jobs is the number of paths uploaded at once.
 	Jobs int
+	// ChunkSize and ConcurrentChunks size a Cachix upload's parts
+	// (0: not given, the defaults).
+	ChunkSize, ConcurrentChunks int
+	// ConfigPath is the cachix.dhall consulted for a Cachix cache ("" for
+	// none), and ConfigName how messages name it: "$XDG_CONFIG_HOME/…"
+	// when that is where it is.
+	ConfigPath, ConfigName string
 	// OmitDeriver leaves the deriver out of narinfos.
 	OmitDeriver bool
 	// Warnings are worth telling the user but do not stop the push (a
@@ -187,8 +199,44 @@ func Resolve(opts Options, layers ...Layer) (*Target, error) {
 	} else if err := CheckJobs(t.Jobs); err != nil {
 		return nil, fault.BadInputf("jobs %v", err)
 	}
+	if t.ChunkSize = first(ls, func(l layer) int { return l.chunkSize }); t.ChunkSize != 0 {
+		if err := CheckChunkSize(t.ChunkSize); err != nil {
+			return nil, fault.BadInputf("chunk size %v", err)
+		}
+	}
+	if t.ConcurrentChunks = first(ls, func(l layer) int { return l.chunks }); t.ConcurrentChunks != 0 {
+		if err := CheckConcurrentChunks(t.ConcurrentChunks); err != nil {
+			return nil, fault.BadInputf("concurrent chunks %v", err)
+		}
+	}
+	if _, ok := ref.(Cachix); ok {
+		t.ConfigPath = r.cfgPath
+		if t.ConfigPath == "" {
+			t.ConfigPath = r.configPath()
+		}
+		t.ConfigName = ConfigName(t.ConfigPath, r.lookup)
+	}
 	t.Warnings = r.warnings
 	return t, nil
+}
+
+// ConfigName is how messages name the cachix.dhall at path:
+// "$XDG_CONFIG_HOME/cachix/cachix.dhall" or "~/.config/cachix/cachix.dhall"
+// when it is the default one there, followed by the path itself.
+func ConfigName(path string, lookup func(string) (string, bool)) string {
+	if path == "" {
+		return "cachix.dhall (no home directory to find it in)"
+	}
+	if lookup == nil {
+		lookup = os.LookupEnv
+	}
+	if d, ok := lookup("XDG_CONFIG_HOME"); ok && filepath.IsAbs(d) && path == filepath.Join(d, "cachix", "cachix.dhall") {
+		return "$XDG_CONFIG_HOME/cachix/cachix.dhall (" + path + ")"
+	}
+	if strings.HasSuffix(path, "/.config/cachix/cachix.dhall") && path == DefaultConfigPath(lookup) {
+		return "~/.config/cachix/cachix.dhall (" + path + ")"
+	}
+	return path
 }
 
 // ref decides the cache: the highest layer that names one (a Cachix name
@@ -330,6 +378,9 @@ func (r *resolver) config(name string) (layer, error) {
 	switch {
 	case errors.As(err, &syntax):
 		return layer{}, fmt.Errorf("%w: %w", ErrBadConfig, err)
+	case err != nil && r.opts.ConfigRequired && r.opts.ConfigPath != "":
+		// Named explicitly (--config, the modules' configFile): it must be there.
+		return layer{}, fault.BadInputf("cannot read the cachix config %s given with --config: %v", path, fsutil.Cause(err))
 	case err != nil:
 		return layer{}, nil
 	}

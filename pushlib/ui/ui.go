@@ -14,6 +14,7 @@ import (
 
 	"github.com/cachix-select/cachix-select/pushlib"
 	"github.com/cachix-select/cachix-select/pushlib/events"
+	"github.com/cachix-select/cachix-select/pushlib/selection"
 )
 
 // Printer shows the events of pushes as they come, and each push's result.
@@ -215,15 +216,4 @@ func failedLine(e events.Event) string {
 }
 
 // size formats bytes in binary units.
-func size(n uint64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := uint64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
-}
+func size(n uint64) string { return selection.FormatSize(n) }

@@ -19,6 +19,10 @@ const (
 	Fault502  FaultKind = "502"  // 502 Bad Gateway
 	Fault503  FaultKind = "503"  // 503 Service Unavailable
 	FaultDrop FaultKind = "drop" // connection closed mid-request, no response
+	// A client error a retry cannot fix, for FailNext only (never drawn at
+	// random): 400 Bad Request and 404 Not Found.
+	Fault400 FaultKind = "400"
+	Fault404 FaultKind = "404"
 )
 
 // AllFaultKinds lists every fault kind, the default set.
@@ -28,12 +32,12 @@ func AllFaultKinds() []FaultKind {
 
 // ParseFaultKind accepts the names used by FaultKind's constants.
 func ParseFaultKind(s string) (FaultKind, error) {
-	for _, k := range AllFaultKinds() {
+	for _, k := range append(AllFaultKinds(), Fault400, Fault404) {
 		if string(k) == s {
 			return k, nil
 		}
 	}
-	return "", fmt.Errorf("unknown fault kind %q (want 429, 500, 502, 503 or drop)", s)
+	return "", fmt.Errorf("unknown fault kind %q (want 429, 500, 502, 503, drop, 400 or 404)", s)
 }
 
 // queuedFault is a deterministic fault for the next matching requests.
@@ -143,6 +147,10 @@ func (f *faultInjector) inject(w http.ResponseWriter, r *http.Request, kind Faul
 		writeText(w, http.StatusBadGateway, "Bad Gateway (injected fault)")
 	case Fault503:
 		writeText(w, http.StatusServiceUnavailable, "Service Unavailable (injected fault)")
+	case Fault400:
+		writeText(w, http.StatusBadRequest, "Bad Request (injected fault)")
+	case Fault404:
+		writeText(w, http.StatusNotFound, "Not Found (injected fault)")
 	case FaultDrop:
 		// Read a little of the body so the drop happens mid-request.
 		_, _ = io.CopyN(io.Discard, r.Body, 4096)

@@ -66,6 +66,9 @@ type Config struct {
 	Log io.Writer
 	// Now is the clock used for pins (default time.Now).
 	Now func() time.Time
+	// StorageDelay makes every storage PUT take at least this long, so
+	// that a client's parts in flight can be counted (Stats.MaxConcurrentPuts).
+	StorageDelay time.Duration
 }
 
 // CacheConfig describes one binary cache.
@@ -105,6 +108,8 @@ type Server struct {
 	presigned   map[string]*presign
 	rejectPaths map[string]bool
 	stats       Stats
+	// putsInFlight counts storage PUTs being handled (Stats.MaxConcurrentPuts).
+	putsInFlight int
 
 	httpServer *http.Server
 	listener   net.Listener

@@ -33,6 +33,9 @@ type Stats struct {
 	// PartsUploaded and PutBytes count accepted storage PUTs and their bytes.
 	PartsUploaded int
 	PutBytes      int64
+	// MaxConcurrentPuts is the most storage PUTs that were in progress at
+	// once (a client's parts in flight).
+	MaxConcurrentPuts int
 	// Rejections lists every refused request (400, 403, 411, 415) in order.
 	Rejections []Rejection
 	// AuthFailures counts 401 responses; NotFoundCaches counts 404s for

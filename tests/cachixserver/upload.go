@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"sort"
 	"strconv"
+	"time"
 )
 
 // maxParts is S3's limit on the number of parts of a multipart upload.
@@ -174,6 +175,18 @@ func (s *Server) handlePresign(w http.ResponseWriter, r *http.Request) {
 // way S3 does: the signature, Content-Length, Content-MD5 equal to the
 // presigned MD5 and to the body's MD5, and no Authorization header.
 func (s *Server) handleStoragePut(w http.ResponseWriter, r *http.Request) {
+	s.mu.Lock()
+	s.putsInFlight++
+	s.stats.MaxConcurrentPuts = max(s.stats.MaxConcurrentPuts, s.putsInFlight)
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		s.putsInFlight--
+		s.mu.Unlock()
+	}()
+	if d := s.cfg.StorageDelay; d > 0 {
+		time.Sleep(d)
+	}
 	q := r.URL.Query()
 	s.mu.Lock()
 	ps := s.presigned[q.Get("X-Amz-Signature")]

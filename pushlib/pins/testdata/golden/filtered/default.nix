@@ -4,11 +4,28 @@
 # nothing but these files, and builtins.storePath substitutes the path:
 #
 #   nix build -f <this directory, or the URL of its tarball> <pin name>
+#   nix-instantiate --eval --read-write-mode <…> -A <pin name>
 #
-# A pin named "<name>.<system>" is offered as <name> on <system>.
+# Every pin is selected by its own name: dots nest, and a number between
+# dots is a list index, as Nix reads -A release-1.0. A pin named
+# "<name>.<system>" is also offered as <name>, and one named
+# "<prefix>-<system>-<name>" as <prefix>-<name>, on <system>.
 { system ? builtins.currentSystem, storePath ? builtins.storePath }:
 let
-  pins = import ./pins.nix { inherit storePath; };
+  # A set of pins numbered by a list index (release-1."0") as the list Nix
+  # selects it from; a number no pin has is an error when selected.
+  indexed = name: set:
+    let
+      keys = builtins.attrNames set;
+      index = k: builtins.fromJSON (builtins.head (builtins.match "0*([0-9]+)" k));
+      size = 1 + builtins.foldl' (m: k: if index k > m then index k else m) 0 keys;
+      at = i:
+        let found = builtins.filter (k: index k == i) keys; in
+        if found == [ ] then throw "there is no pin ${name}.${toString i}" else set.${builtins.head found};
+    in
+    builtins.genList at size;
+
+  pins = import ./pins.nix { inherit storePath indexed; };
 
   # Attribute names that are systems: a set with only these is per-system.
   systems = [
@@ -29,7 +46,9 @@ let
   # Take this system's child of a per-system set, at any depth. Nothing
   # else is forced, so only the requested pin is ever substituted.
   pick = name: value:
-    if !(builtins.isAttrs value) then value
+    if builtins.isList value then
+      builtins.genList (i: pick "${name}.${toString i}" (builtins.elemAt value i)) (builtins.length value)
+    else if !(builtins.isAttrs value) then value
     else if value ? ${system} then value.${system}
     else if isPerSystem value then
       throw "pin ${name} has no store path for ${system} (only for ${builtins.concatStringsSep ", " (builtins.attrNames value)})"

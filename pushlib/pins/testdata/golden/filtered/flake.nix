@@ -2,9 +2,13 @@
 #
 #   nix build <URL>#<pin name>    nix run <URL>#<app name>
 #
-# legacyPackages.<system> holds the pins for that system (a pin named
-# "<name>.<system>" appears as <name>; a pin without a build for a system
-# is left out there). builtins.fetchClosure is used when Nix offers it for
+# legacyPackages.<system> holds the pins for that system, each under its
+# own name (dots nest; every part is an attribute name here), a pin named
+# "<name>.<system>" also as <name> and one named "<prefix>-<system>-<name>"
+# also as <prefix>-<name>; a pin without a build for a system is left out
+# there. Apps: pins whose artifacts name a program under bin/, and the
+# <prefix>-<name> of pins without artifacts (running bin/<name>, as nix run
+# guesses for a package). builtins.fetchClosure is used when Nix offers it for
 # input-addressed paths (Nix >= 2.17 with the fetch-closure experimental
 # feature) and store.nix names an http(s) cache; the cache's signing key
 # must be trusted, and the whole closure must be in that one cache.
@@ -38,6 +42,7 @@
       # program inside the pinned path.
       programs = {
         hello = { x86_64-linux = "bin/hello"; };
+        main-omnix-cli = { x86_64-linux = "bin/om"; };
         main-x86_64-linux-omnix-cli = "bin/om";
       };
 
