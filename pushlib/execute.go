@@ -73,6 +73,7 @@ feed:
 	}
 	uploads.Wait()
 	publishes.Wait()
+	x.flush(ctx)
 	// Paths never started because the push was stopped count as failed.
 	for _, path := range p.Order {
 		if !x.gate.settled(path) {
@@ -123,9 +124,24 @@ func (x *executor) upload(ctx context.Context, info *store.PathInfo) (backend.Pe
 			return narstream.Result{}, ctx.Err()
 		}
 		defer func() { <-x.cpu }()
-		return narstream.Stream(ctx, info, x.plan.Compression, w, func(n uint64) {
+		// A big NAR takes the cores no other NAR is using (they would
+		// idle) and is compressed on all of them; it never waits for one.
+		cores := 1
+		if info.NarSize >= narstream.ParallelThreshold && x.plan.Compression.Method == narstream.Zstd {
+		more:
+			for cores < cap(x.cpu) {
+				select {
+				case x.cpu <- struct{}{}:
+					cores++
+					defer func() { <-x.cpu }()
+				default:
+					break more
+				}
+			}
+		}
+		return narstream.StreamOn(ctx, info, x.plan.Compression, w, func(n uint64) {
 			x.sink.Emit(events.Event{Kind: events.Progress, Cache: x.cache, Path: info.Path, Bytes: n, NarSize: info.NarSize})
-		})
+		}, cores)
 	}
 	var pending backend.Pending
 	err := x.retry(ctx, func(attempt int) error {
@@ -200,6 +216,24 @@ func (x *executor) publish(ctx context.Context, path string, pending backend.Pen
 	x.mu.Unlock()
 	x.gate.settle(path, false)
 	x.sink.Emit(events.Event{Kind: events.Done, Cache: x.cache, Path: path, NarSize: r.NarSize, FileSize: r.FileSize})
+}
+
+// flush makes what was published durable, for backends that do it at the
+// end (backend.Flusher). If that fails, the published paths count as
+// failed: a later push must not take them as done.
+func (x *executor) flush(ctx context.Context) {
+	f, ok := x.plan.Job.Backend.(backend.Flusher)
+	if !ok || len(x.ex.Pushed) == 0 {
+		return
+	}
+	err := f.Flush(context.WithoutCancel(ctx))
+	if err == nil {
+		return
+	}
+	for _, r := range x.ex.Pushed {
+		x.ex.Failed = append(x.ex.Failed, PathFailure{Path: r.Path, Err: fmt.Errorf("published, but not made durable: %w", err)})
+	}
+	x.ex.Pushed, x.ex.NarBytes, x.ex.FileBytes = []PathResult{}, 0, 0
 }
 
 // fail records a path's failure once and releases its dependents.

@@ -83,6 +83,13 @@ type BuildSource interface {
 	BuildClosures(ctx context.Context, roots []string) (map[string]*store.BuildClosure, error)
 }
 
+// WithinSource reads the metadata of paths inside the closure of given
+// roots in a number of Nix processes that does not grow with the paths;
+// *store.Store is one.
+type WithinSource interface {
+	QueryWithin(ctx context.Context, paths, roots []string) (map[string]*store.PathInfo, error)
+}
+
 // ValiditySource says which paths are not valid; *store.Store is one.
 type ValiditySource interface {
 	Invalid(ctx context.Context, paths []string) ([]string, error)
@@ -146,7 +153,12 @@ func (job Job) Plan(ctx context.Context) (*Plan, error) {
 		}
 	}
 	plan.present = len(all) - len(missing)
-	infos, err := job.Store.Query(ctx, missing)
+	var infos map[string]*store.PathInfo
+	if ws, ok := job.Store.(WithinSource); ok {
+		infos, err = ws.QueryWithin(ctx, missing, seeds)
+	} else {
+		infos, err = job.Store.Query(ctx, missing)
+	}
 	if err != nil {
 		return plan, err
 	}

@@ -88,6 +88,13 @@ type Pending interface {
 	Discard(ctx context.Context) error
 }
 
+// Flusher is implemented by backends that make what they published
+// durable in one step at the end (a file cache's final syncfs) rather than
+// file by file. Execute calls Flush once, after the last Commit.
+type Flusher interface {
+	Flush(ctx context.Context) error
+}
+
 // Pin is a named, retained reference to a store path (a Cachix concept).
 type Pin struct {
 	Name      string

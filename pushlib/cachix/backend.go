@@ -32,13 +32,23 @@ import (
 	"github.com/cachix-select/cachix-select/pushlib/target"
 )
 
-// Part sizing of `cachix push` (§4.8).
+// Part sizing (target's: the limits and the parts in flight are `cachix
+// push`'s, §4.8; the default part is half its 32 MiB, so that one large
+// NAR still has 4 parts in flight within the memory budget).
 const (
 	DefaultChunkSize        = target.DefaultChunkSize
 	MinChunkSize            = target.MinChunkSize
 	MaxChunkSize            = target.MaxChunkSize
 	DefaultConcurrentChunks = target.DefaultConcurrentChunks
+	// DefaultBufferBudget bounds the bytes of all part buffers held at
+	// once, across every upload: 4 parts of the default size. A NAR
+	// smaller than a part gets a buffer of its own size. A chunk size or
+	// concurrency set by the user raises it to what one NAR needs.
+	DefaultBufferBudget = 64 << 20
 )
+
+// budgetUnit is the granularity of the buffer budget.
+const budgetUnit = 1 << 20
 
 // missingBatch is the most hashes one bulk narinfo query carries (§4.3).
 const missingBatch = 32768
@@ -59,11 +69,14 @@ type Options struct {
 	SigningKey *signing.Key
 	// OmitDeriver sends "unknown-deriver" instead of the deriver's name.
 	OmitDeriver bool
-	// ChunkSize is the multipart part size: default 32 MiB, raised to at
+	// ChunkSize is the multipart part size: default 16 MiB, raised to at
 	// least 5 MiB and lowered to at most 5 GiB.
 	ChunkSize int
 	// ConcurrentChunks is how many parts of one NAR upload at once (default 4).
 	ConcurrentChunks int
+	// BufferBudget bounds the bytes of part buffers held at once by all
+	// uploads together (default DefaultBufferBudget, at least one part).
+	BufferBudget int
 	// Logger receives debug logs of HTTP activity; nil is silent.
 	Logger *zerolog.Logger
 	// Version goes into the User-Agent ("cachix-select/<version>").
@@ -104,8 +117,16 @@ type Backend struct {
 	concurrency int
 	c           *apiClient
 
-	// buffers holds part buffers of chunkSize bytes for reuse across uploads.
-	buffers sync.Pool
+	// free holds part buffers of chunkSize bytes for reuse across uploads:
+	// a free list the garbage collector never empties (a sync.Pool's
+	// buffers, dropped and allocated again, left the heap twice the
+	// budget), as many as the budget holds.
+	free chan *[]byte
+	// budget holds a token per budgetUnit of part buffer in use; budgetMu
+	// lets one getBuffer at a time collect its tokens, so that two never
+	// wait for each other's.
+	budget   chan struct{}
+	budgetMu sync.Mutex
 	// bufInUse and bufPeak count part buffers held at once (for tests of
 	// the memory bound).
 	bufInUse, bufPeak atomic.Int64
@@ -166,6 +187,14 @@ func New(opts Options) (*Backend, error) {
 	if conc <= 0 {
 		conc = DefaultConcurrentChunks
 	}
+	budget := opts.BufferBudget
+	if budget <= 0 {
+		budget = DefaultBufferBudget
+		if opts.ChunkSize > 0 || opts.ConcurrentChunks > 0 {
+			budget = max(budget, (conc+1)*chunk)
+		}
+	}
+	budget = max(budget, chunk)
 	scrub := scrubber(opts.Token)
 	b := &Backend{
 		name:        name,
@@ -177,6 +206,8 @@ func New(opts Options) (*Backend, error) {
 		omitDeriver: opts.OmitDeriver,
 		chunkSize:   chunk,
 		concurrency: conc,
+		budget:      make(chan struct{}, units(budget)),
+		free:        make(chan *[]byte, budget/chunk),
 		c: &apiClient{
 			base:      u,
 			token:     opts.Token,
@@ -187,10 +218,6 @@ func New(opts Options) (*Backend, error) {
 			scrub:     scrub,
 			failFast:  opts.FailFast,
 		},
-	}
-	b.buffers.New = func() any {
-		buf := make([]byte, chunk)
-		return &buf
 	}
 	return b, nil
 }
@@ -355,8 +382,25 @@ func (b *Backend) httpError(op string, r *response) *HTTPError {
 	return &HTTPError{Op: op, StatusCode: r.status, Message: serverMessage(r.body, b.c.scrub), Attempts: r.attempts}
 }
 
-// getBuffer takes a part buffer from the pool and counts it as held.
-func (b *Backend) getBuffer() *[]byte {
+// units is how many budget tokens a buffer of size bytes takes.
+func units(size int) int { return max(1, (size+budgetUnit-1)/budgetUnit) }
+
+// getBuffer takes a part buffer of size bytes (chunkSize ones come from
+// the pool) once the budget allows, and counts it as held.
+func (b *Backend) getBuffer(ctx context.Context, size int) (*[]byte, error) {
+	b.budgetMu.Lock()
+	for i := range units(size) {
+		select {
+		case b.budget <- struct{}{}:
+		case <-ctx.Done():
+			for range i {
+				<-b.budget
+			}
+			b.budgetMu.Unlock()
+			return nil, ctx.Err()
+		}
+	}
+	b.budgetMu.Unlock()
 	n := b.bufInUse.Add(1)
 	for {
 		peak := b.bufPeak.Load()
@@ -364,16 +408,41 @@ func (b *Backend) getBuffer() *[]byte {
 			break
 		}
 	}
-	return b.buffers.Get().(*[]byte)
+	if size == b.chunkSize {
+		select {
+		case buf := <-b.free:
+			return buf, nil
+		default:
+		}
+	}
+	buf := make([]byte, size)
+	return &buf, nil
 }
 
 // putBuffer returns a part buffer. reusable is false when an HTTP attempt
 // might still read it; such a buffer is left to the garbage collector.
 func (b *Backend) putBuffer(buf *[]byte, reusable bool) {
 	b.bufInUse.Add(-1)
-	if reusable {
-		b.buffers.Put(buf)
+	if reusable && len(*buf) == b.chunkSize {
+		select {
+		case b.free <- buf:
+		default:
+		}
 	}
+	for range units(len(*buf)) {
+		<-b.budget
+	}
+}
+
+// partBufferSize is the size of a NAR's first part buffer: a part, or
+// for a NAR that surely compresses into less than 1 MiB (zstd and xz add
+// at most a few bytes per 64 KiB they cannot compress), that bound. Larger
+// ones reuse the free part buffers rather than leave garbage behind.
+func (b *Backend) partBufferSize(narSize uint64) int {
+	if bound := narSize + narSize/256 + 64<<10; bound < min(budgetUnit, uint64(b.chunkSize)) {
+		return int(bound)
+	}
+	return b.chunkSize
 }
 
 // Factory builds Cachix backends for target.Cachix references (the

@@ -142,7 +142,7 @@ func (b *Backend) Upload(ctx context.Context, info *store.PathInfo, c narstream.
 
 // uploadParts runs the stream into the part uploader and checks the result.
 func (b *Backend) uploadParts(ctx context.Context, info *store.PathInfo, sp store.Path, created createdUpload, stream backend.StreamFunc) (*pending, error) {
-	u := b.newPartUploader(ctx, info.Path, created)
+	u := b.newPartUploader(ctx, info.Path, created, b.partBufferSize(info.NarSize))
 	defer u.cancel()
 	res, streamErr := stream(u.ctx, u)
 	parts, total, partErr := u.finish(streamErr == nil)
@@ -201,18 +201,20 @@ type partUploader struct {
 	err   error
 	parts []completedPart
 
-	// Owned by the writing goroutine.
+	// Owned by the writing goroutine; next is the size of the next buffer.
+	next   int
 	buf    *[]byte
 	n      int
 	number int
 	total  uint64
 }
 
-// newPartUploader prepares the writer for one multipart upload.
-func (b *Backend) newPartUploader(ctx context.Context, p string, up createdUpload) *partUploader {
+// newPartUploader prepares the writer for one multipart upload whose
+// first part buffer has first bytes (the others chunkSize).
+func (b *Backend) newPartUploader(ctx context.Context, p string, up createdUpload, first int) *partUploader {
 	ctx, cancel := context.WithCancel(ctx)
 	return &partUploader{b: b, path: p, up: up, ctx: ctx, cancel: cancel,
-		slots: make(chan struct{}, b.concurrency)}
+		slots: make(chan struct{}, b.concurrency), next: first}
 }
 
 // Write fills the current part buffer and ships every full one.
@@ -223,14 +225,29 @@ func (u *partUploader) Write(p []byte) (int, error) {
 			return written, err
 		}
 		if u.buf == nil {
-			u.buf, u.n = u.b.getBuffer(), 0
+			buf, err := u.b.getBuffer(u.ctx, u.next)
+			if err != nil {
+				return written, err
+			}
+			u.buf, u.n, u.next = buf, 0, u.b.chunkSize
+		}
+		if u.n == len(*u.buf) {
+			// A first buffer smaller than a part is full and more comes:
+			// only the last part may be short, so it grows to a part.
+			buf, err := u.b.getBuffer(u.ctx, u.b.chunkSize)
+			if err != nil {
+				return written, err
+			}
+			copy(*buf, (*u.buf)[:u.n])
+			u.b.putBuffer(u.buf, true)
+			u.buf = buf
 		}
 		c := copy((*u.buf)[u.n:], p)
 		u.n += c
 		u.total += uint64(c)
 		written += c
 		p = p[c:]
-		if u.n == len(*u.buf) {
+		if u.n == len(*u.buf) && u.n == u.b.chunkSize {
 			if err := u.ship(); err != nil {
 				return written, err
 			}

@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -204,6 +205,38 @@ func TestConcurrencyBound(t *testing.T) {
 	}
 	if got := f.puts.Load(); got != 8 {
 		t.Errorf("%d PUTs, want 8", got)
+	}
+}
+
+// TestBufferBudget: uploads running at once share the buffer budget (here
+// two parts): never more part buffers are held than it allows, and every
+// upload completes.
+func TestBufferBudget(t *testing.T) {
+	t.Parallel()
+	f := newFakeCachix(t)
+	f.putDelay = 50 * time.Millisecond
+	b := newBackend(t, f.srv.URL, func(o *cachix.Options) { o.BufferBudget = 2 * cachix.MinChunkSize })
+	payload := patterned(3*cachix.MinChunkSize + 10)
+	info := vectorInfo(t)
+	info.NarSize = uint64(len(payload)) // every buffer a whole part
+	var wg sync.WaitGroup
+	for range 3 {
+		wg.Go(func() {
+			if _, err := b.Upload(t.Context(), info, narstream.DefaultCompression,
+				fakeStream(payload, info.NarHash, info.NarSize)); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	if got := cachix.BufferPeak(b); got > 2 {
+		t.Errorf("%d part buffers were held at once, want at most 2", got)
+	}
+	if got := f.puts.Load(); got != 12 {
+		t.Errorf("%d PUTs, want 12", got)
+	}
+	if n := cachix.BuffersInUse(b); n != 0 {
+		t.Errorf("%d part buffers still held after the uploads", n)
 	}
 }
 

@@ -7,6 +7,15 @@
 // narinfo; a narinfo is written only after its NAR is in place (and, as the
 // pipeline guarantees, after every reference's narinfo).
 //
+// Durability costs one syncfs(2) per wave of narinfos, not one fsync per
+// file: NARs are renamed into place unsynced, and before a narinfo is
+// written a syncfs that began after its NAR was renamed must have ended
+// (pushes publishing at the same time share it). Narinfos are written
+// unsynced too, and Flush, at the end of the push, syncs once more. So
+// after a power loss no narinfo names a NAR that is not on disk; a narinfo
+// written in the last moments may be empty, which Missing counts as
+// missing, so the next push writes it again.
+//
 // A push killed with SIGKILL leaves its temporary files behind. Each
 // temporary file is locked (flock) by the push writing it until it is
 // renamed into place, and the next push of the cache removes those nobody
@@ -23,6 +32,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -61,6 +72,13 @@ type Options struct {
 type Cache struct {
 	opts Options
 	dir  string
+
+	// syncMu serialises syncfs calls; renamed counts the NARs renamed into
+	// place, synced how many of them a finished syncfs covers, and dirty
+	// says a narinfo was written since the last one began.
+	syncMu          sync.Mutex
+	renamed, synced atomic.Uint64
+	dirty           atomic.Bool
 }
 
 // New checks the URL (by target.ParseURL's rules) and returns the cache;
@@ -121,7 +139,7 @@ func (c *Cache) Open(ctx context.Context) (backend.Info, error) {
 			return backend.Info{}, fmt.Errorf("%w: %v", ErrBadLocation, err)
 		}
 	case errors.Is(err, fs.ErrNotExist):
-		if err := c.writeAtomic(infoFile, []byte(binarycache.CacheInfo(c.opts.StoreDir))); err != nil {
+		if err := c.writeAtomic(infoFile, []byte(binarycache.CacheInfo(c.opts.StoreDir)), !c.opts.NoSync); err != nil {
 			return backend.Info{}, fmt.Errorf("%w: writing nix-cache-info: %v", ErrBadLocation, err)
 		}
 	default:
@@ -225,9 +243,13 @@ func (c *Cache) Missing(ctx context.Context, paths []string) (map[string]bool, e
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		_, err := os.Lstat(c.narinfoFile(p))
+		fi, err := os.Lstat(c.narinfoFile(p))
 		switch {
 		case err == nil:
+			// Empty: written just before a power loss took its contents.
+			if fi.Size() == 0 {
+				missing[p] = true
+			}
 		case errors.Is(err, fs.ErrNotExist):
 			missing[p] = true
 		default:
@@ -251,7 +273,9 @@ func (c *Cache) upload(ctx context.Context, info *store.PathInfo, comp narstream
 	}
 	defer release()
 	defer tmp.Abort()
-	bw := bufio.NewWriterSize(tmp, 256<<10)
+	bw := writers.Get().(*bufio.Writer)
+	bw.Reset(tmp)
+	defer func() { bw.Reset(nil); writers.Put(bw) }()
 	res, err := stream(ctx, bw)
 	if err != nil {
 		return nil, err
@@ -260,10 +284,55 @@ func (c *Cache) upload(ctx context.Context, info *store.PathInfo, comp narstream
 		return nil, fmt.Errorf("writing the NAR of %s: %w", info.Path, err)
 	}
 	rel := binarycache.NarName(res, comp)
-	if err := tmp.Commit(filepath.Join(c.dir, rel), 0o644, !c.opts.NoSync); err != nil {
+	// Unsynced: Commit syncs the file system before the narinfo names it.
+	if err := tmp.Commit(filepath.Join(c.dir, rel), 0o644, false); err != nil {
 		return nil, err
 	}
-	return &pending{cache: c, info: info, res: res, url: rel}, nil
+	return &pending{cache: c, info: info, res: res, url: rel, seq: c.renamed.Add(1)}, nil
+}
+
+// writers are the NAR files' write buffers, reused: a fresh 256 KiB
+// buffer per NAR costs more than writing a tiny NAR does.
+var writers = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 256<<10) }}
+
+// syncUpTo returns once NARs 1..n (in rename order) are durable. One
+// syncfs covers every NAR renamed before it began, so callers waiting
+// while one runs share the next.
+func (c *Cache) syncUpTo(n uint64) error {
+	if c.opts.NoSync || c.synced.Load() >= n {
+		return nil
+	}
+	c.syncMu.Lock()
+	defer c.syncMu.Unlock()
+	if c.synced.Load() >= n {
+		return nil
+	}
+	return c.syncLocked()
+}
+
+// syncLocked runs one syncfs on the cache's file system; syncMu is held.
+func (c *Cache) syncLocked() error {
+	covered := c.renamed.Load()
+	c.dirty.Store(false)
+	if err := syncFS(c.dir); err != nil {
+		c.dirty.Store(true)
+		return fmt.Errorf("syncing %s to disk: %w", c.dir, fsutil.Cause(err))
+	}
+	if c.synced.Load() < covered {
+		c.synced.Store(covered)
+	}
+	return nil
+}
+
+// Flush makes everything this cache wrote durable: Execute calls it once,
+// after the last narinfo.
+func (c *Cache) Flush(ctx context.Context) error {
+	if c.opts.NoSync || c.opts.ReadOnly || (!c.dirty.Load() && c.synced.Load() >= c.renamed.Load()) {
+		return nil
+	}
+	c.syncMu.Lock()
+	defer c.syncMu.Unlock()
+	return c.syncLocked()
 }
 
 // pending is a NAR in nar/ whose narinfo is not written yet.
@@ -272,6 +341,7 @@ type pending struct {
 	info  *store.PathInfo
 	res   narstream.Result
 	url   string
+	seq   uint64 // the NAR's number in rename order (Cache.syncUpTo)
 }
 
 func (p *pending) Result() narstream.Result { return p.res }
@@ -282,7 +352,11 @@ func (p *pending) Commit(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	return p.cache.unwritable(p.cache.writeAtomic(p.cache.narinfoFile(p.info.Path), []byte(text)))
+	if err := p.cache.syncUpTo(p.seq); err != nil {
+		return p.cache.unwritable(err)
+	}
+	p.cache.dirty.Store(true)
+	return p.cache.unwritable(p.cache.writeAtomic(p.cache.narinfoFile(p.info.Path), []byte(text), false))
 }
 
 // unwritable marks the errors of a file system that is full, over quota
@@ -305,8 +379,9 @@ func (c *Cache) Narinfo(info *store.PathInfo, res narstream.Result, url string) 
 	return binarycache.Signer{Key: c.opts.SigningKey, OmitDeriver: c.opts.OmitDeriver}.Narinfo(info, res, url), nil
 }
 
-// writeAtomic replaces a small file (narinfo, nix-cache-info).
-func (c *Cache) writeAtomic(dst string, data []byte) error {
+// writeAtomic replaces a small file (narinfo, nix-cache-info), synced
+// before its rename if sync is set.
+func (c *Cache) writeAtomic(dst string, data []byte, sync bool) error {
 	tmp, release, err := createTemp(filepath.Dir(dst))
 	if err != nil {
 		return err
@@ -316,5 +391,5 @@ func (c *Cache) writeAtomic(dst string, data []byte) error {
 		tmp.Abort()
 		return fmt.Errorf("writing %s: %w", dst, fsutil.Cause(err))
 	}
-	return tmp.Commit(dst, 0o644, !c.opts.NoSync)
+	return tmp.Commit(dst, 0o644, sync)
 }

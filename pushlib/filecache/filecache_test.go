@@ -141,6 +141,46 @@ func TestUploadCommitAtomic(t *testing.T) {
 	}
 }
 
+// TestSyncedPushAndEmptyNarinfo: with syncing on (syncfs before the
+// narinfo, and in Flush), Commit and Flush succeed; a narinfo that a power
+// loss left empty counts as missing, so the next push writes it again.
+func TestSyncedPushAndEmptyNarinfo(t *testing.T) {
+	t.Parallel()
+	dir := filepath.Join(t.TempDir(), "cache")
+	c, err := filecache.New(filecache.Options{URL: "file://" + dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if _, err := c.Open(ctx); err != nil {
+		t.Fatal(err)
+	}
+	info, res := vector(t)
+	p, err := c.Upload(ctx, info, narstream.DefaultCompression, func(ctx context.Context, w io.Writer) (narstream.Result, error) {
+		_, err := io.Copy(w, bytes.NewReader(make([]byte, 97)))
+		return res, err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if missing, _ := c.Missing(ctx, []string{info.Path}); missing[info.Path] {
+		t.Fatal("narinfo missing after Commit")
+	}
+	narinfo := filepath.Join(dir, strings.TrimPrefix(info.Path, "/nix/store/")[:32]+".narinfo")
+	if err := os.Truncate(narinfo, 0); err != nil {
+		t.Fatal(err)
+	}
+	if missing, _ := c.Missing(ctx, []string{info.Path}); !missing[info.Path] {
+		t.Fatal("an empty narinfo counts as present")
+	}
+}
+
 func TestOpenErrors(t *testing.T) {
 	t.Parallel()
 	tmp := t.TempDir()

@@ -138,10 +138,11 @@ const zstdWindow = 4 << 20
 // encoderPools reuses zstd encoders (their buffers are several MiB) across paths.
 var encoderPools sync.Map // poolKey -> *sync.Pool
 
-// poolKey separates encoders by level and concurrency (fixed at creation).
+// poolKey separates encoders by level and mode (fixed at creation).
 type poolKey struct {
-	level zstd.EncoderLevel
-	conc  int
+	level    zstd.EncoderLevel
+	conc     int
+	parallel bool
 }
 
 // asyncThreshold is the NAR size from which one path is compressed on its
@@ -150,25 +151,49 @@ type poolKey struct {
 // synchronously; the pipeline's parallel paths keep the cores busy instead.
 const asyncThreshold = 16 << 20
 
+// ParallelThreshold is the NAR size from which a NAR given more than one
+// core (StreamOn) is cut into sections compressed on all of them at once.
+// Below it the smaller window costs more in size than the time it saves:
+// a 100 MB compressible NAR came out 1.06 × `nix copy`'s in that mode.
+const ParallelThreshold = 128 << 20
+
+// parallelThreshold is ParallelThreshold; tests lower it.
+var parallelThreshold uint64 = ParallelThreshold
+
+// parallelWindow is the window in that mode: it sets the memory. Each
+// section is four windows long (2 MiB), and about five are in memory at
+// once (filled, compressed on each core, waiting to be written), twice
+// that with the encoder's buffer pools. Measured on a 1 GiB compressible
+// NAR on 2 cores: peak RSS 63 MiB with 512 KiB, 81 MiB with 1 MiB, 110
+// with 2 and 173 with 4; the output is 1.041, 1.030, 1.023 and 1.006 ×
+// `nix copy`'s (the sequential encoder's: 1.003 ×, 28 MiB).
+const parallelWindow = 512 << 10
+
 // compressor wraps w in a compressing writer; Close flushes the compressor
-// (never closes w) and returns its resources. narSize picks the mode.
-func (c Compression) compressor(w io.Writer, narSize uint64) (io.WriteCloser, error) {
+// (never closes w) and returns its resources. narSize and cores pick the
+// mode: synchronous for small NARs, compressing on a goroutine of its own
+// for large ones, and in parallel sections on cores cores for a NAR of
+// ParallelThreshold or more given more than one.
+func (c Compression) compressor(w io.Writer, narSize uint64, cores int) (io.WriteCloser, error) {
 	switch c.Method {
 	case Zstd:
 		lvl := zstdLevel(c.Level)
-		conc := 1
-		if narSize >= asyncThreshold {
+		conc, window, parallel := 1, zstdWindow, false
+		switch {
+		case cores > 1 && narSize >= parallelThreshold:
+			conc, window, parallel = cores, parallelWindow, true
+		case narSize >= asyncThreshold:
 			conc = 2
 		}
-		key := poolKey{lvl, conc}
+		key := poolKey{lvl, conc, parallel}
 		pool, _ := encoderPools.LoadOrStore(key, &sync.Pool{})
 		p := pool.(*sync.Pool)
 		if enc, ok := p.Get().(*zstd.Encoder); ok {
 			enc.Reset(w)
 			return &pooledZstd{enc, p}, nil
 		}
-		enc, err := zstd.NewWriter(w, zstd.WithEncoderLevel(lvl), zstd.WithWindowSize(zstdWindow),
-			zstd.WithEncoderConcurrency(conc),
+		enc, err := zstd.NewWriter(w, zstd.WithEncoderLevel(lvl), zstd.WithWindowSize(window),
+			zstd.WithEncoderConcurrency(conc), zstd.WithConcurrentBlocks(parallel),
 			// No frame checksum, as libzstd's default (and cachix's): the
 			// NAR and file hashes already protect the data.
 			zstd.WithEncoderCRC(false),

@@ -67,12 +67,19 @@ func (r Result) FileHashHex() string { return r.FileHash.Format(nixhash.Base16, 
 // filesystem once, hashing the NAR and the compressed bytes on the way, and
 // fails with a *MismatchError when the NAR disagrees with info. progress,
 // if not nil, is called with the number of NAR bytes read so far. It uses
-// the CPU as long as it runs (two cores for a NAR of 16 MiB or more):
-// callers that stream many paths bound how many run at once.
+// the CPU as long as it runs (up to two cores for a NAR of 16 MiB or
+// more): callers that stream many paths bound how many run at once.
 func Stream(ctx context.Context, info *store.PathInfo, c Compression, dst io.Writer, progress func(narBytes uint64)) (Result, error) {
+	return StreamOn(ctx, info, c, dst, progress, 1)
+}
+
+// StreamOn is Stream for a caller that holds cores cores for this NAR: one
+// of ParallelThreshold or more is then compressed on all of them at once,
+// in sections (zstd only; bounded memory, a few sections in flight).
+func StreamOn(ctx context.Context, info *store.PathInfo, c Compression, dst io.Writer, progress func(narBytes uint64), cores int) (Result, error) {
 	fileHash := sha256.New()
 	fileCount := &counter{}
-	comp, err := c.compressor(io.MultiWriter(dst, fileHash, fileCount), info.NarSize)
+	comp, err := c.compressor(io.MultiWriter(dst, fileHash, fileCount), info.NarSize, cores)
 	if err != nil {
 		return Result{}, fmt.Errorf("starting %s compressor: %w", c.Method, err)
 	}

@@ -1,6 +1,7 @@
 package narstream_test
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/rand"
@@ -8,6 +9,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -152,6 +154,59 @@ func TestCompressionValidate(t *testing.T) {
 	}
 	if _, err := narstream.ParseMethod("bzip2"); err == nil {
 		t.Error("bzip2 must be refused")
+	}
+}
+
+// TestStreamOnCores: a NAR past the parallel threshold given two cores is
+// compressed in parallel sections into one zstd stream that decompresses
+// to the NAR, with the hashes and sizes of what was written.
+func TestStreamOnCores(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "big")
+	f, err := os.Create(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := bufio.NewWriter(f)
+	narstream.SetParallelThreshold(t, 8<<20)
+	for i := 0; i < 300_000; i++ {
+		fmt.Fprintf(w, "line %09d of a compressible file\n", i*7919%1_000_003)
+	}
+	if err := w.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	narHash := sha256.New()
+	narSize := &countWriter{}
+	if err := nar.DumpPath(io.MultiWriter(narHash, narSize), p); err != nil {
+		t.Fatal(err)
+	}
+	if narSize.n < 8<<20 {
+		t.Fatalf("NAR of %d bytes, want at least 8 MiB", narSize.n)
+	}
+	info := &store.PathInfo{Path: p, NarHash: *nixhash.MustNewHash(nixhash.SHA256, narHash.Sum(nil)), NarSize: narSize.n}
+	var out bytes.Buffer
+	res, err := narstream.StreamOn(context.Background(), info, narstream.DefaultCompression, &out, nil, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fh := sha256.Sum256(out.Bytes()); res.FileSize != uint64(out.Len()) || !bytes.Equal(res.FileHash.Digest(), fh[:]) {
+		t.Errorf("file hash and size %x %d, wrote %x %d", res.FileHash.Digest(), res.FileSize, fh, out.Len())
+	}
+	dec, err := zstd.NewReader(&out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dec.Close()
+	got := sha256.New()
+	n, err := io.Copy(got, dec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got.Sum(nil), info.NarHash.Digest()) || uint64(n) != info.NarSize {
+		t.Errorf("decompressed %d bytes that are not the NAR (%d bytes)", n, info.NarSize)
+	}
+	if ratio := float64(res.FileSize) / float64(res.NarSize); ratio > 0.5 {
+		t.Errorf("compressed to %.2f of the NAR", ratio)
 	}
 }
 

@@ -141,3 +141,50 @@ func TestBuildClosuresWithRealNix(t *testing.T) {
 		t.Errorf("invalid root: %v", err)
 	}
 }
+
+// TestQueryWithinOneProcess: the metadata of 300 paths of a chain, more
+// than one command line holds here (the budget is lowered to a few
+// paths), comes from one `nix path-info --recursive` of their root, with
+// each path's references; Query needs a process per command line.
+func TestQueryWithinOneProcess(t *testing.T) {
+	bin, log := countingNix(t)
+	t.Parallel()
+	_, file, _, _ := runtime.Caller(0)
+	fixture := filepath.Join(filepath.Dir(file), "../../tests/fixtures/closure.nix")
+	out, err := exec.Command("nix-build", fixture, "-A", "chain", "--no-out-link", "--argstr", "salt", t.Name(),
+		"--arg", "chainCount", "300").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	root := strings.TrimSpace(string(out))
+	s := &store.Store{Dir: "/nix/store", BinDir: bin}
+	store.SetArgBudget(s, 1000)
+	paths, err := s.ClosurePaths(t.Context(), []string{root})
+	if err != nil || len(paths) != 300 {
+		t.Fatalf("closure: %d paths, %v", len(paths), err)
+	}
+	missing := paths[:250]
+	before := calls(t, log)
+	infos, err := s.QueryWithin(t.Context(), missing, []string{root})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := calls(t, log) - before; n != 1 {
+		t.Errorf("QueryWithin took %d Nix processes, want 1", n)
+	}
+	if len(infos) != len(missing) {
+		t.Errorf("%d infos for %d paths", len(infos), len(missing))
+	}
+	for _, p := range missing {
+		if pi := infos[p]; pi == nil || pi.NarSize == 0 || (p != paths[0] && len(pi.References) == 0 && !strings.HasSuffix(p, "-o0")) {
+			t.Errorf("%s: %+v", p, pi)
+		}
+	}
+	before = calls(t, log)
+	if _, err := s.Query(t.Context(), missing); err != nil {
+		t.Fatal(err)
+	}
+	if n := calls(t, log) - before; n < 10 {
+		t.Errorf("Query took %d Nix processes with the lowered budget; the test does not exercise batching", n)
+	}
+}

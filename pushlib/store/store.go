@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -263,6 +264,59 @@ func (s *Store) ClosurePaths(ctx context.Context, roots []string) ([]string, err
 // Query returns the metadata of the given paths only (no closure).
 func (s *Store) Query(ctx context.Context, paths []string) (map[string]*PathInfo, error) {
 	return s.pathInfos(ctx, paths)
+}
+
+// QueryWithin returns the metadata of paths, all of them in the runtime
+// closure of roots. When paths would not fit on one command line and
+// roots do (and none is a derivation), it asks Nix once for the whole
+// closure of roots (`nix path-info --json --recursive`), so that the Nix
+// processes a push starts do not grow with the paths it pushes; otherwise
+// it is Query.
+func (s *Store) QueryWithin(ctx context.Context, paths, roots []string) (map[string]*PathInfo, error) {
+	if s.fits(paths) || !s.fits(roots) {
+		return s.Query(ctx, paths)
+	}
+	for _, r := range roots {
+		if strings.HasSuffix(r, ".drv") {
+			return s.Query(ctx, paths)
+		}
+	}
+	all, err := s.pathInfo(ctx, []string{"--recursive"}, roots)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]*PathInfo, len(paths))
+	var rest []string
+	for _, p := range paths {
+		if pi, ok := all[p]; ok {
+			out[p] = pi
+		} else {
+			rest = append(rest, p)
+		}
+	}
+	if len(rest) > 0 {
+		more, err := s.Query(ctx, rest)
+		if err != nil {
+			return nil, err
+		}
+		maps.Copy(out, more)
+	}
+	return out, nil
+}
+
+// fits reports whether paths fit on one Nix command line (see batched).
+func (s *Store) fits(paths []string) bool {
+	budget := s.argBudget
+	if budget <= 0 {
+		budget = argBudget
+	}
+	size := 0
+	for _, p := range paths {
+		if size += len(p) + 9; size > budget {
+			return false
+		}
+	}
+	return true
 }
 
 // pathInfos runs `nix path-info --json` over paths in batches.

@@ -139,9 +139,10 @@ func CheckJobs(n int) error {
 }
 
 // The multipart upload's part sizing, as `cachix push` takes it
-// (-s/--chunk-size, -n/--num-concurrent-chunks).
+// (-s/--chunk-size, -n/--num-concurrent-chunks); the default part is
+// half of cachix's 32 MiB, so that memory stays bounded (pushlib/cachix).
 const (
-	DefaultChunkSize        = 32 << 20
+	DefaultChunkSize        = 16 << 20
 	MinChunkSize            = 5 << 20
 	MaxChunkSize            = 5 << 30
 	DefaultConcurrentChunks = 4

@@ -2,9 +2,18 @@
 #  - `big`: ~200 store paths, ~800 MB of NAR made of real ELF libraries and
 #    text copied from the host (the list comes from groups.json, written by
 #    bench.sh), linked into a DAG of references;
-#  - `many`: a closure of `manyCount` tiny paths for the no-op benchmark;
-#  - `huge`: one store path holding a single file of `hugeSize` bytes.
-{ groupsFile ? ./groups.json, manyCount ? 2000, hugeSize ? 1073741824, salt ? "bench-1" }:
+#  - `tiny100` … `tiny20000`: the closure of the Nth path of one chain of
+#    `chainCount` tiny paths, each referring to the one before it (so
+#    `tinyN`'s closure is exactly N paths). The chain is built 100 paths at a
+#    time, as the outputs of one derivation, so that 20,000 paths take a
+#    minute to build instead of 20,000 builder runs;
+#  - `random1g`: one store path holding a single file of 1 GiB from
+#    /dev/urandom (incompressible);
+#  - `text100m`, `text1g`, `text4g`: one store path holding a single file
+#    of 100 MB, 1 GiB or 4 GiB made of the `big` closure's host files
+#    (ELF and text) laid end to end, repeated as often as needed:
+#    compressible like real packages are.
+{ groupsFile ? ./groups.json, chainCount ? 20000, salt ? "bench-1" }:
 let
   system = builtins.currentSystem;
   mk = name: attrs: script: builtins.derivation ({
@@ -37,17 +46,51 @@ let
     mkdir -p $out && echo "$refs" > $out/refs
   '';
 
-  # Many tiny paths: path i refers to i-1 and i/3 (a deep, wide DAG).
-  tinyDrvs = builtins.genList tiny manyCount;
-  tinyAt = builtins.elemAt tinyDrvs;
-  tiny = i: mk "bench-tiny-${toString i}"
-    { refs = if i == 0 then "" else "${tinyAt (i - 1)} ${tinyAt (i / 3)}"; }
-    ''mkdir -p $out && echo "tiny ${toString i} $refs" > $out/refs'';
-  many = mk "bench-many" { refs = [ (tinyAt (manyCount - 1)) ]; } ''mkdir -p $out && echo "$refs" > $out/refs'';
+  # The chain: chunk k has outputs o0 … o99; o0 refers to the last output
+  # of chunk k-1, every other output to the output before it.
+  per = 100;
+  outputNames = builtins.genList (j: "o${toString j}") per;
+  last = "o${toString (per - 1)}";
+  chunks = builtins.genList chunk ((chainCount + per - 1) / per);
+  chunkAt = builtins.elemAt chunks;
+  chunk = k: mk "bench-chain-${toString k}"
+    {
+      outputs = outputNames;
+      prev = if k == 0 then "" else (chunkAt (k - 1)).${last};
+    } ''
+      prev=$prev j=0
+      while [ $j -lt ${toString per} ]; do
+        eval out=\$o$j
+        mkdir -p $out && echo "tiny ${toString k}.$j $prev" > $out/refs
+        prev=$out j=$((j + 1))
+      done
+    '';
+  # The Nth path of the chain (1-based): its closure is N paths.
+  tiny = n: assert n >= 1 && n <= chainCount;
+    (chunkAt ((n - 1) / per)).${"o" + toString (n - 1 - (n - 1) / per * per)};
 
-  huge = mk "bench-huge" { size = toString hugeSize; } ''
+  random1g = mk "bench-random-1g" { } ''
     mkdir -p $out
-    head -c "$size" /dev/urandom > $out/data
+    head -c 1073741824 /dev/urandom > $out/data
+  '';
+  # Host files end to end, as many passes over them as the size needs
+  # (head stops the rest).
+  text = name: size: mk name { inherit size; refs = groupDrvs; } ''
+    mkdir -p $out
+    pass() { for g in $refs; do cat $g/files/*; done; }
+    { i=0; while [ $i -lt $(( size / 700000000 + 2 )) ]; do pass; i=$((i + 1)); done; } 2>/dev/null | head -c "$size" > $out/data
+    [ "$(wc -c < $out/data)" = "$size" ]
   '';
 in
-{ inherit big many huge; }
+{
+  inherit big random1g;
+  tiny100 = tiny 100;
+  tiny1000 = tiny 1000;
+  tiny2000 = tiny 2000;
+  tiny3000 = tiny 3000;
+  tiny10000 = tiny 10000;
+  tiny20000 = tiny 20000;
+  text100m = text "bench-text-100m" "100000000";
+  text1g = text "bench-text-1g" "1073741824";
+  text4g = text "bench-text-4g" "4294967296";
+}

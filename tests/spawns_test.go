@@ -1,0 +1,60 @@
+package tests
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestNixSpawnsDoNotGrowWithPaths: the Nix processes one push starts (the
+// closure and path-info queries) are as many for a chain of 400 paths as
+// for one of 5, for a push that uploads everything and for one that finds
+// everything present. Counts, not times.
+func TestNixSpawnsDoNotGrowWithPaths(t *testing.T) {
+	requireNix(t)
+	t.Parallel()
+	wrappers := t.TempDir()
+	for _, name := range []string{"nix", "nix-store", "nix-build", "nix-instantiate", "nix-env"} {
+		real, err := exec.LookPath(name)
+		if err != nil {
+			continue
+		}
+		script := "#!/bin/sh\necho " + name + ` "$1" >> "$SPAWN_LOG"` + "\nexec " + real + ` "$@"` + "\n"
+		if err := os.WriteFile(filepath.Join(wrappers, name), []byte(script), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	spawns := func(root, cache string) []string {
+		t.Helper()
+		log := filepath.Join(t.TempDir(), "spawns.log")
+		r := cli(t, "", []string{"PATH=" + wrappers + ":" + os.Getenv("PATH"), "SPAWN_LOG=" + log},
+			"push", "-q", "--to", "file://"+cache, root)
+		if r.code != 0 {
+			t.Fatalf("push: %s", r.stderr)
+		}
+		data, _ := os.ReadFile(log)
+		return strings.Split(strings.TrimSpace(string(data)), "\n")
+	}
+	count := map[string][]string{}
+	for _, n := range []string{"5", "400"} {
+		root := nixBuild(t, "chain", t.Name()+n, "--arg", "chainCount", n)
+		cache := filepath.Join(t.TempDir(), "cache")
+		count["push "+n] = spawns(root, cache)
+		count["no-op "+n] = spawns(root, cache)
+		if got := len(checkCacheConsistent(t, cache)); got != map[string]int{"5": 5, "400": 400}[n] {
+			t.Fatalf("chain of %s: %d narinfos", n, got)
+		}
+	}
+	t.Logf("Nix processes per push: %v", count)
+	for _, kind := range []string{"push", "no-op"} {
+		small, large := count[kind+" 5"], count[kind+" 400"]
+		if len(small) == 0 || small[0] == "" {
+			t.Fatalf("%s: no Nix process seen; the wrappers are not used", kind)
+		}
+		if len(large) != len(small) {
+			t.Errorf("%s: %d Nix processes for 400 paths, %d for 5: %v against %v", kind, len(large), len(small), large, small)
+		}
+	}
+}
