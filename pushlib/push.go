@@ -253,13 +253,28 @@ func Push(ctx context.Context, job Job) (*Result, error) {
 		sink.Emit(events.Event{Kind: events.Warning, Cache: cache, Message: w})
 	}
 
-	if job.SkipInvalid {
+	// Roots that are not valid are found before planning only when a
+	// build closure is asked for; otherwise the closure query, which fails
+	// on them anyway, tells: the common push pays no validity query.
+	lazy := job.SkipInvalid && len(job.Roots) > 0 && !hasBuildRoots(job)
+	if job.SkipInvalid && !lazy {
 		var err error
-		if job, err = skipInvalid(ctx, job); err != nil {
+		if job, err = skipInvalid(ctx, job, true); err != nil {
 			return res, err
 		}
 	}
 	plan, err := job.Plan(ctx)
+	if lazy {
+		invalid := (*store.InvalidPathError)(nil)
+		check := errors.As(err, &invalid)
+		var serr error
+		if job, serr = skipInvalid(ctx, job, check); serr != nil {
+			return res, serr
+		}
+		if check {
+			plan, err = job.Plan(ctx)
+		}
+	}
 	res.Closure = plan.Closure
 	if err != nil {
 		return res, err
@@ -343,11 +358,22 @@ func Push(ctx context.Context, job Job) (*Result, error) {
 	return res, nil
 }
 
-// skipInvalid warns about the inputs the job skips and drops its roots
-// that are not valid in the local store; without a root left it fails.
-func skipInvalid(ctx context.Context, job Job) (Job, error) {
+// hasBuildRoots reports whether a root asks for its build closure.
+func hasBuildRoots(job Job) bool {
+	for _, r := range job.Roots {
+		if r.Closure == selection.Build {
+			return true
+		}
+	}
+	return false
+}
+
+// skipInvalid warns about the inputs the job skips and, with check, drops
+// its roots that are not valid in the local store; without a root left it
+// fails.
+func skipInvalid(ctx context.Context, job Job, check bool) (Job, error) {
 	skipped := append([]PathFailure(nil), job.Skipped...)
-	if v, ok := job.Store.(ValiditySource); ok && len(job.Roots) > 0 {
+	if v, ok := job.Store.(ValiditySource); ok && check && len(job.Roots) > 0 {
 		paths := make([]string, len(job.Roots))
 		for i, r := range job.Roots {
 			paths[i] = r.Path

@@ -425,3 +425,62 @@ func TestOnlyPinFails(t *testing.T) {
 		t.Errorf("committed %v, want tool and libc", b.committed)
 	}
 }
+
+// validityStore counts the validity queries a push makes.
+type validityStore struct {
+	*fakeStore
+	queries int
+}
+
+func (v *validityStore) Invalid(_ context.Context, paths []string) ([]string, error) {
+	v.queries++
+	var out []string
+	for _, p := range paths {
+		if _, ok := v.infos[p]; !ok {
+			out = append(out, p)
+		}
+	}
+	return out, nil
+}
+
+// TestSkipInvalidOnlyWhenNeeded: a push that skips invalid roots asks
+// which are invalid only when the closure query says some are; with one,
+// it warns, drops it and pushes the rest.
+func TestSkipInvalidOnlyWhenNeeded(t *testing.T) {
+	t.Parallel()
+	fs, paths := newFakeStore(t, graph)
+	gone := "/nix/store/00000000000000000000000000000000-gone"
+	for _, tc := range []struct {
+		name        string
+		roots       []string
+		wantQueries int
+		wantWarn    bool
+	}{
+		{"all valid", []string{paths["tool"]}, 0, false},
+		{"one invalid", []string{gone, paths["tool"]}, 1, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			vs := &validityStore{fakeStore: fs}
+			rec := &eventstest.Recorder{}
+			var roots []pushlib.Root
+			for _, r := range tc.roots {
+				roots = append(roots, pushlib.Root{Path: r})
+			}
+			res, err := pushlib.Push(context.Background(), pushlib.Job{
+				Backend: newFakeBackend(), Store: vs, Events: rec, SkipInvalid: true, Roots: roots,
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if vs.queries != tc.wantQueries {
+				t.Errorf("%d validity queries, want %d", vs.queries, tc.wantQueries)
+			}
+			if warned := len(rec.OfKind(events.Warning)) > 0; warned != tc.wantWarn {
+				t.Errorf("warned %v, want %v", warned, tc.wantWarn)
+			}
+			if got := pushedNames(paths, res); strings.Join(got, ",") != "libc,tool" && strings.Join(got, ",") != "tool,libc" {
+				t.Errorf("pushed %v", got)
+			}
+		})
+	}
+}
