@@ -2,10 +2,12 @@
 // in the layout `nix copy --to file://DIR` produces and every Nix can
 // substitute from: nix-cache-info, <hash>.narinfo and nar/<filehash>.nar.<ext>.
 //
-// Every file is written to a temporary name in the same directory and
-// renamed into place, so a killed push never leaves a half-written NAR or
-// narinfo; a narinfo is written only after its NAR is in place (and, as the
-// pipeline guarantees, after every reference's narinfo).
+// Every file is written unnamed (O_TMPFILE) and linked into place, or,
+// where the file system cannot, written to a temporary name in the same
+// directory and renamed into place; either way a killed push never leaves a
+// half-written NAR or narinfo. A narinfo is written only after its NAR is
+// in place (and, as the pipeline guarantees, after every reference's
+// narinfo).
 //
 // Durability costs one syncfs(2) per wave of narinfos, not one fsync per
 // file: NARs are renamed into place unsynced, and before a narinfo is
@@ -16,8 +18,9 @@
 // written in the last moments may be empty, which Missing counts as
 // missing, so the next push writes it again.
 //
-// A push killed with SIGKILL leaves its temporary files behind. Each
-// temporary file is locked (flock) by the push writing it until it is
+// A push killed with SIGKILL leaves nothing behind where files are
+// unnamed, and its temporary files where they are not. Each temporary
+// file is locked (flock) by the push writing it until it is
 // renamed into place, and the next push of the cache removes those nobody
 // holds a lock on, so other pushes to the same cache at the same time, by
 // this process or others, keep theirs.
@@ -25,9 +28,12 @@ package filecache
 
 import (
 	"bufio"
+	"bytes"
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -211,14 +217,19 @@ func removeIfStale(name string) bool {
 	return os.Remove(name) == nil
 }
 
-// createTemp creates a temporary file in dir, locked until release is
-// called; release must be called after the file is committed or aborted.
-// The lock lives on a second descriptor so that it outlasts the close that
-// precedes the rename in Commit.
+// createTemp creates the file a NAR or narinfo is written to before it is
+// committed into dir: unnamed where the file system allows, so that a
+// killed push leaves nothing and a file costs one directory operation;
+// otherwise a temporary file, locked until release is called (after the
+// file is committed or aborted). The lock lives on a second descriptor so
+// that it outlasts the close that precedes the rename in Commit.
 func createTemp(dir string) (tmp *atomicfile.File, release func(), err error) {
-	tmp, err = atomicfile.Create(dir)
+	tmp, err = atomicfile.CreateUnnamed(dir)
 	if err != nil {
 		return nil, nil, err
+	}
+	if tmp.Unnamed() {
+		return tmp, func() {}, nil
 	}
 	lk, err := os.Open(tmp.Name())
 	if err != nil {
@@ -285,10 +296,38 @@ func (c *Cache) upload(ctx context.Context, info *store.PathInfo, comp narstream
 	}
 	rel := binarycache.NarName(res, comp)
 	// Unsynced: Commit syncs the file system before the narinfo names it.
-	if err := tmp.Commit(filepath.Join(c.dir, rel), 0o644, false); err != nil {
+	switch err := tmp.Link(filepath.Join(c.dir, rel), 0o644); {
+	case errors.Is(err, fs.ErrExist):
+		// The same NAR, from a push that published no narinfo for it (or
+		// another path with the same contents): kept if it is whole, as a
+		// power loss may have cut it short, and replaced otherwise.
+		if intact(filepath.Join(c.dir, rel), res) {
+			tmp.Abort()
+		} else if err := tmp.Commit(filepath.Join(c.dir, rel), 0o644, false); err != nil {
+			return nil, err
+		}
+	case err != nil:
 		return nil, err
 	}
 	return &pending{cache: c, info: info, res: res, url: rel, seq: c.renamed.Add(1)}, nil
+}
+
+// intact reports whether the file name holds exactly the compressed NAR
+// res describes (its size and SHA-256).
+func intact(name string, res narstream.Result) bool {
+	f, err := os.Open(name)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() || uint64(fi.Size()) != res.FileSize {
+		return false
+	}
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return false
+	}
+	return bytes.Equal(h.Sum(nil), res.FileHash.Digest())
 }
 
 // writers are the NAR files' write buffers, reused: a fresh 256 KiB

@@ -3,8 +3,10 @@ package filecache_test
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"errors"
 	"flag"
+	"github.com/cachix-select/cachix-select/pushlib/internal/atomicfile"
 	"io"
 	"os"
 	"path/filepath"
@@ -212,7 +214,10 @@ func TestOpenErrors(t *testing.T) {
 // that no process holds, and keeps those of a push still writing (its NAR
 // is locked, however old), and files too young to have been locked.
 func TestStaleTempsRemovedUnlessInUse(t *testing.T) {
-	t.Parallel()
+	// Where files are written unnamed, a push in progress has no temporary
+	// file to keep; this is the other way, the one file systems without
+	// O_TMPFILE take.
+	defer atomicfile.NamedOnly()()
 	dir := filepath.Join(t.TempDir(), "cache")
 	c, err := filecache.New(filecache.Options{URL: "file://" + dir, NoSync: true})
 	if err != nil {
@@ -304,5 +309,61 @@ func TestStaleTempsRemovedUnlessInUse(t *testing.T) {
 	}
 	if left, _ := filepath.Glob(filepath.Join(dir, "nar", ".tmp-*")); len(left) != 2 {
 		t.Errorf("temporary files left: %v, want the fresh and the held one", left)
+	}
+}
+
+// TestExistingNarKeptOrRepaired: a NAR already in nar/ under the name the
+// upload computes (a push killed before its narinfo) is kept when its size
+// and SHA-256 are the upload's, and replaced when they are not (a power
+// loss cut it short); no other file is left either way.
+func TestExistingNarKeptOrRepaired(t *testing.T) {
+	t.Parallel()
+	dir := filepath.Join(t.TempDir(), "cache")
+	c, err := filecache.New(filecache.Options{URL: "file://" + dir, NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if _, err := c.Open(ctx); err != nil {
+		t.Fatal(err)
+	}
+	info, res := vector(t)
+	data := []byte("the compressed bytes of a NAR, as far as this cache can tell")
+	sum := sha256.Sum256(data)
+	res.FileHash = *nixhash.MustNewHash(nixhash.SHA256, sum[:])
+	res.FileSize = uint64(len(data))
+	upload := func() {
+		t.Helper()
+		p, err := c.Upload(ctx, info, narstream.DefaultCompression, func(ctx context.Context, w io.Writer) (narstream.Result, error) {
+			_, err := w.Write(data)
+			return res, err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := p.Commit(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	nar := filepath.Join(dir, "nar", res.FileHashHex()+".nar.zst")
+	upload()
+	before, err := os.Stat(nar)
+	if err != nil {
+		t.Fatal(err)
+	}
+	upload()
+	after, _ := os.Stat(nar)
+	if !os.SameFile(before, after) {
+		t.Error("an intact NAR was replaced")
+	}
+	if err := os.Truncate(nar, 10); err != nil {
+		t.Fatal(err)
+	}
+	upload()
+	if got, _ := os.ReadFile(nar); !bytes.Equal(got, data) {
+		t.Errorf("a cut-short NAR was kept: %q", got)
+	}
+	if entries, _ := os.ReadDir(filepath.Join(dir, "nar")); len(entries) != 1 {
+		t.Errorf("nar/ holds %d files, want 1", len(entries))
 	}
 }
