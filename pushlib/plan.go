@@ -3,9 +3,11 @@ package pushlib
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 
+	"github.com/cachix-select/cachix-select/pushlib/backend"
 	"github.com/cachix-select/cachix-select/pushlib/narstream"
 	"github.com/cachix-select/cachix-select/pushlib/selection"
 	"github.com/cachix-select/cachix-select/pushlib/store"
@@ -114,16 +116,23 @@ func (job Job) Plan(ctx context.Context) (*Plan, error) {
 	if err != nil {
 		return plan, err
 	}
-	all, err := job.Store.ClosurePaths(ctx, seeds)
+	// The cache is opened (a request to Cachix, a directory and a file for
+	// a file cache) while Nix computes the closure.
+	cache := job.Backend.String()
+	openDone := make(chan openResult, 1)
+	go func() {
+		info, err := job.Backend.Open(ctx)
+		openDone <- openResult{info, err}
+	}()
+	all, known, err := plan.closure(ctx, seeds)
+	o := <-openDone
 	if err != nil {
 		return plan, err
 	}
 	plan.Closure = len(all)
-
-	cache := job.Backend.String()
-	info, err := job.Backend.Open(ctx)
-	if err != nil {
-		return plan, fmt.Errorf("opening %s: %w", cache, err)
+	info := o.info
+	if o.err != nil {
+		return plan, fmt.Errorf("opening %s: %w", cache, o.err)
 	}
 	plan.Compression = narstream.DefaultCompression
 	if info.PreferredCompression != nil {
@@ -154,9 +163,15 @@ func (job Job) Plan(ctx context.Context) (*Plan, error) {
 	}
 	plan.present = len(all) - len(missing)
 	var infos map[string]*store.PathInfo
-	if ws, ok := job.Store.(WithinSource); ok {
+	switch ws, ok := job.Store.(WithinSource); {
+	case known != nil:
+		infos = make(map[string]*store.PathInfo, len(missing))
+		for _, p := range missing {
+			infos[p] = known[p]
+		}
+	case ok:
 		infos, err = ws.QueryWithin(ctx, missing, seeds)
-	} else {
+	default:
 		infos, err = job.Store.Query(ctx, missing)
 	}
 	if err != nil {
@@ -172,6 +187,46 @@ func (job Job) Plan(ctx context.Context) (*Plan, error) {
 	plan.Order = store.TopoSort(plan.Missing)
 	return plan, nil
 }
+
+// ClosureInfoSource reads the closure of roots with every path's metadata
+// in one Nix process; *store.Store is one.
+type ClosureInfoSource interface {
+	ClosureInfos(ctx context.Context, roots []string) (map[string]*store.PathInfo, error)
+}
+
+// openResult is the outcome of opening the cache.
+type openResult struct {
+	info backend.Info
+	err  error
+}
+
+// closure lists the closure of seeds. Usually that is the cheap query
+// (paths only: when the cache has everything, no metadata is needed). But
+// when the cache answers from local files (backend.LocalPresence) that it
+// lacks a seed, the metadata will be needed, and one Nix process gives
+// both: then known holds every path's metadata.
+func (p *Plan) closure(ctx context.Context, seeds []string) (all []string, known map[string]*store.PathInfo, err error) {
+	job := p.Job
+	lp, local := job.Backend.(backend.LocalPresence)
+	cs, both := job.Store.(ClosureInfoSource)
+	if local && lp.LocalPresence() && both && len(seeds) > 0 && !slices.ContainsFunc(seeds, isDerivation) {
+		// (While the cache is being opened: see backend.LocalPresence.)
+		if missing, err := job.Backend.Missing(ctx, seeds); err == nil && len(missing) > 0 {
+			infos, err := cs.ClosureInfos(ctx, seeds)
+			if err != nil {
+				return nil, nil, err
+			}
+			for q := range infos {
+				all = append(all, q)
+			}
+			return all, infos, nil
+		}
+	}
+	all, err = job.Store.ClosurePaths(ctx, seeds)
+	return all, nil, err
+}
+
+func isDerivation(p string) bool { return strings.HasSuffix(p, ".drv") }
 
 // seedRoots works out each root's seeds: itself for a runtime closure,
 // its derivation's inputs and outputs for a build closure (with what is

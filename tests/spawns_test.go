@@ -57,4 +57,13 @@ func TestNixSpawnsDoNotGrowWithPaths(t *testing.T) {
 			t.Errorf("%s: %d Nix processes for 400 paths, %d for 5: %v against %v", kind, len(large), len(small), large, small)
 		}
 	}
+	// A file cache that lacks the root: one `nix path-info --recursive`
+	// gives the closure and its metadata; one that has it: the closure
+	// alone, the cheaper query.
+	if got := count["push 400"]; len(got) != 1 || !strings.HasPrefix(got[0], "nix ") {
+		t.Errorf("push to an empty file cache: Nix processes %v, want one nix path-info", got)
+	}
+	if got := count["no-op 400"]; len(got) != 1 || got[0] != "nix-store --query" {
+		t.Errorf("no-op push: Nix processes %v, want one nix-store --query", got)
+	}
 }

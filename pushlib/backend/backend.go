@@ -56,6 +56,14 @@ type Info struct {
 	PreferredCompression *narstream.Compression
 }
 
+// LocalPresence is a backend that answers Missing from local files, too
+// cheaply to be worth avoiding (a file cache): the plan asks it about the
+// roots before choosing how to query the closure, and may do so while
+// Open runs (a cache not created yet lacks everything).
+type LocalPresence interface {
+	LocalPresence() bool
+}
+
 // StreamFunc writes the compressed NAR of one path into w and returns the
 // verified hashes. It may be called again for a retry: it re-reads the
 // store path from disk, so no NAR is ever buffered whole.

@@ -247,6 +247,10 @@ func (c *Cache) narinfoFile(storePath string) string {
 	return filepath.Join(c.dir, binarycache.NarinfoName(storePath))
 }
 
+// LocalPresence is true: Missing reads the local file system
+// (backend.LocalPresence).
+func (c *Cache) LocalPresence() bool { return true }
+
 // Missing reports the paths without a narinfo.
 func (c *Cache) Missing(ctx context.Context, paths []string) (map[string]bool, error) {
 	missing := map[string]bool{}

@@ -261,6 +261,23 @@ func (s *Store) ClosurePaths(ctx context.Context, roots []string) ([]string, err
 	return paths, nil
 }
 
+// ClosureInfos returns the metadata of every path in the runtime closure
+// of roots (`nix path-info --json --recursive`, in as few processes as the
+// command line allows). Roots must not be derivations (see pathInfos).
+// Roots that are not valid store paths give an *InvalidPathError.
+func (s *Store) ClosureInfos(ctx context.Context, roots []string) (map[string]*PathInfo, error) {
+	out := map[string]*PathInfo{}
+	err := s.batched(ctx, roots, func(batch []string) error {
+		infos, err := s.pathInfo(ctx, []string{"--recursive"}, batch)
+		maps.Copy(out, infos)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // Query returns the metadata of the given paths only (no closure).
 func (s *Store) Query(ctx context.Context, paths []string) (map[string]*PathInfo, error) {
 	return s.pathInfos(ctx, paths)
