@@ -10,8 +10,8 @@
 // narinfo).
 //
 // Durability costs one syncfs(2) per wave of narinfos, not one fsync per
-// file: NARs are renamed into place unsynced, and before a narinfo is
-// written a syncfs that began after its NAR was renamed must have ended
+// file: NARs are linked into place unsynced, and before a narinfo is
+// written a syncfs that began after its NAR was linked must have ended
 // (pushes publishing at the same time share it). Narinfos are written
 // unsynced too, and Flush, at the end of the push, syncs once more. So
 // after a power loss no narinfo names a NAR that is not on disk; a narinfo
@@ -37,6 +37,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -251,24 +252,44 @@ func (c *Cache) narinfoFile(storePath string) string {
 // (backend.LocalPresence).
 func (c *Cache) LocalPresence() bool { return true }
 
-// Missing reports the paths without a narinfo.
+// Missing reports the paths without a narinfo. Many paths are looked up
+// on every core (a no-op push of a large closure is mostly this).
 func (c *Cache) Missing(ctx context.Context, paths []string) (map[string]bool, error) {
-	missing := map[string]bool{}
-	for _, p := range paths {
-		if err := ctx.Err(); err != nil {
+	workers := min(2*runtime.GOMAXPROCS(0), len(paths)/512+1)
+	lacks := make([]bool, len(paths))
+	errs := make([]error, workers)
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Go(func() {
+			for i, n := w, 0; i < len(paths); i, n = i+workers, n+1 {
+				if n%256 == 0 && ctx.Err() != nil {
+					errs[w] = ctx.Err()
+					return
+				}
+				fi, err := os.Lstat(c.narinfoFile(paths[i]))
+				switch {
+				case err == nil:
+					// Empty: written just before a power loss took its contents.
+					lacks[i] = fi.Size() == 0
+				case errors.Is(err, fs.ErrNotExist):
+					lacks[i] = true
+				default:
+					errs[w] = fmt.Errorf("checking %s: %w", c.narinfoFile(paths[i]), err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
 			return nil, err
 		}
-		fi, err := os.Lstat(c.narinfoFile(p))
-		switch {
-		case err == nil:
-			// Empty: written just before a power loss took its contents.
-			if fi.Size() == 0 {
-				missing[p] = true
-			}
-		case errors.Is(err, fs.ErrNotExist):
+	}
+	missing := map[string]bool{}
+	for i, p := range paths {
+		if lacks[i] {
 			missing[p] = true
-		default:
-			return nil, fmt.Errorf("checking %s: %w", c.narinfoFile(p), err)
 		}
 	}
 	return missing, nil
