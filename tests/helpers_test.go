@@ -30,6 +30,8 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
+	// The closures pushes remember are this run's own.
+	os.Setenv("XDG_CACHE_HOME", filepath.Join(dir, "xdg-cache"))
 	if binary = os.Getenv("CACHIX_SELECT_TEST_BINARY"); binary == "" {
 		binary = filepath.Join(dir, "cachix-select")
 		build := exec.Command("go", "build", "-o", binary, "-ldflags", "-X main.version=e2e", "./cmd/cachix-select")

@@ -11,7 +11,10 @@ import (
 // TestNixSpawnsDoNotGrowWithPaths: the Nix processes one push starts (the
 // closure and path-info queries) are as many for a chain of 400 paths as
 // for one of 5, for a push that uploads everything and for one that finds
-// everything present. Counts, not times.
+// everything present; a push to a file cache lacking the root starts one
+// (nix path-info --recursive), a no-op one (nix-store --query), and none
+// when the closure is known from an earlier push, unless the cache lacks
+// part of it. Counts, not times.
 func TestNixSpawnsDoNotGrowWithPaths(t *testing.T) {
 	requireNix(t)
 	t.Parallel()
@@ -26,10 +29,10 @@ func TestNixSpawnsDoNotGrowWithPaths(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	spawns := func(root, cache string) []string {
+	spawns := func(root, cache string, env ...string) []string {
 		t.Helper()
 		log := filepath.Join(t.TempDir(), "spawns.log")
-		r := cli(t, "", []string{"PATH=" + wrappers + ":" + os.Getenv("PATH"), "SPAWN_LOG=" + log},
+		r := cli(t, "", append([]string{"PATH=" + wrappers + ":" + os.Getenv("PATH"), "SPAWN_LOG=" + log}, env...),
 			"push", "-q", "--to", "file://"+cache, root)
 		if r.code != 0 {
 			t.Fatalf("push: %s", r.stderr)
@@ -42,9 +45,19 @@ func TestNixSpawnsDoNotGrowWithPaths(t *testing.T) {
 		root := nixBuild(t, "chain", t.Name()+n, "--arg", "chainCount", n)
 		cache := filepath.Join(t.TempDir(), "cache")
 		count["push "+n] = spawns(root, cache)
-		count["no-op "+n] = spawns(root, cache)
+		// Without the closures earlier pushes remember.
+		count["no-op "+n] = spawns(root, cache, "XDG_CACHE_HOME="+t.TempDir())
+		count["known no-op "+n] = spawns(root, cache)
 		if got := len(checkCacheConsistent(t, cache)); got != map[string]int{"5": 5, "400": 400}[n] {
 			t.Fatalf("chain of %s: %d narinfos", n, got)
+		}
+		// The closure is known, the cache lacks a path of it: Nix is
+		// asked about that path, which is pushed again.
+		infos, _ := filepath.Glob(filepath.Join(cache, "*.narinfo"))
+		os.Remove(infos[len(infos)/2])
+		count["one missing "+n] = spawns(root, cache)
+		if got := len(checkCacheConsistent(t, cache)); got != map[string]int{"5": 5, "400": 400}[n] {
+			t.Fatalf("chain of %s after a narinfo was removed: %d narinfos", n, got)
 		}
 	}
 	t.Logf("Nix processes per push: %v", count)
@@ -65,5 +78,13 @@ func TestNixSpawnsDoNotGrowWithPaths(t *testing.T) {
 	}
 	if got := count["no-op 400"]; len(got) != 1 || got[0] != "nix-store --query" {
 		t.Errorf("no-op push: Nix processes %v, want one nix-store --query", got)
+	}
+	for _, n := range []string{"5", "400"} {
+		if got := count["known no-op "+n]; len(got) != 1 || got[0] != "" {
+			t.Errorf("no-op push of a closure pushed before (%s paths): Nix processes %v, want none", n, got)
+		}
+		if got := count["one missing "+n]; len(got) != 1 || !strings.HasPrefix(got[0], "nix ") {
+			t.Errorf("push of one path missing from a known closure (%s paths): Nix processes %v, want one nix path-info", n, got)
+		}
 	}
 }

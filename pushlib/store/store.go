@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"syscall"
@@ -51,6 +52,9 @@ type Store struct {
 	// BinDir holds the nix, nix-store binaries; "" means search PATH and the
 	// usual profile locations.
 	BinDir string
+	// Closures, if set, remembers the closures Nix computed (ClosurePaths
+	// and ClosureInfos) and answers ClosurePaths from them when it can.
+	Closures *ClosureCache
 
 	// argBudget overrides the bytes of paths per command line (tests).
 	argBudget int
@@ -64,7 +68,7 @@ func New() *Store {
 	if dir == "" {
 		dir = DefaultStoreDir
 	}
-	return &Store{Dir: strings.TrimRight(dir, "/")}
+	return &Store{Dir: strings.TrimRight(dir, "/"), Closures: &ClosureCache{Dir: DefaultClosureCacheDir()}}
 }
 
 // fallbackBinDirs are where nix lives when PATH does not have it, as in
@@ -227,9 +231,12 @@ var nixArgs = []string{"--extra-experimental-features", "nix-command"}
 // ClosurePaths lists the runtime closure of roots (references,
 // transitively) without their metadata, which is cheaper: it matters when
 // the cache turns out to have everything (the common case of an
-// activation). Roots that are not valid store paths give an
+// activation). A closure in s.Closures needs no Nix process at all. Roots that are not valid store paths give an
 // *InvalidPathError.
 func (s *Store) ClosurePaths(ctx context.Context, roots []string) ([]string, error) {
+	if paths, ok := s.Closures.Get(s.Dir, roots); ok {
+		return paths, nil
+	}
 	var paths []string
 	seen := map[string]bool{}
 	err := s.batched(ctx, roots, func(batch []string) error {
@@ -258,6 +265,7 @@ func (s *Store) ClosurePaths(ctx context.Context, roots []string) ([]string, err
 	if err != nil {
 		return nil, err
 	}
+	s.Closures.Put(roots, paths)
 	return paths, nil
 }
 
@@ -275,6 +283,7 @@ func (s *Store) ClosureInfos(ctx context.Context, roots []string) (map[string]*P
 	if err != nil {
 		return nil, err
 	}
+	s.Closures.Put(roots, slices.Collect(maps.Keys(out)))
 	return out, nil
 }
 
