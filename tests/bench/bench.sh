@@ -22,7 +22,10 @@
 #              (4.3 GB in the store, ~1.4 GB per push) and ~3 minutes
 #   noop2k, noop20k
 #              push of a closure of 2,000 / 20,000 paths the file:// cache
-#              already has, against `nix path-info -r --json` on it
+#              already has, against `nix path-info -r --json` on it: as a
+#              repeated push runs (the closure known from the push before)
+#              and as the first push from this machine runs (a fresh
+#              $XDG_CACHE_HOME each time)
 #   activate   `cachix-select activate` of a manifest whose 2,000-path
 #              closure is recorded as pushed (a switch with nothing new),
 #              against the same `nix path-info -r --json`
@@ -126,6 +129,8 @@ work=$(realpath "$work")
 # thousands of files makes ext4 slow at creating files for minutes after,
 # so nothing is removed until the end (single-file caches excepted).
 run=$(mktemp -d "$work/run.XXXXXX")
+# The closures the pushes remember are this run's, not the user's.
+export XDG_CACHE_HOME=$run/xdg-cache
 res=$run/results
 mkdir -p "$res"
 
@@ -227,6 +232,8 @@ c_nixcopy() { local l; l=$("$measure" nix copy --to "file://$1?compression=zstd"
 c_floor() { local l; l=$("$measure" -o "$1.out" "$work/floor" "$run/full.paths") || return 1; echo "$l $(awk '{print $2}' "$1.out")"; }
 c_noop() { "$measure" "$cs" push -q --to "file://$noop_cache" "$root"; }
 c_basenoop() { "$measure" "$against" push -q --to "file://$noop_cache" "$root"; }
+# A push that does not know the closure yet (the first from this machine): a fresh XDG cache each time.
+c_coldnoop() { XDG_CACHE_HOME=$(mktemp -d "$run/xdg-cold.XXXXXX") "$measure" "$cs" push -q --to "file://$noop_cache" "$root"; }
 c_pathinfo() { "$measure" nix path-info --recursive --json "$root"; }
 c_activate() { "$measure" "$cs" activate --state-dir "$state_dir" "$manifest"; }
 c_baseactivate() { "$measure" "$against" activate --state-dir "$state_dir" "$manifest"; }
@@ -274,7 +281,7 @@ for n in 2000:noop2k 20000:noop20k; do
   noop_cache=$run/$shape-cache
   "$cs" push -q --to "file://$noop_cache" "$root"
   say "== $shape: $(nix-store -qR "$root" | wc -l) paths, all in the cache"
-  run_shape "$shape" $((runs * 3)) $(contenders noop pathinfo)
+  run_shape "$shape" $((runs * 3)) $(contenders noop pathinfo coldnoop)
   shapes_run+=("$shape")
 done
 
@@ -438,8 +445,10 @@ row() {
       text100m) row text100m "one 100 MB compressible file" ours nixcopy "nix copy" "" 1.05 ;;
       text1g) row text1g "one 1 GiB compressible file" ours nixcopy "nix copy" 0.60 1.05 64 ;;
       text4g) row text4g "one 4 GiB compressible file" ours nixcopy "nix copy" "" 1.05 ;;
-      noop2k) row noop2k "no-op, 2,000 present paths" noop pathinfo "nix path-info -r --json" 1.00 ;;
-      noop20k) row noop20k "no-op, 20,000 present paths" noop pathinfo "nix path-info -r --json" 1.00 ;;
+      noop2k) row noop2k "no-op, 2,000 present paths (closure known from the push before)" noop pathinfo "nix path-info -r --json" 1.00
+              row noop2k "… the closure not known yet (first push from this machine)" coldnoop pathinfo "nix path-info -r --json" 1.00 ;;
+      noop20k) row noop20k "no-op, 20,000 present paths (closure known from the push before)" noop pathinfo "nix path-info -r --json" 1.00
+               row noop20k "… the closure not known yet (first push from this machine)" coldnoop pathinfo "nix path-info -r --json" 1.00 ;;
       activate) row activate "activate, nothing new (2,000-path closure)" activate pathinfo "nix path-info -r --json" 1.00 ;;
       cachix) row cachix "full push to the Cachix test server (loopback)" cachix nixcopy "nix copy (file://)" "" "" 128
               row cachix "… against cachix-select's file:// push, same rounds" cachix ours "file:// push" "" ;;
