@@ -3,6 +3,7 @@ package atomicfile_test
 import (
 	"errors"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -108,6 +109,29 @@ func TestUnnamedFiles(t *testing.T) {
 			}
 			if err := f.Commit(dst, 0o644, false); err == nil {
 				t.Fatal("Commit after Abort succeeded")
+			}
+
+			// Link never replaces: the file stays uncommitted for Commit.
+			other := filepath.Join(dir, "g")
+			f = write("four")
+			if err := f.Link(other, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			f = write("five")
+			if err := f.Link(other, 0o644); !errors.Is(err, fs.ErrExist) {
+				t.Fatalf("Link over an existing file: %v, want fs.ErrExist", err)
+			}
+			if got, _ := os.ReadFile(other); string(got) != "four" {
+				t.Fatalf("Link replaced the file: %q", got)
+			}
+			if err := f.Commit(other, 0o644, false); err != nil {
+				t.Fatal(err)
+			}
+			if got, _ := os.ReadFile(other); string(got) != "five" {
+				t.Fatalf("Commit after a refused Link: %q", got)
+			}
+			if got := entries(); len(got) != 2 {
+				t.Fatalf("files left: %v, want f and g", got)
 			}
 		})
 	}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"strconv"
+	"sync/atomic"
 
 	"golang.org/x/sys/unix"
 )
@@ -24,13 +25,22 @@ func openUnnamed(dir string) (*os.File, error) {
 // CAP_DAC_READ_SEARCH; without it, the file's /proc/self/fd link does.
 func linkInto(f *os.File, dst string) error {
 	fd := int(f.Fd())
-	err := unix.Linkat(fd, "", unix.AT_FDCWD, dst, unix.AT_EMPTY_PATH)
-	if err == nil || errors.Is(err, unix.EEXIST) {
-		return wrapLink(dst, err)
+	if !noEmptyPath.Load() {
+		err := unix.Linkat(fd, "", unix.AT_FDCWD, dst, unix.AT_EMPTY_PATH)
+		if err == nil || errors.Is(err, unix.EEXIST) {
+			return wrapLink(dst, err)
+		}
+		if errors.Is(err, unix.ENOENT) || errors.Is(err, unix.EPERM) {
+			noEmptyPath.Store(true) // not allowed to this process: never again
+		}
 	}
-	err = unix.Linkat(unix.AT_FDCWD, "/proc/self/fd/"+strconv.Itoa(fd), unix.AT_FDCWD, dst, unix.AT_SYMLINK_FOLLOW)
+	err := unix.Linkat(unix.AT_FDCWD, "/proc/self/fd/"+strconv.Itoa(fd), unix.AT_FDCWD, dst, unix.AT_SYMLINK_FOLLOW)
 	return wrapLink(dst, err)
 }
+
+// noEmptyPath is set once linkat(AT_EMPTY_PATH) was refused: without
+// CAP_DAC_READ_SEARCH every later call would be refused too.
+var noEmptyPath atomic.Bool
 
 func wrapLink(dst string, err error) error {
 	if err == nil {
