@@ -129,8 +129,14 @@ work=$(realpath "$work")
 # thousands of files makes ext4 slow at creating files for minutes after,
 # so nothing is removed until the end (single-file caches excepted).
 run=$(mktemp -d "$work/run.XXXXXX")
-# The closures the pushes remember are this run's, not the user's.
+# The closures the pushes remember are this run's, not the user's (the
+# MinIO build stays where tests/lib/s3-server.sh keeps it: s3srv).
+user_xdg_cache=${XDG_CACHE_HOME-}
 export XDG_CACHE_HOME=$run/xdg-cache
+s3srv() {
+  if [ -n "$user_xdg_cache" ]; then XDG_CACHE_HOME=$user_xdg_cache tests/lib/s3-server.sh "$@"
+  else env -u XDG_CACHE_HOME tests/lib/s3-server.sh "$@"; fi
+}
 res=$run/results
 mkdir -p "$res"
 
@@ -299,7 +305,7 @@ fi
 server_pid= s3_dir=
 cleanup() {
   [ -z "$server_pid" ] || kill "$server_pid" 2>/dev/null || true
-  [ -z "$s3_dir" ] || tests/lib/s3-server.sh stop "$s3_dir" || true
+  [ -z "$s3_dir" ] || s3srv stop "$s3_dir" || true
 }
 trap cleanup EXIT
 
@@ -343,11 +349,11 @@ fi
 
 s3_extra=
 if wants s3; then
-  if [ -x "$(tests/lib/s3-server.sh path)" ]; then
+  if [ -x "$(s3srv path)" ]; then
     s3_dir=$run/s3-server
     export S3_SERVER_USER=bench S3_SERVER_PASSWORD="bench-secret-$$"
     s3_port=$(( 20000 + RANDOM % 20000 ))
-    tests/lib/s3-server.sh start "$s3_dir" "$s3_port" us-east-1 $$
+    s3srv start "$s3_dir" "$s3_port" us-east-1 $$
     s3_ep=127.0.0.1:$s3_port
     s3_url() { printf 's3://%s?endpoint=%s&scheme=http' "$1" "$s3_ep"; }
     s3_env() { AWS_ACCESS_KEY_ID=$S3_SERVER_USER AWS_SECRET_ACCESS_KEY=$S3_SERVER_PASSWORD "$@"; }
@@ -379,7 +385,7 @@ if wants s3; then
     else
       nixs3="nix copy --to s3:// cannot run here: $(printf '%s' "$out" | grep -m1 . | cut -c1-100)"
     fi
-    tests/lib/s3-server.sh stop "$s3_dir"; s3_dir=
+    s3srv stop "$s3_dir"; s3_dir=
     s3_extra="S3: no-op push of 2,000 present paths $t s, requests: ${requests:-?}; one 1 GiB random file $ht s, $hcpu CPU-s, peak RSS $((hrss / 1024)) MiB; $nixs3"
   else
     s3_extra="S3: skipped, the MinIO test server is not built (tests/lib/s3-server.sh build)"
