@@ -9,6 +9,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/cachix-select/cachix-select/tests/s3server"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -30,7 +31,13 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	// The closures pushes remember are this run's own.
+	// The closures pushes remember are this run's own; the S3 test
+	// server stays where tests/lib/s3-server.sh built it, in the user's cache.
+	if os.Getenv("CACHIX_SELECT_S3_SERVER") == "" {
+		if bin, ok := s3server.Binary(); ok {
+			os.Setenv("CACHIX_SELECT_S3_SERVER", bin)
+		}
+	}
 	os.Setenv("XDG_CACHE_HOME", filepath.Join(dir, "xdg-cache"))
 	if binary = os.Getenv("CACHIX_SELECT_TEST_BINARY"); binary == "" {
 		binary = filepath.Join(dir, "cachix-select")
