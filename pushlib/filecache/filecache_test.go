@@ -45,6 +45,20 @@ func vector(t *testing.T) (*store.PathInfo, narstream.Result) {
 	return info, narstream.Result{NarHash: h.Hash, NarSize: 120, FileHash: fh.Hash, FileSize: 97, Compression: narstream.DefaultCompression}
 }
 
+// openCache opens a new file cache (unsynced) in a temporary directory.
+func openCache(t *testing.T) (*filecache.Cache, string) {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "cache")
+	c, err := filecache.New(filecache.Options{URL: "file://" + dir, NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Open(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	return c, dir
+}
+
 func TestNarinfoGolden(t *testing.T) {
 	t.Parallel()
 	key, err := signing.Parse("AQIDBAUGBwgJCgsMDQ4PEBESExQVFhcYGRobHB0eHyB5tVYuj+ZU+UB4sRLoqYunkB+FOuaVvtfg45ELrQSWZA==", "test-1")
@@ -96,15 +110,8 @@ func TestNarinfoGolden(t *testing.T) {
 
 func TestUploadCommitAtomic(t *testing.T) {
 	t.Parallel()
-	dir := filepath.Join(t.TempDir(), "cache")
-	c, err := filecache.New(filecache.Options{URL: "file://" + dir, NoSync: true})
-	if err != nil {
-		t.Fatal(err)
-	}
+	c, dir := openCache(t)
 	ctx := context.Background()
-	if _, err := c.Open(ctx); err != nil {
-		t.Fatal(err)
-	}
 	info, res := vector(t)
 	missing, err := c.Missing(ctx, []string{info.Path})
 	if err != nil || !missing[info.Path] {
@@ -218,15 +225,8 @@ func TestStaleTempsRemovedUnlessInUse(t *testing.T) {
 	// file to keep; this is the other way, the one file systems without
 	// O_TMPFILE take.
 	defer atomicfile.NamedOnly()()
-	dir := filepath.Join(t.TempDir(), "cache")
-	c, err := filecache.New(filecache.Options{URL: "file://" + dir, NoSync: true})
-	if err != nil {
-		t.Fatal(err)
-	}
+	c, dir := openCache(t)
 	ctx := context.Background()
-	if _, err := c.Open(ctx); err != nil {
-		t.Fatal(err)
-	}
 	old := time.Now().Add(-time.Minute)
 	write := func(name string, age time.Time) string {
 		t.Helper()
@@ -318,15 +318,8 @@ func TestStaleTempsRemovedUnlessInUse(t *testing.T) {
 // loss cut it short); no other file is left either way.
 func TestExistingNarKeptOrRepaired(t *testing.T) {
 	t.Parallel()
-	dir := filepath.Join(t.TempDir(), "cache")
-	c, err := filecache.New(filecache.Options{URL: "file://" + dir, NoSync: true})
-	if err != nil {
-		t.Fatal(err)
-	}
+	c, dir := openCache(t)
 	ctx := context.Background()
-	if _, err := c.Open(ctx); err != nil {
-		t.Fatal(err)
-	}
 	info, res := vector(t)
 	data := []byte("the compressed bytes of a NAR, as far as this cache can tell")
 	sum := sha256.Sum256(data)
