@@ -231,8 +231,8 @@ var nixArgs = []string{"--extra-experimental-features", "nix-command"}
 // ClosurePaths lists the runtime closure of roots (references,
 // transitively) without their metadata, which is cheaper: it matters when
 // the cache turns out to have everything (the common case of an
-// activation). A closure in s.Closures needs no Nix process at all. Roots that are not valid store paths give an
-// *InvalidPathError.
+// activation). A closure in s.Closures needs no Nix process at all.
+// Roots that are not valid store paths give an *InvalidPathError.
 func (s *Store) ClosurePaths(ctx context.Context, roots []string) ([]string, error) {
 	if paths, ok := s.Closures.Get(s.Dir, roots); ok {
 		return paths, nil
@@ -307,7 +307,7 @@ func (s *Store) QueryWithin(ctx context.Context, paths, roots []string) (map[str
 			return s.Query(ctx, paths)
 		}
 	}
-	all, err := s.pathInfo(ctx, []string{"--recursive"}, roots)
+	all, err := s.ClosureInfos(ctx, roots)
 	if err != nil {
 		return nil, err
 	}
