@@ -31,8 +31,8 @@ import (
 // which checks it.
 //
 // Entries live in Dir (0700, owned by the user; a directory that is not
-// is not used), one file each, the least recently used removed beyond
-// MaxEntries.
+// is not used, and none is created inside another user's), one file each,
+// the least recently used removed beyond MaxEntries.
 type ClosureCache struct {
 	Dir string
 }
@@ -82,7 +82,7 @@ func (c *ClosureCache) usable(create bool) bool {
 		return false
 	}
 	fi, err := os.Lstat(c.Dir)
-	if err != nil && create {
+	if err != nil && create && ownAncestor(c.Dir) {
 		if os.MkdirAll(c.Dir, 0o700) != nil {
 			return false
 		}
@@ -93,6 +93,21 @@ func (c *ClosureCache) usable(create bool) bool {
 	}
 	st, ok := fi.Sys().(*syscall.Stat_t)
 	return ok && int(st.Uid) == os.Geteuid()
+}
+
+// ownAncestor reports whether the nearest existing ancestor of dir belongs
+// to this user: a push run as root with another user's $HOME (sudo)
+// creates nothing in that user's home.
+func ownAncestor(dir string) bool {
+	for d := filepath.Dir(dir); ; d = filepath.Dir(d) {
+		if fi, err := os.Lstat(d); err == nil {
+			st, ok := fi.Sys().(*syscall.Stat_t)
+			return ok && fi.IsDir() && int(st.Uid) == os.Geteuid()
+		}
+		if d == filepath.Dir(d) {
+			return false
+		}
+	}
 }
 
 // Get returns the closure of roots if it is known, with the store paths

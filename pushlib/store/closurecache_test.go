@@ -112,6 +112,21 @@ func TestClosureCache(t *testing.T) {
 	if entries, _ := os.ReadDir(c.Dir); len(entries) != store.MaxEntries {
 		t.Errorf("%d entries, want %d", len(entries), store.MaxEntries)
 	}
+	// Nothing is created in another user's directory (root with a user's $HOME).
+	if os.Geteuid() == 0 {
+		home := filepath.Join(t.TempDir(), "home")
+		if err := os.Mkdir(home, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chown(home, 65534, 65534); err != nil {
+			t.Fatal(err)
+		}
+		theirs := &store.ClosureCache{Dir: filepath.Join(home, ".cache", "cachix-select", "closures")}
+		theirs.Put(roots, closure)
+		if _, err := os.Stat(filepath.Join(home, ".cache")); err == nil {
+			t.Error("a directory was created inside another user's home")
+		}
+	}
 	var nilCache *store.ClosureCache
 	nilCache.Put(roots, closure)
 	if _, ok := nilCache.Get(storeDir, roots); ok {
