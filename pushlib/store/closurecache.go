@@ -53,8 +53,8 @@ func DefaultClosureCacheDir() string {
 		return filepath.Join(d, "cachix-select", "closures")
 	}
 	home, err := os.UserHomeDir()
-	if err != nil || !filepath.IsAbs(home) {
-		return ""
+	if err != nil || !filepath.IsAbs(home) || filepath.Clean(home) == "/" {
+		return "" // no home (HOME=/ in some service environments)
 	}
 	return filepath.Join(home, ".cache", "cachix-select", "closures")
 }
