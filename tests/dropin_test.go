@@ -715,9 +715,7 @@ func TestREADMECachixTable(t *testing.T) {
 	if err := os.Symlink(binary, filepath.Join(bin, "cachix-select")); err != nil {
 		t.Fatal(err)
 	}
-	if out, err := exec.Command("nix-build", "-o", filepath.Join(work, "result"), filepath.Join(work, "default.nix")).CombinedOutput(); err != nil {
-		t.Fatalf("nix-build: %v %s", err, out)
-	}
+	mustRun(t, "nix-build", "-o", filepath.Join(work, "result"), filepath.Join(work, "default.nix"))
 	app, _ := filepath.EvalSymlinks(filepath.Join(work, "result"))
 	for _, c := range cmds {
 		script := strings.ReplaceAll(c, "https://cachix.example.org", srv.URL())

@@ -9,7 +9,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"github.com/cachix-select/cachix-select/tests/s3server"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -17,6 +16,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/cachix-select/cachix-select/internal/nixtest"
+	"github.com/cachix-select/cachix-select/tests/s3server"
 )
 
 // binary is the cachix-select built once for all tests.
@@ -84,16 +86,15 @@ func nixBuild(t *testing.T, attr, salt string, extra ...string) string {
 	return strings.TrimSpace(out)
 }
 
-// mustRun runs a command and returns its stdout, failing the test on error.
+// mustRun runs a command and returns its stdout, failing the test on error
+// (a Nix command that found the database busy is run again: nixtest).
 func mustRun(t *testing.T, name string, args ...string) string {
 	t.Helper()
-	var stdout, stderr bytes.Buffer
-	cmd := exec.Command(name, args...)
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, stderr.String())
+	out, err := nixtest.Output(context.Background(), name, args...)
+	if err != nil {
+		t.Fatal(err)
 	}
-	return stdout.String()
+	return string(out)
 }
 
 // result of running the CLI.

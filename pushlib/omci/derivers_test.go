@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/cachix-select/cachix-select/internal/nixtest"
 	"github.com/cachix-select/cachix-select/pushlib/omci"
 	"github.com/cachix-select/cachix-select/pushlib/store"
 )
@@ -38,7 +39,7 @@ func TestSystemsFromDerivers(t *testing.T) {
 	ctx := context.Background()
 	build := func(expr string) string {
 		t.Helper()
-		out, err := exec.CommandContext(ctx, "nix-build", "--no-out-link", "-E", expr).Output()
+		out, err := nixtest.Output(ctx, "nix-build", "--no-out-link", "-E", expr)
 		if err != nil {
 			t.Fatalf("nix-build: %v", err)
 		}
@@ -46,7 +47,7 @@ func TestSystemsFromDerivers(t *testing.T) {
 	}
 	built := build(`builtins.derivation { name = "omci-deriver-test"; system = builtins.currentSystem;
 		builder = "/bin/sh"; args = [ "-c" "echo omci > $out" ]; }`)
-	sysOut, err := exec.CommandContext(ctx, "nix-instantiate", "--eval", "--json", "-E", "builtins.currentSystem").Output()
+	sysOut, err := nixtest.Output(ctx, "nix-instantiate", "--eval", "--json", "-E", "builtins.currentSystem")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -66,7 +67,7 @@ func TestSystemsFromDerivers(t *testing.T) {
 	if err := os.WriteFile(file, []byte("no deriver\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	added, err := exec.CommandContext(ctx, "nix-store", "--add", file).Output()
+	added, err := nixtest.Output(ctx, "nix-store", "--add", file)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/cachix-select/cachix-select/internal/nixtest"
 	"github.com/cachix-select/cachix-select/pushlib/store"
 )
 
@@ -109,7 +110,7 @@ func TestBatchesWithRealNix(t *testing.T) {
 		}
 		files = append(files, f)
 	}
-	out, err := exec.Command("nix-store", append([]string{"--add"}, files...)...).Output()
+	out, err := nixtest.Output(t.Context(), "nix-store", append([]string{"--add"}, files...)...)
 	if err != nil {
 		t.Fatalf("nix-store --add: %v", err)
 	}

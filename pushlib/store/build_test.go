@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/cachix-select/cachix-select/internal/nixtest"
 	"github.com/cachix-select/cachix-select/pushlib/store"
 )
 
@@ -65,7 +66,7 @@ func TestBuildClosuresWithRealNix(t *testing.T) {
 	fixture := filepath.Join(filepath.Dir(file), "../../tests/fixtures/many-inputs.nix")
 	salt := "build-closures-" + t.Name()
 	nix := func(tool string, args ...string) []string {
-		out, err := exec.Command(tool, append([]string{fixture, "--argstr", "salt", salt}, args...)...).Output()
+		out, err := nixtest.Output(t.Context(), tool, append([]string{fixture, "--argstr", "salt", salt}, args...)...)
 		if err != nil {
 			t.Fatalf("%s %v: %v", tool, args, err)
 		}
@@ -122,7 +123,7 @@ func TestBuildClosuresWithRealNix(t *testing.T) {
 	if err := os.WriteFile(f, []byte(salt), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	addOut, err := exec.Command("nix-store", "--add", f).Output()
+	addOut, err := nixtest.Output(t.Context(), "nix-store", "--add", f)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -151,8 +152,8 @@ func TestQueryWithinOneProcess(t *testing.T) {
 	t.Parallel()
 	_, file, _, _ := runtime.Caller(0)
 	fixture := filepath.Join(filepath.Dir(file), "../../tests/fixtures/closure.nix")
-	out, err := exec.Command("nix-build", fixture, "-A", "chain", "--no-out-link", "--argstr", "salt", t.Name(),
-		"--arg", "chainCount", "300").Output()
+	out, err := nixtest.Output(t.Context(), "nix-build", fixture, "-A", "chain", "--no-out-link", "--argstr", "salt", t.Name(),
+		"--arg", "chainCount", "300")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,6 +13,7 @@ import (
 	"sort"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/cachix-select/cachix-select/pushlib/fault"
 )
@@ -99,24 +100,51 @@ func (s *Store) bin(name string) (string, error) {
 	return "", fmt.Errorf("%w: %s not found in PATH or the usual Nix profiles", ErrNix, name)
 }
 
+// busyRetryDelays are the pauses before each new attempt of a query that
+// failed because Nix found its database busy (1.5 s in all).
+var busyRetryDelays = []time.Duration{100 * time.Millisecond, 200 * time.Millisecond, 400 * time.Millisecond, 800 * time.Millisecond}
+
 // run executes a Nix tool and returns its stdout; a failure carries the last
-// line of its stderr.
+// line of its stderr. Every command run here only reads the store, so one
+// that failed on a busy database (see Busy) is run again, a few times.
 func (s *Store) run(ctx context.Context, name string, args ...string) ([]byte, error) {
 	bin, err := s.bin(name)
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.CommandContext(ctx, bin, args...)
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout = &stdout
-	cmd.Stderr = &stderr
-	if err := cmd.Run(); err != nil {
+	for attempt := 0; ; attempt++ {
+		cmd := exec.CommandContext(ctx, bin, args...)
+		var stdout, stderr bytes.Buffer
+		cmd.Stdout = &stdout
+		cmd.Stderr = &stderr
+		err := cmd.Run()
+		if err == nil {
+			return stdout.Bytes(), nil
+		}
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
+		if attempt < len(busyRetryDelays) && Busy(stderr.String()) {
+			select {
+			case <-time.After(busyRetryDelays[attempt]):
+				continue
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			}
+		}
 		return stdout.Bytes(), &nixError{cmd: name + " " + firstArg(args), stderr: lastLine(stderr.String()), err: err}
 	}
-	return stdout.Bytes(), nil
+}
+
+// Busy reports whether Nix failed because its SQLite database was busy:
+// several Nix processes opening one store without a daemon can fail so
+// for a moment (NixOS/nix#7998, #15987), and the same command succeeds
+// when run again. Only the words "SQLite" and "busy" are looked for, in
+// any case, so that Nix's and Lix's wordings across versions all match; a
+// message without them is a failure like any other.
+func Busy(stderr string) bool {
+	s := strings.ToLower(stderr)
+	return strings.Contains(s, "sqlite") && strings.Contains(s, "busy")
 }
 
 // nixError is a failed Nix invocation.
