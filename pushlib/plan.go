@@ -124,7 +124,7 @@ func (job Job) Plan(ctx context.Context) (*Plan, error) {
 		info, err := job.Backend.Open(ctx)
 		openDone <- openResult{info, err}
 	}()
-	all, known, err := plan.closure(ctx, seeds)
+	all, known, allPresent, err := plan.closure(ctx, seeds)
 	o := <-openDone
 	if err != nil {
 		return plan, err
@@ -149,9 +149,11 @@ func (job Job) Plan(ctx context.Context) (*Plan, error) {
 	}
 
 	sort.Strings(all)
-	missingSet, err := job.Backend.Missing(ctx, all)
-	if err != nil {
-		return plan, fmt.Errorf("asking %s which paths it has: %w", cache, err)
+	missingSet := map[string]bool{}
+	if !allPresent {
+		if missingSet, err = job.Backend.Missing(ctx, all); err != nil {
+			return plan, fmt.Errorf("asking %s which paths it has: %w", cache, err)
+		}
 	}
 	var missing []string
 	for _, p := range all {
@@ -200,30 +202,53 @@ type openResult struct {
 	err  error
 }
 
+// RememberSource is a store that remembers closures it computed and can
+// tell cheaply whether paths are on disk; *store.Store is one.
+type RememberSource interface {
+	Remembered(roots []string) ([]string, bool)
+	OnDisk(paths []string) bool
+}
+
 // closure lists the closure of seeds. Usually that is the cheap query
 // (paths only: when the cache has everything, no metadata is needed). But
 // when the cache answers from local files (backend.LocalPresence) that it
 // lacks a seed, the metadata will be needed, and one Nix process gives
-// both: then known holds every path's metadata.
-func (p *Plan) closure(ctx context.Context, seeds []string) (all []string, known map[string]*store.PathInfo, err error) {
+// both: then known holds every path's metadata. When it has every seed,
+// the store does not remember their closure and the cache can walk it
+// from its own narinfos (backend.CacheClosure) to the end, the cache has
+// the whole closure (allPresent) and no Nix process is needed.
+func (p *Plan) closure(ctx context.Context, seeds []string) (all []string, known map[string]*store.PathInfo, allPresent bool, err error) {
 	job := p.Job
 	lp, local := job.Backend.(backend.LocalPresence)
 	cs, both := job.Store.(ClosureInfoSource)
 	if local && lp.LocalPresence() && both && len(seeds) > 0 && !slices.ContainsFunc(seeds, isDerivation) {
 		// (While the cache is being opened: see backend.LocalPresence.)
-		if missing, err := job.Backend.Missing(ctx, seeds); err == nil && len(missing) > 0 {
+		missing, err := job.Backend.Missing(ctx, seeds)
+		if err == nil && len(missing) > 0 {
 			infos, err := cs.ClosureInfos(ctx, seeds)
 			if err != nil {
-				return nil, nil, err
+				return nil, nil, false, err
 			}
 			for q := range infos {
 				all = append(all, q)
 			}
-			return all, infos, nil
+			return all, infos, false, nil
+		}
+		rs, remembers := job.Store.(RememberSource)
+		cc, walks := job.Backend.(backend.CacheClosure)
+		if err == nil && remembers && walks {
+			if all, ok := rs.Remembered(seeds); ok {
+				return all, nil, false, nil
+			}
+			if rs.OnDisk(seeds) {
+				if all, ok := cc.CachedClosure(ctx, seeds); ok {
+					return all, nil, true, nil
+				}
+			}
 		}
 	}
 	all, err = job.Store.ClosurePaths(ctx, seeds)
-	return all, nil, err
+	return all, nil, false, err
 }
 
 func isDerivation(p string) bool { return strings.HasSuffix(p, ".drv") }

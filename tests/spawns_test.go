@@ -12,9 +12,11 @@ import (
 // closure and path-info queries) are as many for a chain of 400 paths as
 // for one of 5, for a push that uploads everything and for one that finds
 // everything present; a push to a file cache lacking the root starts one
-// (nix path-info --recursive), a no-op one (nix-store --query), and none
-// when the closure is known from an earlier push, unless the cache lacks
-// part of it. Counts, not times.
+// (nix path-info --recursive), a no-op none (the closure is remembered
+// from an earlier push, or walked through the cache's own narinfos), and
+// a push to a cache lacking part of the closure one when the closure is
+// remembered, two (nix-store --query, nix path-info) when it is not.
+// Counts, not times.
 func TestNixSpawnsDoNotGrowWithPaths(t *testing.T) {
 	requireNix(t)
 	t.Parallel()
@@ -59,9 +61,18 @@ func TestNixSpawnsDoNotGrowWithPaths(t *testing.T) {
 		if got := len(checkCacheConsistent(t, cache)); got != map[string]int{"5": 5, "400": 400}[n] {
 			t.Fatalf("chain of %s after a narinfo was removed: %d narinfos", n, got)
 		}
+		// Not known, and the walk through the cache's narinfos stops at
+		// the missing one: the closure comes from Nix, and the path is
+		// pushed again.
+		infos, _ = filepath.Glob(filepath.Join(cache, "*.narinfo"))
+		os.Remove(infos[len(infos)/3])
+		count["one missing, not known "+n] = spawns(root, cache, "XDG_CACHE_HOME="+t.TempDir())
+		if got := len(checkCacheConsistent(t, cache)); got != map[string]int{"5": 5, "400": 400}[n] {
+			t.Fatalf("chain of %s after a narinfo was removed: %d narinfos", n, got)
+		}
 	}
 	t.Logf("Nix processes per push: %v", count)
-	for _, kind := range []string{"push", "no-op"} {
+	for _, kind := range []string{"push", "one missing, not known"} {
 		small, large := count[kind+" 5"], count[kind+" 400"]
 		if len(small) == 0 || small[0] == "" {
 			t.Fatalf("%s: no Nix process seen; the wrappers are not used", kind)
@@ -76,10 +87,13 @@ func TestNixSpawnsDoNotGrowWithPaths(t *testing.T) {
 	if got := count["push 400"]; len(got) != 1 || !strings.HasPrefix(got[0], "nix ") {
 		t.Errorf("push to an empty file cache: Nix processes %v, want one nix path-info", got)
 	}
-	if got := count["no-op 400"]; len(got) != 1 || got[0] != "nix-store --query" {
-		t.Errorf("no-op push: Nix processes %v, want one nix-store --query", got)
-	}
 	for _, n := range []string{"5", "400"} {
+		if got := count["no-op "+n]; len(got) != 1 || got[0] != "" {
+			t.Errorf("no-op push, the closure not known (%s paths): Nix processes %v, want none (the cache's narinfos are walked)", n, got)
+		}
+		if got := count["one missing, not known "+n]; len(got) != 2 || got[0] != "nix-store --query" || !strings.HasPrefix(got[1], "nix ") {
+			t.Errorf("push of one path missing, the closure not known (%s paths): Nix processes %v, want nix-store --query, nix path-info", n, got)
+		}
 		if got := count["known no-op "+n]; len(got) != 1 || got[0] != "" {
 			t.Errorf("no-op push of a closure pushed before (%s paths): Nix processes %v, want none", n, got)
 		}

@@ -248,3 +248,12 @@ type Substituter interface {
 	// SubstituterURL returns the URL, or why it is not known.
 	SubstituterURL(ctx context.Context) (string, error)
 }
+
+// CacheClosure is a backend that can tell, from its own narinfos alone,
+// the closure of paths it has (a file cache: each narinfo names the
+// path's references, and a narinfo is only written once its references'
+// are). complete is false when some narinfo of the walk is missing or
+// unreadable: the closure is then for Nix to compute, as usual.
+type CacheClosure interface {
+	CachedClosure(ctx context.Context, roots []string) (closure []string, complete bool)
+}

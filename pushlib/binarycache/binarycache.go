@@ -100,6 +100,20 @@ func (s Signer) Narinfo(info *store.PathInfo, res narstream.Result, url string) 
 	return ni.String()
 }
 
+// References parses narinfo text and returns its StorePath and
+// references as absolute paths in storeDir.
+func References(text, storeDir string) (storePath string, refs []string, err error) {
+	ni, err := narinfo.Parse(strings.NewReader(text))
+	if err != nil {
+		return "", nil, err
+	}
+	refs = make([]string, len(ni.References))
+	for i, r := range ni.References {
+		refs[i] = storeDir + "/" + r
+	}
+	return ni.StorePath, refs, nil
+}
+
 // SignedBy reports whether the narinfo text, of a path in the store at
 // storeDir, carries a valid signature of key: one named after the key
 // whose ed25519 signature of the path's fingerprint checks out with its

@@ -295,6 +295,78 @@ func (c *Cache) Missing(ctx context.Context, paths []string) (map[string]bool, e
 	return missing, nil
 }
 
+// CachedClosure walks the narinfos from roots through their references
+// and returns the closure they describe, when every narinfo on the way is
+// there and names the path it is for (backend.CacheClosure). A no-op push
+// to a file cache thus needs no Nix process: the narinfos were written
+// references first, by us or by `nix copy`, and a path's references are
+// the same in every store. Paths of one level of the walk are read on
+// every core when there are many.
+func (c *Cache) CachedClosure(ctx context.Context, roots []string) ([]string, bool) {
+	seen := make(map[string]bool, len(roots))
+	var closure, frontier []string
+	for _, r := range roots {
+		if !seen[r] {
+			seen[r] = true
+			frontier = append(frontier, r)
+		}
+	}
+	for len(frontier) > 0 {
+		if ctx.Err() != nil {
+			return nil, false
+		}
+		refs := make([][]string, len(frontier))
+		ok := make([]bool, len(frontier))
+		read := func(i int) {
+			refs[i], ok[i] = c.references(frontier[i])
+		}
+		if workers := min(2*runtime.GOMAXPROCS(0), len(frontier)/64); workers > 1 {
+			var wg sync.WaitGroup
+			for w := range workers {
+				wg.Go(func() {
+					for i := w; i < len(frontier); i += workers {
+						read(i)
+					}
+				})
+			}
+			wg.Wait()
+		} else {
+			for i := range frontier {
+				read(i)
+			}
+		}
+		closure = append(closure, frontier...)
+		var next []string
+		for i := range frontier {
+			if !ok[i] {
+				return nil, false
+			}
+			for _, r := range refs[i] {
+				if !seen[r] {
+					seen[r] = true
+					next = append(next, r)
+				}
+			}
+		}
+		frontier = next
+	}
+	return closure, true
+}
+
+// references reads the references of storePath from its narinfo; false
+// when the narinfo is missing, empty, unreadable or for another path.
+func (c *Cache) references(storePath string) ([]string, bool) {
+	data, err := os.ReadFile(c.narinfoFile(storePath))
+	if err != nil || len(data) == 0 {
+		return nil, false
+	}
+	named, refs, err := binarycache.References(string(data), filepath.Dir(storePath))
+	if err != nil || named != storePath {
+		return nil, false
+	}
+	return refs, true
+}
+
 // Upload streams the compressed NAR into nar/ under its content hash.
 func (c *Cache) Upload(ctx context.Context, info *store.PathInfo, comp narstream.Compression, stream backend.StreamFunc) (backend.Pending, error) {
 	p, err := c.upload(ctx, info, comp, stream)

@@ -297,6 +297,27 @@ func (s *Store) ClosurePaths(ctx context.Context, roots []string) ([]string, err
 	return paths, nil
 }
 
+// Remembered returns the closure of roots as the closure cache holds it,
+// without any Nix process; false when it holds none.
+func (s *Store) Remembered(roots []string) ([]string, bool) {
+	return s.Closures.Get(s.Dir, roots)
+}
+
+// OnDisk reports whether every path is in the store directory (one lstat
+// each). It is no proof of validity in Nix's database (ClosurePaths and
+// Query are), only that the paths were not deleted.
+func (s *Store) OnDisk(paths []string) bool {
+	for _, p := range paths {
+		if !strings.HasPrefix(p, s.Dir+"/") {
+			return false
+		}
+		if _, err := os.Lstat(p); err != nil {
+			return false
+		}
+	}
+	return true
+}
+
 // ClosureInfos returns the metadata of every path in the runtime closure
 // of roots (`nix path-info --json --recursive`, in as few processes as the
 // command line allows). Roots must not be derivations (see pathInfos).
