@@ -40,15 +40,24 @@ func TestKilledPushesNeverPublishWithoutNar(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			root := nixBuild(t, tc.attr, t.Name(), tc.args...)
-			// How long a whole push takes here: the kills are spread over it.
-			start := time.Now()
-			if r := cli(t, "", nil, "push", "-q", "--to", "file://"+filepath.Join(t.TempDir(), "timing"), root); r.code != 0 {
-				t.Fatalf("push: %s", r.stderr)
+			// Every other push uploads one path at a time (-j 1), so that
+			// narinfos appear one by one over the whole push: with the
+			// default 8 jobs they can all appear within a millisecond.
+			modes := [][]string{nil, {"-j", "1"}}
+			// How long a whole push takes here, in each mode: the kills
+			// are spread over it.
+			var whole [2]time.Duration
+			for m, extra := range modes {
+				start := time.Now()
+				args := append([]string{"push", "-q", "--to", "file://" + filepath.Join(t.TempDir(), "timing")}, extra...)
+				if r := cli(t, "", nil, append(args, root)...); r.code != 0 {
+					t.Fatalf("push: %s", r.stderr)
+				}
+				whole[m] = time.Since(start)
 			}
-			whole := time.Since(start)
 			rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 14))
 			var cache string
-			kills, partial := 0, 0
+			kills, partial, partialBy := 0, 0, [2]int{}
 			finish := func() {
 				r := cli(t, "", nil, "push", "-q", "--to", "file://"+cache, root)
 				if r.code != 0 {
@@ -65,22 +74,24 @@ func TestKilledPushesNeverPublishWithoutNar(t *testing.T) {
 					}
 					cache = filepath.Join(t.TempDir(), "cache")
 				}
-				cmd := exec.Command(binary, "push", "-q", "--to", "file://"+cache, root)
+				m := i % 2
+				cmd := exec.Command(binary, append(append([]string{"push", "-q", "--to", "file://" + cache}, modes[m]...), root)...)
 				cmd.Env = cleanEnv()
 				if err := cmd.Start(); err != nil {
 					t.Fatal(err)
 				}
-				time.Sleep(time.Duration(rng.Int64N(int64(whole))))
+				time.Sleep(time.Duration(rng.Int64N(int64(whole[m]))))
 				if cmd.Process.Kill() == nil {
 					kills++
 				}
 				if cmd.Wait() == nil {
 					// The push ended before the kill: the timing push was
 					// slower than the pushes are now (a busy machine).
-					whole = whole * 3 / 4
+					whole[m] = whole[m] * 3 / 4
 				}
 				if n := len(checkCacheComplete(t, cache)); n > 0 && n < tc.total {
 					partial++
+					partialBy[m]++
 				}
 				// Files are written unnamed (O_TMPFILE) where the file
 				// system can: a killed push leaves nothing to clean up.
@@ -93,7 +104,8 @@ func TestKilledPushesNeverPublishWithoutNar(t *testing.T) {
 				}
 			}
 			finish()
-			t.Logf("%d kills over %v pushes, %d left the cache partly published", kills, whole.Round(time.Millisecond), partial)
+			t.Logf("%d kills over %v / %v pushes (8 jobs / 1), %d left the cache partly published (%d / %d)", kills,
+				whole[0].Round(time.Millisecond), whole[1].Round(time.Millisecond), partial, partialBy[0], partialBy[1])
 			if partial == 0 {
 				t.Fatal("no kill left a partly published cache; the test proves nothing")
 			}
