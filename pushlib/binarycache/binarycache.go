@@ -6,6 +6,7 @@ package binarycache
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"strings"
@@ -100,18 +101,31 @@ func (s Signer) Narinfo(info *store.PathInfo, res narstream.Result, url string) 
 	return ni.String()
 }
 
-// References parses narinfo text and returns its StorePath and
-// references as absolute paths in storeDir.
+// References reads the StorePath and References fields of narinfo text
+// and returns the references as absolute paths in storeDir. It reads those
+// two lines only, for walking thousands of narinfos: go-nix's
+// narinfo.Parse allocates a 1 MiB line buffer per call, which made a walk
+// of 20,000 narinfos take 10 s instead of a tenth of one.
 func References(text, storeDir string) (storePath string, refs []string, err error) {
-	ni, err := narinfo.Parse(strings.NewReader(text))
-	if err != nil {
-		return "", nil, err
+	for line := range strings.Lines(text) {
+		line = strings.TrimRight(line, "\r\n")
+		if v, ok := strings.CutPrefix(line, "StorePath: "); ok {
+			storePath = v
+		} else if v, ok := strings.CutPrefix(line, "References:"); ok {
+			refs = strings.Fields(v)
+		}
 	}
-	refs = make([]string, len(ni.References))
-	for i, r := range ni.References {
+	if storePath == "" {
+		return "", nil, errors.New("the narinfo has no StorePath")
+	}
+	for i, r := range refs {
+		// <32-character hash>-<name>, a name in the store directory.
+		if len(r) < 34 || r[32] != '-' || strings.ContainsRune(r, '/') {
+			return "", nil, fmt.Errorf("the narinfo's references name %q, not a store path", r)
+		}
 		refs[i] = storeDir + "/" + r
 	}
-	return ni.StorePath, refs, nil
+	return storePath, refs, nil
 }
 
 // SignedBy reports whether the narinfo text, of a path in the store at
