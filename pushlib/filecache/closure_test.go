@@ -7,15 +7,17 @@ import (
 	"path/filepath"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/cachix-select/cachix-select/pushlib/binarycache"
+	"github.com/cachix-select/cachix-select/pushlib/filecache"
 )
 
 // TestCachedClosure: the closure a file cache's narinfos describe, walked
 // from the roots; incomplete (so that Nix is asked) when a narinfo on the
-// way is missing, empty, damaged or for another path.
+// way is missing, empty, damaged or for another path, or when the walk
+// is slower than Nix would be. (Not parallel: it sets the time budget.)
 func TestCachedClosure(t *testing.T) {
-	t.Parallel()
 	c, dir := openCache(t)
 	info, res := vector(t)
 	path := func(i int) string { return fmt.Sprintf("/nix/store/%032d-p%d", i, i) }
@@ -76,6 +78,21 @@ func TestCachedClosure(t *testing.T) {
 	if _, ok := c.CachedClosure(ctx, []string{"/nix/store/zzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzz-gone"}); ok {
 		t.Error("a root the cache lacks: complete")
 	}
+	// A walk slower than Nix's query would be (a cache on a network file
+	// system) is given up: here, once it has read 100 narinfos.
+	restore := filecache.SetWalkBudget(func(n int) time.Duration {
+		if n >= 100 {
+			return 0
+		}
+		return time.Hour
+	})
+	if _, ok := c.CachedClosure(ctx, []string{path(0)}); ok {
+		t.Error("a walk over its time budget: complete")
+	}
+	if got, ok := c.CachedClosure(ctx, []string{path(305)}); !ok || len(got) != 6 {
+		t.Errorf("a walk within its budget: %d paths, %v", len(got), ok)
+	}
+	restore()
 	cancelled, cancel := context.WithCancel(ctx)
 	cancel()
 	if _, ok := c.CachedClosure(cancelled, []string{path(0)}); ok {

@@ -301,8 +301,11 @@ func (c *Cache) Missing(ctx context.Context, paths []string) (map[string]bool, e
 // to a file cache thus needs no Nix process: the narinfos were written
 // references first, by us or by `nix copy`, and a path's references are
 // the same in every store. Paths of one level of the walk are read on
-// every core when there are many.
+// every core when there are many. A walk slower than Nix would be (a
+// cache on a network file system: one round trip per narinfo) is given
+// up for Nix's query; see walkBudget.
 func (c *Cache) CachedClosure(ctx context.Context, roots []string) ([]string, bool) {
+	start := time.Now()
 	seen := make(map[string]bool, len(roots))
 	var closure, frontier []string
 	for _, r := range roots {
@@ -312,7 +315,7 @@ func (c *Cache) CachedClosure(ctx context.Context, roots []string) ([]string, bo
 		}
 	}
 	for len(frontier) > 0 {
-		if ctx.Err() != nil {
+		if ctx.Err() != nil || time.Since(start) > walkBudget(len(closure)) {
 			return nil, false
 		}
 		refs := make([][]string, len(frontier))
@@ -351,6 +354,14 @@ func (c *Cache) CachedClosure(ctx context.Context, roots []string) ([]string, bo
 		frontier = next
 	}
 	return closure, true
+}
+
+// walkBudget is how long a walk that has read n narinfos may have taken
+// and still be worth finishing: about what `nix-store -qR` takes for as
+// many paths (measured on 2 cores: 0.09 s for 2,000 paths, 1 s for
+// 20,000), where a local disk reads a narinfo in about 12 µs.
+var walkBudget = func(n int) time.Duration {
+	return 50*time.Millisecond + time.Duration(n)*50*time.Microsecond
 }
 
 // references reads the references of storePath from its narinfo; false
