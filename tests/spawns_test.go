@@ -71,6 +71,19 @@ func TestNixSpawnsDoNotGrowWithPaths(t *testing.T) {
 			t.Fatalf("chain of %s after a narinfo was removed: %d narinfos", n, got)
 		}
 	}
+	// A cache `nix copy` wrote is walked the same way: a no-op of a
+	// closure not known starts no Nix process and adds nothing.
+	root := nixBuild(t, "chain", t.Name()+"400", "--arg", "chainCount", "400")
+	copied := filepath.Join(t.TempDir(), "copied")
+	mustRun(t, "nix", "--extra-experimental-features", "nix-command", "copy", "--to", "file://"+copied, root)
+	before, _ := filepath.Glob(filepath.Join(copied, "*.narinfo"))
+	count["no-op, nix copy's cache"] = spawns(root, copied, "XDG_CACHE_HOME="+t.TempDir())
+	if after, _ := filepath.Glob(filepath.Join(copied, "*.narinfo")); len(before) != 400 || len(after) != 400 {
+		t.Errorf("nix copy's cache: %d narinfos before the no-op, %d after; want 400", len(before), len(after))
+	}
+	if got := count["no-op, nix copy's cache"]; len(got) != 1 || got[0] != "" {
+		t.Errorf("no-op push to a cache nix copy wrote: Nix processes %v, want none", got)
+	}
 	t.Logf("Nix processes per push: %v", count)
 	for _, kind := range []string{"push", "one missing, not known"} {
 		small, large := count[kind+" 5"], count[kind+" 400"]
