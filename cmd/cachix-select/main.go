@@ -12,7 +12,6 @@ import (
 	"os"
 	"os/signal"
 	"runtime"
-	"runtime/debug"
 	"runtime/pprof"
 	"strings"
 	"sync"
@@ -22,6 +21,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/cachix-select/cachix-select/pushlib/activate"
+	"github.com/cachix-select/cachix-select/pushlib/memlimit"
 )
 
 // version is stamped at build time with -ldflags "-X main.version=…".
@@ -151,15 +151,17 @@ func (g *gatedWriter) Fd() uintptr {
 	return ^uintptr(0)
 }
 
-// limitMemory sets a soft limit on the Go heap, 64 MiB and 24 MiB per
-// core, unless $GOMEMLIMIT sets one: what a push keeps live (part buffers,
-// an encoder per core) stays well under it, and the garbage it leaves
-// (NAR-sized buffers and the like) is collected before the heap doubles.
-// Measured on the benchmark's Cachix push (2 cores): peak RSS 116 MiB
-// instead of 195, at no CPU cost beyond the run-to-run noise.
+// limitMemory sets a soft limit on the Go heap, 24 MiB per core plus the
+// caches' part buffers (64 MiB, or the budget a larger -s/-n or S3
+// buffer-size gives: memlimit), unless $GOMEMLIMIT sets one: what a push
+// keeps live (part buffers, an encoder per core) stays under it, and the
+// garbage it leaves (NAR-sized buffers and the like) is collected before
+// the heap doubles. Measured on the benchmark's Cachix push (2 cores):
+// peak RSS 116 MiB instead of 195, at no CPU cost beyond the run-to-run
+// noise.
 func limitMemory() {
 	if os.Getenv("GOMEMLIMIT") == "" {
-		debug.SetMemoryLimit(int64(64<<20 + 24<<20*runtime.GOMAXPROCS(0)))
+		memlimit.Enable(int64(24 << 20 * runtime.GOMAXPROCS(0)))
 	}
 }
 

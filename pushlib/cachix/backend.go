@@ -27,6 +27,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/cachix-select/cachix-select/pushlib/backend"
+	"github.com/cachix-select/cachix-select/pushlib/memlimit"
 	"github.com/cachix-select/cachix-select/pushlib/narstream"
 	"github.com/cachix-select/cachix-select/pushlib/signing"
 	"github.com/cachix-select/cachix-select/pushlib/target"
@@ -195,6 +196,8 @@ func New(opts Options) (*Backend, error) {
 		}
 	}
 	budget = max(budget, chunk)
+	// The soft memory limit must leave room for these buffers.
+	memlimit.Reserve(int64(budget))
 	scrub := scrubber(opts.Token)
 	b := &Backend{
 		name:        name,

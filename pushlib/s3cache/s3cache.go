@@ -35,6 +35,7 @@ import (
 	"github.com/cachix-select/cachix-select/pushlib/backend"
 	"github.com/cachix-select/cachix-select/pushlib/binarycache"
 	"github.com/cachix-select/cachix-select/pushlib/fault"
+	"github.com/cachix-select/cachix-select/pushlib/memlimit"
 	"github.com/cachix-select/cachix-select/pushlib/s3cache/s3url"
 	"github.com/cachix-select/cachix-select/pushlib/signing"
 	"github.com/cachix-select/cachix-select/pushlib/store"
@@ -204,6 +205,8 @@ func New(opts Options) (*Cache, error) {
 		version = "dev"
 	}
 	core.SetAppInfo("cachix-select", version)
+	// The soft memory limit must leave room for the part buffers.
+	memlimit.Reserve(int64(opts.MaxBuffers) * partSize)
 	return &Cache{
 		opts: opts, loc: loc, core: core, creds: creds, warnings: warnings, rt: rt, partSize: partSize,
 		signer:  binarycache.Signer{Key: opts.SigningKey, OmitDeriver: opts.OmitDeriver},
