@@ -55,7 +55,7 @@ func pushTuningFlags() []cli.Flag {
 		&cli.IntFlag{Name: "compression-level", Aliases: []string{"l"}, Usage: "compression `LEVEL`, 0-16 for zstd, 0-9 for xz (default 2)"},
 		&cli.BoolFlag{Name: "omit-deriver", Usage: "do not publish which derivation built each path"},
 		&cli.IntFlag{Name: "chunk-size", Aliases: []string{"s"}, Usage: "Cachix: upload NARs in parts of `BYTES`, 5 MiB to 5 GiB (default: manifest, else 16777216, 16 MiB; cachix: 32 MiB)"},
-		&cli.IntFlag{Name: "num-concurrent-chunks", Aliases: []string{"n"}, Usage: "Cachix: upload `N` parts of a NAR at once, 1-64 (default: manifest, else 4); memory is about jobs × N × chunk size at worst"},
+		&cli.IntFlag{Name: "num-concurrent-chunks", Aliases: []string{"n"}, Usage: "Cachix: upload `N` parts of a NAR at once, 1-64 (default: manifest, else 4); the part buffers of all uploads together hold at most 64 MiB, or (N+1) × the chunk size when -s or -n is set and that is more"},
 	}
 }
 
