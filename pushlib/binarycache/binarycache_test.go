@@ -1,6 +1,8 @@
 package binarycache_test
 
 import (
+	"crypto/ed25519"
+	"encoding/base64"
 	"strings"
 	"testing"
 
@@ -9,6 +11,8 @@ import (
 
 	"github.com/cachix-select/cachix-select/pushlib/binarycache"
 	"github.com/cachix-select/cachix-select/pushlib/narstream"
+	"github.com/cachix-select/cachix-select/pushlib/signing"
+	"github.com/cachix-select/cachix-select/pushlib/store"
 )
 
 func TestCacheInfo(t *testing.T) {
@@ -78,6 +82,60 @@ func TestReferences(t *testing.T) {
 	} {
 		if _, _, err := binarycache.References(text, "/s"); err == nil {
 			t.Errorf("%s: no error", name)
+		}
+	}
+}
+
+// TestSignedBy: a narinfo the Signer wrote is signed by its key and by no
+// other; changing what the fingerprint covers (size, hash, a reference)
+// or damaging the narinfo breaks it; a second, foreign signature beside
+// ours does not; CRLF line ends do not matter.
+func TestSignedBy(t *testing.T) {
+	t.Parallel()
+	keyOf := func(seed byte, name string) *signing.Key {
+		s := make([]byte, ed25519.SeedSize)
+		for i := range s {
+			s[i] = seed + byte(i)
+		}
+		k, err := signing.Parse(name+":"+base64.StdEncoding.EncodeToString(ed25519.NewKeyFromSeed(s)), "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return k
+	}
+	ours, other := keyOf(1, "ours-1"), keyOf(100, "other-1")
+	h, err := nixhash.ParseAny("sha256:04zwf782yjwnh3q6hz5izfd6jyip8kgw6g6yj43fiqhbyhdd0dqw", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info := &store.PathInfo{Path: "/nix/store/0123456789abcdfghijklmnpqrsvwxyz-hello", NarHash: h.Hash, NarSize: 120,
+		References: []string{"/nix/store/0123456789abcdfghijklmnpqrsvwxyz-hello", "/nix/store/zyxwvsrqpnmlkjihgfdcba9876543210-glibc-2.40"}}
+	res := narstream.Result{NarHash: h.Hash, NarSize: 120, FileHash: h.Hash, FileSize: 97, Compression: narstream.DefaultCompression}
+	signed := binarycache.Signer{Key: ours}.Narinfo(info, res, "nar/x.nar.zst")
+	both := binarycache.Signer{Key: ours}.Narinfo(&store.PathInfo{Path: info.Path, NarHash: h.Hash, NarSize: 120,
+		References: info.References, Signatures: []string{"other-1:" + other.SignBase64(info.Fingerprint())}}, res, "nar/x.nar.zst")
+	if strings.Count(both, "Sig: ") != 2 {
+		t.Fatalf("want two signatures:\n%s", both)
+	}
+	for name, tt := range map[string]struct {
+		text string
+		key  *signing.Key
+		want bool
+	}{
+		"ours":              {signed, ours, true},
+		"another key":       {signed, other, false},
+		"two, ours":         {both, ours, true},
+		"two, the other":    {both, other, true},
+		"CRLF":              {strings.ReplaceAll(signed, "\n", "\r\n"), ours, true},
+		"size changed":      {strings.Replace(signed, "NarSize: 120", "NarSize: 121", 1), ours, false},
+		"hash changed":      {strings.Replace(signed, "NarHash: sha256:04zwf782", "NarHash: sha256:14zwf782", 1), ours, false},
+		"reference dropped": {strings.Replace(signed, " zyxwvsrqpnmlkjihgfdcba9876543210-glibc-2.40", "", 1), ours, false},
+		"no size":           {strings.Replace(signed, "NarSize: 120\n", "", 1), ours, false},
+		"unsigned":          {binarycache.Signer{}.Narinfo(info, res, "nar/x.nar.zst"), ours, false},
+		"empty":             {"", ours, false},
+	} {
+		if got := binarycache.SignedBy(tt.text, "/nix/store", tt.key); got != tt.want {
+			t.Errorf("%s: SignedBy = %v, want %v", name, got, tt.want)
 		}
 	}
 }
