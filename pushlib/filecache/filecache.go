@@ -357,11 +357,13 @@ func (c *Cache) CachedClosure(ctx context.Context, roots []string) ([]string, bo
 }
 
 // walkBudget is how long a walk that has read n narinfos may have taken
-// and still be worth finishing: about what `nix-store -qR` takes for as
+// and still be worth finishing: twice what `nix-store -qR` takes for as
 // many paths (measured on 2 cores: 0.09 s for 2,000 paths, 1 s for
-// 20,000), where a local disk reads a narinfo in about 12 µs.
+// 20,000), where a local disk reads a narinfo in about 12 µs, plus a
+// quarter of a second, so that a busy machine pausing the process does not
+// send a walk of a local cache to Nix.
 var walkBudget = func(n int) time.Duration {
-	return 50*time.Millisecond + time.Duration(n)*50*time.Microsecond
+	return 250*time.Millisecond + time.Duration(n)*100*time.Microsecond
 }
 
 // references reads the references of storePath from its narinfo; false
