@@ -112,27 +112,35 @@ func (s *Store) run(ctx context.Context, name string, args ...string) ([]byte, e
 	if err != nil {
 		return nil, err
 	}
+	stdout, stderr, err := RunRetryingBusy(ctx, busyRetryDelays, bin, args...)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return stdout, &nixError{cmd: name + " " + firstArg(args), stderr: lastLine(stderr), err: err}
+	}
+	return stdout, nil
+}
+
+// RunRetryingBusy runs bin with args and returns its stdout and stderr;
+// a run that failed on a busy database (Busy) is run again after each of
+// delays in turn. The error is the last run's (or ctx's, when it ends
+// during a pause).
+func RunRetryingBusy(ctx context.Context, delays []time.Duration, bin string, args ...string) ([]byte, string, error) {
 	for attempt := 0; ; attempt++ {
 		cmd := exec.CommandContext(ctx, bin, args...)
 		var stdout, stderr bytes.Buffer
 		cmd.Stdout = &stdout
 		cmd.Stderr = &stderr
 		err := cmd.Run()
-		if err == nil {
-			return stdout.Bytes(), nil
+		if err == nil || ctx.Err() != nil || attempt >= len(delays) || !Busy(stderr.String()) {
+			return stdout.Bytes(), stderr.String(), err
 		}
-		if ctx.Err() != nil {
-			return nil, ctx.Err()
+		select {
+		case <-time.After(delays[attempt]):
+		case <-ctx.Done():
+			return stdout.Bytes(), stderr.String(), ctx.Err()
 		}
-		if attempt < len(busyRetryDelays) && Busy(stderr.String()) {
-			select {
-			case <-time.After(busyRetryDelays[attempt]):
-				continue
-			case <-ctx.Done():
-				return nil, ctx.Err()
-			}
-		}
-		return stdout.Bytes(), &nixError{cmd: name + " " + firstArg(args), stderr: lastLine(stderr.String()), err: err}
 	}
 }
 
