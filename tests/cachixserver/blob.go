@@ -69,11 +69,18 @@ func newBlobStore(dataDir string) (*blobStore, error) {
 	return &blobStore{dir: dir}, nil
 }
 
-// write stores everything r yields (also fed to w, e.g. a hash) as a blob.
-func (bs *blobStore) write(r io.Reader, w io.Writer) (blob, error) {
-	src := io.TeeReader(r, w)
+// write stores everything r yields (also fed to w, e.g. a hash, unless w
+// is nil) as a blob; sizeHint, if known, sizes the in-memory buffer once.
+func (bs *blobStore) write(r io.Reader, w io.Writer, sizeHint int64) (blob, error) {
+	src := r
+	if w != nil {
+		src = io.TeeReader(r, w)
+	}
 	if bs.dir == "" {
 		var buf bytes.Buffer
+		if sizeHint > 0 && sizeHint <= 1<<30 {
+			buf.Grow(int(sizeHint) + bytes.MinRead) // one allocation, no copies while growing
+		}
 		if _, err := io.Copy(&buf, src); err != nil {
 			return nil, fmt.Errorf("reading part: %w", err)
 		}

@@ -2,7 +2,10 @@ package cachixserver
 
 import (
 	"crypto/ed25519"
+	"crypto/md5" //nolint:gosec // S3's Content-MD5 is MD5 by definition
 	"encoding/base64"
+	"fmt"
+	"io"
 	"net/http"
 )
 
@@ -62,8 +65,12 @@ func (s *Server) handleComplete(w http.ResponseWriter, r *http.Request) {
 	}
 	selfSigned, pub := c.selfSigned, c.publicKey
 	parts := make([]blob, len(listed))
+	var partMD5s []string
 	for i, p := range listed {
 		parts[i] = u.parts[p.number].data
+		if m := u.parts[p.number].md5; m != "" {
+			partMD5s = append(partMD5s, m)
+		}
 	}
 	u.completing = true
 	s.mu.Unlock()
@@ -90,12 +97,16 @@ func (s *Server) handleComplete(w http.ResponseWriter, r *http.Request) {
 	}
 
 	nb := newNarBlob(parts)
-	rc := nb.open()
-	got, err := verifyNAR(rc, u.compression, claim)
-	_ = rc.Close()
-	if err != nil {
-		fail(http.StatusBadRequest, "%s: %v", claim.storePath(), err)
-		return
+	got := narCheck{fileHash: claim.fileHash, fileSize: claim.fileSize}
+	if !s.cfg.DeferVerification {
+		rc := nb.open()
+		var err error
+		got, err = verifyNAR(rc, u.compression, claim)
+		_ = rc.Close()
+		if err != nil {
+			fail(http.StatusBadRequest, "%s: %v", claim.storePath(), err)
+			return
+		}
 	}
 
 	entry := &narinfoEntry{
@@ -139,7 +150,79 @@ func (s *Server) handleComplete(w http.ResponseWriter, r *http.Request) {
 		c.narinfos[entry.hash] = entry
 		s.dropUploadLocked(u, !keepData)
 		s.stats.UploadsCompleted++
+		if s.cfg.DeferVerification {
+			s.deferred = append(s.deferred, deferredCheck{c, entry, nb, parts, partMD5s, u.compression, claim})
+		}
 	}
 	s.mu.Unlock()
 	w.WriteHeader(http.StatusOK)
+}
+
+// deferredCheck is a published NAR whose data is still to be verified
+// (Config.DeferVerification).
+type deferredCheck struct {
+	cache       *cache
+	entry       *narinfoEntry
+	data        *narBlob
+	parts       []blob
+	partMD5s    []string // base64 Content-MD5 of each part, in order
+	compression string
+	claim       *narInfoCreate
+}
+
+// VerifyDeferred runs the verification that Config.DeferVerification
+// postponed, for every NAR completed since the last call, and returns how
+// many it checked and one message per NAR that failed. A failed NAR's
+// narinfo is removed from its cache (its data too, unless another narinfo
+// uses it), so that nothing unverified stays published.
+func (s *Server) VerifyDeferred() (checked int, failures []string) {
+	s.mu.Lock()
+	todo := s.deferred
+	s.deferred = nil
+	s.mu.Unlock()
+	for _, d := range todo {
+		err := checkPartMD5s(d.parts, d.partMD5s)
+		if err == nil {
+			rc := d.data.open()
+			_, err = verifyNAR(rc, d.compression, d.claim)
+			_ = rc.Close()
+		}
+		if err == nil {
+			continue
+		}
+		failures = append(failures, fmt.Sprintf("%s: %v", d.claim.storePath(), err))
+		s.mu.Lock()
+		if d.cache.narinfos[d.entry.hash] == d.entry {
+			delete(d.cache.narinfos, d.entry.hash)
+		}
+		if d.cache.nars[d.entry.narFile()] == d.data {
+			delete(d.cache.nars, d.entry.narFile())
+		}
+		s.mu.Unlock()
+	}
+	return len(todo), failures
+}
+
+// checkPartMD5s compares each part's MD5 with the Content-MD5 announced
+// for it (the check a PUT makes when verification is not deferred).
+func checkPartMD5s(parts []blob, sums []string) error {
+	if len(sums) != len(parts) {
+		return fmt.Errorf("%d parts but %d announced MD5s", len(parts), len(sums))
+	}
+	for i, p := range parts {
+		rc, err := p.open()
+		if err != nil {
+			return fmt.Errorf("reading part %d: %w", i+1, err)
+		}
+		h := md5.New() //nolint:gosec // S3's Content-MD5
+		_, err = io.Copy(h, rc)
+		_ = rc.Close()
+		if err != nil {
+			return fmt.Errorf("reading part %d: %w", i+1, err)
+		}
+		if base64.StdEncoding.EncodeToString(h.Sum(nil)) != sums[i] {
+			return fmt.Errorf("BadDigest: part %d's data does not have the Content-MD5 %s announced for it", i+1, sums[i])
+		}
+	}
+	return nil
 }

@@ -69,6 +69,15 @@ type Config struct {
 	// StorageDelay makes every storage PUT take at least this long, so
 	// that a client's parts in flight can be counted (Stats.MaxConcurrentPuts).
 	StorageDelay time.Duration
+	// DeferVerification makes a completion publish the NAR once its parts,
+	// claims and signature check out, with the file hash and size the
+	// client claimed; the streaming pass over the data (hashes, sizes,
+	// decompression, NAR structure) waits for VerifyDeferred, which takes
+	// any NAR that fails it out of the cache again. For benchmarks that
+	// measure the client's CPU alone: the server's verification does not
+	// then run on the same cores during the push. Never for tests of the
+	// client's correctness.
+	DeferVerification bool
 }
 
 // CacheConfig describes one binary cache.
@@ -110,6 +119,8 @@ type Server struct {
 	stats       Stats
 	// putsInFlight counts storage PUTs being handled (Stats.MaxConcurrentPuts).
 	putsInFlight int
+	// deferred are the completions whose data VerifyDeferred has yet to check.
+	deferred []deferredCheck
 
 	httpServer *http.Server
 	listener   net.Listener

@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"hash"
 	"net/http"
 	"net/url"
 	"sort"
@@ -31,6 +32,9 @@ type upload struct {
 type uploadedPart struct {
 	data blob
 	etag string
+	// md5 is the Content-MD5 (base64) the data must have when its check
+	// was deferred (Config.DeferVerification); empty once checked.
+	md5 string
 }
 
 // presign is one presigned part URL handed out; keyed by its signature.
@@ -213,14 +217,25 @@ func (s *Server) handleStoragePut(w http.ResponseWriter, r *http.Request) {
 		s.reject(w, r, http.StatusBadRequest, "SignatureDoesNotMatch: Content-MD5 header %q differs from the presigned MD5 %q", got, ps.md5)
 		return
 	}
-	h := md5.New() //nolint:gosec // S3's Content-MD5
-	data, err := s.blobs.write(r.Body, h)
+	// With deferred verification the MD5 is checked by VerifyDeferred; the
+	// ETag is then the MD5 the client announced (what it must be).
+	defer_ := s.cfg.DeferVerification
+	var h hash.Hash = md5.New() //nolint:gosec // S3's Content-MD5
+	if defer_ {
+		h = nil
+	}
+	data, err := s.blobs.write(r.Body, h, r.ContentLength)
 	if err != nil {
 		s.reject(w, r, http.StatusBadRequest, "IncompleteBody: %v", err)
 		return
 	}
-	sum := h.Sum(nil)
-	if base64.StdEncoding.EncodeToString(sum) != ps.md5 {
+	var sum []byte
+	if defer_ {
+		sum, err = base64.StdEncoding.DecodeString(ps.md5)
+	} else {
+		sum = h.Sum(nil)
+	}
+	if err != nil || base64.StdEncoding.EncodeToString(sum) != ps.md5 {
 		data.remove()
 		s.reject(w, r, http.StatusBadRequest, "BadDigest: The Content-MD5 you specified did not match what we received")
 		return
@@ -243,6 +258,9 @@ func (s *Server) handleStoragePut(w http.ResponseWriter, r *http.Request) {
 		old.data.remove()
 	}
 	u.parts[ps.part] = &uploadedPart{data: data, etag: etag}
+	if defer_ {
+		u.parts[ps.part].md5 = ps.md5
+	}
 	s.stats.PartsUploaded++
 	s.stats.PutBytes += data.size()
 	s.mu.Unlock()

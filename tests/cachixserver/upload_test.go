@@ -421,3 +421,57 @@ func TestKeyRegistration(t *testing.T) {
 		t.Errorf("message %q", r.body)
 	}
 }
+
+// TestDeferredVerification: with DeferVerification a completion is
+// published at once, and VerifyDeferred later checks every NAR completed
+// since the last call, taking a false one out of the cache again.
+func TestDeferredVerification(t *testing.T) {
+	t.Parallel()
+	srv := startServer(t, cachixserver.Config{
+		Caches:            []cachixserver.CacheConfig{{Name: "c", WriteTokens: []string{"W"}}},
+		DeferVerification: true,
+	})
+	c := client{t: t, base: srv.URL(), token: "W"}
+	good := newTestPath(t, "good", "good contents")
+	bad := newTestPath(t, "bad", "bad contents")
+	other := newTestPath(t, "other", "other contents")
+	c.push("c", good, nil)
+	u := c.start("c", "zst")
+	c.putAll(u, bad.compressed, 0)
+	claim := bad.create(nil)
+	claim["cNarHash"] = other.narHash() // a valid hash, of another NAR
+	c.complete(u, u.completeBody(claim)).want(t, 200)
+	narinfo := func(p testPath) string { return srv.BinaryCacheURL("c") + "/" + p.hash + ".narinfo" }
+	c.do("GET", narinfo(bad), nil).want(t, 200) // published before verification
+
+	// A part whose data is not what its Content-MD5 announced: the PUT
+	// takes it (the MD5 check is deferred too), the check finds it.
+	garbled := newTestPath(t, "garbled", "garbled contents")
+	u = c.start("c", "zst")
+	announced := md5b64(other.compressed)
+	url := c.presign(u, 1, announced)
+	r := client{t: t}.do("PUT", url, garbled.compressed, "Content-MD5", announced,
+		"Content-Type", "application/octet-stream").want(t, 200)
+	u.etags = []string{r.header.Get("ETag")}
+	c.complete(u, u.completeBody(garbled.create(nil))).want(t, 200)
+
+	checked, failures := srv.VerifyDeferred()
+	if checked != 3 || len(failures) != 2 ||
+		!strings.Contains(failures[0], bad.path()) || !strings.Contains(failures[0], "cNarHash") ||
+		!strings.Contains(failures[1], garbled.path()) || !strings.Contains(failures[1], "BadDigest") {
+		t.Fatalf("VerifyDeferred = %d, %q; want 3 checked, a cNarHash failure for %s and a BadDigest for %s",
+			checked, failures, bad.path(), garbled.path())
+	}
+	c.do("GET", narinfo(bad), nil).want(t, 404)
+	c.do("GET", narinfo(garbled), nil).want(t, 404)
+	if got := c.missing("c", good.hash, bad.hash, garbled.hash); len(got) != 2 || got[0] != bad.hash || got[1] != garbled.hash {
+		t.Errorf("missing after verification = %q, want %s and %s", got, bad.hash, garbled.hash)
+	}
+	body := c.do("GET", narinfo(good), nil).want(t, 200).body
+	if !strings.Contains(body, "FileHash: sha256:"+good.fileHash()) {
+		t.Errorf("good narinfo lacks its file hash:\n%s", body)
+	}
+	if checked, failures := srv.VerifyDeferred(); checked != 0 || failures != nil {
+		t.Errorf("second VerifyDeferred = %d, %q; want nothing left", checked, failures)
+	}
+}

@@ -10,6 +10,10 @@
 // On controlURL (a separate loopback listener, so it can never be mistaken
 // for part of the Cachix API), GET /stats returns the server's counters as
 // JSON and POST /reset clears them: the benchmark counts requests this way.
+// With --defer-verification, POST /verify runs the verification of every
+// NAR completed since the last call and returns {"checked": N, "failures":
+// [message…]}: the benchmark measures the client's CPU during the push and
+// then checks what it sent.
 package main
 
 import (
@@ -47,6 +51,8 @@ type options struct {
 	minPartSize   int64
 	dataDir       string
 	verbose       bool
+	// deferVerification: Config.DeferVerification.
+	deferVerification bool
 }
 
 // main runs the server and maps failure to exit status 1 (2 for bad usage).
@@ -129,6 +135,14 @@ func startControl(srv *cachixserver.Server) (net.Listener, error) {
 	mux.HandleFunc("POST /reset", func(w http.ResponseWriter, r *http.Request) {
 		srv.ResetStats()
 	})
+	mux.HandleFunc("POST /verify", func(w http.ResponseWriter, r *http.Request) {
+		checked, failures := srv.VerifyDeferred()
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(struct {
+			Checked  int      `json:"checked"`
+			Failures []string `json:"failures"`
+		}{checked, append([]string{}, failures...)})
+	})
 	go func() { _ = (&http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}).Serve(ln) }()
 	return ln, nil
 }
@@ -155,6 +169,8 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.Int64Var(&o.seed, "seed", 1, "seed of the fault sequence")
 	fs.Int64Var(&o.minPartSize, "min-part-size", 0, "minimum size of all parts but the last (0: 5 MiB, negative: no check)")
 	fs.StringVar(&o.dataDir, "data-dir", "", "keep uploaded data in files under this directory instead of memory")
+	fs.BoolVar(&o.deferVerification, "defer-verification", false,
+		"publish completed NARs before verifying their data; POST /verify on the control URL verifies them (benchmarks only)")
 	fs.BoolVar(&o.verbose, "verbose", false, "log every request to stderr")
 	if err := fs.Parse(args); err != nil {
 		return o, fmt.Errorf("%w: %w", errUsage, err)
@@ -171,13 +187,14 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 // buildConfig turns options into a server configuration, reading token files.
 func buildConfig(o options, stderr io.Writer) (cachixserver.Config, error) {
 	cfg := cachixserver.Config{
-		Listen:           o.listen,
-		FaultRate:        o.faultRate,
-		FaultBinaryCache: o.faultBinCache,
-		RetryAfter:       o.retryAfter,
-		Seed:             o.seed,
-		MinPartSize:      o.minPartSize,
-		DataDir:          o.dataDir,
+		Listen:            o.listen,
+		FaultRate:         o.faultRate,
+		FaultBinaryCache:  o.faultBinCache,
+		RetryAfter:        o.retryAfter,
+		Seed:              o.seed,
+		MinPartSize:       o.minPartSize,
+		DataDir:           o.dataDir,
+		DeferVerification: o.deferVerification,
 	}
 	if o.verbose {
 		cfg.Log = stderr
