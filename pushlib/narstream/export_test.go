@@ -9,3 +9,6 @@ func SetParallelThreshold(t *testing.T, n uint64) {
 	parallelThreshold = n
 	t.Cleanup(func() { parallelThreshold = old })
 }
+
+// Incompressible is incompressible, for the tests.
+var Incompressible = incompressible

@@ -159,54 +159,118 @@ func TestCompressionValidate(t *testing.T) {
 
 // TestStreamOnCores: a NAR past the parallel threshold given two cores is
 // compressed in parallel sections into one zstd stream that decompresses
-// to the NAR, with the hashes and sizes of what was written.
+// to the NAR, with the hashes and sizes of what was written. The window
+// (read back from the frame header) follows the NAR's first MiB: the
+// smaller one for data that does not compress, also when text follows.
 func TestStreamOnCores(t *testing.T) {
-	p := filepath.Join(t.TempDir(), "big")
-	f, err := os.Create(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	w := bufio.NewWriter(f)
 	narstream.SetParallelThreshold(t, 8<<20)
-	for i := 0; i < 300_000; i++ {
-		fmt.Fprintf(w, "line %09d of a compressible file\n", i*7919%1_000_003)
-	}
-	if err := w.Flush(); err != nil {
+	random := make([]byte, 3<<20)
+	if _, err := rand.Read(random); err != nil {
 		t.Fatal(err)
 	}
-	f.Close()
-	narHash := sha256.New()
-	narSize := &countWriter{}
-	if err := nar.DumpPath(io.MultiWriter(narHash, narSize), p); err != nil {
+	text := func(w io.Writer) {
+		for i := 0; i < 300_000; i++ {
+			fmt.Fprintf(w, "line %09d of a compressible file\n", i*7919%1_000_003)
+		}
+	}
+	for _, tc := range []struct {
+		name     string
+		write    func(w io.Writer)
+		window   uint64
+		maxRatio float64
+	}{
+		{"text", text, 512 << 10, 0.5},
+		{"random", func(w io.Writer) { // 9 MiB: the same 3 MiB three times, beyond any window
+			for range 3 {
+				_, _ = w.Write(random)
+			}
+		}, 256 << 10, 1.01},
+		{"random then text", func(w io.Writer) { _, _ = w.Write(random); text(w) }, 256 << 10, 0.6},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := filepath.Join(t.TempDir(), "big")
+			f, err := os.Create(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			w := bufio.NewWriter(f)
+			tc.write(w)
+			if err := w.Flush(); err != nil {
+				t.Fatal(err)
+			}
+			f.Close()
+			narHash := sha256.New()
+			narSize := &countWriter{}
+			if err := nar.DumpPath(io.MultiWriter(narHash, narSize), p); err != nil {
+				t.Fatal(err)
+			}
+			if narSize.n < 8<<20 {
+				t.Fatalf("NAR of %d bytes, want at least 8 MiB", narSize.n)
+			}
+			info := &store.PathInfo{Path: p, NarHash: *nixhash.MustNewHash(nixhash.SHA256, narHash.Sum(nil)), NarSize: narSize.n}
+			var out bytes.Buffer
+			res, err := narstream.StreamOn(context.Background(), info, narstream.DefaultCompression, &out, nil, 2)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if fh := sha256.Sum256(out.Bytes()); res.FileSize != uint64(out.Len()) || !bytes.Equal(res.FileHash.Digest(), fh[:]) {
+				t.Errorf("file hash and size %x %d, wrote %x %d", res.FileHash.Digest(), res.FileSize, fh, out.Len())
+			}
+			var hdr zstd.Header
+			if err := hdr.Decode(out.Bytes()); err != nil || hdr.WindowSize != tc.window {
+				t.Errorf("frame window %d (%v), want %d", hdr.WindowSize, err, tc.window)
+			}
+			dec, err := zstd.NewReader(&out)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer dec.Close()
+			got := sha256.New()
+			n, err := io.Copy(got, dec)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(got.Sum(nil), info.NarHash.Digest()) || uint64(n) != info.NarSize {
+				t.Errorf("decompressed %d bytes that are not the NAR (%d bytes)", n, info.NarSize)
+			}
+			if ratio := float64(res.FileSize) / float64(res.NarSize); ratio > tc.maxRatio {
+				t.Errorf("compressed to %.3f of the NAR, want ≤ %.2f", ratio, tc.maxRatio)
+			}
+		})
+	}
+}
+
+// TestIncompressible: random bytes and their zstd output do not compress;
+// text, zeros and a random block repeated within the probe do; a sample
+// too small to judge counts as compressible.
+func TestIncompressible(t *testing.T) {
+	t.Parallel()
+	random := make([]byte, 1<<20)
+	if _, err := rand.Read(random); err != nil {
 		t.Fatal(err)
 	}
-	if narSize.n < 8<<20 {
-		t.Fatalf("NAR of %d bytes, want at least 8 MiB", narSize.n)
+	enc, _ := zstd.NewWriter(nil)
+	var text bytes.Buffer
+	for i := 0; text.Len() < 1<<20; i++ {
+		fmt.Fprintf(&text, "line %09d of a compressible file\n", i*7919%1_000_003)
 	}
-	info := &store.PathInfo{Path: p, NarHash: *nixhash.MustNewHash(nixhash.SHA256, narHash.Sum(nil)), NarSize: narSize.n}
-	var out bytes.Buffer
-	res, err := narstream.StreamOn(context.Background(), info, narstream.DefaultCompression, &out, nil, 2)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if fh := sha256.Sum256(out.Bytes()); res.FileSize != uint64(out.Len()) || !bytes.Equal(res.FileHash.Digest(), fh[:]) {
-		t.Errorf("file hash and size %x %d, wrote %x %d", res.FileHash.Digest(), res.FileSize, fh, out.Len())
-	}
-	dec, err := zstd.NewReader(&out)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer dec.Close()
-	got := sha256.New()
-	n, err := io.Copy(got, dec)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !bytes.Equal(got.Sum(nil), info.NarHash.Digest()) || uint64(n) != info.NarSize {
-		t.Errorf("decompressed %d bytes that are not the NAR (%d bytes)", n, info.NarSize)
-	}
-	if ratio := float64(res.FileSize) / float64(res.NarSize); ratio > 0.5 {
-		t.Errorf("compressed to %.2f of the NAR", ratio)
+	compressed := enc.EncodeAll(text.Bytes(), nil)
+	repeated := bytes.Repeat(random[:64<<10], 16)
+	for _, tc := range []struct {
+		name string
+		data []byte
+		want bool
+	}{
+		{"random", random, true},
+		{"zstd output", compressed, true},
+		{"text", text.Bytes(), false},
+		{"zeros", make([]byte, 1<<20), false},
+		{"a random block repeated", repeated, false},
+		{"too small", random[:1000], false},
+	} {
+		if got := narstream.Incompressible(tc.data); got != tc.want {
+			t.Errorf("%s (%d bytes): Incompressible = %v, want %v", tc.name, len(tc.data), got, tc.want)
+		}
 	}
 }
 
