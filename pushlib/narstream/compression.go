@@ -8,6 +8,7 @@ package narstream
 import (
 	"fmt"
 	"io"
+	"math"
 	"strings"
 	"sync"
 
@@ -178,9 +179,12 @@ const parallelWindow = 512 << 10
 // 31 with 128 KiB; 2.70, 2.68 and 2.79 s.
 const incompressibleWindow = 256 << 10
 
-// probeSize is how much of a NAR in that mode is compressed on its own
-// first (a millisecond or two) to choose between the two windows.
-const probeSize = 1 << 20
+// probeSize is how much of a NAR in that mode is looked at before the
+// window is chosen.
+const probeSize = 256 << 10
+
+// probeBufs hold the probes until the encoder starts.
+var probeBufs = sync.Pool{New: func() any { b := make([]byte, 0, probeSize); return &b }}
 
 // compressor wraps w in a compressing writer; Close flushes the compressor
 // (never closes w) and returns its resources. narSize and cores pick the
@@ -232,16 +236,15 @@ func zstdEncoder(w io.Writer, key poolKey) (*pooledZstd, error) {
 }
 
 // probingZstd is the parallel mode's writer: it holds the first probeSize
-// bytes, compresses them on their own to see whether the data compresses,
-// and then starts the encoder with the window that fits (parallelWindow,
-// or incompressibleWindow if the probe came out at 97 % or more of its
-// size). A NAR that starts incompressible and goes on compressible loses
-// a little ratio (the smaller window); one that starts compressible and
-// goes on incompressible costs the memory it did before the probe.
+// bytes, looks at them, and then starts the encoder with the window that
+// fits: incompressibleWindow if they look incompressible, parallelWindow
+// otherwise. A NAR that starts incompressible and goes on compressible
+// loses a little ratio (the smaller window); one that starts compressible
+// and goes on incompressible costs the memory it did before the probe.
 type probingZstd struct {
 	w   io.Writer
 	key poolKey
-	buf []byte
+	buf *[]byte
 	enc *pooledZstd
 }
 
@@ -250,14 +253,14 @@ func (p *probingZstd) Write(b []byte) (int, error) {
 		return p.enc.Write(b)
 	}
 	if p.buf == nil {
-		p.buf = make([]byte, 0, probeSize)
+		p.buf = probeBufs.Get().(*[]byte)
 	}
-	room := probeSize - len(p.buf)
+	room := probeSize - len(*p.buf)
 	if len(b) < room {
-		p.buf = append(p.buf, b...)
+		*p.buf = append(*p.buf, b...)
 		return len(b), nil
 	}
-	p.buf = append(p.buf, b[:room]...)
+	*p.buf = append(*p.buf, b[:room]...)
 	if err := p.start(); err != nil {
 		return 0, err
 	}
@@ -269,8 +272,13 @@ func (p *probingZstd) Write(b []byte) (int, error) {
 
 // start chooses the window, starts the encoder and hands it the probe.
 func (p *probingZstd) start() error {
+	var probe []byte
+	if p.buf != nil {
+		probe = *p.buf
+		defer func() { *p.buf = (*p.buf)[:0]; probeBufs.Put(p.buf); p.buf = nil }()
+	}
 	key := p.key
-	if incompressible(p.buf) {
+	if incompressible(probe) {
 		key.window = incompressibleWindow
 	}
 	enc, err := zstdEncoder(p.w, key)
@@ -278,8 +286,7 @@ func (p *probingZstd) start() error {
 		return err
 	}
 	p.enc = enc
-	_, err = enc.Write(p.buf)
-	p.buf = nil
+	_, err = enc.Write(probe)
 	return err
 }
 
@@ -292,25 +299,28 @@ func (p *probingZstd) Close() error {
 	return p.enc.Close()
 }
 
-// probeEncoder compresses the probes: klauspost's fastest level, small
-// tables; EncodeAll is safe for concurrent use.
-var probeEncoder = sync.OnceValues(func() (*zstd.Encoder, error) {
-	return zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderConcurrency(1),
-		zstd.WithWindowSize(256<<10), zstd.WithEncoderCRC(false), zstd.WithLowerEncoderMem(true))
-})
-
-// incompressible reports whether zstd's fastest level leaves sample at
-// 97 % of its size or more: data that is compressed already, or random.
+// incompressible reports whether sample's bytes are spread so evenly
+// (at least 7.9 bits of order-0 entropy per byte, of 8) that nothing
+// compresses them: data compressed or encrypted already, or random. It
+// looks at byte counts only, so a random block repeated within the sample
+// counts as incompressible too, which costs nothing: the smaller window
+// still finds repeats up to 256 KiB back. Samples under 4 KiB say nothing.
 func incompressible(sample []byte) bool {
 	if len(sample) < 4<<10 {
 		return false
 	}
-	enc, err := probeEncoder()
-	if err != nil {
-		return false
+	var counts [256]int
+	for _, b := range sample {
+		counts[b]++
 	}
-	out := enc.EncodeAll(sample, make([]byte, 0, len(sample)+len(sample)/64+1024))
-	return len(out) >= len(sample)/100*97
+	n, bits := float64(len(sample)), 0.0
+	for _, c := range counts {
+		if c > 0 {
+			q := float64(c) / n
+			bits -= q * math.Log2(q)
+		}
+	}
+	return bits >= 7.9
 }
 
 // xzDictCap follows xz's presets: 256 KiB at -0, 1 MiB at -1, 2 MiB at -2,
