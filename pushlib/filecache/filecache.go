@@ -395,11 +395,7 @@ func (c *Cache) upload(ctx context.Context, info *store.PathInfo, comp narstream
 	defer release()
 	defer tmp.Abort()
 	bw := writers.Get().(*bufio.Writer)
-	if c.opts.NoSync {
-		bw.Reset(tmp)
-	} else {
-		bw.Reset(&writeBehind{f: tmp.File})
-	}
+	bw.Reset(tmp)
 	defer func() { bw.Reset(nil); writers.Put(bw) }()
 	res, err := stream(ctx, bw)
 	if err != nil {
@@ -442,30 +438,6 @@ func intact(name string, res narstream.Result) bool {
 		return false
 	}
 	return bytes.Equal(h.Sum(nil), res.FileHash.Digest())
-}
-
-// writeBehind passes writes to f and, every writeBehindStep bytes, asks
-// the kernel to start writing what came before to disk (startWriteback),
-// without waiting. The syncfs before the narinfo (Commit) then finds
-// little left to write: a large NAR's write-out overlaps its compression
-// instead of following it, while the dirty data would otherwise sit in
-// memory until the kernel's 30 s or 10 %-of-RAM thresholds.
-type writeBehind struct {
-	f         *os.File
-	off, done int64 // bytes written; bytes whose write-out was started
-}
-
-// writeBehindStep is how much is written between two write-out requests.
-const writeBehindStep = 8 << 20
-
-func (w *writeBehind) Write(p []byte) (int, error) {
-	n, err := w.f.Write(p)
-	w.off += int64(n)
-	if w.off-w.done >= writeBehindStep {
-		startWriteback(w.f, w.done, w.off-w.done)
-		w.done = w.off
-	}
-	return n, err
 }
 
 // writers are the NAR files' write buffers, reused: a fresh 256 KiB

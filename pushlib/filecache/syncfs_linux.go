@@ -19,11 +19,3 @@ func syncFS(dir string) error {
 	}
 	return nil
 }
-
-// startWriteback starts writing n bytes of f from off to disk and returns
-// at once (sync_file_range(2), SYNC_FILE_RANGE_WRITE). It guarantees
-// nothing: durability still comes from syncFS. Errors are ignored for the
-// same reason (syncFS reports them).
-func startWriteback(f *os.File, off, n int64) {
-	_ = unix.SyncFileRange(int(f.Fd()), off, n, unix.SYNC_FILE_RANGE_WRITE)
-}
