@@ -151,7 +151,7 @@ func (s *Server) handleComplete(w http.ResponseWriter, r *http.Request) {
 		s.dropUploadLocked(u, !keepData)
 		s.stats.UploadsCompleted++
 		if s.cfg.DeferVerification {
-			s.deferred = append(s.deferred, deferredCheck{c, entry, nb, parts, partMD5s, u.compression, claim})
+			s.deferred = append(s.deferred, deferredCheck{c, entry, nb, partMD5s, u.compression, claim})
 		}
 	}
 	s.mu.Unlock()
@@ -164,8 +164,7 @@ type deferredCheck struct {
 	cache       *cache
 	entry       *narinfoEntry
 	data        *narBlob
-	parts       []blob
-	partMD5s    []string // base64 Content-MD5 of each part, in order
+	partMD5s    []string // base64 Content-MD5 of each of data's parts, in order
 	compression string
 	claim       *narInfoCreate
 }
@@ -181,7 +180,7 @@ func (s *Server) VerifyDeferred() (checked int, failures []string) {
 	s.deferred = nil
 	s.mu.Unlock()
 	for _, d := range todo {
-		err := checkPartMD5s(d.parts, d.partMD5s)
+		err := checkPartMD5s(d.data.parts, d.partMD5s)
 		if err == nil {
 			rc := d.data.open()
 			_, err = verifyNAR(rc, d.compression, d.claim)
