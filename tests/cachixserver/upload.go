@@ -219,9 +219,9 @@ func (s *Server) handleStoragePut(w http.ResponseWriter, r *http.Request) {
 	}
 	// With deferred verification the MD5 is checked by VerifyDeferred; the
 	// ETag is then the MD5 the client announced (what it must be).
-	defer_ := s.cfg.DeferVerification
+	deferred := s.cfg.DeferVerification
 	var h hash.Hash = md5.New() //nolint:gosec // S3's Content-MD5
-	if defer_ {
+	if deferred {
 		h = nil
 	}
 	data, err := s.blobs.write(r.Body, h, r.ContentLength)
@@ -230,7 +230,7 @@ func (s *Server) handleStoragePut(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var sum []byte
-	if defer_ {
+	if deferred {
 		sum, err = base64.StdEncoding.DecodeString(ps.md5)
 	} else {
 		sum = h.Sum(nil)
@@ -258,7 +258,7 @@ func (s *Server) handleStoragePut(w http.ResponseWriter, r *http.Request) {
 		old.data.remove()
 	}
 	u.parts[ps.part] = &uploadedPart{data: data, etag: etag}
-	if defer_ {
+	if deferred {
 		u.parts[ps.part].md5 = ps.md5
 	}
 	s.stats.PartsUploaded++
