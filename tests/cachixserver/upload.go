@@ -33,7 +33,7 @@ type uploadedPart struct {
 	data blob
 	etag string
 	// md5 is the Content-MD5 (base64) the data must have when its check
-	// was deferred (Config.DeferVerification); empty once checked.
+	// was deferred (Config.DeferVerification); empty otherwise.
 	md5 string
 }
 
