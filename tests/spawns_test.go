@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/cachix-select/cachix-select/internal/nixtest"
 )
 
 // TestNixSpawnsDoNotGrowWithPaths: the Nix processes one push starts (the
@@ -27,9 +29,7 @@ func TestNixSpawnsDoNotGrowWithPaths(t *testing.T) {
 			continue
 		}
 		script := "#!/bin/sh\necho " + name + ` "$1" >> "$SPAWN_LOG"` + "\nexec " + real + ` "$@"` + "\n"
-		if err := os.WriteFile(filepath.Join(wrappers, name), []byte(script), 0o755); err != nil {
-			t.Fatal(err)
-		}
+		nixtest.WriteScript(t, filepath.Join(wrappers, name), script)
 	}
 	spawns := func(root, cache string, env ...string) []string {
 		t.Helper()

@@ -9,7 +9,9 @@ package nixtest
 import (
 	"context"
 	"fmt"
+	"os/exec"
 	"strings"
+	"testing"
 	"time"
 
 	"github.com/cachix-select/cachix-select/pushlib/store"
@@ -27,4 +29,19 @@ func Output(ctx context.Context, name string, args ...string) ([]byte, error) {
 		return stdout, fmt.Errorf("%s %s: %w\n%s", name, strings.Join(args, " "), err, stderr)
 	}
 	return stdout, nil
+}
+
+// WriteScript makes path an executable file holding text. The file is
+// written by a child process, not by the test's own: an executable that
+// this process held open for writing can be inherited, for the instant
+// between fork and exec, by a child that another parallel test starts,
+// and running it then fails with ETXTBSY ("text file busy"). A child's
+// descriptor is closed before WriteScript returns.
+func WriteScript(t testing.TB, path, text string) {
+	t.Helper()
+	cmd := exec.Command("/bin/sh", "-c", `cat >"$1" && chmod 755 "$1"`, "sh", path)
+	cmd.Stdin = strings.NewReader(text)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("writing %s: %v\n%s", path, err, out)
+	}
 }

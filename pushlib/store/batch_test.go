@@ -38,9 +38,7 @@ done
 echo ']'
 `
 	for name, text := range map[string]string{"nix-store": nixStore, "nix": nix} {
-		if err := os.WriteFile(filepath.Join(binDir, name), []byte(text), 0o755); err != nil {
-			t.Fatal(err)
-		}
+		nixtest.WriteScript(t, filepath.Join(binDir, name), text)
 	}
 	return binDir, log
 }

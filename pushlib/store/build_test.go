@@ -25,9 +25,7 @@ func countingNix(t *testing.T) (dir, log string) {
 			t.Skipf("%s is not installed", name)
 		}
 		script := "#!/bin/sh\necho " + name + " >>" + log + "\nexec " + real + ` "$@"` + "\n"
-		if err := os.WriteFile(filepath.Join(dir, name), []byte(script), 0o755); err != nil {
-			t.Fatal(err)
-		}
+		nixtest.WriteScript(t, filepath.Join(dir, name), script)
 	}
 	return dir, log
 }

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/cachix-select/cachix-select/internal/nixtest"
 	"github.com/cachix-select/cachix-select/pushlib/store"
 )
 
@@ -23,9 +24,7 @@ n=$(wc -l <` + log + `)
 if [ "$n" -le ` + strconv.Itoa(fails) + ` ]; then echo "` + message + `" >&2; exit 1; fi
 shift 3; for p in "$@"; do echo "$p"; done
 `
-	if err := os.WriteFile(filepath.Join(binDir, "nix-store"), []byte(script), 0o755); err != nil {
-		t.Fatal(err)
-	}
+	nixtest.WriteScript(t, filepath.Join(binDir, "nix-store"), script)
 	return binDir, log
 }
 
