@@ -40,7 +40,7 @@ buildGoModule {
   # goModules derivation produces it. tests/nix/run recomputes it
   # (tests/nix/vendor-hash.sh) and fails when go.mod or go.sum changed
   # without this line: put the hash it prints here.
-  vendorHash = "sha256-CQ+5pr0QuNlMp3DHLrXvb7h4AeyQSP4OULslfGm5TpY=";
+  vendorHash = "sha256-VwfyIcmJ2nyhfTVRuTm1+dh/Kk9L4XPkWXz0CGVKH0k=";
 
   subPackages = [ "cmd/cachix-select" ];
   ldflags = [

@@ -227,7 +227,9 @@ func zstdEncoder(w io.Writer, key poolKey) (*pooledZstd, error) {
 		// Entropy-code literals even in blocks with no matches, as
 		// libzstd does at every level: klauspost's fast levels would
 		// store text with a skewed alphabet and few repeats (base64,
-		// hex dumps) raw, a third larger than nix copy's output.
+		// hex dumps) raw, a third larger than nix copy's output. Up to
+		// v1.20.3 this option made frames that do not decode after a
+		// block of a few dozen literals (TestZstdSmallBlocksDecode).
 		zstd.WithAllLitEntropyCompression(true))
 	if err != nil {
 		return nil, err
