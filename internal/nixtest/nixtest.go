@@ -3,7 +3,8 @@
 // can fail to open its database while other Nix processes do ("SQLite
 // database … is busy"); such a failure is retried as the product's own
 // queries are (store.RunRetryingBusy), only for longer, so that a suite
-// is not failed by it.
+// is not failed by it. WriteScript writes the stand-ins for Nix commands
+// that some tests run instead.
 package nixtest
 
 import (
