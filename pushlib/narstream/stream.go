@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 
-	"github.com/nix-community/go-nix/pkg/nar"
 	"github.com/nix-community/go-nix/pkg/nixhash"
 
 	"github.com/cachix-select/cachix-select/pushlib/fault"
@@ -86,7 +85,7 @@ func StreamOn(ctx context.Context, info *store.PathInfo, c Compression, dst io.W
 	narHash := sha256.New()
 	narCount := &counter{ctx: ctx, progress: progress}
 	// The counter goes first: it stops the dump as soon as ctx is cancelled.
-	dumpErr := nar.DumpPath(io.MultiWriter(narCount, narHash, comp), info.Path)
+	dumpErr := dumpNAR(io.MultiWriter(narCount, narHash, comp), info.Path)
 	closeErr := comp.Close()
 	if dumpErr != nil {
 		if ctx.Err() != nil {
