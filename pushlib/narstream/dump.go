@@ -6,6 +6,8 @@ import (
 	"io"
 	"os"
 	"sync"
+
+	"github.com/cachix-select/cachix-select/pushlib/fault"
 )
 
 // dumpNAR writes the NAR serialisation of path to w, the format
@@ -118,7 +120,8 @@ func (d *dumper) node(p string) error {
 			d.str(")")
 		}
 	default:
-		return fmt.Errorf("%s: a %s, which a NAR cannot hold", p, fi.Mode().Type())
+		return fmt.Errorf("%s is a %s, which a NAR cannot hold: %w; run `nix-store --verify --check-contents --repair`",
+			p, kindOf(fi.Mode()), ErrNotInNAR)
 	}
 	d.str(")")
 	if len(d.buf) >= flushSize {
@@ -167,6 +170,25 @@ func (d *dumper) regular(p string, fi os.FileInfo) error {
 	}
 	d.buf = append(d.buf, padding[:pad(size)]...)
 	return nil
+}
+
+// ErrNotInNAR marks a store path holding a file that is neither a regular
+// file, a directory nor a symlink (a named pipe, a socket, a device), which
+// Nix never registers: it is not retried.
+var ErrNotInNAR = fault.Permanent("the store path is corrupt")
+
+func kindOf(m os.FileMode) string {
+	switch {
+	case m&os.ModeNamedPipe != 0:
+		return "named pipe"
+	case m&os.ModeSocket != 0:
+		return "socket"
+	case m&os.ModeCharDevice != 0:
+		return "character device"
+	case m&os.ModeDevice != 0:
+		return "block device"
+	}
+	return "special file"
 }
 
 func shortRead(p string, err error) error {
