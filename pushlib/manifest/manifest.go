@@ -11,7 +11,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -176,7 +175,7 @@ func ReadFile(file string) ([]byte, error) {
 		return nil, &Error{File: file, Msg: fmt.Sprintf("cannot read: %v", fsutil.Cause(err))}
 	}
 	if !fi.Mode().IsRegular() {
-		return nil, &Error{File: file, Msg: fmt.Sprintf("is %s, not a regular file; give a manifest file", fileKind(fi.Mode()))}
+		return nil, &Error{File: file, Msg: fmt.Sprintf("is %s, not a regular file; give a manifest file", fsutil.Kind(fi.Mode()))}
 	}
 	if fi.Size() > MaxSize {
 		return nil, &Error{File: file, Msg: fmt.Sprintf("is %d bytes; a manifest may be at most %d MiB", fi.Size(), MaxSize>>20)}
@@ -189,23 +188,6 @@ func ReadFile(file string) ([]byte, error) {
 		return nil, &Error{File: file, Msg: fmt.Sprintf("is more than %d MiB; a manifest may be at most that", MaxSize>>20)}
 	}
 	return data, nil
-}
-
-// fileKind names a non-regular file type for messages.
-func fileKind(m fs.FileMode) string {
-	switch {
-	case m.IsDir():
-		return "a directory"
-	case m&fs.ModeNamedPipe != 0:
-		return "a FIFO (named pipe)"
-	case m&fs.ModeSocket != 0:
-		return "a socket"
-	case m&fs.ModeCharDevice != 0:
-		return "a character device"
-	case m&fs.ModeDevice != 0:
-		return "a block device"
-	}
-	return "a special file"
 }
 
 // Options for validation that depend on the machine.

@@ -8,6 +8,7 @@ import (
 	"sync"
 
 	"github.com/cachix-select/cachix-select/pushlib/fault"
+	"github.com/cachix-select/cachix-select/pushlib/internal/fsutil"
 )
 
 // dumpNAR writes the NAR serialisation of path to w, the format
@@ -120,8 +121,8 @@ func (d *dumper) node(p string) error {
 			d.str(")")
 		}
 	default:
-		return fmt.Errorf("%s is a %s, which a NAR cannot hold: %w; run `nix-store --verify --check-contents --repair`",
-			p, kindOf(fi.Mode()), ErrNotInNAR)
+		return fmt.Errorf("%s is %s, which a NAR cannot hold: %w; run `nix-store --verify --check-contents --repair`",
+			p, fsutil.Kind(fi.Mode()), ErrNotInNAR)
 	}
 	d.str(")")
 	if len(d.buf) >= flushSize {
@@ -176,20 +177,6 @@ func (d *dumper) regular(p string, fi os.FileInfo) error {
 // file, a directory nor a symlink (a named pipe, a socket, a device), which
 // Nix never registers: it is not retried.
 var ErrNotInNAR = fault.Permanent("the store path is corrupt")
-
-func kindOf(m os.FileMode) string {
-	switch {
-	case m&os.ModeNamedPipe != 0:
-		return "named pipe"
-	case m&os.ModeSocket != 0:
-		return "socket"
-	case m&os.ModeCharDevice != 0:
-		return "character device"
-	case m&os.ModeDevice != 0:
-		return "block device"
-	}
-	return "special file"
-}
 
 func shortRead(p string, err error) error {
 	if err == io.ErrUnexpectedEOF || err == io.EOF {

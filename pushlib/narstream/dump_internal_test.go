@@ -92,7 +92,7 @@ func TestDumpRefusesSpecialFiles(t *testing.T) {
 		t.Fatal(err)
 	}
 	err := dumpNAR(&bytes.Buffer{}, dir)
-	if err == nil || !strings.Contains(err.Error(), fifo+" is a named pipe") {
+	if err == nil || !strings.Contains(err.Error(), fifo+" is a FIFO (named pipe)") {
 		t.Fatalf("dump of a directory holding a fifo: %v, want an error naming %s as a named pipe", err, fifo)
 	}
 	if !errors.Is(err, ErrNotInNAR) || !fault.IsPermanent(err) {

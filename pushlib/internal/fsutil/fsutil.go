@@ -17,3 +17,22 @@ func Cause(err error) error {
 	}
 	return err
 }
+
+// Kind names a file type for messages, with its article: "a directory",
+// "a FIFO (named pipe)", "a socket", "a character device", "a block
+// device", else "a special file".
+func Kind(m fs.FileMode) string {
+	switch {
+	case m.IsDir():
+		return "a directory"
+	case m&fs.ModeNamedPipe != 0:
+		return "a FIFO (named pipe)"
+	case m&fs.ModeSocket != 0:
+		return "a socket"
+	case m&fs.ModeCharDevice != 0:
+		return "a character device"
+	case m&fs.ModeDevice != 0:
+		return "a block device"
+	}
+	return "a special file"
+}
