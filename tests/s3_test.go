@@ -216,8 +216,9 @@ func TestS3PushThenRealNixSubstitutes(t *testing.T) {
 }
 
 // substituteOverS3 has real Nix substitute through an s3:// URL when this
-// Nix supports S3 (Debian's Nix 2.8 and 2.26 are built without it: then it
-// says so; sid's 2.34 talks S3 through curl).
+// Nix opens s3:// URLs (Debian's Nix 2.8 and 2.26 do not: then it says so;
+// sid's 2.34 does, unsigned, being built without AWS support: the bucket's
+// public-read policy lets it in).
 func substituteOverS3(t *testing.T, srv *s3server.Server, bucket, pk, path string) {
 	t.Helper()
 	url := srv.URL(bucket, "")
