@@ -84,7 +84,9 @@ func ParseURL(raw string) (Ref, error) {
 		}
 		return File{Dir: dir}, nil
 	}
-	return nil, fault.BadInputf("%s is not a supported binary cache URL (use file:///path, s3://bucket?…, or a Cachix cache name)", store.Quote(raw))
+	// A URL field never takes a Cachix cache name: say where one goes.
+	return nil, fault.BadInputf("%s is not a supported binary cache URL: use file:///path or s3://bucket?… "+
+		"(a Cachix cache is named by the first argument, --cache NAME or a manifest's cache.name)", store.Quote(raw))
 }
 
 // fileDir extracts the directory of a file:// URL; query parameters are

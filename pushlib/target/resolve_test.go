@@ -12,6 +12,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/cachix-select/cachix-select/pushlib/fault"
 	"github.com/cachix-select/cachix-select/pushlib/signing"
 	"github.com/cachix-select/cachix-select/pushlib/target"
 )
@@ -803,4 +804,24 @@ func mustGetwd(t *testing.T) string {
 		t.Fatal(err)
 	}
 	return wd
+}
+
+// TestURLFieldRefusesCacheNames: --to and a manifest's cache.url take a
+// binary cache URL; a Cachix name or an http(s):// URL there is bad input
+// whose message says where a Cachix cache is named instead.
+func TestURLFieldRefusesCacheNames(t *testing.T) {
+	for _, raw := range []string{"mycache", "http://127.0.0.1:9", "https://mycache.cachix.org"} {
+		_, err := target.ParseURL(raw)
+		if err == nil {
+			t.Fatalf("ParseURL(%q) accepted it", raw)
+		}
+		if !errors.Is(err, fault.ErrBadInput) {
+			t.Errorf("ParseURL(%q): %v is not bad input", raw, err)
+		}
+		for _, want := range []string{raw, "file:///path or s3://bucket", "--cache NAME"} {
+			if !strings.Contains(err.Error(), want) {
+				t.Errorf("ParseURL(%q): %q does not say %q", raw, err, want)
+			}
+		}
+	}
 }
