@@ -12,6 +12,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -59,6 +60,9 @@ type Store struct {
 
 	// argBudget overrides the bytes of paths per command line (tests).
 	argBudget int
+	// wantsJSONFormat: this Nix answered path-info only with --json-format
+	// (see runPathInfo).
+	wantsJSONFormat atomic.Bool
 }
 
 // New returns the local store. The store directory comes from NIX_STORE_DIR
@@ -440,10 +444,7 @@ func (s *Store) pathInfo(ctx context.Context, flags, paths []string) (map[string
 	if len(paths) == 0 {
 		return map[string]*PathInfo{}, nil
 	}
-	args := append(append(append([]string(nil), nixArgs...), "path-info", "--json"), flags...)
-	args = append(args, "--")
-	args = append(args, paths...)
-	out, err := s.run(ctx, "nix", args...)
+	out, err := s.runPathInfo(ctx, flags, paths)
 	if err != nil {
 		if ctx.Err() != nil || errors.Is(err, syscall.E2BIG) {
 			return nil, err
@@ -468,6 +469,38 @@ func (s *Store) pathInfo(ctx context.Context, flags, paths []string) (map[string
 		return nil, &InvalidPathError{Paths: missing}
 	}
 	return infos, nil
+}
+
+// runPathInfo runs `nix path-info --json FLAGS -- PATHS`. Nix 2.33 and
+// later warn that --json without --json-format is deprecated and "will
+// become an error in a future release"; older Nix and Lix do not know the
+// flag. So the query goes without it, as every Nix takes today, and when it
+// fails it is asked once more with --json-format 1 (a shape
+// ParsePathInfoJSON reads): if that answers, this Nix wants the flag, and
+// every later query of this Store names it at once. An older Nix pays the
+// second process only when a query fails anyway (an invalid path), and
+// its first error is the one returned.
+func (s *Store) runPathInfo(ctx context.Context, flags, paths []string) ([]byte, error) {
+	args := func(format bool) []string {
+		a := append(append([]string(nil), nixArgs...), "path-info", "--json")
+		if format {
+			a = append(a, "--json-format", "1")
+		}
+		a = append(append(a, flags...), "--")
+		return append(a, paths...)
+	}
+	if s.wantsJSONFormat.Load() {
+		return s.run(ctx, "nix", args(true)...)
+	}
+	out, err := s.run(ctx, "nix", args(false)...)
+	if err == nil || ctx.Err() != nil || errors.Is(err, syscall.E2BIG) {
+		return out, err
+	}
+	if out2, err2 := s.run(ctx, "nix", args(true)...); err2 == nil {
+		s.wantsJSONFormat.Store(true)
+		return out2, nil
+	}
+	return out, err
 }
 
 // Invalid returns those of paths that are not valid in the Nix database.
