@@ -476,3 +476,72 @@ func TestCancelStopsBackoff(t *testing.T) {
 		t.Error("cancellation should be permanent")
 	}
 }
+
+// TestMissingRefusesNullAndStrangers checks that a bulk answer that is
+// not a list of the hashes asked about is an error, not "all present":
+// null decoded as an empty list would have counted every path as pushed.
+func TestMissingRefusesNullAndStrangers(t *testing.T) {
+	t.Parallel()
+	for _, body := range []string{`null`, `["00000000000000000000000000000000"]`, `{}`, ``} {
+		srv, _ := serve(t, func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "application/json")
+			io.WriteString(w, body)
+		})
+		b := newBackend(t, srv.URL, nil)
+		missing, err := b.Missing(t.Context(), []string{vectorPath})
+		if err == nil {
+			t.Errorf("answer %q: no error, missing %v", body, missing)
+			continue
+		}
+		if strings.Contains(err.Error(), testToken) {
+			t.Errorf("answer %q: error %q shows the token", body, err)
+		}
+	}
+}
+
+// TestRedirectKeepsToken checks that a redirect to another origin (here
+// the same host on another port, as an https → http downgrade would be)
+// is refused at once, the token never reaching it, while a redirect
+// within the origin is followed.
+func TestRedirectKeepsToken(t *testing.T) {
+	t.Parallel()
+	var leaked atomic.Int32
+	other, _ := serve(t, func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Authorization") != "" {
+			leaked.Add(1)
+		}
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, "[]")
+	})
+	srv, n := serve(t, func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, other.URL+r.URL.Path, http.StatusTemporaryRedirect)
+	})
+	b := newBackend(t, srv.URL, nil)
+	_, err := b.Missing(t.Context(), []string{vectorPath})
+	if err == nil || !strings.Contains(err.Error(), "auth token is not sent to another origin") {
+		t.Fatalf("error %v, want the refused redirect", err)
+	}
+	if leaked.Load() != 0 {
+		t.Errorf("the token reached the other origin %d times", leaked.Load())
+	}
+	if got := n.Load(); got != 1 {
+		t.Errorf("%d requests to the host, want 1 (a refused redirect is not retried)", got)
+	}
+
+	var hops atomic.Int32
+	var same *httptest.Server
+	same, _ = serve(t, func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasSuffix(r.URL.Path, "/narinfo") && hops.Add(1) == 1 {
+			http.Redirect(w, r, same.URL+r.URL.Path, http.StatusTemporaryRedirect)
+			return
+		}
+		if r.Header.Get("Authorization") != "Bearer "+testToken {
+			t.Errorf("redirect within the origin lost the token")
+		}
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, "[]")
+	})
+	if _, err := newBackend(t, same.URL, nil).Missing(t.Context(), []string{vectorPath}); err != nil {
+		t.Errorf("redirect within the origin: %v", err)
+	}
+}

@@ -17,7 +17,9 @@ package cachix
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -175,6 +177,7 @@ func New(opts Options) (*Backend, error) {
 		}
 	}
 	hc.Transport = &stallGuard{base: base, stall: timeouts.Stall}
+	hc.CheckRedirect = keepTokenAtHome
 	chunk := opts.ChunkSize
 	switch {
 	case chunk <= 0:
@@ -328,17 +331,58 @@ func (b *Backend) Missing(ctx context.Context, paths []string) (map[string]bool,
 		if !r.ok() {
 			return nil, b.cacheStatusError(op, r)
 		}
-		var got []string
+		// A JSON array, as the protocol says; null would decode as an
+		// empty list and count every path as present: a push that did
+		// nothing recorded as done.
+		var got *[]string
 		if err := decodeJSON(r, &got); err != nil {
 			return nil, fmt.Errorf("%s: %w", op, err)
 		}
-		for _, h := range got {
+		if got == nil {
+			return nil, fmt.Errorf("%s: the answer (HTTP %d) is null, not a list of hashes", op, r.status)
+		}
+		for _, h := range *got {
+			if _, asked := byHash[h]; !asked {
+				return nil, fmt.Errorf("%s: the answer (HTTP %d) names %q, a hash not asked about", op, r.status, h)
+			}
+		}
+		for _, h := range *got {
 			for _, p := range byHash[h] {
 				missing[p] = true
 			}
 		}
 	}
 	return missing, nil
+}
+
+// keepTokenAtHome is the API client's redirect policy. Go's default sends
+// the Authorization header on to the same host name whatever the scheme
+// or port, so an https host redirecting to http:// would hand the token
+// to anyone on the path. The Cachix API never redirects: a redirect that
+// leaves the origin (scheme, host and port) of a request carrying the
+// token is refused, naming only the two origins.
+// errRedirectRefused marks such a refusal: final, never retried.
+var errRedirectRefused = errors.New("redirect refused")
+
+func keepTokenAtHome(req *http.Request, via []*http.Request) error {
+	if len(via) >= 10 {
+		return errors.New("stopped after 10 redirects")
+	}
+	first := via[0]
+	if first.Header.Get("Authorization") != "" && origin(req.URL) != origin(first.URL) {
+		return fmt.Errorf("%w: the server redirected %s to %s; the auth token is not sent to another origin (check --host)",
+			errRedirectRefused, origin(first.URL), origin(req.URL))
+	}
+	return nil
+}
+
+// origin is a URL's scheme://host:port, with no user, path or query.
+func origin(u *url.URL) string {
+	port := u.Port()
+	if port == "" {
+		port = map[string]string{"http": "80", "https": "443"}[u.Scheme]
+	}
+	return u.Scheme + "://" + net.JoinHostPort(u.Hostname(), port)
 }
 
 // cacheStatusError turns an unsuccessful answer from an endpoint about the

@@ -210,7 +210,7 @@ func retryableStatus(code int) bool {
 // connections are; cancellation, bad URLs, redirect loops and certificate
 // problems are not.
 func retryableTransportError(err error) bool {
-	if errors.Is(err, context.Canceled) {
+	if errors.Is(err, context.Canceled) || errors.Is(err, errRedirectRefused) {
 		return false
 	}
 	var certErr *tls.CertificateVerificationError
