@@ -115,8 +115,9 @@
             ]
           );
 
-        # renderManifest is the manifest's JSON text, without nixpkgs.
-        renderManifest = pure.manifestJSON;
+        # renderManifest is the manifest's JSON text, without nixpkgs; it
+        # throws what is wrong with the arguments, as mkManifest does.
+        renderManifest = pure.renderManifest;
       };
 
       checks = forAllSystems (

@@ -563,7 +563,9 @@ concatStringsSep "\n" (
       It takes `pkgs`, optionally `package` (the cachix-select to check it with), and the manifest
       arguments ${concatStringsSep ", " (map (n: "`${n}`") manifestArgs)}, with the meanings of the
       shellHook arguments above; `origin` (default `"manual"`) is recorded in the manifest. The flake's
-      `lib.renderManifest` takes the same manifest arguments and returns the JSON text, without nixpkgs.
+      `lib.renderManifest` takes the same manifest arguments and returns the JSON text, without nixpkgs;
+      like `lib.mkManifest` it refuses what is wrong with them (no cache, a path-literal secret) with an
+      evaluation error.
     ''
   ]
 )

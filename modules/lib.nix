@@ -436,8 +436,20 @@ rec {
       inherit (a) origin;
     };
 
-  # manifestJSON is the text of the manifest file.
+  # manifestJSON is the text of the manifest file, unchecked (the
+  # modules report the problems as assertions).
   manifestJSON = args: toJSON (manifest args);
+
+  # renderManifest is manifestJSON after the problems: it throws them, so
+  # a path-literal secret (copied into the world-readable store) or a
+  # missing cache is refused here as it is by mkManifest. The flake's
+  # lib.renderManifest.
+  renderManifest =
+    args:
+    let
+      errs = problems args;
+    in
+    if errs != [ ] then throw ("cachix-select: " + concatStringsSep "\n" errs) else manifestJSON args;
 
   # problems lists what is wrong with the arguments of `manifest`, in
   # words that name the option (prefix "cachix." in modules, "" for the

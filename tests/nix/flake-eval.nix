@@ -76,6 +76,8 @@ in
     (case "module package is only a default" nixosModule.cachix.package.priority 1000)
     (case "lib.shellHook calls activate" (has "${pkgPath}/bin/cachix-select activate --mode background --state-dir /tmp/cachix-select-flake-test-state /nix/store/[a-z0-9]{32}-cachix-select-shell.json" hook) true)
     (case "lib.renderManifest" (builtins.fromJSON (self.lib.renderManifest { cacheName = "c"; packages = [ ]; })).cache.name "c")
+    (case "lib.renderManifest refuses a path-literal token file (it would be copied into the store)" (builtins.tryEval (self.lib.renderManifest { cacheName = "c"; authTokenFile = ./flake-eval.nix; packages = [ ]; })).success false)
+    (case "lib.renderManifest refuses a manifest without a cache" (builtins.tryEval (self.lib.renderManifest { packages = [ ]; })).success false)
     (case "lib.mkManifest refuses bad input" (builtins.tryEval (self.lib.mkManifest { inherit pkgs; packages = [ ]; })).success false)
     (case "checks need no nixpkgs.lib but the NixOS one" (builtins.attrNames self.checks.${system}) [ "manifest" "nixos-module" "package" "shell-hook" ])
   ];

@@ -209,6 +209,10 @@ in
       packages = [ "${builtins.toFile "some-file" "x"}" ];
     })) true)
 
+    (case "renderManifest throws a path-literal secret instead of copying it into the store" (fails (l.renderManifest (valid // { authTokenFile = ./lib-test.nix; }))) true)
+    (case "renderManifest throws a missing cache" (fails (l.renderManifest { packages = [ neovim ]; })) true)
+    (case "renderManifest renders what problems accepts" (builtins.fromJSON (l.renderManifest valid)).cache.name "mycache")
+
     (case "selection: push.exclude and push.upstream, defaults left out" (l.manifest (valid // {
       push = {
         exclude = {
