@@ -325,7 +325,19 @@ func TestPushAsCachixTakesIt(t *testing.T) {
 	if r.code != 0 {
 		t.Errorf("empty stdin: exit %d", r.code)
 	}
-	oneLine(t, "empty stdin", r.stderr, "Nothing to push: no store paths on stdin.")
+	oneLine(t, "empty stdin", r.stderr, "Nothing to push to Cachix cache pins: no store paths on stdin.")
+	// A manifest not named *.json is read as the cache's name: with empty
+	// stdin that is an error naming the file, not a silent success.
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "m1.manifest"), []byte("{}"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r = cliIn(t, dir, "", nil, "push", "--config", cfg, "m1.manifest")
+	if r.code != 2 {
+		t.Errorf("push m1.manifest with empty stdin: exit %d, want 2: %s", r.code, r.stderr)
+	}
+	oneLine(t, "push m1.manifest", r.stderr, `"m1.manifest" was read as the Cachix cache's name`)
+	hasLine(t, "push m1.manifest", r.stderr, "./m1.manifest")
 	// Paths on stdin, --hostname as cachix spells it, the token from the environment.
 	r = cli(t, single+"\n", []string{"CACHIX_AUTH_TOKEN=" + token, "XDG_CONFIG_HOME=" + t.TempDir()}, "push", "pins", "--hostname", srv.URL())
 	if r.code != 0 || !heldBy(srv, "pins")[single] {

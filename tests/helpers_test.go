@@ -106,9 +106,16 @@ type result struct {
 // cli runs cachix-select with args (and stdin, env additions).
 func cli(t *testing.T, stdin string, env []string, args ...string) result {
 	t.Helper()
+	return cliIn(t, "", stdin, env, args...)
+}
+
+// cliIn is cli run in the directory dir ("": the test's).
+func cliIn(t *testing.T, dir, stdin string, env []string, args ...string) result {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, binary, args...)
+	cmd.Dir = dir
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	cmd.Stdin = strings.NewReader(stdin)

@@ -104,8 +104,9 @@ func pushCommand() *cli.Command {
 			"The first argument is a Cachix cache name, as in `cachix push CACHE PATH...`, when it has no \"/\"\n" +
 			"and does not end in .json (a cache name never has a \"/\"); --cache NAME or --to URL name the cache\n" +
 			"instead. The other arguments are store paths (./result symlinks and paths inside store paths are\n" +
-			"resolved); with none, they are read from stdin (empty stdin: nothing to push). A path that does\n" +
-			"not exist or is not valid in the local store is skipped with a warning, as cachix does.\n" +
+			"resolved); with none, they are read from stdin (empty stdin: nothing to push, unless the cache's\n" +
+			"name is a file or directory here: then it is an error). A path that does not exist or is not\n" +
+			"valid in the local store is skipped with a warning, as cachix does.\n" +
 			"Without a cache, the arguments are manifests (files ending in .json), each pushed to its own\n" +
 			"cache. After a cache, a .json file outside the Nix store is a manifest pushed to that cache, and\n" +
 			"one in the store (such as om ci run's result) is a store path. Flags may come after arguments.\n" +
@@ -121,7 +122,7 @@ func pushCommand() *cli.Command {
 // pushAction parses the inputs, builds one job per cache and runs them.
 func pushAction(c *cli.Context) error {
 	st := store.New()
-	args, err := takeCacheArg(c)
+	args, named, err := takeCacheArg(c)
 	if err != nil {
 		return err
 	}
@@ -148,8 +149,19 @@ func pushAction(c *cli.Context) error {
 			return err
 		}
 		if len(manifests) == 0 && len(paths) == 0 {
+			if named != "" && len(args) == 0 {
+				if fi, err := os.Stat(named); err == nil {
+					// push m.manifest </dev/null: a file read as the cache's name.
+					kind := "a file"
+					if fi.IsDir() {
+						kind = "a directory"
+					}
+					return usageErrorf("%q was read as the Cachix cache's name (push CACHE PATH...) and stdin had no store paths, "+
+						"but it is %s here: a manifest's name ends in .json; give a path as ./%s, and the cache with --cache NAME or --to URL", named, kind, named)
+				}
+			}
 			if !c.Bool("quiet") {
-				fmt.Fprintln(c.App.ErrWriter, "Nothing to push: no store paths on stdin.")
+				fmt.Fprintf(c.App.ErrWriter, "Nothing to push to %s: no store paths on stdin.\n", cacheLabel(c))
 			}
 			return nil
 		}
@@ -168,27 +180,39 @@ func pushAction(c *cli.Context) error {
 // takeCacheArg reads cachix's form, `push CACHE [PATH...]`: a first
 // argument with no "/" that does not end in .json names the Cachix cache
 // (a cache name never has a "/"), unless --cache or --to does. It returns
-// the other arguments.
-func takeCacheArg(c *cli.Context) ([]string, error) {
+// the other arguments, and the first when it was taken as the cache.
+func takeCacheArg(c *cli.Context) ([]string, string, error) {
 	args := c.Args().Slice()
 	if len(args) > 0 && args[0] == "--" {
 		args = args[1:]
 	}
 	if len(args) == 0 || c.String("cache") != "" || c.String("to") != "" {
-		return args, nil
+		return args, "", nil
 	}
 	first := args[0]
 	if strings.Contains(first, "/") || strings.HasSuffix(first, ".json") || first == "-" {
-		return args, nil
+		return args, "", nil
 	}
 	if err := target.CheckCacheName(first); err != nil {
-		return nil, usageErrorf("%v: the first argument names the Cachix cache, as in cachix push CACHE PATH...; "+
+		return nil, "", usageErrorf("%v: the first argument names the Cachix cache, as in cachix push CACHE PATH...; "+
 			"give a path as ./%s, or the cache with --cache NAME or --to URL", err, first)
 	}
 	if err := c.Set("cache", first); err != nil {
-		return nil, err
+		return nil, "", err
 	}
-	return args[1:], nil
+	return args[1:], first, nil
+}
+
+// cacheLabel names the cache of the command line for a message: "Cachix
+// cache NAME" or the --to URL.
+func cacheLabel(c *cli.Context) string {
+	if n := c.String("cache"); n != "" {
+		return "Cachix cache " + n
+	}
+	if u := c.String("to"); u != "" {
+		return u
+	}
+	return "the cache"
 }
 
 // requestFromFlags collects the command line into a pushlib.Request.
