@@ -119,7 +119,12 @@ in
       `file:///srv/nix-cache` (its parent directory must exist) or an S3
       bucket, `s3://BUCKET?region=REGION` (with `endpoint=` for MinIO,
       R2 and the like; keys: {option}`cachix.s3.credentialsFile`). Set
-      exactly one of this and {option}`cachix.cacheName`.
+      exactly one of this and {option}`cachix.cacheName`. On NixOS the
+      hardened cachix-select.service may write a `file://` cache (always
+      in background mode): the unit is given its directory (ReadWritePaths,
+      or a bind mount under /home, /root and /run/user), which must exist
+      by then (until it does, the push stays queued); one under /tmp or
+      /var/tmp is refused, since the unit has its own.
     '';
 
     host = nullOption types.str "https://cachix.example.com" ''

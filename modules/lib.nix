@@ -1024,14 +1024,24 @@ rec {
   # but never makes a switch start (and wait for) network-online.target;
   # a bounded stop, so that a restart of a running push costs the switch
   # seconds (what it pushed stays pushed, the rest stays queued).
+  #
+  # A file:// cache's directory is made writable (ReadWritePaths, or a
+  # bind mount through ProtectHome=tmpfs under /home, /root, /run/user);
+  # "-": a directory that does not exist leaves the unit starting, and
+  # the push stays queued saying why (see nixosCacheDirProblem for /tmp).
   nixosService = withSecrets (
     {
       exe,
       stateDir,
       unit,
       nixPackage,
+      cacheUrl ? null,
       secrets,
     }:
+    let
+      dir = fileCacheDir cacheUrl;
+      inHome = dir != null && underAny homeDirs dir;
+    in
     {
       description = "Push queued Nix store paths to a binary cache (cachix-select)";
       after = [
@@ -1090,9 +1100,61 @@ rec {
         SystemCallArchitectures = "native";
         SystemCallFilter = [ "@system-service" ];
         SystemCallErrorNumber = "EPERM";
-      };
+      }
+      // (
+        if dir == null then
+          { }
+        else if inHome then
+          {
+            ProtectHome = "tmpfs";
+            BindPaths = [ "-${dir}" ];
+          }
+        else
+          { ReadWritePaths = [ "-${dir}" ]; }
+      );
     }
   );
+
+  # fileCacheDir is the directory of a file:// cache URL
+  # ("file:///srv/nix-cache?compression=zstd" → "/srv/nix-cache"), or null.
+  fileCacheDir =
+    url:
+    let
+      m = if isString url then builtins.match "file://([^?]*)(\\?.*)?" url else null;
+    in
+    if m == null then null else head m;
+
+  # homeDirs are what ProtectHome hides, privateTmpDirs what PrivateTmp
+  # replaces, in the NixOS unit.
+  homeDirs = [ "/home" "/root" "/run/user" ];
+  privateTmpDirs = [ "/tmp" "/var/tmp" ];
+  underAny = dirs: path: any (d: path == d || hasPrefix "${d}/" path) dirs;
+
+  # nixosCacheDirProblem is the NixOS module's check of a file:// cache
+  # that cachix-select.service writes (always in background mode; in
+  # foreground mode when the timer retries): the unit's /tmp and /var/tmp
+  # are its own (PrivateTmp), so a cache there would be written where
+  # nobody sees it; and systemd cannot be given a path with spaces or "%".
+  nixosCacheDirProblem =
+    {
+      prefix ? "cachix.",
+      cacheUrl ? null,
+      mode ? "background",
+      retryInterval ? null,
+    }:
+    let
+      dir = fileCacheDir cacheUrl;
+    in
+    if dir == null || (mode != "background" && retryInterval == null) then
+      null
+    else if underAny privateTmpDirs dir then
+      "${prefix}cacheUrl is ${cacheUrl}, under ${
+        head (filter (d: underAny [ d ] dir) privateTmpDirs)
+      }, but cachix-select.service (which pushes in background mode, and retries what is queued) has a /tmp and /var/tmp of its own (PrivateTmp): the cache would be written where nothing else sees it. Put the cache elsewhere (\"file:///srv/nix-cache\"), or set ${prefix}mode = \"foreground\" and ${prefix}retryInterval = null."
+    else if builtins.match "/[^ \t\n%\"'\\\\]*" dir == null then
+      "${prefix}cacheUrl is ${cacheUrl}: its directory must be an absolute path without spaces, quotes, backslashes or \"%\", since cachix-select.service is given it as a systemd path (ReadWritePaths)."
+    else
+      null;
 
   # nixosTimer is systemd.timers.cachix-select: retries what is queued.
   nixosTimer =

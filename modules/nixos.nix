@@ -16,6 +16,7 @@ let
   settings = pure.fromOptions { inherit cfg pkgs; };
   stateDir = "/var/lib/cachix-select";
   tokenProblem = pure.nixosTokenProblem ({ inherit (cfg) cacheName cacheUrl mode; } // settings.secrets);
+  cacheDirProblem = pure.nixosCacheDirProblem { inherit (cfg) cacheUrl mode retryInterval; };
 in
 {
   imports = [
@@ -27,7 +28,7 @@ in
   ];
 
   config = lib.mkIf settings.active {
-    assertions = pure.assertions (lib.optional (tokenProblem != null) tokenProblem);
+    assertions = pure.assertions (builtins.filter (p: p != null) [ tokenProblem cacheDirProblem ]);
 
     system.activationScripts.cachixSelect = {
       # After "etc": a foreground push may need /etc (nix.conf, TLS
@@ -47,6 +48,7 @@ in
     systemd.services.${pure.unitName} = pure.nixosService (
       {
         inherit (settings) exe;
+        inherit (cfg) cacheUrl;
         inherit stateDir;
         unit = pure.unitName;
         nixPackage = config.nix.package;

@@ -555,6 +555,22 @@ in
       cacheUrl = "s3://b";
       s3.credentialsFile = "/run/aws";
     }) null)
+    (case "NixOS: a file cache's directory" (map l.fileCacheDir [ "file:///srv/c?compression=zstd" "file:///srv/c" "s3://b" null ]) [ "/srv/c" "/srv/c" null null ])
+    (case "NixOS: the unit may write a file cache under /srv" (l.nixosService {
+      exe = "/x"; stateDir = "/var/lib/c"; unit = "c"; nixPackage = "/n"; cacheUrl = "file:///srv/c?compression=zstd";
+    }).serviceConfig.ReadWritePaths [ "-/srv/c" ])
+    (case "NixOS: a file cache in a home is bound through ProtectHome=tmpfs" (let u = (l.nixosService {
+      exe = "/x"; stateDir = "/var/lib/c"; unit = "c"; nixPackage = "/n"; cacheUrl = "file:///root/c";
+    }).serviceConfig; in [ u.ProtectHome u.BindPaths (u ? ReadWritePaths) ]) [ "tmpfs" [ "-/root/c" ] false ])
+    (case "NixOS: a Cachix cache leaves the unit read-only" ((l.nixosService {
+      exe = "/x"; stateDir = "/var/lib/c"; unit = "c"; nixPackage = "/n"; authTokenFile = "/run/t";
+    }).serviceConfig ? ReadWritePaths) false)
+    (case "NixOS: a file cache under /tmp is refused (the unit's /tmp is its own)" (contains "PrivateTmp" [ (l.nixosCacheDirProblem { cacheUrl = "file:///tmp/c"; }) ]) true)
+    (case "NixOS: a file cache under /var/tmp is refused" (l.nixosCacheDirProblem { cacheUrl = "file:///var/tmp"; } != null) true)
+    (case "NixOS: a file cache under /tmp is fine in foreground without retries" (l.nixosCacheDirProblem { cacheUrl = "file:///tmp/c"; mode = "foreground"; }) null)
+    (case "NixOS: a file cache under /tmp is refused in foreground with retries" (l.nixosCacheDirProblem { cacheUrl = "file:///tmp/c"; mode = "foreground"; retryInterval = "1h"; } != null) true)
+    (case "NixOS: a file cache path with a space is refused" (l.nixosCacheDirProblem { cacheUrl = "file:///srv/a b"; } != null) true)
+    (case "NixOS: /srv and /tmpfoo are fine" (map (u: l.nixosCacheDirProblem { cacheUrl = u; }) [ "file:///srv/c" "file:///tmpfoo/c" "https://x" ]) [ null null null ])
     (case "NixOS: a file cache needs no S3 credentials" (l.nixosTokenProblem { cacheUrl = "file:///x"; }) null)
   ];
 

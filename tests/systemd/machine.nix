@@ -23,7 +23,8 @@
   package, # a store path holding bin/cachix-select
   salt,
   host, # the Cachix API host the caches live on
-  cacheName,
+  cacheName ? null,
+  cacheUrl ? null, # a plain binary cache (file://) for the system instead of cacheName
   homeCacheName ? cacheName,
   authTokenFile ? null, # root's token, passed to the unit by LoadCredential
   configFile ? null, # root's cachix.dhall, passed the same way
@@ -61,50 +62,65 @@ let
   home = import ../fixtures/closure.nix { salt = "${salt}-home"; };
 
   manifest =
-    origin: cache: token: pin: packages:
-    pure.writeManifest {
-      inherit (pkgs) writeTextFile;
-      package = pkg;
-      cacheName = cache;
-      inherit host packages origin pin;
-      authTokenFile = token;
-    };
-  systemManifest = manifest "nixos" cacheName authTokenFile pin [ system.app ];
-  homeManifest = manifest "home-manager" homeCacheName homeAuthTokenFile { } [ home.exe ];
+    origin: cache: url: token: pin: packages:
+    pure.writeManifest (
+      {
+        inherit (pkgs) writeTextFile;
+        package = pkg;
+        inherit packages origin pin;
+      }
+      // (
+        if url != null then
+          { cacheUrl = url; }
+        else
+          {
+            cacheName = cache;
+            inherit host;
+            authTokenFile = token;
+          }
+      )
+    );
+  # The system's cache, as the cachix.* options set it.
+  systemCache =
+    if cacheUrl != null then
+      { inherit cacheUrl; }
+    else
+      {
+        inherit
+          cacheName
+          host
+          authTokenFile
+          configFile
+          ;
+      };
+  systemManifest = manifest "nixos" cacheName cacheUrl authTokenFile pin [ system.app ];
+  homeManifest = manifest "home-manager" homeCacheName null homeAuthTokenFile { } [ home.exe ];
 
   # The NixOS module's assertions (modules/nixos.nix).
   problems =
-    pure.problems {
-      prefix = "cachix.";
-      inherit
-        cacheName
-        host
-        authTokenFile
-        configFile
-        pin
-        ;
-      packages = [ system.app ];
-      generationPin = if pushGeneration then generationPin else null;
-    }
-    ++ (
-      let
-        p = pure.nixosTokenProblem { inherit cacheName mode authTokenFile configFile; };
-      in
-      if p == null then [ ] else [ p ]
-    );
+    pure.problems (
+      systemCache
+      // {
+        prefix = "cachix.";
+        inherit pin;
+        packages = [ system.app ];
+        generationPin = if pushGeneration then generationPin else null;
+      }
+    )
+    ++ builtins.filter (p: p != null) [
+      (pure.nixosTokenProblem (builtins.removeAttrs systemCache [ "host" ] // { inherit mode; }))
+      (pure.nixosCacheDirProblem { inherit cacheUrl mode retryInterval; })
+    ];
 
   # The NixOS module's units (modules/nixos.nix), nix.package and the
   # service path being the root's /usr.
-  service = pure.nixosService {
-    inherit
-      exe
-      stateDir
-      unit
-      authTokenFile
-      configFile
-      ;
-    nixPackage = "/usr";
-  };
+  service = pure.nixosService (
+    builtins.removeAttrs systemCache [ "cacheName" "host" ]
+    // {
+      inherit exe stateDir unit;
+      nixPackage = "/usr";
+    }
+  );
   timer = pure.nixosTimer { inherit retryInterval; };
 
   snippet = pure.nixosActivation {
