@@ -216,8 +216,10 @@ in
       description = ''
         Whether a failed push fails the activation. Off by default: a push
         that cannot happen is a warning and stays queued, and the switch goes
-        on. With strictness on, a bad manifest or (in foreground mode) a
-        failed push makes the activation fail.
+        on. With strictness on, a bad manifest, a secret file that cannot be
+        read, a push that cannot be queued or (in foreground mode) a failed
+        push makes the activation fail. Dry runs (home-manager's
+        `--dry-run`, NixOS's `dry-activate`) only report, strict or not.
       '';
     };
 

@@ -758,7 +758,10 @@ rec {
         "--root"
         (shellVariable root)
       ]
-      ++ optional strict [ "--strict" ]
+      # A dry run is a report: it never fails the activation (what strict
+      # refuses, such as a push that cannot be queued, cannot be seen
+      # without doing it).
+      ++ optional (strict && !dryRun) [ "--strict" ]
     ) (hookDefaults // args);
 
   # activateCommand is a hook's `activate` command for one manifest:
@@ -837,7 +840,7 @@ rec {
     ''
       # cachix-select: push cachix.pushPackages (what is pending: cachix-select queue list)
       if [[ -v DRY_RUN ]]; then
-        ${guarded strict (command true) "the dry run failed; continuing"}
+        ${guarded false (command true) "the dry run failed; continuing"}
       else
         ${guarded strict "run ${env} ${command false}" queueFailed}
       fi
@@ -897,7 +900,7 @@ rec {
           ${guarded strict (command false) queueFailed}
           ;;
         dry-activate)
-          ${guarded strict (command true) "the dry run failed; continuing"}
+          ${guarded false (command true) "the dry run failed; continuing"}
           ;;
       esac
     '';

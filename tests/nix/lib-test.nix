@@ -413,6 +413,11 @@ in
       strict = true;
       systemdUnit = "u.service";
     }) [ "cs" "activate" "--mode" "foreground" "--timeout" "5m" "--strict" ])
+    (case "activate args, strict dry run: no --strict (a report never fails)" (args {
+      exe = "cs";
+      strict = true;
+      dryRun = true;
+    }) [ "cs" "activate" "--dry-run" ])
     (case "activate args, dry run" (args {
       exe = "cs";
       dryRun = true;
