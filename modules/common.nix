@@ -205,7 +205,7 @@ in
       example = "2m30s";
       description = ''
         In foreground mode, how long activation may spend pushing (a Go
-        duration: `90s`, `10m`, `1h`). What is left stays queued.
+        duration: `90s`, `10m`, `1h`; not zero). What is left stays queued.
       '';
     };
 

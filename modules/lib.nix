@@ -643,13 +643,15 @@ rec {
       inherit exe secrets;
       generationPin = pin;
       manifestArgs = manifestArgs';
-      problems = problems (
-        manifestArgs'
-        // {
-          prefix = "cachix.";
-          generationPin = pin;
-        }
-      );
+      problems =
+        problems (
+          manifestArgs'
+          // {
+            prefix = "cachix.";
+            generationPin = pin;
+          }
+        )
+        ++ optional (timeoutProblem "cachix.timeout" cfg.timeout != null) [ (timeoutProblem "cachix.timeout" cfg.timeout) ];
       activation =
         intersectAttrs hookDefaults cfg
         // secrets
@@ -660,6 +662,15 @@ rec {
           manifest = "${cfg.manifest}";
         };
     };
+
+  # timeoutProblem refuses a duration of zero ("0s", "0m0s"), which Go
+  # reads as no limit at all: a foreground push that may hang the switch.
+  timeoutProblem =
+    option: d:
+    if isString d && match ".*[1-9].*" d == null then
+      "${option} is ${d}, which is no time at all; give how long a foreground push may take, such as \"10m\" (use mode = \"background\" for no wait)."
+    else
+      null;
 
   # --- The hooks ------------------------------------------------------------
 
@@ -957,9 +968,12 @@ rec {
           throw "cachix-select: pushShellInputs needs pkgs.mkShell (modules/shell.nix takes it from pkgs), or shellInputs given as a shell derivation"
         else
           mkShell (if given == null then { packages = args.packages or [ ]; } else given);
+      badTimeout = timeoutProblem "timeout" (args.timeout or null);
       manifest =
         if given != null && !a.pushShellInputs then
           throw "cachix-select: shellInputs is set but pushShellInputs is not; set pushShellInputs = true to push the shell's inputs"
+        else if badTimeout != null then
+          throw "cachix-select: ${badTimeout}"
         else
           writeManifest (
             removeAttrs args (attrNames hookDefaults ++ attrNames shellInputDefaults)

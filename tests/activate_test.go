@@ -165,6 +165,14 @@ func TestActivateDryRunAndBadInput(t *testing.T) {
 	if r.code != 2 {
 		t.Errorf("bad manifest with --strict: code %d", r.code)
 	}
+	// --timeout 0 would be no limit at all, not an instant one.
+	r = cli(t, "", nil, "activate", "--strict", "--mode", "foreground", "--timeout", "0s", "--state-dir", state, m)
+	if r.code != 2 || !strings.Contains(r.stderr, "--timeout 0s is no time at all") {
+		t.Errorf("--timeout 0s: code %d %q", r.code, r.stderr)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "cache")); err == nil {
+		t.Error("--timeout 0s pushed")
+	}
 }
 
 // TestQueueDropsGarbageCollectedPaths: a queued path that was collected

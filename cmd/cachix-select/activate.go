@@ -103,6 +103,10 @@ func doActivate(c *cli.Context) (queued bool, err error) {
 		DryRun: c.Bool("dry-run"), StateDir: stateDir(c), Options: activateOptions(c, st)}
 	if c.IsSet("timeout") || !req.DryRun {
 		req.Timeout = c.Duration("timeout")
+		if req.Timeout <= 0 {
+			// Zero would be no limit at all: a push that may hang the switch.
+			return false, usageErrorf("--timeout %s is no time at all; give how long the push may take, such as 10m", req.Timeout)
+		}
 	}
 	var out ui.Printer
 	if req.DryRun {
