@@ -413,9 +413,9 @@ in
       strict = true;
       systemdUnit = "u.service";
     }) [ "cs" "activate" "--mode" "foreground" "--timeout" "5m" "--strict" ])
-    (case "shellHook: timeout 10m is fine" (fails (l.mkShellHook { writeTextFile = x: x; package = "/p"; } (valid // { timeout = "10m"; }))) false)
+    (case "shellHook: timeout 10m is fine" (fails (l.mkShellHook { writeTextFile = w: builtins.toFile w.name w.text; package = "/p"; } (valid // { timeout = "10m"; }))) false)
     (case "timeout: only zero durations" (map (d: l.timeoutProblem "t" d == null) [ "0s" "0m0s" "0.0s" "10m" "0.5s" "90s" "1h" ]) [ false false false true true true true ])
-    (case "shellHook: timeout 0s throws" (fails (l.mkShellHook { writeTextFile = x: x; package = "/p"; } (valid // { timeout = "0s"; }))) true)
+    (case "shellHook: timeout 0s throws" (fails (l.mkShellHook { writeTextFile = w: builtins.toFile w.name w.text; package = "/p"; } (valid // { timeout = "0s"; }))) true)
     (case "activate args, strict dry run: no --strict (a report never fails)" (args {
       exe = "cs";
       strict = true;
