@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/cachix-select/cachix-select/pushlib/fault"
+	"github.com/cachix-select/cachix-select/pushlib/internal/childenv"
 	"github.com/cachix-select/cachix-select/pushlib/manifest"
 	"github.com/cachix-select/cachix-select/pushlib/queue"
 )
@@ -86,7 +87,9 @@ func startUnit(ctx context.Context, unit string, user bool) (string, bool) {
 	}
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	if err := exec.CommandContext(ctx, "systemctl", args...).Run(); err != nil {
+	cmd := exec.CommandContext(ctx, "systemctl", args...)
+	cmd.Env = childenv.Environ()
+	if err := cmd.Run(); err != nil {
 		return "", false
 	}
 	return "log: " + journal, true

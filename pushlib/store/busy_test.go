@@ -87,3 +87,27 @@ func TestBusyDatabaseRetried(t *testing.T) {
 		}
 	}
 }
+
+// TestSecretsNotInNixEnvironment: the nix commands the store runs get our
+// environment without the secrets cachix-select reads from it (they need
+// none, and a child's environment is readable in /proc).
+func TestSecretsNotInNixEnvironment(t *testing.T) {
+	t.Setenv("CACHIX_AUTH_TOKEN", "token-that-must-stay-home")
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "aws-secret-that-must-stay-home")
+	t.Setenv("CACHIX_SELECT_TEST_MARK", "kept")
+	bin := t.TempDir()
+	envLog := filepath.Join(bin, "env.log")
+	nixtest.WriteScript(t, filepath.Join(bin, "nix-store"), "#!/bin/sh\nenv >"+envLog+"\nshift 3; for p in \"$@\"; do echo \"$p\"; done\n")
+	root := "/nix/store/vd8qd9khb0bf2fk5cqgizp2xicy23dk0-hello"
+	s := &store.Store{Dir: "/nix/store", BinDir: bin}
+	if _, err := s.ClosurePaths(t.Context(), []string{root}); err != nil {
+		t.Fatal(err)
+	}
+	env, err := os.ReadFile(envLog)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(env), "must-stay-home") || !strings.Contains(string(env), "CACHIX_SELECT_TEST_MARK=kept") {
+		t.Errorf("nix-store's environment:\n%s", env)
+	}
+}

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/cachix-select/cachix-select/pushlib/fault"
+	"github.com/cachix-select/cachix-select/pushlib/internal/childenv"
 )
 
 // ErrNotInStore marks an input that is not (or no longer) a valid path of
@@ -133,6 +134,7 @@ func (s *Store) run(ctx context.Context, name string, args ...string) ([]byte, e
 func RunRetryingBusy(ctx context.Context, delays []time.Duration, bin string, args ...string) ([]byte, string, error) {
 	for attempt := 0; ; attempt++ {
 		cmd := exec.CommandContext(ctx, bin, args...)
+		cmd.Env = childenv.Environ()
 		var stdout, stderr bytes.Buffer
 		cmd.Stdout = &stdout
 		cmd.Stderr = &stderr
