@@ -141,6 +141,11 @@ type fakeCachix struct {
 	// completeStatus/completeBody replace the completion answer when set.
 	completeStatus int
 	completeBody   string
+	// completeHook may answer a completion itself (failure injection); it
+	// returns true when it did. attempt counts completions, from 1.
+	completeHook func(w http.ResponseWriter, attempt int) bool
+	// present lists the hashes the bulk narinfo query says the cache has.
+	present map[string]bool
 
 	mu           sync.Mutex
 	records      []recorded
@@ -232,15 +237,34 @@ func newFakeCachix(t *testing.T) *fakeCachix {
 		}
 	})
 	mux.HandleFunc("POST "+apiPrefix+"/multipart-nar/{narId}/complete", func(w http.ResponseWriter, r *http.Request) {
-		f.completes.Add(1)
+		attempt := f.completes.Add(1)
 		f.mu.Lock()
 		f.completeReq = readBody(r)
 		f.mu.Unlock()
+		if f.completeHook != nil && f.completeHook(w, int(attempt)) {
+			return
+		}
 		if f.completeStatus != 0 {
 			w.Header().Set("Content-Type", "application/json;charset=utf-8")
 			w.WriteHeader(f.completeStatus)
 			_, _ = io.WriteString(w, f.completeBody)
 		}
+	})
+	mux.HandleFunc("POST "+apiPrefix+"/narinfo", func(w http.ResponseWriter, r *http.Request) {
+		var asked []string
+		if err := json.Unmarshal(readBody(r), &asked); err != nil {
+			http.Error(w, "bad body", http.StatusBadRequest)
+			return
+		}
+		missing := []string{}
+		f.mu.Lock()
+		for _, h := range asked {
+			if !f.present[h] {
+				missing = append(missing, h)
+			}
+		}
+		f.mu.Unlock()
+		writeJSON(w, missing)
 	})
 	mux.HandleFunc("POST "+apiPrefix+"/multipart-nar/{narId}/abort", func(w http.ResponseWriter, r *http.Request) {
 		f.aborts.Add(1)

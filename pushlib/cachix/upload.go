@@ -438,13 +438,24 @@ func (p *pending) Commit(ctx context.Context) error {
 		switch {
 		case r.status == http.StatusUnauthorized || r.status == http.StatusForbidden:
 			return b.unauthorized(b.httpError(op, r))
+		case rejected(r.status) && r.attempts > 1 && p.published(ctx):
+			// An earlier attempt completed it and its answer was lost; the
+			// retry was refused because the upload is done.
 		case rejected(r.status):
 			return b.rejection("completing the upload", p.info.Path, op, r)
+		default:
+			return b.httpError(op, r)
 		}
-		return b.httpError(op, r)
 	}
 	p.committed = true
 	return nil
+}
+
+// published asks the cache whether it has the path's narinfo (false when
+// it cannot say).
+func (p *pending) published(ctx context.Context) bool {
+	missing, err := p.b.Missing(ctx, []string{p.info.Path})
+	return err == nil && !missing[p.info.Path]
 }
 
 // rejected reports the final client errors of the completion call other

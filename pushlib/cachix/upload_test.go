@@ -462,6 +462,57 @@ func TestCommitRejected(t *testing.T) {
 	}
 }
 
+// TestCommitAnswerLost: the completion went through but its answer was
+// lost (the connection dropped), and the retry is refused because the
+// upload is done ("No such upload"). The narinfo exists, so the push
+// succeeded; when it does not, the refusal stands.
+func TestCommitAnswerLost(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name      string
+		committed bool
+	}{{"committed", true}, {"not committed", false}} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			f := newFakeCachix(t)
+			info := vectorInfo(t)
+			f.completeHook = func(w http.ResponseWriter, attempt int) bool {
+				if attempt == 1 {
+					if tc.committed {
+						f.mu.Lock()
+						f.present = map[string]bool{vectorPath[len("/nix/store/"):][:32]: true}
+						f.mu.Unlock()
+					}
+					hijackClose(w)
+					return true
+				}
+				w.Header().Set("Content-Type", "application/json;charset=utf-8")
+				w.WriteHeader(http.StatusBadRequest)
+				_, _ = io.WriteString(w, `{"error":"No such upload"}`)
+				return true
+			}
+			b := newBackend(t, f.srv.URL, nil)
+			p, err := b.Upload(t.Context(), info, narstream.DefaultCompression, fakeStream([]byte("z"), info.NarHash, info.NarSize))
+			if err != nil {
+				t.Fatal(err)
+			}
+			err = p.Commit(t.Context())
+			if got := f.completes.Load(); got != 2 {
+				t.Errorf("%d completion attempts, want 2 (the dropped one retried)", got)
+			}
+			if tc.committed && err != nil {
+				t.Errorf("the narinfo exists after a lost answer, yet Commit failed: %v", err)
+			}
+			if !tc.committed && !errors.Is(err, backend.ErrRejected) {
+				t.Errorf("nothing was created, yet Commit returned %v, want ErrRejected", err)
+			}
+			if n := len(f.requests(http.MethodPost, apiPrefix+"/narinfo")); n != 1 {
+				t.Errorf("%d presence checks, want 1", n)
+			}
+		})
+	}
+}
+
 // TestDiscardAborts checks that Discard aborts an uncommitted upload once,
 // and that Commit after Discard fails.
 func TestDiscardAborts(t *testing.T) {
