@@ -153,12 +153,16 @@ func (s *retryState) check(ctx context.Context, resp *http.Response, err error) 
 	delay := s.policy.backoff(s.retries)
 	spent := max(s.total, s.elapsed())
 	retry := spent+delay <= s.policy.MaxTotal
+	past := time.Duration(0)
 	if hint > 0 {
 		// The server said when to come back: that is honoured (up to
 		// MaxHint) while the budget lasts, even if the wait ends past it,
 		// rather than giving up at once on a hint longer than what is left.
 		delay = min(hint, s.policy.MaxHint)
 		retry = spent < s.policy.MaxTotal
+		if spent+delay > s.policy.MaxTotal {
+			past = delay
+		}
 	}
 	if !retry {
 		s.exhausted = true
@@ -168,14 +172,16 @@ func (s *retryState) check(ctx context.Context, resp *http.Response, err error) 
 	s.retries++
 	s.next = delay
 	if s.retries == 1 {
-		s.announce(ctx, resp, err)
+		s.announce(ctx, resp, err, past)
 	}
 	return true, nil
 }
 
 // announce reports, once per host, that requests to it are being retried,
-// so that a push does not sit silent for the whole retry budget.
-func (s *retryState) announce(ctx context.Context, resp *http.Response, err error) {
+// so that a push does not sit silent for the whole retry budget. past is
+// the server's requested wait when it ends after the budget (then that
+// is said, since the wait is longer than "up to" the budget).
+func (s *retryState) announce(ctx context.Context, resp *http.Response, err error, past time.Duration) {
 	if s.client == nil {
 		return
 	}
@@ -190,6 +196,10 @@ func (s *retryState) announce(ctx context.Context, resp *http.Response, err erro
 	} else {
 		why = fmt.Sprintf("HTTP %d %s", resp.StatusCode, http.StatusText(resp.StatusCode))
 		msg = fmt.Sprintf("%s answers %s; retrying for up to %s", s.host, why, budget)
+		if past > 0 {
+			msg = fmt.Sprintf("%s answers %s and asks to wait %s; waiting for it, though that ends past the %s of retrying",
+				s.host, why, seconds(past), budget)
+		}
 	}
 	events.FromContext(ctx).Emit(events.Event{Kind: events.HostRetry, Host: s.host, Error: why, Message: msg})
 }

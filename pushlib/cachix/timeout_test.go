@@ -291,6 +291,23 @@ func TestHostRetryAnnouncedOnce(t *testing.T) {
 		t.Errorf("event %+v, want message %q", got[0], want)
 	}
 
+	// A Retry-After that ends past the budget is waited for, and said so
+	// (not "retrying for up to 40 ms" before a wait of a second).
+	hinted := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Retry-After", "1")
+		http.Error(w, "slow down", http.StatusTooManyRequests)
+	}))
+	t.Cleanup(hinted.Close)
+	rec = &eventstest.Recorder{}
+	b = newBackend(t, hinted.URL, nil)
+	_, _ = b.CacheInfo(events.NewContext(context.Background(), rec))
+	got = rec.OfKind(events.HostRetry)
+	want = fmt.Sprintf("%s answers HTTP 429 Too Many Requests and asks to wait 1 s; waiting for it, though that ends past the 40 ms of retrying",
+		hinted.Listener.Addr().String())
+	if len(got) != 1 || got[0].Message != want {
+		t.Errorf("events %+v, want one with %q", got, want)
+	}
+
 	// Connection refused reads "cannot reach".
 	l, _ := net.Listen("tcp", "127.0.0.1:0")
 	addr := l.Addr().String()
