@@ -121,6 +121,29 @@ func TestManifestCheckRefusesWhatPushRefuses(t *testing.T) {
 	}
 }
 
+// TestManifestUnknownFieldWarned: a field manifest version 1 does not
+// have is ignored (forward compatible) but warned about, by manifest
+// check and push alike, so that a misspelt one does not silently do
+// nothing; --quiet drops the warning.
+func TestManifestUnknownFieldWarned(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	m := writeManifest(t, dir, map[string]any{"version": 1, "cache": map[string]any{"url": "file://" + filepath.Join(dir, "cache")},
+		"push": map[string]any{"compresion": "xz"}, "paths": []any{}})
+	want := "warning: " + m + ": push.compresion is not a field of manifest version 1; it is ignored (misspelt?)"
+	check := cli(t, "", nil, "manifest", "check", m)
+	if check.code != 0 || strings.TrimSpace(check.stderr) != want || !strings.Contains(check.stdout, "ok (0 paths") {
+		t.Errorf("manifest check: exit %d, stderr %q, stdout %q; want exit 0 and %q", check.code, check.stderr, check.stdout, want)
+	}
+	r := cli(t, "", nil, "push", "--dry-run", m)
+	if r.code != 0 || !strings.Contains(r.stderr, want) {
+		t.Errorf("push --dry-run: exit %d, %q; want exit 0 and %q", r.code, r.stderr, want)
+	}
+	if q := cli(t, "", nil, "manifest", "check", "-q", m); q.code != 0 || q.stderr != "" {
+		t.Errorf("manifest check -q: exit %d, %q", q.code, q.stderr)
+	}
+}
+
 // TestOnePathTwoPins: a store path listed twice with two pins is an
 // error naming both, and nothing is pushed.
 func TestOnePathTwoPins(t *testing.T) {
@@ -343,7 +366,7 @@ func TestPushAsCachixTakesIt(t *testing.T) {
 	if r.code != 0 || !heldBy(srv, "pins")[single] {
 		t.Fatalf("stdin push: %d %s", r.code, r.stderr)
 	}
-	hasLine(t, "stdin push", r.stderr, "Pushed 1 paths")
+	hasLine(t, "stdin push", r.stderr, "Pushed 1 path ")
 	// Only invalid paths: nothing to push, exit 2, one line.
 	r = cli(t, "", nil, "push", "-c", cfg, "pins", "/nix/store/00000000000000000000000000000000-gone")
 	if r.code != 2 {
@@ -393,7 +416,7 @@ func TestCommandLineAsCachix(t *testing.T) {
 		t.Errorf("dry run without a token: exit %d: %s", r.code, r.stderr)
 	}
 	hasLine(t, "--prefix without --om-results", r.stderr, "warning: --prefix applies only with --om-results; ignoring it")
-	hasLine(t, "dry run without a token", r.stderr, "Would push 1 paths")
+	hasLine(t, "dry run without a token", r.stderr, "Would push 1 path ")
 	if st := srv.Stats(); st.UploadsStarted != 0 {
 		t.Errorf("the dry run uploaded: %+v", st)
 	}
@@ -504,7 +527,7 @@ func TestRetriesAsTheREADMESays(t *testing.T) {
 	if r.code != 0 {
 		t.Fatalf("Retry-After past the budget: exit %d: %s", r.code, r.stderr)
 	}
-	hasLine(t, "Retry-After past the budget", r.stderr, "Pushed 1 paths")
+	hasLine(t, "Retry-After past the budget", r.stderr, "Pushed 1 path ")
 	if n := srv.Stats().Requests[cachixserver.EndpointMultipartCreate]; n != 2 {
 		t.Errorf("create sent %d times, want 2", n)
 	}

@@ -34,6 +34,7 @@ func manifestCommand() *cli.Command {
 					if err != nil {
 						return err
 					}
+					warnUnknown(c, m)
 					if !c.Bool("quiet") {
 						target := m.Cache.URL
 						if target == "" {
@@ -42,11 +43,23 @@ func manifestCommand() *cli.Command {
 								target += " at " + m.Cache.Host
 							}
 						}
-						fmt.Fprintf(c.App.Writer, "%s: ok (%d paths, %s)\n", f, len(m.Paths), target)
+						fmt.Fprintf(c.App.Writer, "%s: ok (%d %s, %s)\n", f, len(m.Paths), plural(len(m.Paths), "path", "paths"), target)
 					}
 				}
 				return nil
 			},
 		}},
+	}
+}
+
+// warnUnknown warns about the fields of m that manifest version 1 does
+// not have: they are ignored (forward compatible), and a misspelt one
+// (push.compresion) would otherwise do nothing unseen.
+func warnUnknown(c *cli.Context, m *manifest.Manifest) {
+	if c.Bool("quiet") {
+		return
+	}
+	for _, f := range m.Unknown {
+		fmt.Fprintf(c.App.ErrWriter, "warning: %s: %s is not a field of manifest version 1; it is ignored (misspelt?)\n", m.File, f)
 	}
 }

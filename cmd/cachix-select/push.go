@@ -315,6 +315,7 @@ func readInputs(c *cli.Context, st *store.Store, args []string) ([]*manifest.Man
 		if err != nil {
 			return nil, nil, err
 		}
+		warnUnknown(c, m)
 		manifests = append(manifests, m)
 	}
 	switch {

@@ -133,7 +133,7 @@ func Run(ctx context.Context, req Request, launch Launcher) (Outcome, error) {
 		return out, nil
 	}
 	if out.Started, err = launch.Launch(ctx, d, m); err != nil {
-		return out, fmt.Errorf("%d paths queued for %s, but starting the background push failed: %w", out.New, out.Target, err)
+		return out, fmt.Errorf("%d %s queued for %s, but starting the background push failed: %w", out.New, plural(out.New, "path", "paths"), out.Target, err)
 	}
 	return out, nil
 }
@@ -164,4 +164,11 @@ func absPath(p string) string {
 		return a
 	}
 	return p
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
 }

@@ -70,7 +70,7 @@ func TestRunDecisions(t *testing.T) {
 	}
 
 	l.err = errors.New("no systemd")
-	if out, err = activate.Run(ctx, req, l); err == nil || !out.Queued || !strings.Contains(err.Error(), "1 paths queued for file:///srv/cache") {
+	if out, err = activate.Run(ctx, req, l); err == nil || !out.Queued || !strings.Contains(err.Error(), "1 path queued for file:///srv/cache") {
 		t.Errorf("failed launch: %+v, %v", out, err)
 	}
 

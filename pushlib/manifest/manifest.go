@@ -13,6 +13,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"unicode"
@@ -41,6 +42,10 @@ type Manifest struct {
 	Paths   []Path `json:"paths"`
 	Push    Push   `json:"push"`
 	Origin  string `json:"origin,omitempty"`
+	// Unknown are the fields this version does not know (as paths such
+	// as push.compresion), ignored for forward compatibility; the CLI
+	// warns about them, since a misspelt one does nothing.
+	Unknown []string `json:"-"`
 }
 
 // Cache says where to push: a Cachix cache (Name, Host) or a plain binary cache (URL).
@@ -217,6 +222,7 @@ func ParseWith(data []byte, file string, opts Options) (*Manifest, error) {
 		return nil, p.errf("", "must be a JSON object, not %s", root.Kind())
 	}
 	m := &Manifest{File: file}
+	p.known(top, "version", "cache", "paths", "push", "origin")
 	for _, step := range []func(jsonfield.Object, *Manifest) error{p.version, p.cache, p.paths, p.push} {
 		if err := step(top, m); err != nil {
 			return nil, err
@@ -227,13 +233,25 @@ func ParseWith(data []byte, file string, opts Options) (*Manifest, error) {
 			return nil, err
 		}
 	}
+	m.Unknown = p.unknown
 	return m, nil
 }
 
-// parser carries the file name into every error.
+// parser carries the file name into every error, and gathers the
+// unknown fields.
 type parser struct {
-	file string
-	opts Options
+	file    string
+	opts    Options
+	unknown []string
+}
+
+// known records the fields of obj other than keys as unknown.
+func (p *parser) known(obj jsonfield.Object, keys ...string) {
+	for _, k := range obj.Keys() {
+		if !slices.Contains(keys, k) {
+			p.unknown = append(p.unknown, obj.Get(k).Path)
+		}
+	}
 }
 
 func (p *parser) errf(field, format string, args ...any) error {
@@ -310,6 +328,7 @@ func (p *parser) cache(top jsonfield.Object, m *Manifest) error {
 	if err != nil {
 		return err
 	}
+	p.known(obj, "name", "host", "url", "authTokenFile", "signingKeyFile")
 	c := &m.Cache
 	for _, f := range []struct {
 		name string
@@ -381,6 +400,7 @@ func (p *parser) paths(top jsonfield.Object, m *Manifest) error {
 		if err != nil {
 			return err
 		}
+		p.known(obj, "storePath", "name", "closure", "pin")
 		var e Path
 		sp := obj.Get("storePath")
 		if sp.Null() {
@@ -455,6 +475,7 @@ func (p *parser) pin(v jsonfield.Value) (*Pin, error) {
 	if err != nil {
 		return nil, err
 	}
+	p.known(obj, "name", "keep")
 	pin := &Pin{}
 	name := obj.Get("name")
 	if name.Null() {
@@ -537,6 +558,7 @@ func (p *parser) push(top jsonfield.Object, m *Manifest) error {
 	if err != nil {
 		return err
 	}
+	p.known(obj, "jobs", "compression", "compressionLevel", "chunkSize", "numConcurrentChunks", "omitDeriver", "exclude", "upstream")
 	if v := obj.Get("jobs"); !v.Null() {
 		if err := p.integer(v, &m.Push.Jobs); err != nil {
 			return err
@@ -641,6 +663,7 @@ func (p *parser) exclude(v jsonfield.Value) (*Exclude, error) {
 	if err != nil {
 		return nil, err
 	}
+	p.known(obj, "names", "regex", "maxNarSize", "mode")
 	e := &Exclude{}
 	// Each pattern is checked by the rule push applies (selection.Compile).
 	if f := obj.Get("names"); !f.Null() {
@@ -698,6 +721,7 @@ func (p *parser) upstream(v jsonfield.Value) (*Upstream, error) {
 	if err != nil {
 		return nil, err
 	}
+	p.known(obj, "filter", "keys")
 	u := &Upstream{}
 	if f := obj.Get("filter"); !f.Null() {
 		b, ok := f.Bool()

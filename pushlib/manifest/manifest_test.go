@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -292,5 +293,34 @@ func TestReadFileRefusesSpecialFiles(t *testing.T) {
 		case <-time.After(10 * time.Second):
 			t.Fatalf("ParseFile(%s) blocked", tt.file)
 		}
+	}
+}
+
+// TestUnknownFields: fields version 1 does not have are ignored (forward
+// compatible) and listed, at every level, so the CLI can warn about a
+// misspelt one; every field there is, as the Nix modules write them, is
+// known.
+func TestUnknownFields(t *testing.T) {
+	full := `{"version":1,"origin":"nixos",
+	 "cache":{"name":"c","host":"https://cachix.example.com","url":null,"authTokenFile":"/run/t","signingKeyFile":"/run/k"},
+	 "paths":[{"name":"hello","storePath":"` + sp + `","closure":"runtime","pin":{"name":"p","keep":{"days":3}}}],
+	 "push":{"jobs":2,"compression":"zstd","compressionLevel":3,"chunkSize":33554432,"numConcurrentChunks":4,"omitDeriver":true,
+	  "exclude":{"names":["*-doc"],"regex":["x"],"maxNarSize":"1G","mode":"prune"},"upstream":{"filter":true,"keys":["cache.nixos.org-1"]}}}`
+	m, err := manifest.Parse([]byte(full), "full.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(m.Unknown) != 0 {
+		t.Errorf("a manifest with every field: unknown %q", m.Unknown)
+	}
+	typos := `{"version":1,"extra":1,"cache":{"url":"file:///srv/c","nmae":"x"},"paths":[{"storePath":"` + sp + `","pinn":{}}],
+	 "push":{"compresion":"xz","exclude":{"name":["a"]},"upstream":{"key":[]}}}`
+	m, err = manifest.Parse([]byte(typos), "typos.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"extra", "cache.nmae", "paths[0].pinn", "push.compresion", "push.exclude.name", "push.upstream.key"}
+	if !slices.Equal(m.Unknown, want) {
+		t.Errorf("unknown %q, want %q", m.Unknown, want)
 	}
 }

@@ -45,7 +45,7 @@ func TestText(t *testing.T) {
 	want := "Pushing 2 paths (2.0 KiB NAR) to file:///c using zstd level 2 (1 of 3 already present)\n" +
 		"Pushing /nix/store/00000000000000000000000000000000-a (1.0 KiB)\n" +
 		"error: pushing /nix/store/11111111111111111111111111111111-b: disk full\n" +
-		"Pushed 1 paths (100 B compressed, 1.0 KiB NAR) to file:///c, 1 already present. 1 failed.\n" +
+		"Pushed 1 path (100 B compressed, 1.0 KiB NAR) to file:///c, 1 already present. 1 failed.\n" +
 		"cachix-select: " + errFailed.Error() + "\n"
 	if stderr != want || !reported {
 		t.Errorf("stderr (reported %v):\n%s\nwant:\n%s", reported, stderr, want)
