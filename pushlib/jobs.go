@@ -114,12 +114,13 @@ func BuildJobs(req Request, st *store.Store) ([]Job, error) {
 
 	for _, m := range req.Manifests {
 		var roots []Root
-		for _, p := range m.Paths {
+		for i, p := range m.Paths {
+			source := fmt.Sprintf("%s: paths[%d].storePath", m.File, i)
 			resolved, err := st.Resolve([]string{p.StorePath})
 			if err != nil {
-				return nil, fmt.Errorf("%s: %w", m.File, err)
+				return nil, fmt.Errorf("%s: %w", source, err)
 			}
-			r := Root{Path: resolved[0], Name: p.Name, Closure: p.Closure}
+			r := Root{Path: resolved[0], Name: p.Name, Closure: p.Closure, Source: source}
 			if p.Pin != nil {
 				r.Pin = &backend.Pin{Name: p.Pin.Name, Keep: p.Pin.Keep}
 			}

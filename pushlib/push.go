@@ -44,6 +44,9 @@ type Root struct {
 	// IfValid skips the root, with a count, when it is not a valid path
 	// of the local store (om ci's allDeps), instead of failing the push.
 	IfValid bool
+	// Source says where the root was listed, for messages
+	// ("m.json: paths[1].storePath"); "" for the command line.
+	Source string
 }
 
 // ClosureSource lists runtime closures and reads path metadata;
@@ -277,7 +280,7 @@ func Push(ctx context.Context, job Job) (*Result, error) {
 	}
 	res.Closure = plan.Closure
 	if err != nil {
-		return res, err
+		return res, withSource(job.Roots, err)
 	}
 	res.Present = plan.Present()
 	for _, p := range plan.Order {
@@ -356,6 +359,21 @@ func Push(ctx context.Context, job Job) (*Result, error) {
 			ErrPushFailed, cache, pinFailed, pins, first.Err)
 	}
 	return res, nil
+}
+
+// withSource names where the first invalid path of err was listed (a
+// manifest's paths[i]), when a root says.
+func withSource(roots []Root, err error) error {
+	var invalid *store.InvalidPathError
+	if !errors.As(err, &invalid) || len(invalid.Paths) == 0 {
+		return err
+	}
+	for _, r := range roots {
+		if r.Path == invalid.Paths[0] && r.Source != "" {
+			return fmt.Errorf("%s: %w", r.Source, err)
+		}
+	}
+	return err
 }
 
 // hasBuildRoots reports whether a root asks for its build closure.

@@ -43,7 +43,7 @@ func TestBadInput(t *testing.T) {
 		{"missing storePath", []string{manifestWith("nosp.json", cacheObj, `[{"name":"x"}]`)},
 			[]string{"nosp.json", "paths[0].storePath", "is required"}},
 		{"path not in store (manifest)", []string{manifestWith("gone.json", cacheObj, `[{"storePath":"`+gone+`"}]`)},
-			[]string{gone, "not a valid path in the Nix store"}},
+			[]string{"gone.json: paths[0].storePath: " + gone, "not a valid path in the Nix store"}},
 		{"path not in store (argument)", []string{"--to", cacheURL, gone},
 			[]string{gone, "not a valid path in the Nix store"}},
 		{"path outside the store", []string{"--to", cacheURL, dir},

@@ -1,6 +1,7 @@
 package tests
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -234,9 +235,11 @@ func TestCachixAuthErrors(t *testing.T) {
 			}
 		})
 	}
-	// No credentials at all.
+	// No credentials at all: for the user to fix, exit 2 (as an S3 cache
+	// without keys), nothing asked of the server.
+	before := srv.Stats().Requests
 	r := cli(t, "", []string{"XDG_CONFIG_HOME=" + t.TempDir()}, "push", "--host", srv.URL(), "--cache", "private", single)
-	if r.code == 0 || !strings.Contains(r.stderr, "neither an auth token nor a signing key") {
+	if r.code != 2 || !strings.Contains(r.stderr, "neither an auth token nor a signing key") || fmt.Sprint(srv.Stats().Requests) != fmt.Sprint(before) {
 		t.Errorf("no credentials: %d %s", r.code, r.stderr)
 	}
 }

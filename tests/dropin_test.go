@@ -249,6 +249,27 @@ func TestExportOfToolCreatedPins(t *testing.T) {
 	if r := cli(t, "", nil, "pins", "export", "--host", srv.URL(), "--cache", "pins", "--output", dir); r.code != 0 {
 		t.Fatalf("export: %d %s", r.code, r.stderr)
 	}
+	// An --output that can only fail or surprise is refused before
+	// anything is fetched: an existing file, or an archive name other
+	// than .tar.gz (which would be made a directory).
+	file := filepath.Join(t.TempDir(), "notes.txt")
+	if err := os.WriteFile(file, []byte("mine"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	zip := filepath.Join(t.TempDir(), "pins.zip")
+	for out, want := range map[string]string{file: "exists and is not a directory", zip: "only a gzip tarball is written"} {
+		r := cli(t, "", nil, "pins", "export", "--host", srv.URL(), "--cache", "pins", "--output", out)
+		if r.code != 2 {
+			t.Errorf("export --output %s: exit %d, want 2", out, r.code)
+		}
+		oneLine(t, "export --output "+out, r.stderr, want)
+	}
+	if data, _ := os.ReadFile(file); string(data) != "mine" {
+		t.Errorf("export overwrote %s", file)
+	}
+	if _, err := os.Stat(zip); err == nil {
+		t.Errorf("export made %s", zip)
+	}
 	nixEnv := append(os.Environ(), "XDG_CACHE_HOME="+t.TempDir())
 	run := func(args ...string) (string, error) {
 		cmd := exec.Command(args[0], args[1:]...)
@@ -420,6 +441,25 @@ func TestCommandLineAsCachix(t *testing.T) {
 	if st := srv.Stats(); st.UploadsStarted != 0 {
 		t.Errorf("the dry run uploaded: %+v", st)
 	}
+	// --exclude reads like a path selection: without --om-results it
+	// stops, rather than push what it was meant to leave out.
+	r = cli(t, "", noCreds, "push", "--dry-run", "--host", srv.URL(), "pins", single, "--exclude", "*-doc")
+	if r.code != 2 {
+		t.Errorf("--exclude without --om-results: exit %d, want 2", r.code)
+	}
+	oneLine(t, "--exclude without --om-results", r.stderr, "use --exclude-path GLOB")
+	// A misspelt flag is named as typed, with the one meant; a bad
+	// duration says what one looks like.
+	r = cli(t, "", noCreds, "push", "--dryrun", "pins", single)
+	if r.code != 2 {
+		t.Errorf("--dryrun: exit %d, want 2", r.code)
+	}
+	oneLine(t, "--dryrun", r.stderr, "unknown flag --dryrun (did you mean --dry-run?)")
+	r = cli(t, "", noCreds, "push", "--connect-timeout", "5", "pins", single)
+	if r.code != 2 {
+		t.Errorf("--connect-timeout 5: exit %d, want 2", r.code)
+	}
+	oneLine(t, "--connect-timeout 5", r.stderr, `invalid value "5" for --connect-timeout: want a duration such as 30s`)
 
 	r = cli(t, "", noCreds, "push", "--config", filepath.Join(cfgHome, "nope.dhall"), "pins", single)
 	if r.code != 2 {
@@ -428,8 +468,8 @@ func TestCommandLineAsCachix(t *testing.T) {
 	oneLine(t, "missing --config", r.stderr, "cannot read the cachix config "+filepath.Join(cfgHome, "nope.dhall")+" given with --config")
 
 	r = cli(t, "", noCreds, "push", "--host", srv.URL(), "pins", single)
-	if r.code != 1 {
-		t.Errorf("no token: exit %d, want 1", r.code)
+	if r.code != 2 {
+		t.Errorf("no token: exit %d, want 2 (for the user to fix, as S3 without keys)", r.code)
 	}
 	oneLine(t, "no token", r.stderr, "authToken in $XDG_CONFIG_HOME/cachix/cachix.dhall ("+filepath.Join(cfgHome, "cachix", "cachix.dhall")+")")
 }

@@ -67,7 +67,8 @@ func activateCommand() *cli.Command {
 			"unit's timer. A cache host that cannot be reached at all (refused, unknown name, no route) is\n" +
 			"given up at once, not retried. --root adds the generation being activated, which no manifest\n" +
 			"can list.\n\n" +
-			"Exit code: 0, unless --strict (then 1 when the push failed, 2 for bad input).",
+			"Exit code: 0, unless --strict (then 1 when the push failed, 2 for bad input); a command line\n" +
+			"it cannot read (an unknown flag, a bad value) is 2 either way (the hooks' snippets go on).",
 		Flags:        flags,
 		OnUsageError: onUsageError,
 		Action:       activateAction,

@@ -226,13 +226,28 @@ func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
 			return s
 		}
 	})
+	commands := []*cli.Command{
+		pushCommand(),
+		activateCommand(),
+		queueCommand(),
+		pinCommand(),
+		pinsCommand(),
+		manifestCommand(),
+	}
+	for _, c := range commands {
+		// `queue help` is not a command (normalizeArgs reads only a
+		// leading `help`): its help must not list one.
+		c.HideHelpCommand = true
+	}
 	return &cli.App{
 		Name:    "cachix-select",
 		Usage:   "push selected Nix store paths and their closures to Cachix or a Nix binary cache",
 		Version: version,
 		Description: "cachix-select pushes the runtime closure of chosen store paths to a cache, uploading only\n" +
 			"what the cache lacks. The paths come from manifests (rendered by the cachix-select Nix modules)\n" +
-			"or from the command line.\n\n" + exitCodesHelp,
+			"or from the command line.\n\n" +
+			"As with cachix, -c/--config FILE (a cachix.dhall), --hostname URL and -v/--verbose may come\n" +
+			"before the command too (cachix-select -c FILE push …); see each command's --help.\n\n" + exitCodesHelp,
 		Reader:               stdin,
 		Writer:               stdout,
 		ErrWriter:            stderr,
@@ -240,14 +255,7 @@ func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
 		EnableBashCompletion: false,
 		ExitErrHandler:       func(*cli.Context, error) {}, // run() maps errors to exit codes
 		OnUsageError:         onUsageError,
-		Commands: []*cli.Command{
-			pushCommand(),
-			activateCommand(),
-			queueCommand(),
-			pinCommand(),
-			pinsCommand(),
-			manifestCommand(),
-		},
+		Commands:             commands,
 	}
 }
 

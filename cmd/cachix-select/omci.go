@@ -41,9 +41,19 @@ func omciRoots(c *cli.Context, st *store.Store) ([]pushlib.Root, error) {
 // warnOmciFlags warns about flags that only --om-results reads when they
 // are given without it: a `--prefix main` or `--keep-days 3` that does
 // nothing should not pass in silence.
-func warnOmciFlags(c *cli.Context) {
+//
+// --include and --exclude are errors instead: they read like a selection
+// of store paths, and pushing everything when `--exclude '*-doc'` was
+// meant to leave something out is worse than stopping.
+func warnOmciFlags(c *cli.Context) error {
 	if c.String("om-results") != "" {
-		return
+		return nil
+	}
+	for _, name := range []string{"exclude", "include"} {
+		if c.IsSet(name) {
+			return usageErrorf("--%s selects om ci outputs by name and applies only with --om-results; "+
+				"to leave store paths out of a push, use --exclude-path GLOB or --exclude-regex RE", name)
+		}
 	}
 	for _, f := range omciFlags() {
 		name := f.Names()[0]
@@ -51,4 +61,5 @@ func warnOmciFlags(c *cli.Context) {
 			fmt.Fprintf(c.App.ErrWriter, "warning: --%s applies only with --om-results; ignoring it\n", name)
 		}
 	}
+	return nil
 }

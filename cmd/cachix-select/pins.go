@@ -3,6 +3,8 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"os"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -266,6 +268,9 @@ func pinsExportAction(c *cli.Context) error {
 	if out == "" {
 		return usageErrorf("give --output DIR or --output FILE.tar.gz")
 	}
+	if err := checkExportOutput(out); err != nil {
+		return err
+	}
 	l, err := pinLister(c)
 	if err != nil {
 		return err
@@ -286,5 +291,22 @@ func pinsExportAction(c *cli.Context) error {
 		line += fmt.Sprintf(" (%d of its %d pins left out by --include, --exclude or --system)", left, exp.Listed)
 	}
 	fmt.Fprintln(c.App.ErrWriter, line)
+	return nil
+}
+
+// checkExportOutput refuses, before anything is fetched, an --output that
+// can only fail or surprise: an existing file that is not a directory
+// (only a tarball's name may be a file), or an archive name other than
+// .tar.gz/.tgz, which would be made a directory.
+func checkExportOutput(out string) error {
+	tarball := strings.HasSuffix(out, ".tar.gz") || strings.HasSuffix(out, ".tgz")
+	if fi, err := os.Stat(out); err == nil && !tarball && !fi.IsDir() {
+		return usageErrorf("--output %s exists and is not a directory: give a directory, or a tarball's name ending in .tar.gz or .tgz", out)
+	}
+	for _, ext := range []string{".zip", ".tar", ".tar.xz", ".tar.bz2", ".tar.zst", ".txz", ".tbz2", ".7z"} {
+		if !tarball && strings.HasSuffix(out, ext) {
+			return usageErrorf("--output %s: only a gzip tarball is written (a name ending in .tar.gz or .tgz); any other name is a directory", out)
+		}
+	}
 	return nil
 }

@@ -126,7 +126,9 @@ func pushAction(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	warnOmciFlags(c)
+	if err := warnOmciFlags(c); err != nil {
+		return err
+	}
 	var req pushlib.Request
 	if c.String("om-results") != "" {
 		if len(args) > 0 {

@@ -29,6 +29,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/cachix-select/cachix-select/pushlib/backend"
+	"github.com/cachix-select/cachix-select/pushlib/fault"
 	"github.com/cachix-select/cachix-select/pushlib/memlimit"
 	"github.com/cachix-select/cachix-select/pushlib/narstream"
 	"github.com/cachix-select/cachix-select/pushlib/signing"
@@ -244,6 +245,10 @@ type CacheInfo struct {
 	PreferredCompressionMethod string `json:"preferredCompressionMethod"`
 }
 
+// errNoCredentials: neither a token nor a signing key was found, which
+// the user must fix (bad input: exit 2, as for an S3 cache without keys).
+var errNoCredentials = fault.BadInput("no Cachix credentials")
+
 // Open checks that there are credentials and, in token-only mode, that the
 // cache exists and the token may write to it, as `cachix push` does (§2.5,
 // §5.2). With a signing key it asks nothing, like cachix, and the cache has
@@ -261,6 +266,7 @@ func (b *Backend) Open(ctx context.Context) (backend.Info, error) {
 				"%s; a signing key from --signing-key-file, the manifest's "+
 				"signingKeyFile, $CACHIX_SIGNING_KEY or binaryCaches in that file", b.name, config),
 			sentinel: backend.ErrUnauthorized,
+			cause:    errNoCredentials,
 		}
 	}
 	if b.key != nil {
