@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
+	"os"
 	"text/tabwriter"
 	"time"
 
@@ -92,6 +94,13 @@ func queueFlushAction(c *cli.Context) error {
 	dirs := queueDirs(c)
 	var first error
 	for _, dir := range dirs {
+		if missingDir(dir) {
+			// A misspelt --state-dir is not made: there is nothing queued.
+			if !c.Bool("quiet") {
+				fmt.Fprintf(c.App.ErrWriter, "cachix-select: nothing is queued in %s (the directory does not exist)\n", dir)
+			}
+			continue
+		}
 		d, err := queue.Open(dir)
 		if err == nil {
 			if len(dirs) > 1 && !c.Bool("quiet") {
@@ -164,6 +173,16 @@ func queueListAction(c *cli.Context) error {
 	dirs := queueDirs(c)
 	all := []queueRow{}
 	for i, dir := range dirs {
+		if missingDir(dir) {
+			// A misspelt --state-dir is not made: there is nothing queued.
+			if !c.Bool("json") {
+				if i > 0 {
+					fmt.Fprintln(c.App.Writer)
+				}
+				fmt.Fprintf(c.App.Writer, "There is no queue in %s (the directory does not exist).\n", dir)
+			}
+			continue
+		}
 		d, err := queue.Open(dir)
 		if err != nil {
 			return err
@@ -228,4 +247,11 @@ func oneLine(s string, n int) string {
 		return s[:n-1] + "…"
 	}
 	return s
+}
+
+// missingDir reports a state directory that does not exist (and so holds
+// no queue); an error other than its absence is left to queue.Open.
+func missingDir(dir string) bool {
+	_, err := os.Stat(dir)
+	return errors.Is(err, fs.ErrNotExist)
 }

@@ -90,3 +90,22 @@ func TestManifestCheckAppliesPushRules(t *testing.T) {
 		t.Errorf("manifest check and push disagree:\n%s\n%s", lines[0], lines[1])
 	}
 }
+
+// TestQueueMissingStateDirNotMade: queue list and flush with a
+// --state-dir that does not exist (a typo) say so and do not make it.
+func TestQueueMissingStateDirNotMade(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "typo")
+	for _, args := range [][]string{{"list"}, {"list", "--json"}, {"flush"}} {
+		var out, errOut bytes.Buffer
+		code := run(context.Background(), append(append([]string{"cachix-select", "queue"}, args...), "--state-dir", dir), strings.NewReader(""), &out, &errOut)
+		if code != 0 {
+			t.Errorf("%v: exit %d: %s", args, code, errOut.String())
+		}
+		if _, err := os.Stat(dir); err == nil {
+			t.Fatalf("%v made %s", args, dir)
+		}
+		if got := out.String() + errOut.String(); !strings.Contains(got, "does not exist") && got != "[]\n" {
+			t.Errorf("%v printed %q", args, got)
+		}
+	}
+}
