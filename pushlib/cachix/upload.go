@@ -336,61 +336,77 @@ func (u *partUploader) finish(flush bool) ([]completedPart, uint64, error) {
 func (b *Backend) uploadPart(ctx context.Context, storePath string, up createdUpload, num int, data []byte) (etag string, reusable bool, err error) {
 	sum := md5.Sum(data)
 	contentMD5 := base64.StdEncoding.EncodeToString(sum[:])
+	reusable = true
+	// A 403 from the storage may be a presigned URL that expired while the
+	// PUT was retried (or queued behind slow parts): the part is sent once
+	// more with a fresh URL; a second 403 is final.
+	for presigns := 1; ; presigns++ {
+		target, err := b.presignPart(ctx, storePath, up, num, contentMD5)
+		if err != nil {
+			return "", reusable, err
+		}
+		var open atomic.Int64
+		body := retryablehttp.ReaderFunc(func() (io.Reader, error) {
+			open.Add(1)
+			return &bodyReader{Reader: bytes.NewReader(data), closed: func() { open.Add(-1) }}, nil
+		})
+		h := http.Header{}
+		h.Set("Content-Type", "application/octet-stream")
+		h.Set("Content-MD5", contentMD5)
+		op := fmt.Sprintf("uploading part %d of %s to %s", num, storePath, target.Host)
+		pr, err := b.c.do(ctx, http.MethodPut, target.String(), body, h)
+		reusable = reusable && open.Load() == 0
+		if err != nil {
+			return "", reusable, fmt.Errorf("%s: %w", op, err)
+		}
+		if pr.status == http.StatusForbidden && presigns == 1 {
+			continue
+		}
+		if !pr.ok() {
+			if pr.status >= 400 && pr.status <= 499 && pr.status != http.StatusRequestTimeout && pr.status != http.StatusTooManyRequests {
+				// The storage refused the part (a bad Content-MD5, a URL it
+				// does not accept): sending the path again cannot help.
+				herr := b.httpError(op, pr)
+				return "", reusable, &cacheError{msg: fmt.Sprintf("the storage of cache %s rejected %s: %v", b.name, storePath, herr),
+					sentinel: backend.ErrRejected, cause: herr}
+			}
+			return "", reusable, b.httpError(op, pr)
+		}
+		etag = pr.header.Get("ETag")
+		if etag == "" {
+			return "", reusable, fmt.Errorf("%s: the storage answered without an ETag header", op)
+		}
+		return etag, reusable, nil
+	}
+}
 
+// presignPart asks Cachix for the presigned URL of part num (§4.8 step 2).
+func (b *Backend) presignPart(ctx context.Context, storePath string, up createdUpload, num int, contentMD5 string) (*url.URL, error) {
 	op := fmt.Sprintf("getting an upload URL for part %d of %s", num, storePath)
 	r, err := b.c.api(ctx, http.MethodPost, b.cachePath("/multipart-nar/"+escape(up.NarID)),
 		url.Values{"uploadId": {up.UploadID}, "partNumber": {fmt.Sprint(num)}},
 		partURLRequest{ContentMD5: contentMD5})
 	if err != nil {
-		return "", true, fmt.Errorf("%s: %w", op, err)
+		return nil, fmt.Errorf("%s: %w", op, err)
 	}
 	if !r.ok() {
 		switch r.status {
 		case http.StatusUnauthorized, http.StatusForbidden:
-			return "", true, b.unauthorized(b.httpError(op, r))
+			return nil, b.unauthorized(b.httpError(op, r))
 		case http.StatusBadRequest, http.StatusNotFound:
-			return "", true, b.rejection(fmt.Sprintf("getting an upload URL for part %d", num), storePath, op, r)
+			return nil, b.rejection(fmt.Sprintf("getting an upload URL for part %d", num), storePath, op, r)
 		}
-		return "", true, b.httpError(op, r)
+		return nil, b.httpError(op, r)
 	}
 	var pu partURL
 	if err := decodeJSON(r, &pu); err != nil {
-		return "", true, fmt.Errorf("%s: %w", op, err)
+		return nil, fmt.Errorf("%s: %w", op, err)
 	}
 	target, err := b.c.base.Parse(pu.UploadURL)
 	if err != nil || pu.UploadURL == "" || (target.Scheme != "http" && target.Scheme != "https") {
-		return "", true, fmt.Errorf("%s: the answer has no usable uploadUrl", op)
+		return nil, fmt.Errorf("%s: the answer has no usable uploadUrl", op)
 	}
-
-	var open atomic.Int64
-	body := retryablehttp.ReaderFunc(func() (io.Reader, error) {
-		open.Add(1)
-		return &bodyReader{Reader: bytes.NewReader(data), closed: func() { open.Add(-1) }}, nil
-	})
-	h := http.Header{}
-	h.Set("Content-Type", "application/octet-stream")
-	h.Set("Content-MD5", contentMD5)
-	op = fmt.Sprintf("uploading part %d of %s to %s", num, storePath, target.Host)
-	pr, err := b.c.do(ctx, http.MethodPut, target.String(), body, h)
-	reusable = open.Load() == 0
-	if err != nil {
-		return "", reusable, fmt.Errorf("%s: %w", op, err)
-	}
-	if !pr.ok() {
-		if pr.status >= 400 && pr.status <= 499 && pr.status != http.StatusRequestTimeout && pr.status != http.StatusTooManyRequests {
-			// The storage refused the part (a bad Content-MD5, a URL it
-			// does not accept): sending the path again cannot help.
-			herr := b.httpError(op, pr)
-			return "", reusable, &cacheError{msg: fmt.Sprintf("the storage of cache %s rejected %s: %v", b.name, storePath, herr),
-				sentinel: backend.ErrRejected, cause: herr}
-		}
-		return "", reusable, b.httpError(op, pr)
-	}
-	etag = pr.header.Get("ETag")
-	if etag == "" {
-		return "", reusable, fmt.Errorf("%s: the storage answered without an ETag header", op)
-	}
-	return etag, reusable, nil
+	return target, nil
 }
 
 // pending is an upload whose narinfo is not created yet.
@@ -474,7 +490,7 @@ func rejected(status int) bool {
 // call (op, at step) that Cachix refused, with the server's message: a
 // 400 from creating the upload, a 400 or 404 from presigning a part, a 4xx
 // from completing it is not sent again (§5.9b), nor is a 4xx from the
-// storage PUT (see uploadPart).
+// storage PUT (see uploadPart: a 403 gets one fresh URL first).
 func (b *Backend) rejection(step, path, op string, r *response) error {
 	herr := b.httpError(op, r)
 	msg := fmt.Sprintf("cache %s rejected %s (%s): HTTP %d", b.name, path, step, r.status)

@@ -396,6 +396,40 @@ type narstreamInfo struct {
 	size uint64
 }
 
+// TestExpiredPresignRenewed: a storage PUT answered 403 (the presigned
+// URL expired while the part waited or was retried) is sent once more
+// with a fresh URL; a second 403 is final (TestUploadFailuresAbort).
+func TestExpiredPresignRenewed(t *testing.T) {
+	t.Parallel()
+	f := newFakeCachix(t)
+	f.putHook = func(w http.ResponseWriter, part, attempt int) bool {
+		if part == 1 && attempt == 1 {
+			http.Error(w, "<Error><Code>AccessDenied</Code><Message>Request has expired</Message></Error>", http.StatusForbidden)
+			return true
+		}
+		return false
+	}
+	b := newBackend(t, f.srv.URL, nil)
+	payload := patterned(cachix.MinChunkSize + 77)
+	info := vectorInfo(t)
+	p, err := b.Upload(t.Context(), info, narstream.DefaultCompression, fakeStream(payload, info.NarHash, info.NarSize))
+	if err != nil {
+		t.Fatalf("Upload after an expired URL: %v", err)
+	}
+	if err := p.Commit(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if got := f.presigns.Load(); got != 3 {
+		t.Errorf("%d presign calls, want 3 (part 1 twice, part 2 once)", got)
+	}
+	if got := f.puts.Load(); got != 3 {
+		t.Errorf("%d PUTs, want 3", got)
+	}
+	if !bytes.Equal(append(append([]byte(nil), f.parts[1]...), f.parts[2]...), payload) {
+		t.Error("the parts differ from the stream")
+	}
+}
+
 // TestPartRetriedFromBuffer checks that a part whose PUT fails with a 503
 // or a dropped connection is sent again, byte for byte, from its buffer.
 func TestPartRetriedFromBuffer(t *testing.T) {
