@@ -244,8 +244,9 @@ in
           Whether to pin each pushed package in Cachix (only the package
           itself, not its closure), so that Cachix's garbage collection keeps
           it. Pin names are `<prefix>-<system>-<name>`, such as
-          `laptop-x86_64-linux-neovim`, unless {option}`cachix.pin.names`
-          says otherwise. Only for Cachix caches.
+          `laptop-x86_64-linux-neovim` (a store path given as a string takes
+          the host's system), unless {option}`cachix.pin.names` says
+          otherwise. Only for Cachix caches.
         '';
       };
 

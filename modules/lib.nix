@@ -311,7 +311,9 @@ rec {
       entry = closure: pkg: {
         name = nameOf pkg;
         storePath = toString pkg; # keeps the string context: the package is built first
-        system = if isAttrs pkg then pkg.system or null else null;
+        # A store-path string has no system: the host's, when the module
+        # gives it (pin.hostSystem), so its pin is named as a package's.
+        system = if isAttrs pkg && pkg ? system then pkg.system else pin.hostSystem or null;
         inherit closure;
       };
       raw = map (entry "runtime") packages ++ map (entry "build") pushBuildClosures;
@@ -635,7 +637,15 @@ rec {
           }
         else
           null;
-      manifestArgs' = intersectAttrs manifestArgs cfg // secrets // { packages = cfg.pushPackages; };
+      manifestArgs' =
+        intersectAttrs manifestArgs cfg
+        // secrets
+        // {
+          packages = cfg.pushPackages;
+          pin = cfg.pin // {
+            hostSystem = system;
+          };
+        };
       exe = "${cfg.package}/bin/cachix-select";
     in
     {

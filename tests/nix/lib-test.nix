@@ -135,6 +135,15 @@ in
       system = "x86_64-linux";
       name = "neovim";
     }) "laptop-x86_64-linux-neovim")
+    (case "a store-path string's pin takes the host system (pin.hostSystem, from the module)" (map (e: e.pin.name) (l.entries {
+      packages = [ neovim.outPath neovim2 ];
+      pin = { enable = true; prefix = "laptop"; hostSystem = "aarch64-linux"; };
+    })) [ "laptop-aarch64-linux-neovim" "laptop-x86_64-linux-neovim" ])
+    (case "fromOptions gives the host system to the pins" (l.fromOptions {
+      cfg = { enable = true; package = "/p"; pushPackages = [ ]; pushBuildClosures = [ ]; pushGeneration = false;
+        pin = { enable = true; prefix = "p"; }; timeout = "10m"; cacheName = "c"; authTokenFile = "/run/t"; };
+      pkgs.stdenv.hostPlatform.system = "riscv64-linux";
+    }).manifestArgs.pin.hostSystem "riscv64-linux")
     (case "pin name without prefix" (l.pinName {
       prefix = null;
       system = "x86_64-linux";
