@@ -460,6 +460,21 @@ func TestCommandLineAsCachix(t *testing.T) {
 		t.Errorf("--connect-timeout 5: exit %d, want 2", r.code)
 	}
 	oneLine(t, "--connect-timeout 5", r.stderr, `invalid value "5" for --connect-timeout: want a duration such as 30s`)
+	// Arguments in the wrong order are said to be, before anything is asked.
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"push", "file:///srv/cache", single}, "file:///srv/cache is a cache URL: give it with --to"},
+		{[]string{"pin", single, "pins", "name"}, "pin takes CACHE PIN-NAME STORE-PATH, the store path last; " + single + " is given as the cache"},
+		{[]string{"pin", "pins", single, "name"}, single + " is given as the pin name"},
+	} {
+		r = cli(t, "", noCreds, tc.args...)
+		if r.code != 2 {
+			t.Errorf("%v: exit %d, want 2", tc.args, r.code)
+		}
+		oneLine(t, strings.Join(tc.args, " "), r.stderr, tc.want)
+	}
 
 	r = cli(t, "", noCreds, "push", "--config", filepath.Join(cfgHome, "nope.dhall"), "pins", single)
 	if r.code != 2 {

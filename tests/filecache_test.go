@@ -160,6 +160,9 @@ func TestDryRunReportsAndUploadsNothing(t *testing.T) {
 	if r := cli(t, "", nil, "push", "--json", "--to", cacheURL, app); count(final(t, r.stdout), "pushed") != 4 {
 		t.Fatalf("the dry run must not have uploaded anything: %s", r.stdout)
 	}
+	// With everything present a dry run says so once.
+	r = cli(t, "", nil, "push", "--dry-run", "--to", cacheURL, app)
+	oneLine(t, "dry run, all present", r.stderr, "Nothing to push: all 7 paths are already in "+cacheURL)
 }
 
 // countFiles counts the entries of a directory.

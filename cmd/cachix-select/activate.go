@@ -43,7 +43,7 @@ func activateCommand() *cli.Command {
 		&cli.BoolFlag{Name: "user-unit", Usage: "--systemd-unit is a user unit (systemctl --user), also for root (home-manager)"},
 		&cli.StringFlag{Name: "restart-list", Usage: "background mode with --systemd-unit (NixOS): append the unit to `FILE` (/run/nixos/activation-restart-list), which switch-to-configuration starts after reloading systemd, instead of starting it now; never a detached process"},
 		&cli.StringFlag{Name: "root", Usage: "also push `PATH`, with its closure, as if the manifest listed it: the generation being activated, which the manifest cannot list"},
-		&cli.StringFlag{Name: "root-name", Value: "generation", Usage: "manifest name of --root"},
+		&cli.StringFlag{Name: "root-name", Value: "generation", Usage: "`NAME` of --root in messages and in the queue"},
 		&cli.StringFlag{Name: "root-pin", Usage: "pin --root as `NAME` (Cachix)"},
 		&cli.IntFlag{Name: "root-keep-revisions", Usage: "keep the last `N` revisions of --root-pin"},
 		&cli.IntFlag{Name: "root-keep-days", Usage: "keep revisions of --root-pin for `N` days"},

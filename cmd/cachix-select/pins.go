@@ -141,6 +141,14 @@ func pinAction(c *cli.Context) error {
 	case len(args) != 2:
 		return usageErrorf("give CACHE, PIN-NAME and STORE-PATH (pin CACHE PIN-NAME STORE-PATH, or pin --cache CACHE PIN-NAME STORE-PATH); got %d arguments", len(args))
 	}
+	// The order is cachix's, CACHE PIN-NAME STORE-PATH: a path anywhere
+	// but last is the likely mistake, said before the cache is asked.
+	for i, a := range append([]string{cacheName}, args[0]) {
+		if strings.Contains(a, "/") {
+			what := []string{"the cache", "the pin name"}[i]
+			return usageErrorf("pin takes CACHE PIN-NAME STORE-PATH, the store path last; %s is given as %s", store.Quote(a), what)
+		}
+	}
 	keep, err := keepFromFlags(c, "")
 	if err != nil {
 		return err

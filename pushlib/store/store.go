@@ -260,7 +260,10 @@ func (s *Store) resolveOne(in string) (string, error) {
 			return "", &InvalidPathError{Paths: []string{in}}
 		}
 	}
-	if !strings.HasPrefix(real, s.Dir+"/") {
+	switch {
+	case real == s.Dir:
+		return "", &InvalidPathError{Paths: []string{in}, Reason: "it is the store directory itself, not a path in it"}
+	case !strings.HasPrefix(real, s.Dir+"/"):
 		return "", &InvalidPathError{Paths: []string{in}, Reason: "it resolves to " + Quote(real) + ", outside " + s.Dir}
 	}
 	sp, err := s.StorePathOf(real)

@@ -181,6 +181,8 @@ func planLine(e events.Event) string {
 	switch {
 	case e.Missing == 0 && sel != "":
 		return fmt.Sprintf("Nothing to push to %s: %d of %d paths already present%s.", e.Cache, e.Present, e.Closure, sel)
+	case e.Missing == 0 && e.Closure == 1:
+		return fmt.Sprintf("Nothing to push: the 1 path is already in %s.", e.Cache)
 	case e.Missing == 0:
 		return fmt.Sprintf("Nothing to push: all %d paths are already in %s.", e.Closure, e.Cache)
 	case e.DryRun:
@@ -199,6 +201,9 @@ func paths(n int) string {
 
 // summaryLine is the final line of a push.
 func summaryLine(e events.Event) string {
+	if e.DryRun && e.Missing == 0 {
+		return "" // the plan line already said there was nothing to push
+	}
 	if e.DryRun {
 		return fmt.Sprintf("Dry run: %s (%s NAR) would be pushed to %s, %d already present.", paths(e.Missing), size(e.NarSize), e.Cache, e.Present)
 	}
