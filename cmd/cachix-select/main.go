@@ -43,6 +43,15 @@ const exitCodesHelp = `EXIT CODES:
         half-pushed is visible; run it again for the rest
    143  interrupted by SIGTERM (systemctl stop), likewise`
 
+// pinExitCodesHelp is exitCodesHelp for pin, which pushes nothing.
+const pinExitCodesHelp = `EXIT CODES:
+   0    pinned
+   1    not pinned: the cache lacks the path (push it first), refused the
+        token, or could not be reached
+   2    bad usage or bad input (a path not in the store, a bad pin name or
+        keep flag, an unreadable token file)
+   130  interrupted by SIGINT (Ctrl-C); 143 by SIGTERM`
+
 // interruptGrace is how long the work may take to wind down after a
 // signal before the process exits anyway: a read from a dead mount or a
 // hung FIFO never returns, and `systemctl stop` must not wait for its

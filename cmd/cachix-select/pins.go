@@ -119,7 +119,7 @@ func pinCommand() *cli.Command {
 		Description: "Creates a new revision of the pin PIN-NAME pointing at STORE-PATH (./result and paths inside\n" +
 			"store paths are resolved), as `cachix pin CACHE PIN-NAME STORE-PATH` does. The path must already\n" +
 			"be in the cache: push it first. Without a keep flag every revision is kept (the cache's default).\n" +
-			"Flags may come after the arguments.\n\n" + exitCodesHelp,
+			"Flags may come after the arguments.\n\n" + pinExitCodesHelp,
 		Flags:        flags,
 		OnUsageError: onUsageError,
 		Action:       pinAction,

@@ -235,10 +235,19 @@ func printQueue(c *cli.Context, d *queue.Dir, rows []queueRow) error {
 	fmt.Fprintf(c.App.Writer, "Queued in %s:\n", d.Path)
 	tw := tabwriter.NewWriter(c.App.Writer, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "ID\tCACHE\tPATHS\tQUEUED\tATTEMPTS\tLAST ERROR")
+	cut := false
 	for _, r := range rows {
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%d\t%s\n", r.ID, r.Cache, len(r.Paths), r.EnqueuedAt.Local().Format("2006-01-02 15:04"), r.Attempts, oneLine(r.LastError, 60))
+		msg := oneLine(r.LastError, 60)
+		cut = cut || msg != r.LastError
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%d\t%s\n", r.ID, r.Cache, len(r.Paths), r.EnqueuedAt.Local().Format("2006-01-02 15:04"), r.Attempts, msg)
 	}
-	return tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if cut {
+		fmt.Fprintln(c.App.Writer, "(errors shortened: queue list --json shows them whole)")
+	}
+	return nil
 }
 
 // oneLine shortens s for a table cell.
