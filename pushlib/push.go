@@ -21,6 +21,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/cachix-select/cachix-select/pushlib/backend"
@@ -290,6 +291,12 @@ func Push(ctx context.Context, job Job) (*Result, error) {
 		sink.Emit(events.Event{Kind: events.Warning, Cache: cache, Message: w})
 	}
 	plan.report(res)
+	if r := job.Select; len(plan.Excluded) == 0 && len(plan.Order) > 0 && (len(r.Names) > 0 || len(r.Regex) > 0) {
+		// A misspelt pattern leaves out nothing: say so, not silently push it all.
+		sink.Emit(events.Event{Kind: events.Warning, Cache: cache, Message: fmt.Sprintf(
+			"the exclusion patterns (%s) match none of the %s the cache lacks: nothing is left out",
+			strings.Join(append(append([]string(nil), r.Names...), r.Regex...), ", "), plural(len(plan.Order), "1 path", fmt.Sprintf("%d paths", len(plan.Order))))})
+	}
 	if t := job.Target; len(plan.LeftToUpstream) > 0 && t.Ref != nil && t.Ref.Scheme() == "cachix" {
 		sink.Emit(events.Event{Kind: events.Warning, Cache: cache, Message: fmt.Sprintf(
 			"%d paths are left to an upstream cache, but Cachix serves a narinfo only once its whole closure is in the cache "+
@@ -450,4 +457,12 @@ func (p *Plan) signatureWarning(ctx context.Context) string {
 	return fmt.Sprintf("%d of the %d paths already in %s that were checked carry no valid signature of %s (first: %s): "+
 		"Nix that requires this key refuses them, and they are not pushed again; remove their .narinfo files "+
 		"from the cache and push again to re-sign them", len(unsigned), checked, p.Job.Backend, key, unsigned[0])
+}
+
+// plural is one or many by n.
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
 }

@@ -241,6 +241,14 @@ func TestExcludeRulesBothSemantics(t *testing.T) {
 			})
 		}
 	}
+	// A pattern that matches nothing (a name glob with "-" before a name
+	// that has none) is warned about; one that matches is not.
+	r := cli(t, "", nil, "push", "--dry-run", "--to", "file://"+t.TempDir(), "--exclude-path", "*-app", app)
+	hasLine(t, "pattern matching nothing", r.stderr, "warning: the exclusion patterns (*-app) match none of the 7 paths the cache lacks: nothing is left out")
+	r = cli(t, "", nil, "push", "--dry-run", "--to", "file://"+t.TempDir(), "--exclude-path", "app", app)
+	if strings.Contains(r.stderr, "warning") || !strings.Contains(r.stderr, "1 excluded") {
+		t.Errorf("a pattern that matches: %s", r.stderr)
+	}
 }
 
 // TestExcludeOnCachix: against the strict Cachix server, each rule (name
