@@ -185,7 +185,8 @@ func BuildJobs(req Request, st *store.Store) ([]Job, error) {
 		if err != nil {
 			return nil, err
 		}
-		job := Job{Target: t, Backend: b, Store: st, Roots: g.roots, Select: g.sel, DryRun: req.DryRun}
+		job := Job{Target: t, Backend: b, Store: st, Roots: g.roots, Select: g.sel, DryRun: req.DryRun,
+			Patterns: append(append([]string(nil), req.Select.Names...), req.Select.Regex...)}
 		if k == adhocKey && req.SkipInvalid {
 			job.SkipInvalid, job.Skipped = true, adhocSkipped
 		}

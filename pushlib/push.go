@@ -71,6 +71,10 @@ type Job struct {
 	// and the upstream filter, made Effective for the cache (the zero
 	// value leaves nothing out).
 	Select selection.Rules
+	// Patterns are the exclusion patterns given on the command line (the
+	// manifests' are left out: a module's '*-doc' matching nothing new
+	// on a switch is no news), warned about when they leave out nothing.
+	Patterns []string
 	// DryRun reports what would be pushed and uploads nothing.
 	DryRun bool
 	// Events receives progress; nil discards it.
@@ -291,11 +295,11 @@ func Push(ctx context.Context, job Job) (*Result, error) {
 		sink.Emit(events.Event{Kind: events.Warning, Cache: cache, Message: w})
 	}
 	plan.report(res)
-	if r := job.Select; len(plan.Excluded) == 0 && len(plan.Order) > 0 && (len(r.Names) > 0 || len(r.Regex) > 0) {
+	if len(plan.Excluded) == 0 && len(plan.Order) > 0 && len(job.Patterns) > 0 {
 		// A misspelt pattern leaves out nothing: say so, not silently push it all.
 		sink.Emit(events.Event{Kind: events.Warning, Cache: cache, Message: fmt.Sprintf(
 			"the exclusion patterns (%s) match none of the %s the cache lacks: nothing is left out",
-			strings.Join(append(append([]string(nil), r.Names...), r.Regex...), ", "), plural(len(plan.Order), "1 path", fmt.Sprintf("%d paths", len(plan.Order))))})
+			strings.Join(job.Patterns, ", "), plural(len(plan.Order), "1 path", fmt.Sprintf("%d paths", len(plan.Order))))})
 	}
 	if t := job.Target; len(plan.LeftToUpstream) > 0 && t.Ref != nil && t.Ref.Scheme() == "cachix" {
 		sink.Emit(events.Event{Kind: events.Warning, Cache: cache, Message: fmt.Sprintf(
