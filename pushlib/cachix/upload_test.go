@@ -409,16 +409,7 @@ func TestExpiredPresignRenewed(t *testing.T) {
 		}
 		return false
 	}
-	b := newBackend(t, f.srv.URL, nil)
-	payload := patterned(cachix.MinChunkSize + 77)
-	info := vectorInfo(t)
-	p, err := b.Upload(t.Context(), info, narstream.DefaultCompression, fakeStream(payload, info.NarHash, info.NarSize))
-	if err != nil {
-		t.Fatalf("Upload after an expired URL: %v", err)
-	}
-	if err := p.Commit(t.Context()); err != nil {
-		t.Fatal(err)
-	}
+	payload := uploadTwoParts(t, f)
 	if got := f.presigns.Load(); got != 3 {
 		t.Errorf("%d presign calls, want 3 (part 1 twice, part 2 once)", got)
 	}
@@ -428,6 +419,23 @@ func TestExpiredPresignRenewed(t *testing.T) {
 	if !bytes.Equal(append(append([]byte(nil), f.parts[1]...), f.parts[2]...), payload) {
 		t.Error("the parts differ from the stream")
 	}
+}
+
+// uploadTwoParts uploads and commits a NAR of two parts to f, and
+// returns the bytes uploaded.
+func uploadTwoParts(t *testing.T, f *fakeCachix) []byte {
+	t.Helper()
+	b := newBackend(t, f.srv.URL, nil)
+	payload := patterned(cachix.MinChunkSize + 77)
+	info := vectorInfo(t)
+	p, err := b.Upload(t.Context(), info, narstream.DefaultCompression, fakeStream(payload, info.NarHash, info.NarSize))
+	if err != nil {
+		t.Fatalf("Upload: %v", err)
+	}
+	if err := p.Commit(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	return payload
 }
 
 // TestPartRetriedFromBuffer checks that a part whose PUT fails with a 503
@@ -446,16 +454,7 @@ func TestPartRetriedFromBuffer(t *testing.T) {
 		}
 		return false
 	}
-	b := newBackend(t, f.srv.URL, nil)
-	payload := patterned(cachix.MinChunkSize + 77)
-	info := vectorInfo(t)
-	p, err := b.Upload(t.Context(), info, narstream.DefaultCompression, fakeStream(payload, info.NarHash, info.NarSize))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := p.Commit(t.Context()); err != nil {
-		t.Fatal(err)
-	}
+	payload := uploadTwoParts(t, f)
 	if got := f.puts.Load(); got != 4 {
 		t.Errorf("%d PUTs, want 4 (two parts, each retried once)", got)
 	}
