@@ -416,6 +416,30 @@ let
       ]))
       && failed (evalNixos [ nixosS3 without { cachix.mode = "foreground"; } ]) == [ ]
     ))
+    (check "NixOS: a file:// cache is made writable for the hardened unit (ReadWritePaths; a home directory through ProtectHome=tmpfs)" (
+      let
+        unit = url: (evalNixos [
+          nixosBase
+          { cachix.cacheName = lib.mkForce null; cachix.authTokenFile = lib.mkForce null; cachix.cacheUrl = url; }
+        ]).systemd.services.cachix-select.serviceConfig;
+      in
+      (unit "file:///srv/nix-cache").ReadWritePaths == [ "-/srv/nix-cache" ]
+      && (unit "file:///home/alice/cache?compression=zstd").BindPaths == [ "-/home/alice/cache" ]
+      && (unit "file:///home/alice/cache").ProtectHome == "tmpfs"
+    ))
+    (check "NixOS: a file:// cache under /tmp fails an assertion (the unit's /tmp is its own); in foreground without retries it passes" (
+      let
+        at = extra: failed (evalNixos [
+          nixosBase
+          ({ cachix.cacheName = lib.mkForce null; cachix.authTokenFile = lib.mkForce null; cachix.cacheUrl = "file:///tmp/cache"; } // extra)
+        ]);
+      in
+      lib.any (m: has "PrivateTmp" m) (at { })
+      && at { cachix.mode = "foreground"; cachix.retryInterval = null; } == [ ]
+    ))
+    (check "NixOS: cachix.timeout = \"0s\" fails an assertion" (
+      lib.any (m: has "no time at all" m) (failed (evalNixos [ nixosBase { cachix.timeout = "0s"; } ]))
+    ))
     (check "NixOS: each problem is asserted once (the common module holds the assertions)" (
       failed (evalNixos [
         nixosBase
