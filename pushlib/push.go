@@ -27,6 +27,7 @@ import (
 	"github.com/cachix-select/cachix-select/pushlib/backend"
 	"github.com/cachix-select/cachix-select/pushlib/events"
 	"github.com/cachix-select/cachix-select/pushlib/fault"
+	"github.com/cachix-select/cachix-select/pushlib/internal/words"
 	"github.com/cachix-select/cachix-select/pushlib/selection"
 	"github.com/cachix-select/cachix-select/pushlib/store"
 	"github.com/cachix-select/cachix-select/pushlib/target"
@@ -299,7 +300,7 @@ func Push(ctx context.Context, job Job) (*Result, error) {
 		// A misspelt pattern leaves out nothing: say so, not silently push it all.
 		sink.Emit(events.Event{Kind: events.Warning, Cache: cache, Message: fmt.Sprintf(
 			"the exclusion patterns (%s) match none of the %s the cache lacks: nothing is left out",
-			strings.Join(job.Patterns, ", "), plural(len(plan.Order), "1 path", fmt.Sprintf("%d paths", len(plan.Order))))})
+			strings.Join(job.Patterns, ", "), words.Count(len(plan.Order), "path", "paths"))})
 	}
 	if t := job.Target; len(plan.LeftToUpstream) > 0 && t.Ref != nil && t.Ref.Scheme() == "cachix" {
 		sink.Emit(events.Event{Kind: events.Warning, Cache: cache, Message: fmt.Sprintf(
@@ -461,12 +462,4 @@ func (p *Plan) signatureWarning(ctx context.Context) string {
 	return fmt.Sprintf("%d of the %d paths already in %s that were checked carry no valid signature of %s (first: %s): "+
 		"Nix that requires this key refuses them, and they are not pushed again; remove their .narinfo files "+
 		"from the cache and push again to re-sign them", len(unsigned), checked, p.Job.Backend, key, unsigned[0])
-}
-
-// plural is one or many by n.
-func plural(n int, one, many string) string {
-	if n == 1 {
-		return one
-	}
-	return many
 }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/cachix-select/cachix-select/pushlib"
 	"github.com/cachix-select/cachix-select/pushlib/fault"
+	"github.com/cachix-select/cachix-select/pushlib/internal/words"
 	"github.com/cachix-select/cachix-select/pushlib/manifest"
 	"github.com/cachix-select/cachix-select/pushlib/queue"
 	"github.com/cachix-select/cachix-select/pushlib/target"
@@ -133,7 +134,7 @@ func Run(ctx context.Context, req Request, launch Launcher) (Outcome, error) {
 		return out, nil
 	}
 	if out.Started, err = launch.Launch(ctx, d, m); err != nil {
-		return out, fmt.Errorf("%d %s queued for %s, but starting the background push failed: %w", out.New, plural(out.New, "path", "paths"), out.Target, err)
+		return out, fmt.Errorf("%s queued for %s, but starting the background push failed: %w", words.Count(out.New, "path", "paths"), out.Target, err)
 	}
 	return out, nil
 }
@@ -164,11 +165,4 @@ func absPath(p string) string {
 		return a
 	}
 	return p
-}
-
-func plural(n int, one, many string) string {
-	if n == 1 {
-		return one
-	}
-	return many
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/cachix-select/cachix-select/pushlib"
 	"github.com/cachix-select/cachix-select/pushlib/events"
+	"github.com/cachix-select/cachix-select/pushlib/internal/words"
 	"github.com/cachix-select/cachix-select/pushlib/selection"
 )
 
@@ -186,17 +187,9 @@ func planLine(e events.Event) string {
 	case e.Missing == 0:
 		return fmt.Sprintf("Nothing to push: all %d paths are already in %s.", e.Closure, e.Cache)
 	case e.DryRun:
-		return fmt.Sprintf("Would push %s (%s NAR) to %s (%d of %d already present%s):", paths(e.Missing), size(e.NarSize), e.Cache, e.Present, e.Closure, sel)
+		return fmt.Sprintf("Would push %s (%s NAR) to %s (%d of %d already present%s):", words.Count(e.Missing, "path", "paths"), size(e.NarSize), e.Cache, e.Present, e.Closure, sel)
 	}
-	return fmt.Sprintf("Pushing %s (%s NAR) to %s using %s (%d of %d already present%s)", paths(e.Missing), size(e.NarSize), e.Cache, e.Message, e.Present, e.Closure, sel)
-}
-
-// paths is "1 path" or "N paths".
-func paths(n int) string {
-	if n == 1 {
-		return "1 path"
-	}
-	return fmt.Sprintf("%d paths", n)
+	return fmt.Sprintf("Pushing %s (%s NAR) to %s using %s (%d of %d already present%s)", words.Count(e.Missing, "path", "paths"), size(e.NarSize), e.Cache, e.Message, e.Present, e.Closure, sel)
 }
 
 // summaryLine is the final line of a push.
@@ -205,12 +198,12 @@ func summaryLine(e events.Event) string {
 		return "" // the plan line already said there was nothing to push
 	}
 	if e.DryRun {
-		return fmt.Sprintf("Dry run: %s (%s NAR) would be pushed to %s, %d already present.", paths(e.Missing), size(e.NarSize), e.Cache, e.Present)
+		return fmt.Sprintf("Dry run: %s (%s NAR) would be pushed to %s, %d already present.", words.Count(e.Missing, "path", "paths"), size(e.NarSize), e.Cache, e.Present)
 	}
 	if e.Missing == 0 {
 		return "" // the plan line already said there was nothing to push
 	}
-	s := fmt.Sprintf("Pushed %s (%s compressed, %s NAR) to %s, %d already present.", paths(e.Pushed), size(e.FileSize), size(e.NarSize), e.Cache, e.Present)
+	s := fmt.Sprintf("Pushed %s (%s compressed, %s NAR) to %s, %d already present.", words.Count(e.Pushed, "path", "paths"), size(e.FileSize), size(e.NarSize), e.Cache, e.Present)
 	if e.Failed > 0 {
 		s += fmt.Sprintf(" %d failed.", e.Failed)
 	}
