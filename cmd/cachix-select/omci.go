@@ -38,14 +38,14 @@ func omciRoots(c *cli.Context, st *store.Store) ([]pushlib.Root, error) {
 	return roots, err
 }
 
-// warnOmciFlags warns about flags that only --om-results reads when they
+// checkOmciFlags warns about flags that only --om-results reads when they
 // are given without it: a `--prefix main` or `--keep-days 3` that does
 // nothing should not pass in silence.
 //
 // --include and --exclude are errors instead: they read like a selection
 // of store paths, and pushing everything when `--exclude '*-doc'` was
 // meant to leave something out is worse than stopping.
-func warnOmciFlags(c *cli.Context) error {
+func checkOmciFlags(c *cli.Context) error {
 	if c.String("om-results") != "" {
 		return nil
 	}

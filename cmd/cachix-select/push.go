@@ -126,7 +126,7 @@ func pushAction(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := warnOmciFlags(c); err != nil {
+	if err := checkOmciFlags(c); err != nil {
 		return err
 	}
 	var req pushlib.Request
