@@ -11,7 +11,6 @@ import (
 	"net/http"
 	"net/url"
 	"path"
-	"sort"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -20,6 +19,7 @@ import (
 	"github.com/nix-community/go-nix/pkg/nixhash"
 
 	"github.com/cachix-select/cachix-select/pushlib/backend"
+	"github.com/cachix-select/cachix-select/pushlib/internal/parts"
 	"github.com/cachix-select/cachix-select/pushlib/narstream"
 	"github.com/cachix-select/cachix-select/pushlib/store"
 )
@@ -143,8 +143,8 @@ func (b *Backend) Upload(ctx context.Context, info *store.PathInfo, c narstream.
 // uploadParts runs the stream into the part uploader and checks the result.
 func (b *Backend) uploadParts(ctx context.Context, info *store.PathInfo, sp store.Path, created createdUpload, stream backend.StreamFunc) (*pending, error) {
 	u := b.newPartUploader(ctx, info.Path, created, b.partBufferSize(info.NarSize))
-	defer u.cancel()
-	res, streamErr := stream(u.ctx, u)
+	defer u.Cancel()
+	res, streamErr := stream(u.Context(), u)
 	parts, total, partErr := u.finish(streamErr == nil)
 	switch {
 	case partErr != nil:
@@ -188,44 +188,33 @@ func (b *Backend) abort(ctx context.Context, up createdUpload) error {
 // each full part in the background, at most concurrency at once. Memory is
 // bounded by concurrency+1 part buffers: one filling, the others uploading.
 type partUploader struct {
-	b      *Backend
-	path   string
-	up     createdUpload
-	ctx    context.Context
-	cancel context.CancelFunc
-	// slots limits the parts in flight.
-	slots chan struct{}
-	wg    sync.WaitGroup
-
-	mu    sync.Mutex
-	err   error
-	parts []completedPart
+	b    *Backend
+	path string
+	up   createdUpload
+	*parts.Uploads
 
 	// Owned by the writing goroutine; next is the size of the next buffer.
-	next   int
-	buf    *[]byte
-	n      int
-	number int
-	total  uint64
+	next  int
+	buf   *[]byte
+	n     int
+	total uint64
 }
 
 // newPartUploader prepares the writer for one multipart upload whose
 // first part buffer has first bytes (the others chunkSize).
 func (b *Backend) newPartUploader(ctx context.Context, p string, up createdUpload, first int) *partUploader {
-	ctx, cancel := context.WithCancel(ctx)
-	return &partUploader{b: b, path: p, up: up, ctx: ctx, cancel: cancel,
-		slots: make(chan struct{}, b.concurrency), next: first}
+	return &partUploader{b: b, path: p, up: up, Uploads: parts.New(ctx, b.concurrency), next: first}
 }
 
 // Write fills the current part buffer and ships every full one.
 func (u *partUploader) Write(p []byte) (int, error) {
 	written := 0
 	for len(p) > 0 {
-		if err := u.failure(); err != nil {
+		if err := u.Err(); err != nil {
 			return written, err
 		}
 		if u.buf == nil {
-			buf, err := u.b.getBuffer(u.ctx, u.next)
+			buf, err := u.b.getBuffer(u.Context(), u.next)
 			if err != nil {
 				return written, err
 			}
@@ -234,7 +223,7 @@ func (u *partUploader) Write(p []byte) (int, error) {
 		if u.n == len(*u.buf) {
 			// A first buffer smaller than a part is full and more comes:
 			// only the last part may be short, so it grows to a part.
-			buf, err := u.b.getBuffer(u.ctx, u.b.chunkSize)
+			buf, err := u.b.getBuffer(u.Context(), u.b.chunkSize)
 			if err != nil {
 				return written, err
 			}
@@ -256,50 +245,19 @@ func (u *partUploader) Write(p []byte) (int, error) {
 	return written, nil
 }
 
-// failure is the first part error, or the context's error.
-func (u *partUploader) failure() error {
-	u.mu.Lock()
-	err := u.err
-	u.mu.Unlock()
-	if err != nil {
-		return err
-	}
-	return u.ctx.Err()
-}
-
 // ship hands the current buffer to a background upload once a slot is free.
 func (u *partUploader) ship() error {
 	buf, n := u.buf, u.n
 	u.buf, u.n = nil, 0
-	select {
-	case u.slots <- struct{}{}:
-	case <-u.ctx.Done():
-		u.b.putBuffer(buf, true)
-		if err := u.failure(); err != nil {
-			return err
-		}
-		return u.ctx.Err()
-	}
-	u.number++
-	num := u.number
-	u.wg.Add(1)
-	go func() {
-		defer u.wg.Done()
-		defer func() { <-u.slots }()
-		etag, reusable, err := u.b.uploadPart(u.ctx, u.path, u.up, num, (*buf)[:n])
+	err := u.Go(func(ctx context.Context, num int) (string, error) {
+		etag, reusable, err := u.b.uploadPart(ctx, u.path, u.up, num, (*buf)[:n])
 		u.b.putBuffer(buf, reusable)
-		u.mu.Lock()
-		defer u.mu.Unlock()
-		if err != nil {
-			if u.err == nil {
-				u.err = err
-				u.cancel()
-			}
-			return
-		}
-		u.parts = append(u.parts, completedPart{PartNumber: num, ETag: etag})
-	}()
-	return nil
+		return etag, err
+	})
+	if err != nil {
+		u.b.putBuffer(buf, true)
+	}
+	return err
 }
 
 // finish ships the last, shorter part (only when the stream succeeded and
@@ -315,17 +273,17 @@ func (u *partUploader) finish(flush bool) ([]completedPart, uint64, error) {
 		u.b.putBuffer(u.buf, true)
 		u.buf, u.n = nil, 0
 	}
-	u.wg.Wait()
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	if u.err != nil {
-		return nil, u.total, u.err
+	done, err := u.Wait()
+	if err == nil {
+		err = shipErr
 	}
-	if shipErr != nil {
-		return nil, u.total, shipErr
+	if err != nil {
+		return nil, u.total, err
 	}
-	parts := append([]completedPart(nil), u.parts...)
-	sort.Slice(parts, func(i, j int) bool { return parts[i].PartNumber < parts[j].PartNumber })
+	parts := make([]completedPart, len(done))
+	for i, p := range done {
+		parts[i] = completedPart{PartNumber: p.Number, ETag: p.ETag}
+	}
 	return parts, u.total, nil
 }
 

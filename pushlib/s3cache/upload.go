@@ -9,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -21,6 +20,7 @@ import (
 
 	"github.com/cachix-select/cachix-select/pushlib/backend"
 	"github.com/cachix-select/cachix-select/pushlib/binarycache"
+	"github.com/cachix-select/cachix-select/pushlib/internal/parts"
 	"github.com/cachix-select/cachix-select/pushlib/narstream"
 	"github.com/cachix-select/cachix-select/pushlib/store"
 )
@@ -47,7 +47,7 @@ const stagingDir = "staging/"
 func (c *Cache) Upload(ctx context.Context, info *store.PathInfo, comp narstream.Compression, stream backend.StreamFunc) (backend.Pending, error) {
 	c.cleanup.Do(func() { c.cleanStaging(ctx) })
 	w := newNarWriter(ctx, c, info, comp)
-	res, err := stream(w.ctx, w)
+	res, err := stream(w.Context(), w)
 	switch {
 	case err != nil:
 	case w.written != res.FileSize:
@@ -56,9 +56,7 @@ func (c *Cache) Upload(ctx context.Context, info *store.PathInfo, comp narstream
 		err = fmt.Errorf("uploading %s: the compressed NAR is empty", info.Path)
 	}
 	if err != nil {
-		w.mu.Lock()
-		partErr := w.err
-		w.mu.Unlock()
+		partErr := w.Failed()
 		w.abandon()
 		if partErr != nil && ctx.Err() == nil {
 			// The stream failed because a part did: that is the cause.
@@ -271,35 +269,26 @@ func (c *Cache) pool() *sync.Pool {
 // background, at most PartConcurrency at once, each from a buffer of the
 // shared budget.
 type narWriter struct {
-	c      *Cache
-	info   *store.PathInfo
-	comp   narstream.Compression
-	ctx    context.Context
-	cancel context.CancelFunc
-	slots  chan struct{}
-	wg     sync.WaitGroup
-
-	mu    sync.Mutex
-	err   error
-	parts []minio.CompletePart
+	c    *Cache
+	info *store.PathInfo
+	comp narstream.Compression
+	*parts.Uploads
 
 	// Owned by the writing goroutine.
 	buf     *[]byte
 	n       int
 	written uint64
-	number  int
 	key, id string // the staging upload, once started
 }
 
 func newNarWriter(ctx context.Context, c *Cache, info *store.PathInfo, comp narstream.Compression) *narWriter {
-	ctx, cancel := context.WithCancel(ctx)
-	return &narWriter{c: c, info: info, comp: comp, ctx: ctx, cancel: cancel, slots: make(chan struct{}, c.opts.PartConcurrency)}
+	return &narWriter{c: c, info: info, comp: comp, Uploads: parts.New(ctx, c.opts.PartConcurrency)}
 }
 
 func (w *narWriter) Write(p []byte) (int, error) {
 	written := 0
 	for len(p) > 0 {
-		if err := w.failure(); err != nil {
+		if err := w.Err(); err != nil {
 			return written, err
 		}
 		if w.buf != nil && w.n == len(*w.buf) {
@@ -309,7 +298,7 @@ func (w *narWriter) Write(p []byte) (int, error) {
 			}
 		}
 		if w.buf == nil {
-			buf, err := w.c.acquire(w.ctx)
+			buf, err := w.c.acquire(w.Context())
 			if err != nil {
 				return written, err
 			}
@@ -324,76 +313,38 @@ func (w *narWriter) Write(p []byte) (int, error) {
 	return written, nil
 }
 
-// failure is the first part's error, or the context's.
-func (w *narWriter) failure() error {
-	w.mu.Lock()
-	err := w.err
-	w.mu.Unlock()
-	if err != nil {
-		return err
-	}
-	return w.ctx.Err()
-}
-
 // ship uploads the current buffer as the next part, in the background
 // once a slot is free, starting the staging upload first if need be.
 func (w *narWriter) ship() error {
-	if w.number == maxParts {
+	if w.Number() == maxParts {
 		err := &Error{msg: fmt.Sprintf("%s compresses to more than S3's %d parts of %d bytes: raise buffer-size in the URL",
 			w.info.Path, maxParts, w.c.partSize), sentinel: backend.ErrRejected}
-		w.setErr(err)
+		w.Fail(err)
 		return err
 	}
 	if w.id == "" {
 		key := w.c.key(stagingName(w.info, w.comp))
-		id, err := w.c.core.NewMultipartUpload(w.ctx, w.c.loc.Bucket, key, minio.PutObjectOptions{ContentType: narType})
+		id, err := w.c.core.NewMultipartUpload(w.Context(), w.c.loc.Bucket, key, minio.PutObjectOptions{ContentType: narType})
 		if err != nil {
-			w.setErr(err)
+			w.Fail(err)
 			return err
 		}
 		w.key, w.id = key, id
 	}
 	buf, n := w.buf, w.n
 	w.buf, w.n = nil, 0
-	select {
-	case w.slots <- struct{}{}:
-	case <-w.ctx.Done():
-		w.c.releaseBuffer(buf, true)
-		if err := w.failure(); err != nil {
-			return err
-		}
-		return w.ctx.Err()
-	}
-	w.number++
-	num := w.number
-	w.wg.Add(1)
-	go func() {
-		defer w.wg.Done()
-		defer func() { <-w.slots }()
+	err := w.Go(func(ctx context.Context, num int) (string, error) {
 		data := (*buf)[:n]
 		sum := sha256.Sum256(data)
-		part, err := w.c.core.PutObjectPart(w.ctx, w.c.loc.Bucket, w.key, w.id, num, newBytesReader(data), int64(n),
+		part, err := w.c.core.PutObjectPart(ctx, w.c.loc.Bucket, w.key, w.id, num, newBytesReader(data), int64(n),
 			minio.PutObjectPartOptions{Sha256Hex: hex.EncodeToString(sum[:]), DisableContentSha256: true})
 		w.c.releaseBuffer(buf, err == nil)
-		if err != nil {
-			w.setErr(err)
-			return
-		}
-		w.mu.Lock()
-		w.parts = append(w.parts, minio.CompletePart{PartNumber: num, ETag: part.ETag})
-		w.mu.Unlock()
-	}()
-	return nil
-}
-
-// setErr records the first failure and stops the other parts.
-func (w *narWriter) setErr(err error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if w.err == nil {
-		w.err = err
-		w.cancel()
+		return part.ETag, err
+	})
+	if err != nil {
+		w.c.releaseBuffer(buf, true)
 	}
+	return err
 }
 
 // releaseBuffer gives the unshipped buffer back.
@@ -411,34 +362,38 @@ func (w *narWriter) complete() error {
 	if w.buf != nil && w.n > 0 {
 		err = w.ship()
 	}
-	w.wg.Wait()
+	done, waitErr := w.Wait()
 	if err == nil {
-		err = w.failure()
+		err = waitErr
 	}
 	if err == nil {
-		parts := append([]minio.CompletePart(nil), w.parts...)
-		sort.Slice(parts, func(i, j int) bool { return parts[i].PartNumber < parts[j].PartNumber })
-		_, err = w.c.core.CompleteMultipartUpload(w.ctx, w.c.loc.Bucket, w.key, w.id, parts, minio.PutObjectOptions{})
+		err = w.Context().Err()
+	}
+	if err == nil {
+		completed := make([]minio.CompletePart, len(done))
+		for i, p := range done {
+			completed[i] = minio.CompletePart{PartNumber: p.Number, ETag: p.ETag}
+		}
+		_, err = w.c.core.CompleteMultipartUpload(w.Context(), w.c.loc.Bucket, w.key, w.id, completed, minio.PutObjectOptions{})
 	}
 	if err != nil {
 		w.abandon()
-		if ctxErr := w.ctx.Err(); ctxErr != nil && w.err == nil {
+		if ctxErr := w.Context().Err(); ctxErr != nil && w.Failed() == nil {
 			return ctxErr
 		}
 		return w.c.classify(err, "uploading "+w.info.Path)
 	}
-	w.cancel()
+	w.Cancel()
 	return nil
 }
 
 // abandon stops the parts in flight, frees the buffers and aborts the
 // staging upload.
 func (w *narWriter) abandon() {
-	w.cancel()
-	w.wg.Wait()
+	w.Cancel()
 	w.releaseBuffer(true)
 	if w.id != "" {
-		w.c.abort(w.ctx, w.key, w.id)
+		w.c.abort(w.Context(), w.key, w.id)
 	}
 }
 
