@@ -7,6 +7,7 @@ import (
 
 	"github.com/mattn/go-isatty"
 	"github.com/urfave/cli/v2"
+	"github.com/vbauerster/mpb/v8/cwriter"
 
 	"github.com/cachix-select/cachix-select/pushlib"
 	"github.com/cachix-select/cachix-select/pushlib/events"
@@ -20,7 +21,7 @@ func newPrinter(c *cli.Context) ui.Printer {
 	return ui.New(ui.Options{
 		Stdout: c.App.Writer, Stderr: c.App.ErrWriter, Name: "cachix-select",
 		JSON: c.Bool("json"), Quiet: c.Bool("quiet"), Verbose: c.Bool("verbose"),
-		Bars: isTerminal(c.App.ErrWriter) && os.Getenv("CI") != "true",
+		Bars: isTerminal(c.App.ErrWriter) && os.Getenv("CI") != "true", Width: termWidth(c.App.ErrWriter),
 		Outcome: func(err error) (int, string) {
 			if intr := interruption(ctx); intr != nil {
 				return intr.code(), intr.Error()
@@ -35,6 +36,16 @@ func newPrinter(c *cli.Context) ui.Printer {
 func isTerminal(w io.Writer) bool {
 	f, ok := w.(interface{ Fd() uintptr })
 	return ok && (isatty.IsTerminal(f.Fd()) || isatty.IsCygwinTerminal(f.Fd()))
+}
+
+// termWidth is the width of the terminal w writes to, 0 if unknown.
+func termWidth(w io.Writer) int {
+	if f, ok := w.(interface{ Fd() uintptr }); ok {
+		if cols, _, err := cwriter.GetSize(int(f.Fd())); err == nil {
+			return cols
+		}
+	}
+	return 0
 }
 
 // runJobs pushes the jobs, printing each one's events and result; the

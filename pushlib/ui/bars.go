@@ -12,6 +12,9 @@ import (
 	"github.com/cachix-select/cachix-select/pushlib/store"
 )
 
+// barWidth is the width of the bar itself, in columns.
+const barWidth = 32
+
 // Bars draws a bar per path in flight and a total, on a terminal; other
 // events are Text's lines, printed above the bars.
 type Bars struct {
@@ -37,9 +40,17 @@ func (b *Bars) Emit(e events.Event) {
 	case events.Plan:
 		fmt.Fprintln(b.text.opts.Stderr, planLine(e))
 		if e.Missing > 0 && !e.DryRun {
-			b.bars = mpb.New(mpb.WithOutput(b.text.opts.Stderr), mpb.WithWidth(32))
+			// mpb redraws on its own only when its output is an
+			// *os.File terminal; Stderr may be wrapped (the CLI's
+			// writer that falls silent after a signal), so the caller's
+			// decision is taken here, with the terminal's width.
+			width := b.text.opts.Width
+			if width <= 0 {
+				width = 80
+			}
+			b.bars = mpb.New(mpb.WithOutput(b.text.opts.Stderr), mpb.WithAutoRefresh(), mpb.WithWidth(width))
 			b.text.out = b.bars
-			b.total = b.bars.AddBar(int64(e.NarSize),
+			b.total = b.bars.AddBar(int64(e.NarSize), mpb.BarWidth(barWidth),
 				mpb.PrependDecorators(decor.Name("total", decor.WCSyncSpaceR)),
 				mpb.AppendDecorators(decor.CountersKibiByte("% .1f / % .1f"), decor.Name(" "), decor.AverageSpeed(decor.SizeB1024(0), "% .1f")),
 				mpb.BarPriority(1<<30))
@@ -56,7 +67,7 @@ func (b *Bars) Emit(e events.Event) {
 		if e.Attempt > 1 {
 			name = fmt.Sprintf("%s (retry #%d)", name, e.Attempt-1)
 		}
-		b.pathBars[e.Path] = b.bars.AddBar(int64(e.NarSize),
+		b.pathBars[e.Path] = b.bars.AddBar(int64(e.NarSize), mpb.BarWidth(barWidth),
 			mpb.PrependDecorators(decor.Name(name, decor.WCSyncSpaceR)),
 			mpb.AppendDecorators(decor.CountersKibiByte("% .1f / % .1f")),
 			mpb.BarRemoveOnComplete())

@@ -39,6 +39,9 @@ type Options struct {
 	JSON, Quiet, Verbose bool
 	// Bars draws progress bars (the caller decides: a terminal, not CI).
 	Bars bool
+	// Width is the terminal's width in columns for the bars (0: 80). The
+	// bars are drawn whatever Stderr is, so the caller may wrap it.
+	Width int
 	// Name starts the closing line of a failed push ("cachix-select").
 	Name string
 	// Outcome gives the exit code and error text of a failed job for its

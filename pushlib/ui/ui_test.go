@@ -5,8 +5,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"strings"
+	"sync"
 	"testing"
+	"time"
+	"unicode/utf8"
 
 	"github.com/cachix-select/cachix-select/pushlib"
 	"github.com/cachix-select/cachix-select/pushlib/events"
@@ -83,5 +87,56 @@ func TestJSON(t *testing.T) {
 	json.Unmarshal([]byte(lines[0]), &first)
 	if first["event"] != "plan" || first["missing"] != 2.0 || first["message"] != "zstd level 2" {
 		t.Errorf("plan line %s", lines[0])
+	}
+}
+
+// lockedBuffer is a bytes.Buffer the bars' goroutine may write to while
+// the test reads it.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// The bars are drawn while the push runs, into any writer the caller
+// gives (the CLI wraps stderr), at the width it gives: not only once the
+// push is over.
+func TestBarsDrawWhileRunning(t *testing.T) {
+	t.Parallel()
+	var errOut lockedBuffer
+	p := ui.New(ui.Options{Stdout: io.Discard, Stderr: &errOut, Bars: true, Width: 100, Name: "cachix-select"})
+	for _, e := range push[:3] {
+		p.Emit(e)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(errOut.String(), "total") || !strings.Contains(errOut.String(), "512.0 b / 1.0 KiB") {
+		if time.Now().After(deadline) {
+			t.Fatalf("no bars drawn within 10 s of the first path's progress; stderr so far:\n%q", errOut.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	for _, line := range strings.Split(errOut.String(), "\n") {
+		if n := utf8.RuneCountInString(line); n > 100+20 { // escape sequences start some lines
+			t.Errorf("a line of %d columns on a 100-column terminal: %q", n, line)
+		}
+	}
+	for _, e := range push[3:] {
+		p.Emit(e)
+	}
+	p.Result(nil, errFailed)
+	p.Close()
+	if !strings.Contains(errOut.String(), "Pushed 1 path") {
+		t.Errorf("no summary after the bars:\n%s", errOut.String())
 	}
 }
