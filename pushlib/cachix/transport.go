@@ -4,15 +4,15 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptrace"
-	"sync"
-	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/cachix-select/cachix-select/pushlib/internal/stall"
+	"github.com/cachix-select/cachix-select/pushlib/internal/words"
 )
 
 // Timeouts bound each HTTP attempt, so that a host that accepts
@@ -61,19 +61,7 @@ func newTransport(t Timeouts) *http.Transport {
 
 // StallError is the failure of an attempt during which nothing moved for
 // the stall timeout. It is a timeout (net.Error), retried like one.
-type StallError struct {
-	// After is the stall timeout that passed.
-	After time.Duration
-}
-
-// Error says how long nothing moved.
-func (e *StallError) Error() string { return "no progress for " + seconds(e.After) }
-
-// Timeout reports true: this is a timeout.
-func (e *StallError) Timeout() bool { return true }
-
-// Temporary reports true: another attempt may work.
-func (e *StallError) Temporary() bool { return true }
+type StallError = stall.Error
 
 // stallGuard wraps a transport so that every attempt fails with a
 // *StallError when no byte of the request body is taken and no byte of the
@@ -90,15 +78,15 @@ type stallGuard struct {
 func (g *stallGuard) RoundTrip(req *http.Request) (*http.Response, error) {
 	ctx, cancel := context.WithCancel(req.Context())
 	defer cancel()
-	w := startWatchdog(g.stall, cancel)
-	defer w.stop()
+	w := stall.Start(g.stall, cancel)
+	defer w.Stop()
 
 	ctx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{GotConn: func(info httptrace.GotConnInfo) {
-		w.setConn(info.Conn)
+		w.SetConn(info.Conn)
 	}})
 	r := req.WithContext(ctx)
 	if req.Body != nil && req.Body != http.NoBody {
-		r.Body = &progressBody{ReadCloser: req.Body, w: w}
+		r.Body = stall.Body(req.Body, w)
 	}
 	if req.GetBody != nil {
 		r.GetBody = func() (io.ReadCloser, error) {
@@ -106,20 +94,20 @@ func (g *stallGuard) RoundTrip(req *http.Request) (*http.Response, error) {
 			if err != nil || b == nil || b == http.NoBody {
 				return b, err
 			}
-			return &progressBody{ReadCloser: b, w: w}, nil
+			return stall.Body(b, w), nil
 		}
 	}
 	resp, err := g.base.RoundTrip(r)
 	if err != nil {
-		if w.fired.Load() && req.Context().Err() == nil {
+		if w.Fired() && req.Context().Err() == nil {
 			return nil, &StallError{After: g.stall}
 		}
 		return nil, err
 	}
-	data, err := io.ReadAll(io.LimitReader(&progressBody{ReadCloser: resp.Body, w: w}, maxResponseBody))
+	data, err := io.ReadAll(io.LimitReader(stall.Body(resp.Body, w), maxResponseBody))
 	_ = resp.Body.Close()
 	if err != nil {
-		if w.fired.Load() && req.Context().Err() == nil {
+		if w.Fired() && req.Context().Err() == nil {
 			return nil, &StallError{After: g.stall}
 		}
 		return nil, err
@@ -128,107 +116,9 @@ func (g *stallGuard) RoundTrip(req *http.Request) (*http.Response, error) {
 	return resp, nil
 }
 
-// watchdog cancels an attempt once nothing moved for its duration:
-// neither a read of the request body or the answer, nor (on Linux) a
-// shrinking of the connection's queue of unacknowledged bytes. It looks
-// four times per duration, so a queue that drains slowly is seen moving.
-type watchdog struct {
-	d      time.Duration
-	last   atomic.Int64 // time of the last progress, UnixNano
-	fired  atomic.Bool
-	cancel context.CancelFunc
-
-	mu      sync.Mutex
-	timer   *time.Timer
-	stopped bool
-	conn    net.Conn
-	queued  int // the send queue at the previous look, -1 unknown
-}
-
-// startWatchdog arms a watchdog that calls cancel after d without progress.
-func startWatchdog(d time.Duration, cancel context.CancelFunc) *watchdog {
-	w := &watchdog{d: d, cancel: cancel, queued: -1}
-	w.touch()
-	w.mu.Lock()
-	w.timer = time.AfterFunc(w.period(), w.check)
-	w.mu.Unlock()
-	return w
-}
-
-// period is how often the watchdog looks.
-func (w *watchdog) period() time.Duration { return max(w.d/4, time.Millisecond) }
-
-// touch records progress; it is cheap enough for every read.
-func (w *watchdog) touch() { w.last.Store(time.Now().UnixNano()) }
-
-// setConn tells the watchdog which connection the attempt uses.
-func (w *watchdog) setConn(c net.Conn) {
-	w.mu.Lock()
-	w.conn = c
-	w.mu.Unlock()
-}
-
-// check counts a drained send queue as progress, then fires when nothing
-// moved for the duration, or looks again later.
-func (w *watchdog) check() {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if w.stopped {
-		return
-	}
-	if w.conn != nil {
-		if q, ok := sendQueue(w.conn); ok {
-			if w.queued >= 0 && q < w.queued {
-				w.touch() // the peer acknowledged bytes since the last look
-			}
-			w.queued = q
-		}
-	}
-	if time.Since(time.Unix(0, w.last.Load())) < w.d {
-		w.timer.Reset(w.period())
-		return
-	}
-	w.fired.Store(true)
-	w.cancel()
-}
-
-// stop disarms the watchdog.
-func (w *watchdog) stop() {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	w.stopped = true
-	w.timer.Stop()
-}
-
-// progressBody reports every read to the watchdog. It deliberately has no
-// WriteTo method, so the transport copies it in small reads that show
-// progress as it goes.
-type progressBody struct {
-	io.ReadCloser
-	w *watchdog
-}
-
-// Read passes the read on and records progress.
-func (b *progressBody) Read(p []byte) (int, error) {
-	n, err := b.ReadCloser.Read(p)
-	if n > 0 {
-		b.w.touch()
-	}
-	return n, err
-}
-
-// connectionFailure reports a failure to reach a host at all: the name
-// does not resolve, or no connection could be made (refused, no route,
-// connect timeout). Failures after a connection was made (resets, stalls,
-// HTTP errors) are not.
-func connectionFailure(err error) bool {
-	var dnsErr *net.DNSError
-	if errors.As(err, &dnsErr) {
-		return true
-	}
-	var opErr *net.OpError
-	return errors.As(err, &opErr) && (opErr.Op == "dial" || opErr.Op == "proxyconnect")
-}
+// connectionFailure reports a failure to reach a host at all (see
+// stall.ConnectFailure).
+func connectionFailure(err error) bool { return stall.ConnectFailure(err) }
 
 // describe says in a few words why an attempt got no answer: "connection
 // refused", "unknown host name", "no progress for 60 s". It falls back to
@@ -268,12 +158,4 @@ func describe(err error) string {
 }
 
 // seconds renders a duration for messages: "90 s", "1.5 s", "250 ms".
-func seconds(d time.Duration) string {
-	switch {
-	case d >= time.Second && d%time.Second == 0:
-		return fmt.Sprintf("%d s", d/time.Second)
-	case d >= time.Second:
-		return fmt.Sprintf("%.1f s", d.Seconds())
-	}
-	return fmt.Sprintf("%d ms", d.Milliseconds())
-}
+func seconds(d time.Duration) string { return words.Seconds(d) }

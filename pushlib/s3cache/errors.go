@@ -56,7 +56,8 @@ var expecting = regexp.MustCompile(`expecting '([a-z0-9_-]+)'`)
 // errors it cannot explain.
 func (c *Cache) classify(err error, op string) error {
 	var e *Error
-	if err == nil || errors.As(err, &e) || errors.Is(err, context.Canceled) {
+	var g *gaveUp
+	if err == nil || errors.As(err, &e) || errors.As(err, &g) || errors.Is(err, context.Canceled) {
 		return err
 	}
 	host, bucket := c.loc.Host(), c.loc.Bucket

@@ -61,6 +61,16 @@ const (
 	DefaultStaleUploadAge = 24 * time.Hour
 )
 
+// The network bounds' defaults, and how often minio-go tries a request
+// under a RetryFor budget: its backoff doubles from 200 ms up to 1 s per
+// retry (randomised below that), and overflows past 35 retries, so the
+// budget ends most retries and the count those against a fast failure.
+const (
+	defaultConnectTimeout = 10 * time.Second
+	defaultStallTimeout   = 60 * time.Second
+	budgetMaxRetries      = 35
+)
+
 // Content types, as Nix writes them.
 const (
 	narinfoType   = "text/x-nix-narinfo"
@@ -96,8 +106,22 @@ type Options struct {
 	Transport http.RoundTripper
 	// MaxRetries is how often minio-go tries one request on 5xx,
 	// throttling and connection errors, with jittered exponential backoff
-	// (0 = its default, 10 tries).
+	// capped at 1 s (0 = its default, 10 tries; with RetryFor set, 35).
 	MaxRetries int
+	// ConnectTimeout bounds connecting (TCP, then TLS) per attempt
+	// (0 = 10 s).
+	ConnectTimeout time.Duration
+	// StallTimeout fails an attempt during which no byte moves, sent or
+	// received (0 = 60 s); the attempt is retried like a network error.
+	StallTimeout time.Duration
+	// RetryFor stops retrying a request once its attempts have been
+	// failing this long since the first failure (an attempt under way
+	// then may finish); a negative value: no retries; 0: MaxRetries alone.
+	RetryFor time.Duration
+	// FailFast gives up at once on an endpoint that cannot be reached at
+	// all (unknown name, refused, no route) before it answered once; the
+	// error matches backend.ErrUnreachable and stops the push.
+	FailFast bool
 	// PartSize, PartConcurrency, MaxBuffers, HeadConcurrency and
 	// StaleUploadAge override the defaults above (0 = default).
 	PartSize        int64
@@ -185,10 +209,24 @@ func New(opts Options) (*Cache, error) {
 		if err != nil {
 			return nil, err
 		}
-		tr.DialContext = (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext
+		connect := opts.ConnectTimeout
+		if connect <= 0 {
+			connect = defaultConnectTimeout
+		}
+		tr.DialContext = (&net.Dialer{Timeout: connect, KeepAlive: 30 * time.Second}).DialContext
+		tr.TLSHandshakeTimeout = connect
 		base = tr
 	}
-	rt := &roundTripper{base: base, log: opts.Logger}
+	if opts.StallTimeout <= 0 {
+		opts.StallTimeout = defaultStallTimeout
+	}
+	switch {
+	case opts.RetryFor < 0:
+		opts.MaxRetries = 1
+	case opts.RetryFor > 0 && opts.MaxRetries == 0:
+		opts.MaxRetries = budgetMaxRetries
+	}
+	rt := &roundTripper{base: base, log: opts.Logger, stall: opts.StallTimeout, failFast: opts.FailFast}
 	lookup := minio.BucketLookupDNS
 	if loc.Endpoint != "" {
 		lookup = minio.BucketLookupPath // as Nix does for a custom endpoint
@@ -235,12 +273,20 @@ func (c *Cache) key(name string) string { return c.loc.Prefix + name }
 // clocks agree; it writes nix-cache-info into a new cache.
 func (c *Cache) Open(ctx context.Context) (backend.Info, error) {
 	name := c.key(binarycache.CacheInfoFile)
-	obj, _, _, err := c.core.GetObject(ctx, c.loc.Bucket, name, minio.GetObjectOptions{})
-	if err == nil {
-		data, rerr := io.ReadAll(io.LimitReader(obj, 64<<10))
+	var data []byte
+	var rerr error
+	err := c.do(ctx, func(ctx context.Context) error {
+		obj, _, _, err := c.core.GetObject(ctx, c.loc.Bucket, name, minio.GetObjectOptions{})
+		if err != nil {
+			return err
+		}
+		data, rerr = io.ReadAll(io.LimitReader(obj, 64<<10))
 		obj.Close()
+		return rerr
+	})
+	if err == nil || rerr != nil {
 		if rerr != nil {
-			return backend.Info{}, c.classify(rerr, "reading "+name)
+			return backend.Info{}, c.classify(err, "reading "+name)
 		}
 		if err := binarycache.CheckCacheInfo(data, c.opts.StoreDir, c.String()); err != nil {
 			return backend.Info{}, &Error{msg: err.Error(), sentinel: backend.ErrRejected}
@@ -261,9 +307,11 @@ func (c *Cache) Open(ctx context.Context) (backend.Info, error) {
 
 // put writes a small object in one PUT, signed with its SHA-256.
 func (c *Cache) put(ctx context.Context, key string, data []byte, contentType string) error {
-	_, err := c.core.PutObject(ctx, c.loc.Bucket, key, newBytesReader(data), int64(len(data)), "", sha256Hex(data),
-		minio.PutObjectOptions{ContentType: contentType, DisableContentSha256: true})
-	return err
+	return c.do(ctx, func(ctx context.Context) error {
+		_, err := c.core.PutObject(ctx, c.loc.Bucket, key, newBytesReader(data), int64(len(data)), "", sha256Hex(data),
+			minio.PutObjectOptions{ContentType: contentType, DisableContentSha256: true})
+		return err
+	})
 }
 
 // ListPageCost is what one page of a listing (1,000 keys) costs in HEAD
@@ -327,14 +375,16 @@ func (c *Cache) listNarinfos(ctx context.Context, hashes []string, present map[s
 	}
 	start := hashFraction(hashes[0])
 	end := hashFraction(hashes[len(hashes)-1])
-	objects := c.core.ListObjectsIter(ctx, c.loc.Bucket, minio.ListObjectsOptions{
+	lctx, done := c.bounded(ctx)
+	defer done(nil)
+	objects := c.core.ListObjectsIter(lctx, c.loc.Bucket, minio.ListObjectsOptions{
 		Prefix: c.loc.Prefix, StartAfter: c.loc.Prefix + hashes[0], MaxKeys: 1000,
 	})
 	seen, pages := 0, 0
 	reached := "" // every hash ≤ reached is known
 	for obj := range objects {
 		if obj.Err != nil {
-			return nil, c.classify(obj.Err, "listing "+c.String())
+			return nil, c.classify(done(obj.Err), "listing "+c.String())
 		}
 		name := strings.TrimPrefix(obj.Key, c.loc.Prefix)
 		if h, ok := strings.CutSuffix(name, ".narinfo"); ok && len(h) == 32 && !strings.Contains(h, "/") {
@@ -405,7 +455,10 @@ func (c *Cache) headNarinfos(ctx context.Context, hashes []string, present map[s
 			defer wg.Done()
 			for h := range work {
 				key := c.key(h + ".narinfo")
-				_, err := c.core.StatObject(ctx, c.loc.Bucket, key, minio.StatObjectOptions{})
+				err := c.do(ctx, func(ctx context.Context) error {
+					_, err := c.core.StatObject(ctx, c.loc.Bucket, key, minio.StatObjectOptions{})
+					return err
+				})
 				mu.Lock()
 				switch {
 				case err == nil:
@@ -458,7 +511,9 @@ func (Factory) New(t *target.Target, opts backend.Options) (backend.Backend, err
 		return nil, fmt.Errorf("%w: %s is not an S3 cache", backend.ErrNotSupported, t.Ref)
 	}
 	c, err := New(Options{URL: ref.Location.String(), StoreDir: opts.StoreDir, SigningKey: t.SigningKey,
-		OmitDeriver: t.OmitDeriver, ReadOnly: opts.ReadOnly, Credentials: t.S3, Logger: opts.Logger, Version: opts.Version})
+		OmitDeriver: t.OmitDeriver, ReadOnly: opts.ReadOnly, Credentials: t.S3, Logger: opts.Logger, Version: opts.Version,
+		ConnectTimeout: opts.Network.ConnectTimeout, StallTimeout: opts.Network.StallTimeout,
+		RetryFor: opts.Network.RetryFor, FailFast: opts.Network.FailFast})
 	if err != nil {
 		return nil, fault.BadInputf("%w", err)
 	}

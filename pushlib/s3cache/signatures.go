@@ -26,10 +26,15 @@ func (c *Cache) Unsigned(ctx context.Context, paths []string) ([]string, int, er
 
 // readNarinfo GETs the narinfo of p (at most 1 MiB of it).
 func (c *Cache) readNarinfo(ctx context.Context, p string) ([]byte, error) {
-	obj, _, _, err := c.core.GetObject(ctx, c.loc.Bucket, c.key(binarycache.NarinfoName(p)), minio.GetObjectOptions{})
-	if err != nil {
-		return nil, err
-	}
-	defer obj.Close()
-	return io.ReadAll(io.LimitReader(obj, 1<<20))
+	var data []byte
+	err := c.do(ctx, func(ctx context.Context) error {
+		obj, _, _, err := c.core.GetObject(ctx, c.loc.Bucket, c.key(binarycache.NarinfoName(p)), minio.GetObjectOptions{})
+		if err != nil {
+			return err
+		}
+		defer obj.Close()
+		data, err = io.ReadAll(io.LimitReader(obj, 1<<20))
+		return err
+	})
+	return data, err
 }

@@ -86,9 +86,12 @@ func (c *Cache) Upload(ctx context.Context, info *store.PathInfo, comp narstream
 	if !ok {
 		// Copied with its content type; ComposeObject copies in parts
 		// what is larger than a single copy may be (5 GiB).
-		_, err := c.core.ComposeObject(ctx,
-			minio.CopyDestOptions{Bucket: c.loc.Bucket, Object: key, ReplaceMetadata: true, UserMetadata: map[string]string{"Content-Type": narType}},
-			minio.CopySrcOptions{Bucket: c.loc.Bucket, Object: w.key})
+		err := c.do(ctx, func(ctx context.Context) error {
+			_, err := c.core.ComposeObject(ctx,
+				minio.CopyDestOptions{Bucket: c.loc.Bucket, Object: key, ReplaceMetadata: true, UserMetadata: map[string]string{"Content-Type": narType}},
+				minio.CopySrcOptions{Bucket: c.loc.Bucket, Object: w.key})
+			return err
+		})
 		if err != nil {
 			return nil, c.classify(err, "copying "+w.key+" to "+key)
 		}
@@ -98,14 +101,20 @@ func (c *Cache) Upload(ctx context.Context, info *store.PathInfo, comp narstream
 
 // putPart sends a whole NAR that fits in one part.
 func (c *Cache) putPart(ctx context.Context, key string, data []byte, sha string) error {
-	_, err := c.core.PutObject(ctx, c.loc.Bucket, key, newBytesReader(data), int64(len(data)), "", sha,
-		minio.PutObjectOptions{ContentType: narType, DisableContentSha256: true})
-	return err
+	return c.do(ctx, func(ctx context.Context) error {
+		_, err := c.core.PutObject(ctx, c.loc.Bucket, key, newBytesReader(data), int64(len(data)), "", sha,
+			minio.PutObjectOptions{ContentType: narType, DisableContentSha256: true})
+		return err
+	})
 }
 
 // exists reports whether key is a complete object of size bytes.
 func (c *Cache) exists(ctx context.Context, key string, size uint64) (bool, error) {
-	st, err := c.core.StatObject(ctx, c.loc.Bucket, key, minio.StatObjectOptions{})
+	var st minio.ObjectInfo
+	err := c.do(ctx, func(ctx context.Context) (err error) {
+		st, err = c.core.StatObject(ctx, c.loc.Bucket, key, minio.StatObjectOptions{})
+		return err
+	})
 	switch {
 	case err == nil:
 		return st.Size == int64(size), nil
@@ -187,7 +196,11 @@ func (c *Cache) cleanStaging(ctx context.Context) {
 	}
 	keyMarker, idMarker := "", ""
 	for range 100 { // at most 100,000 uploads per push
-		res, err := c.core.ListMultipartUploads(ctx, c.loc.Bucket, "", keyMarker, idMarker, "", 1000)
+		var res minio.ListMultipartUploadsResult
+		err := c.do(ctx, func(ctx context.Context) (err error) {
+			res, err = c.core.ListMultipartUploads(ctx, c.loc.Bucket, "", keyMarker, idMarker, "", 1000)
+			return err
+		})
 		if err != nil {
 			c.debug("listing unfinished uploads", err)
 			break
@@ -202,9 +215,11 @@ func (c *Cache) cleanStaging(ctx context.Context) {
 		}
 		keyMarker, idMarker = res.NextKeyMarker, res.NextUploadIDMarker
 	}
-	for obj := range c.core.ListObjectsIter(ctx, c.loc.Bucket, minio.ListObjectsOptions{Prefix: c.key(stagingDir), Recursive: true}) {
+	lctx, done := c.bounded(ctx)
+	defer done(nil)
+	for obj := range c.core.ListObjectsIter(lctx, c.loc.Bucket, minio.ListObjectsOptions{Prefix: c.key(stagingDir), Recursive: true}) {
 		if obj.Err != nil {
-			c.debug("listing "+c.key(stagingDir), obj.Err)
+			c.debug("listing "+c.key(stagingDir), done(obj.Err))
 			return
 		}
 		if stale(strings.TrimPrefix(obj.Key, c.loc.Prefix), obj.LastModified) {
@@ -324,7 +339,11 @@ func (w *narWriter) ship() error {
 	}
 	if w.id == "" {
 		key := w.c.key(stagingName(w.info, w.comp))
-		id, err := w.c.core.NewMultipartUpload(w.Context(), w.c.loc.Bucket, key, minio.PutObjectOptions{ContentType: narType})
+		var id string
+		err := w.c.do(w.Context(), func(ctx context.Context) (err error) {
+			id, err = w.c.core.NewMultipartUpload(ctx, w.c.loc.Bucket, key, minio.PutObjectOptions{ContentType: narType})
+			return err
+		})
 		if err != nil {
 			w.Fail(err)
 			return err
@@ -336,8 +355,12 @@ func (w *narWriter) ship() error {
 	err := w.Go(func(ctx context.Context, num int) (string, error) {
 		data := (*buf)[:n]
 		sum := sha256.Sum256(data)
-		part, err := w.c.core.PutObjectPart(ctx, w.c.loc.Bucket, w.key, w.id, num, newBytesReader(data), int64(n),
-			minio.PutObjectPartOptions{Sha256Hex: hex.EncodeToString(sum[:]), DisableContentSha256: true})
+		var part minio.ObjectPart
+		err := w.c.do(ctx, func(ctx context.Context) (err error) {
+			part, err = w.c.core.PutObjectPart(ctx, w.c.loc.Bucket, w.key, w.id, num, newBytesReader(data), int64(n),
+				minio.PutObjectPartOptions{Sha256Hex: hex.EncodeToString(sum[:]), DisableContentSha256: true})
+			return err
+		})
 		w.c.releaseBuffer(buf, err == nil)
 		return part.ETag, err
 	})
@@ -374,7 +397,10 @@ func (w *narWriter) complete() error {
 		for i, p := range done {
 			completed[i] = minio.CompletePart{PartNumber: p.Number, ETag: p.ETag}
 		}
-		_, err = w.c.core.CompleteMultipartUpload(w.Context(), w.c.loc.Bucket, w.key, w.id, completed, minio.PutObjectOptions{})
+		err = w.c.do(w.Context(), func(ctx context.Context) error {
+			_, err := w.c.core.CompleteMultipartUpload(ctx, w.c.loc.Bucket, w.key, w.id, completed, minio.PutObjectOptions{})
+			return err
+		})
 	}
 	if err != nil {
 		w.abandon()

@@ -57,10 +57,12 @@ func TestFirstFailureStopsTheRest(t *testing.T) {
 	u := New(context.Background(), 2)
 	first := errors.New("part 1 refused")
 	cancelled := make(chan error, 1)
-	if err := u.Go(func(ctx context.Context, num int) (string, error) { return "", first }); err != nil {
+	second := make(chan struct{}) // part 1 fails once part 2 is under way
+	if err := u.Go(func(ctx context.Context, num int) (string, error) { <-second; return "", first }); err != nil {
 		t.Fatal(err)
 	}
 	if err := u.Go(func(ctx context.Context, num int) (string, error) {
+		close(second)
 		<-ctx.Done()
 		cancelled <- ctx.Err()
 		return "", fmt.Errorf("part %d: %w", num, ctx.Err())

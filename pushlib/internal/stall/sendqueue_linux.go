@@ -1,4 +1,4 @@
-package cachix
+package stall
 
 import (
 	"crypto/tls"

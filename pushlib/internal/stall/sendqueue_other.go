@@ -1,6 +1,6 @@
 //go:build !linux
 
-package cachix
+package stall
 
 import "net"
 
