@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/user"
 	"path/filepath"
+	"strings"
 
 	"github.com/minio/minio-go/v7/pkg/credentials"
 	"gopkg.in/ini.v1"
@@ -107,17 +108,13 @@ func resolveS3Credentials(s credentialSources) (*S3Credentials, error) {
 
 	if s.File != "" {
 		source := "--s3-credentials-file " + s.File
-		if _, in := store.Within(s.File, s.StoreDir); in {
-			return nil, fmt.Errorf("%w: %s is inside the Nix store, which every user can read: keep secrets outside the store and pass their runtime path", ErrBadCredentials, source)
+		if err := inStore(s.File, s.StoreDir, source); err != nil {
+			return nil, err
 		}
-		fi, err := os.Stat(s.File)
-		if err != nil {
+		if _, err := os.Stat(s.File); err != nil {
 			return nil, fmt.Errorf("%w: reading %s: %v", ErrBadCredentials, source, fsutil.Cause(err))
 		}
-		if fi.Mode().IsRegular() && fi.Mode().Perm()&0o004 != 0 {
-			r.warnings = append(r.warnings, fmt.Sprintf("S3 credentials file %s is readable by every user (mode %04o); restrict it, e.g. chmod 600", s.File, fi.Mode().Perm()))
-		}
-		if err := r.fromFile(s.File, profile, source, true); err != nil {
+		if err := r.fromFile(s.File, profile, source, true, s.StoreDir); err != nil {
 			return nil, err
 		}
 		return r, nil
@@ -146,7 +143,7 @@ func resolveS3Credentials(s credentialSources) (*S3Credentials, error) {
 	source := fmt.Sprintf("profile %s in %s", profile, file)
 	if _, err := os.Stat(file); err == nil || fileNamed {
 		// A missing default file is no error unless a profile was asked for.
-		if err := r.fromFile(file, profile, source, fileNamed || explicitProfile); err != nil {
+		if err := r.fromFile(file, profile, source, fileNamed || explicitProfile, s.StoreDir); err != nil {
 			return nil, err
 		}
 		if r.creds != nil {
@@ -171,12 +168,18 @@ func resolveS3Credentials(s credentialSources) (*S3Credentials, error) {
 // keys, credential_process and SSO profiles are then S3Credentials by
 // minio-go's provider, as the AWS SDK would. A file without the profile is
 // an error when required, else it leaves r.creds nil.
-func (r *S3Credentials) fromFile(file, profile, source string, required bool) error {
+func (r *S3Credentials) fromFile(file, profile, source string, required bool, storeDir string) error {
+	if err := inStore(file, storeDir, source); err != nil {
+		return err
+	}
+	if fi, err := os.Stat(file); err == nil && fi.Mode().IsRegular() && fi.Mode().Perm()&0o004 != 0 {
+		r.warnings = append(r.warnings, fmt.Sprintf("S3 credentials file %s is readable by every user (mode %04o); restrict it, e.g. chmod 600", file, fi.Mode().Perm()))
+	}
 	data, err := os.ReadFile(file)
 	if err != nil {
 		return fmt.Errorf("%w: reading %s: %v", ErrBadCredentials, source, fsutil.Cause(err))
 	}
-	cfg, err := ini.Load(data)
+	cfg, err := ini.LoadSources(ini.LoadOptions{PreserveSurroundedQuote: true}, data) // credential_process is shell: quotes are its own
 	if err != nil {
 		return fmt.Errorf("%w: %s is not an AWS credentials file (INI with [profile] sections)", ErrBadCredentials, file)
 	}
@@ -195,6 +198,17 @@ func (r *S3Credentials) fromFile(file, profile, source string, required bool) er
 		}
 		return nil
 	}
+	if line := strings.TrimSpace(sec.Key("credential_process").String()); line != "" &&
+		sec.Key("aws_access_key_id").String() == "" && sec.Key("aws_secret_access_key").String() == "" &&
+		sec.Key("sso_role_name").String() == "" {
+		// The process is run here rather than by minio-go (see processCreds).
+		creds := credentials.New(&processCreds{line: line, source: source})
+		if _, err := creds.GetWithContext(nil); err != nil {
+			return fmt.Errorf("%w: %v", ErrBadCredentials, err)
+		}
+		r.creds, r.source = creds, source
+		return nil
+	}
 	creds := credentials.NewFileAWSCredentials(file, profile)
 	v, err := creds.GetWithContext(nil)
 	if err != nil {
@@ -204,6 +218,14 @@ func (r *S3Credentials) fromFile(file, profile, source string, required bool) er
 		return fmt.Errorf("%w: %s lacks aws_access_key_id or aws_secret_access_key", ErrBadCredentials, source)
 	}
 	r.creds, r.source = creds, source
+	return nil
+}
+
+// inStore refuses a credentials file inside the Nix store.
+func inStore(file, storeDir, source string) error {
+	if _, in := store.Within(file, storeDir); in {
+		return fmt.Errorf("%w: %s is inside the Nix store, which every user can read: keep secrets outside the store and pass their runtime path", ErrBadCredentials, source)
+	}
 	return nil
 }
 

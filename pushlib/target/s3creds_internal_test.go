@@ -116,6 +116,7 @@ func TestCredentialErrors(t *testing.T) {
 		{"explicit file with half the keys", credentialSources{File: partial, Lookup: env("HOME", home)}, ErrBadCredentials, "partial"},
 		{"a profile asked for, no file", credentialSources{Profile: "ci", Lookup: env("HOME", home)}, ErrBadCredentials, "profile ci was asked for"},
 		{"explicit file in the store", credentialSources{File: "/nix/store/00000000000000000000000000000000-creds", Lookup: env("HOME", home)}, ErrBadCredentials, "inside the Nix store"},
+		{"$AWS_SHARED_CREDENTIALS_FILE in the store", credentialSources{Lookup: env("HOME", home, "AWS_SHARED_CREDENTIALS_FILE", "/nix/store/00000000000000000000000000000000-creds")}, ErrBadCredentials, "inside the Nix store"},
 	} {
 		_, err := resolveS3Credentials(tt.s)
 		if !errors.Is(err, tt.sentinel) || !strings.Contains(err.Error(), tt.want) {
@@ -137,9 +138,54 @@ func TestCredentialsFileWarningsAndAnonymous(t *testing.T) {
 	if len(r.warnings) != 1 || !strings.Contains(r.warnings[0], "readable by every user") {
 		t.Errorf("warnings %q", r.warnings)
 	}
+	// ~/.aws/credentials and $AWS_SHARED_CREDENTIALS_FILE get the same warning.
+	home := t.TempDir()
+	writeFile(t, filepath.Join(home, ".aws", "credentials"), "[default]\naws_access_key_id = A\naws_secret_access_key = S\n", 0o644)
+	for _, lookup := range []func(string) (string, bool){env("HOME", home), env("HOME", t.TempDir(), "AWS_SHARED_CREDENTIALS_FILE", f)} {
+		r, err = resolveS3Credentials(credentialSources{Lookup: lookup})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(r.warnings) != 1 || !strings.Contains(r.warnings[0], "readable by every user") {
+			t.Errorf("%s: warnings %q", r.source, r.warnings)
+		}
+	}
 	// A dry run may read a public bucket without keys.
 	r, err = resolveS3Credentials(credentialSources{Lookup: env("HOME", t.TempDir()), Anonymous: true})
 	if err != nil || !strings.Contains(r.source, "anonymous") {
 		t.Fatalf("anonymous: %v %v", r, err)
+	}
+}
+
+// A credential_process runs through sh -c, as the AWS SDKs run it: a
+// program without arguments, a quoted path with a space; its failure says
+// what it printed on stderr, its JSON errors never quote its output.
+func TestCredentialProcess(t *testing.T) {
+	t.Parallel()
+	dir := filepath.Join(t.TempDir(), "with space")
+	ok := writeFile(t, filepath.Join(dir, "creds.sh"),
+		"#!/bin/sh\necho '{\"Version\": 1, \"AccessKeyId\": \"PROCKEY\", \"SecretAccessKey\": \"PROCSECRET\", \"SessionToken\": \"TOK\", \"Expiration\": \"2099-01-01T00:00:00Z\"}'\n", 0o700)
+	fails := writeFile(t, filepath.Join(dir, "fails.sh"), "#!/bin/sh\necho 'token expired: run aws sso login' >&2\nexit 3\n", 0o700)
+	garbage := writeFile(t, filepath.Join(dir, "garbage.sh"), "#!/bin/sh\necho 'SECRETVALUE is not json'\n", 0o700)
+	file := writeFile(t, filepath.Join(t.TempDir(), "config"), "[default]\ncredential_process = \""+ok+"\"\n"+
+		"[fails]\ncredential_process = \""+fails+"\" --profile x\n[garbage]\ncredential_process = \""+garbage+"\"\n", 0o600)
+	r, err := resolveS3Credentials(credentialSources{File: file, Lookup: env()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := r.creds.GetWithContext(nil)
+	if err != nil || v.AccessKeyID != "PROCKEY" || v.SecretAccessKey != "PROCSECRET" || v.SessionToken != "TOK" {
+		t.Fatalf("credential_process without arguments: %+v, %v", v.AccessKeyID, err)
+	}
+	if r.creds.IsExpired() {
+		t.Error("keys valid until 2099 count as expired")
+	}
+	_, err = resolveS3Credentials(credentialSources{File: file, Profile: "fails", Lookup: env()})
+	if !errors.Is(err, ErrBadCredentials) || !strings.Contains(err.Error(), "exit status 3") || !strings.Contains(err.Error(), "token expired: run aws sso login") {
+		t.Errorf("failing process: %v", err)
+	}
+	_, err = resolveS3Credentials(credentialSources{File: file, Profile: "garbage", Lookup: env()})
+	if !errors.Is(err, ErrBadCredentials) || !strings.Contains(err.Error(), "printed no JSON credentials") || strings.Contains(err.Error(), "SECRETVALUE") {
+		t.Errorf("garbage output: %v", err)
 	}
 }
