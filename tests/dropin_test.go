@@ -468,6 +468,10 @@ func TestCommandLineAsCachix(t *testing.T) {
 		{[]string{"push", "file:///srv/cache", single}, "file:///srv/cache is a cache URL: give it with --to"},
 		{[]string{"pin", single, "pins", "name"}, "pin takes CACHE PIN-NAME STORE-PATH, the store path last; " + single + " is given as the cache"},
 		{[]string{"pin", "pins", single, "name"}, single + " is given as the pin name"},
+		{[]string{"pin", "pins", "name"}, "got pins and name, so the store path is missing"},
+		{[]string{"pin", "pins", "a..b", single}, "pin name a..b has an empty component between dots"},
+		{[]string{"pin", "pins", ".dot", single}, "pin name .dot has an empty component between dots"},
+		{[]string{"pin", "pins", "", single}, `pin name "" is empty`},
 	} {
 		r = cli(t, "", noCreds, tc.args...)
 		if r.code != 2 {

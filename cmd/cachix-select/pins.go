@@ -138,6 +138,9 @@ func pinAction(c *cli.Context) error {
 		return usageErrorf("give the cache once: pin CACHE PIN-NAME STORE-PATH, or pin --cache CACHE PIN-NAME STORE-PATH")
 	case len(args) == 3:
 		cacheName, args = args[0], args[1:]
+	case len(args) == 2 && cacheName == "" && !strings.Contains(args[1], "/"):
+		return usageErrorf("give CACHE, PIN-NAME and STORE-PATH (pin CACHE PIN-NAME STORE-PATH): got %s and %s, so the store path is missing (or give the cache with --cache NAME)",
+			store.Quote(args[0]), store.Quote(args[1]))
 	case len(args) != 2:
 		return usageErrorf("give CACHE, PIN-NAME and STORE-PATH (pin CACHE PIN-NAME STORE-PATH, or pin --cache CACHE PIN-NAME STORE-PATH); got %d arguments", len(args))
 	}
@@ -148,6 +151,9 @@ func pinAction(c *cli.Context) error {
 			what := []string{"the cache", "the pin name"}[i]
 			return usageErrorf("pin takes CACHE PIN-NAME STORE-PATH, the store path last; %s is given as %s", store.Quote(a), what)
 		}
+	}
+	if err := pins.CheckName(args[0]); err != nil {
+		return usageErrorf("pin name %s %v", store.Quote(args[0]), err)
 	}
 	keep, err := keepFromFlags(c, "")
 	if err != nil {

@@ -16,14 +16,13 @@ import (
 	"slices"
 	"strings"
 	"syscall"
-	"unicode"
-	"unicode/utf8"
 
 	"github.com/cachix-select/cachix-select/pushlib/backend"
 	"github.com/cachix-select/cachix-select/pushlib/fault"
 	"github.com/cachix-select/cachix-select/pushlib/internal/fsutil"
 	"github.com/cachix-select/cachix-select/pushlib/internal/jsonfield"
 	"github.com/cachix-select/cachix-select/pushlib/narstream"
+	"github.com/cachix-select/cachix-select/pushlib/pins"
 	"github.com/cachix-select/cachix-select/pushlib/selection"
 	"github.com/cachix-select/cachix-select/pushlib/store"
 	"github.com/cachix-select/cachix-select/pushlib/target"
@@ -487,7 +486,7 @@ func (p *parser) pin(v jsonfield.Value) (*Pin, error) {
 	if pin.Name == "" {
 		return nil, p.errf(name.Path, "must not be empty")
 	}
-	if err := checkPinName(pin.Name); err != nil {
+	if err := pins.CheckName(pin.Name); err != nil {
 		return nil, p.errf(name.Path, "%s %v", store.Quote(pin.Name), err)
 	}
 	if k := obj.Get("keep"); !k.Null() {
@@ -496,28 +495,6 @@ func (p *parser) pin(v jsonfield.Value) (*Pin, error) {
 		}
 	}
 	return pin, nil
-}
-
-// maxPinName bounds a pin name: pins are named after packages and
-// systems, and a name is sent to Cachix and shown in messages.
-const maxPinName = 256
-
-// checkPinName refuses pin names that cannot be meant: control
-// characters, invalid UTF-8, or absurd lengths. Such a pin could never be
-// created, so its manifest would stay queued for ever.
-func checkPinName(name string) error {
-	if len(name) > maxPinName {
-		return fmt.Errorf("is %d bytes long; a pin name may be at most %d", len(name), maxPinName)
-	}
-	if !utf8.ValidString(name) {
-		return errors.New("is not valid UTF-8")
-	}
-	for _, r := range name {
-		if !unicode.IsPrint(r) {
-			return fmt.Errorf("contains the control character %q", r)
-		}
-	}
-	return nil
 }
 
 func (p *parser) keep(v jsonfield.Value) (*backend.Keep, error) {

@@ -113,6 +113,7 @@ func ExportCache(ctx context.Context, l backend.PinLister, opts ExportOptions) (
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrInvalidPin, err)
 	}
+	kept, _ = representable(kept)
 	res.Exported = len(kept)
 	files, warnings, err := export(ps, opts)
 	if err != nil {

@@ -1,6 +1,7 @@
 package pins
 
 import (
+	"errors"
 	"fmt"
 	"net/url"
 	"path"
@@ -8,6 +9,8 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/cachix-select/cachix-select/pushlib/store"
 )
@@ -45,6 +48,12 @@ func Export(pins []PinInfo, opts ExportOptions) (map[string][]byte, error) {
 	return files, err
 }
 
+// ExportWarnings is Export with the warnings: pins left out, names some
+// way of selecting cannot reach.
+func ExportWarnings(pins []PinInfo, opts ExportOptions) (map[string][]byte, []string, error) {
+	return export(pins, opts)
+}
+
 // export is Export, with the warnings about names that some way of
 // selecting cannot reach.
 func export(pins []PinInfo, opts ExportOptions) (map[string][]byte, []string, error) {
@@ -53,11 +62,12 @@ func export(pins []PinInfo, opts ExportOptions) (map[string][]byte, []string, er
 		return nil, nil, fmt.Errorf("%w: %w", ErrInvalidPin, err)
 	}
 	known := knownSystems(opts.Systems)
+	selected, skipped := representable(selected)
 	root, err := buildTree(selected)
 	if err != nil {
 		return nil, nil, err
 	}
-	warnings := root.markIndexed()
+	warnings := append(root.markIndexed(), skipped...)
 	aliases := aliasesOf(selected, known)
 	for i := range aliases {
 		root.addAlias(&aliases[i], known)
@@ -503,21 +513,61 @@ func conflict(short, long string) error {
 		ErrInvalidPin, short, long, short)
 }
 
+// representable keeps the pins the tree can hold and warns about each of
+// the others: made by another client (pin refuses such names), they are
+// left out rather than failing the whole export.
+func representable(pins []PinInfo) ([]PinInfo, []string) {
+	var warnings []string
+	kept := slices.DeleteFunc(slices.Clone(pins), func(p PinInfo) bool {
+		err := validatePin(p)
+		if err != nil {
+			warnings = append(warnings, strings.TrimPrefix(err.Error(), ErrInvalidPin.Error()+": ")+": left out")
+		}
+		return err != nil
+	})
+	return kept, warnings
+}
+
 // validatePin refuses names and paths the tree cannot represent.
 func validatePin(p PinInfo) error {
 	if p.Name == "" {
 		return fmt.Errorf("%w: a pin has an empty name (store path %s)", ErrInvalidPin, p.StorePath)
 	}
-	if strings.ContainsFunc(p.Name, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
-		return fmt.Errorf("%w: pin name %q contains control characters", ErrInvalidPin, p.Name)
-	}
-	for _, c := range strings.Split(p.Name, ".") {
-		if c == "" {
-			return fmt.Errorf("%w: pin name %q has an empty component between dots; exclude it", ErrInvalidPin, p.Name)
-		}
+	if err := CheckName(p.Name); err != nil {
+		return fmt.Errorf("%w: pin name %q %v", ErrInvalidPin, p.Name, err)
 	}
 	if _, err := store.ParseAbsolute(p.StorePath); err != nil {
 		return fmt.Errorf("%w: pin %q: %q is not a store path", ErrInvalidPin, p.Name, p.StorePath)
+	}
+	return nil
+}
+
+// maxName bounds a pin name: pins are named after packages and systems,
+// and a name is sent to Cachix and shown in messages.
+const maxName = 256
+
+// CheckName refuses a pin name that cannot be meant or that an export
+// cannot hold as attributes: empty, longer than 256 bytes, not UTF-8,
+// with control characters, or with an empty component between dots
+// (".a", "a..b", "a."). The error completes "pin name NAME …".
+func CheckName(name string) error {
+	switch {
+	case name == "":
+		return errors.New("is empty")
+	case len(name) > maxName:
+		return fmt.Errorf("is %d bytes long; a pin name may be at most %d", len(name), maxName)
+	case !utf8.ValidString(name):
+		return errors.New("is not valid UTF-8")
+	}
+	for _, r := range name {
+		if !unicode.IsPrint(r) {
+			return fmt.Errorf("contains the control character %q", r)
+		}
+	}
+	for _, c := range strings.Split(name, ".") {
+		if c == "" {
+			return errors.New("has an empty component between dots (dots nest attributes: a.b is b in a)")
+		}
 	}
 	return nil
 }

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -144,36 +145,6 @@ func TestExportErrors(t *testing.T) {
 			name:   "same name, two paths",
 			pins:   []pins.PinInfo{{Name: "a", StorePath: jq}, {Name: "a", StorePath: odd}},
 			errHas: `pin "a" is listed twice, with ` + jq + " and " + odd,
-		},
-		{
-			name:   "empty component",
-			pins:   []pins.PinInfo{{Name: "a..b", StorePath: jq}},
-			errHas: `pin name "a..b" has an empty component between dots`,
-		},
-		{
-			name:   "trailing dot",
-			pins:   []pins.PinInfo{{Name: "a.", StorePath: jq}},
-			errHas: `pin name "a." has an empty component`,
-		},
-		{
-			name:   "empty name",
-			pins:   []pins.PinInfo{{Name: "", StorePath: jq}},
-			errHas: "a pin has an empty name (store path " + jq + ")",
-		},
-		{
-			name:   "control character",
-			pins:   []pins.PinInfo{{Name: "a\x00b", StorePath: jq}},
-			errHas: `pin name "a\x00b" contains control characters`,
-		},
-		{
-			name:   "not a store path",
-			pins:   []pins.PinInfo{{Name: "a", StorePath: jq + "/bin/jq"}},
-			errHas: `pin "a": "` + jq + `/bin/jq" is not a store path`,
-		},
-		{
-			name:   "relative path",
-			pins:   []pins.PinInfo{{Name: "a", StorePath: "result"}},
-			errHas: `pin "a": "result" is not a store path`,
 		},
 		{
 			name:   "bad pattern",
@@ -315,4 +286,35 @@ func sortedKeys(m map[string][]byte) []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// TestExportLeavesOutInvalidPins: a pin the tree cannot hold (another
+// client made it) is left out with a warning naming it; the other pins
+// are exported.
+func TestExportLeavesOutInvalidPins(t *testing.T) {
+	t.Parallel()
+	bad := []pins.PinInfo{
+		{Name: "a..b", StorePath: jq}, {Name: "a.", StorePath: jq}, {Name: ".dot", StorePath: jq},
+		{Name: "", StorePath: jq}, {Name: "a\x00b", StorePath: jq},
+		{Name: "notstore", StorePath: jq + "/bin/jq"}, {Name: "relative", StorePath: "result"},
+	}
+	ps := append([]pins.PinInfo{{Name: "good", StorePath: odd}}, bad...)
+	files, warnings, err := pins.ExportWarnings(ps, pins.ExportOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(warnings) != len(bad) {
+		t.Errorf("%d warnings for %d pins left out: %q", len(warnings), len(bad), warnings)
+	}
+	for _, want := range []string{`pin name "a..b" has an empty component between dots`, `pin name ".dot" has an empty component`,
+		`a pin has an empty name (store path ` + jq + `)`, `pin name "a\x00b" contains the control character`,
+		`pin "notstore": "` + jq + `/bin/jq" is not a store path`, `pin "relative": "result" is not a store path`} {
+		if !slices.ContainsFunc(warnings, func(w string) bool { return strings.Contains(w, want) && strings.HasSuffix(w, "left out") }) {
+			t.Errorf("no warning saying %q: %q", want, warnings)
+		}
+	}
+	nix := string(files[pins.PinsFile])
+	if !strings.Contains(nix, odd) || strings.Contains(nix, jq) {
+		t.Errorf("pins.nix does not hold just the good pin:\n%s", nix)
+	}
 }
