@@ -426,7 +426,7 @@ func TestS3BadInput(t *testing.T) {
 	}{
 		{"bucket missing", keys, []string{"--to", srv.URL("no-such-bucket", "")}, 1, `bucket "no-such-bucket" does not exist at ` + srv.Endpoint},
 		{"wrong access key", append(base, "AWS_ACCESS_KEY_ID=nobody", "AWS_SECRET_ACCESS_KEY=whatever"), []string{"--to", srv.URL(bucket, "")}, 1, "does not know the access key from $AWS_ACCESS_KEY_ID"},
-		{"wrong secret key", append(base, "AWS_ACCESS_KEY_ID="+srv.User, "AWS_SECRET_ACCESS_KEY=wrong-secret"), []string{"--to", srv.URL(bucket, "")}, 1, "refused the secret key from $AWS_ACCESS_KEY_ID"},
+		{"wrong secret key", append(base, "AWS_ACCESS_KEY_ID="+srv.User, "AWS_SECRET_ACCESS_KEY=wrong-secret"), []string{"--to", srv.URL(bucket, "")}, 1, "refused the secret key from $AWS_SECRET_ACCESS_KEY"},
 		{"wrong region", keys, []string{"--to", srv.URL(bucket, "region=eu-west-1")}, 1, "is in region us-east-1, not eu-west-1 (AuthorizationHeaderMalformed): add region=us-east-1 to the URL"},
 		{"endpoint unreachable", keys, []string{"--to", "s3://" + bucket + "?endpoint=127.0.0.1:1&scheme=http"}, 1, "cannot reach 127.0.0.1:1"},
 		{"clock skew", keys, []string{"--to", "s3://" + bucket + "?scheme=http&endpoint=" + proxy.Endpoint}, 1, "by more than 15 minutes"},

@@ -76,7 +76,9 @@ func openCache(c *cli.Context, name string) (backend.Backend, error) {
 		return nil, err
 	}
 	for _, w := range t.Warnings {
-		fmt.Fprintf(c.App.ErrWriter, "warning: %s\n", w)
+		if !c.Bool("quiet") {
+			fmt.Fprintf(c.App.ErrWriter, "warning: %s\n", w)
+		}
 	}
 	return pushlib.NewRegistry().New(t, backendOptions(c))
 }
@@ -168,7 +170,9 @@ func pinAction(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(c.App.ErrWriter, "Pinned %s as %q in %s\n", path, args[0], b)
+	if !c.Bool("quiet") {
+		fmt.Fprintf(c.App.ErrWriter, "Pinned %s as %q in %s\n", path, args[0], b)
+	}
 	return nil
 }
 
@@ -294,15 +298,24 @@ func pinsExportAction(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	quiet := c.Bool("quiet")
 	for _, w := range exp.Warnings {
-		fmt.Fprintf(c.App.ErrWriter, "warning: %s\n", w)
+		if !quiet {
+			fmt.Fprintf(c.App.ErrWriter, "warning: %s\n", w)
+		}
 	}
 	if err := pins.WriteOutput(out, exp.Files); err != nil {
 		return err
 	}
+	if quiet {
+		return nil
+	}
 	line := fmt.Sprintf("Exported %d %s of %s to %s", exp.Exported, plural(exp.Exported, "pin", "pins"), l, out)
-	if left := exp.Listed - exp.Exported; left > 0 {
+	if left := exp.Listed - exp.Exported - exp.Unexportable; left > 0 {
 		line += fmt.Sprintf(" (%d of its %d pins left out by --include, --exclude or --system)", left, exp.Listed)
+	}
+	if exp.Unexportable > 0 {
+		line += fmt.Sprintf(" (%d left out that an export cannot hold, named above)", exp.Unexportable)
 	}
 	fmt.Fprintln(c.App.ErrWriter, line)
 	return nil

@@ -272,7 +272,7 @@ func (b *Backend) Open(ctx context.Context) (backend.Info, error) {
 	if b.key != nil {
 		return backend.Info{}, nil
 	}
-	ci, err := b.CacheInfo(ctx)
+	ci, err := b.cacheInfo(ctx, !b.readOnly) // a push is about to write
 	if err != nil {
 		return backend.Info{}, err
 	}
@@ -295,14 +295,17 @@ func (b *Backend) Open(ctx context.Context) (backend.Info, error) {
 // CacheInfo fetches the cache's metadata (URI, visibility, public keys,
 // permission, preferred compression). It works without a token for public
 // caches.
-func (b *Backend) CacheInfo(ctx context.Context) (*CacheInfo, error) {
+func (b *Backend) CacheInfo(ctx context.Context) (*CacheInfo, error) { return b.cacheInfo(ctx, false) }
+
+// cacheInfo is CacheInfo; write says a refusal is one to write.
+func (b *Backend) cacheInfo(ctx context.Context, write bool) (*CacheInfo, error) {
 	op := "reading cache " + b.name
 	r, err := b.c.api(ctx, http.MethodGet, "/cache/"+escape(b.name), nil, nil)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", op, err)
 	}
 	if !r.ok() {
-		return nil, b.cacheStatusError(op, r)
+		return nil, b.cacheStatusError(op, r, write)
 	}
 	var ci CacheInfo
 	if err := decodeJSON(r, &ci); err != nil {
@@ -335,7 +338,7 @@ func (b *Backend) Missing(ctx context.Context, paths []string) (map[string]bool,
 			return nil, fmt.Errorf("%s: %w", op, err)
 		}
 		if !r.ok() {
-			return nil, b.cacheStatusError(op, r)
+			return nil, b.cacheStatusError(op, r, false)
 		}
 		// A JSON array, as the protocol says; null would decode as an
 		// empty list and count every path as present: a push that did
@@ -394,11 +397,11 @@ func origin(u *url.URL) string {
 // cacheStatusError turns an unsuccessful answer from an endpoint about the
 // cache as a whole into a clear error: 401/403 and 404 get the messages
 // `cachix` gives (§7.2), anything else the status and the server's words.
-func (b *Backend) cacheStatusError(op string, r *response) error {
+func (b *Backend) cacheStatusError(op string, r *response, write bool) error {
 	herr := b.httpError(op, r)
 	switch r.status {
 	case http.StatusUnauthorized, http.StatusForbidden:
-		return b.unauthorized(herr)
+		return b.unauthorized(herr, write)
 	case http.StatusNotFound:
 		return &cacheError{msg: fmt.Sprintf("cache %s does not exist", b.name),
 			sentinel: backend.ErrCacheNotFound, cause: herr}
@@ -406,14 +409,21 @@ func (b *Backend) cacheStatusError(op string, r *response) error {
 	return herr
 }
 
-// unauthorized explains a 401/403 depending on whether a token was sent.
-func (b *Backend) unauthorized(herr *HTTPError) error {
+// tokenSources says where an auth token may come from.
+const tokenSources = "--auth-token-file, $CACHIX_AUTH_TOKEN, the authToken of cachix.dhall (or --config FILE), " +
+	"or a manifest's authTokenFile"
+
+// unauthorized explains a 401/403 depending on whether a token was sent
+// and whether the request writes (pushing, pinning) or only reads.
+func (b *Backend) unauthorized(herr *HTTPError, write bool) error {
 	var msg string
-	if b.c.token == "" {
-		msg = fmt.Sprintf("cache %s does not exist or is private and needs an auth token "+
-			"(give one with --auth-token-file, the manifest's authTokenFile or $CACHIX_AUTH_TOKEN)", b.name)
-	} else {
+	switch {
+	case b.c.token == "":
+		msg = fmt.Sprintf("cache %s does not exist or is private and needs an auth token (give one with %s)", b.name, tokenSources)
+	case write:
 		msg = fmt.Sprintf("cache %s does not exist or this token cannot write to it%s", b.name, b.tokenFrom())
+	default:
+		msg = fmt.Sprintf("cache %s does not exist or this token cannot read it%s", b.name, b.tokenFrom())
 	}
 	msg += fmt.Sprintf(": HTTP %d", herr.StatusCode)
 	if herr.Message != "" {

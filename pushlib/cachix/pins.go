@@ -63,8 +63,7 @@ func decodeKeep(k *keepJSON) *backend.Keep {
 func (b *Backend) CreatePin(ctx context.Context, pin backend.Pin) error {
 	if b.c.token == "" {
 		return &cacheError{
-			msg: fmt.Sprintf("pinning in cache %s needs an auth token (give one with --auth-token-file, "+
-				"the manifest's authTokenFile or $CACHIX_AUTH_TOKEN)", b.name),
+			msg:      fmt.Sprintf("pinning in cache %s needs an auth token (give one with %s)", b.name, tokenSources),
 			sentinel: backend.ErrUnauthorized,
 		}
 	}
@@ -93,7 +92,7 @@ func (b *Backend) CreatePin(ctx context.Context, pin backend.Pin) error {
 			herr := b.httpError(op, r)
 			return &cacheError{msg: herr.Error(), sentinel: backend.ErrRejected, cause: herr}
 		}
-		return b.cacheStatusError(op, r)
+		return b.cacheStatusError(op, r, true)
 	}
 	return nil
 }
@@ -121,7 +120,7 @@ func (b *Backend) ListPins(ctx context.Context) ([]backend.PinInfo, error) {
 		return nil, fmt.Errorf("%s: %w", op, err)
 	}
 	if !r.ok() {
-		return nil, b.cacheStatusError(op, r)
+		return nil, b.cacheStatusError(op, r, false)
 	}
 	var raw []pinJSON
 	if err := json.Unmarshal(r.body, &raw); err != nil {

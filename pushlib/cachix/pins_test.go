@@ -168,3 +168,25 @@ func TestListPinsNotFound(t *testing.T) {
 		t.Errorf("error %v is not ErrCacheNotFound", err)
 	}
 }
+
+// TestListPinsRefused: a listing refused is a read refused ("cannot read
+// it"), and without a token the message names every place one may come
+// from; a pin refused is a write refused.
+func TestListPinsRefused(t *testing.T) {
+	t.Parallel()
+	srv := newServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusUnauthorized)
+	}))
+	_, err := newBackend(t, srv.URL, nil).ListPins(t.Context())
+	if !errors.Is(err, backend.ErrUnauthorized) || !strings.Contains(err.Error(), "this token cannot read it (token from $CACHIX_AUTH_TOKEN)") {
+		t.Errorf("wrong token: %v", err)
+	}
+	_, err = newBackend(t, srv.URL, func(o *cachix.Options) { o.Token, o.TokenSource = "", "" }).ListPins(t.Context())
+	if err == nil || !strings.Contains(err.Error(), "--auth-token-file, $CACHIX_AUTH_TOKEN, the authToken of cachix.dhall (or --config FILE)") {
+		t.Errorf("no token: %v", err)
+	}
+	err = newBackend(t, srv.URL, nil).CreatePin(t.Context(), backend.Pin{Name: "p", StorePath: "/nix/store/00000000000000000000000000000000-x"})
+	if !errors.Is(err, backend.ErrUnauthorized) || !strings.Contains(err.Error(), "this token cannot write to it") {
+		t.Errorf("pin: %v", err)
+	}
+}

@@ -118,7 +118,7 @@ func (b *Backend) Upload(ctx context.Context, info *store.PathInfo, c narstream.
 		if r.status == http.StatusBadRequest {
 			return nil, b.rejection("starting the upload", info.Path, op, r)
 		}
-		return nil, b.cacheStatusError(op, r)
+		return nil, b.cacheStatusError(op, r, true)
 	}
 	var created createdUpload
 	if err := decodeJSON(r, &created); err != nil {
@@ -350,7 +350,7 @@ func (b *Backend) presignPart(ctx context.Context, storePath string, up createdU
 	if !r.ok() {
 		switch r.status {
 		case http.StatusUnauthorized, http.StatusForbidden:
-			return nil, b.unauthorized(b.httpError(op, r))
+			return nil, b.unauthorized(b.httpError(op, r), true)
 		case http.StatusBadRequest, http.StatusNotFound:
 			return nil, b.rejection(fmt.Sprintf("getting an upload URL for part %d", num), storePath, op, r)
 		}
@@ -411,7 +411,7 @@ func (p *pending) Commit(ctx context.Context) error {
 	if !r.ok() {
 		switch {
 		case r.status == http.StatusUnauthorized || r.status == http.StatusForbidden:
-			return b.unauthorized(b.httpError(op, r))
+			return b.unauthorized(b.httpError(op, r), true)
 		case rejected(r.status) && r.attempts > 1 && p.published(ctx):
 			// An earlier attempt completed it and its answer was lost; the
 			// retry was refused because the upload is done.

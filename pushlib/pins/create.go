@@ -73,8 +73,9 @@ type Exported struct {
 	// Files are the generated files (see Export).
 	Files map[string][]byte
 	// Listed counts the cache's pins with a revision; Exported, those the
-	// filters kept.
-	Listed, Exported int
+	// filters kept that an export can hold; Unexportable, those the
+	// filters kept that it cannot (each named in Warnings).
+	Listed, Exported, Unexportable int
 	// Warnings are worth telling the user: no cache URL for fetchClosure,
 	// pins that -A cannot select (a number where Nix wants no list index).
 	Warnings []string
@@ -113,8 +114,8 @@ func ExportCache(ctx context.Context, l backend.PinLister, opts ExportOptions) (
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrInvalidPin, err)
 	}
-	kept, _ = representable(kept)
-	res.Exported = len(kept)
+	valid, _ := representable(kept)
+	res.Exported, res.Unexportable = len(valid), len(kept)-len(valid)
 	files, warnings, err := export(ps, opts)
 	if err != nil {
 		return nil, err

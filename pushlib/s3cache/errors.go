@@ -76,7 +76,7 @@ func (c *Cache) classify(err error, op string) error {
 	case "InvalidAccessKeyId":
 		return mk(backend.ErrUnauthorized, "%s does not know the access key from %s (InvalidAccessKeyId): check the keys", host, c.creds.Source())
 	case "SignatureDoesNotMatch":
-		return mk(backend.ErrUnauthorized, "%s refused the secret key from %s (SignatureDoesNotMatch): check that it belongs to the access key", host, c.creds.Source())
+		return mk(backend.ErrUnauthorized, "%s refused the secret key from %s (SignatureDoesNotMatch): check that it belongs to the access key", host, c.creds.SecretSource())
 	case "AccessDenied", "AllAccessDisabled", "InvalidToken", "ExpiredToken", "AccountProblem", "InvalidSecurity":
 		if c.creds.Anonymous() {
 			return mk(backend.ErrUnauthorized, "%s denied anonymous access to bucket %q (%s): a dry run without S3 keys can only read a public bucket; give keys",

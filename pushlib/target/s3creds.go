@@ -50,6 +50,15 @@ func (c *S3Credentials) Provider() *credentials.Credentials { return c.creds }
 // default in /root/.aws/credentials"), never what they are.
 func (c *S3Credentials) Source() string { return c.source }
 
+// SecretSource names where the secret key came from: Source, but
+// $AWS_SECRET_ACCESS_KEY for keys from the environment.
+func (c *S3Credentials) SecretSource() string {
+	if c.source == "$AWS_ACCESS_KEY_ID" {
+		return "$AWS_SECRET_ACCESS_KEY"
+	}
+	return c.source
+}
+
 // Anonymous reports a dry run without keys, which reads anonymously.
 func (c *S3Credentials) Anonymous() bool { return c.anonymous }
 
