@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"slices"
 	"strings"
 
@@ -67,8 +68,12 @@ func normalizeArgs(app *cli.App, args []string) ([]string, error) {
 		c := findCommand(cmds, rest[0])
 		if c == nil {
 			if leaf == nil || len(leaf.Subcommands) > 0 {
-				return nil, usageErrorf("unknown command %q (commands: %s; see cachix-select help)",
-					strings.TrimSpace(strings.Join(append(path, rest[0]), " ")), commandNames(cmds))
+				hint := ""
+				if near := nearestCommand(cmds, rest[0]); near != "" {
+					hint = fmt.Sprintf(" (did you mean %s?)", strings.TrimSpace(strings.Join(append(path, near), " ")))
+				}
+				return nil, usageErrorf("unknown command %q%s (commands: %s; see cachix-select help)",
+					strings.TrimSpace(strings.Join(append(path, rest[0]), " ")), hint, commandNames(cmds))
 			}
 			break // an argument of the leaf command
 		}
@@ -87,6 +92,12 @@ func normalizeArgs(app *cli.App, args []string) ([]string, error) {
 		return args, nil
 	}
 	flags, positional := splitFlags(leaf, rest)
+	if slices.ContainsFunc(flags, func(f string) bool { return f == "--help" || f == "-h" }) {
+		// Help asked for anywhere among the flags: the command's help,
+		// whatever the arguments (urfave/cli would take the first one
+		// for a help topic).
+		return append(out, "--help"), nil
+	}
 	out = append(out, moved...)
 	out = append(out, flags...)
 	return append(out, positional...), nil
@@ -155,6 +166,17 @@ func findCommand(cmds []*cli.Command, name string) *cli.Command {
 		}
 	}
 	return nil
+}
+
+// nearestCommand is the visible command name closest to a misspelt one.
+func nearestCommand(cmds []*cli.Command, typed string) string {
+	var names []string
+	for _, c := range cmds {
+		if !c.Hidden && c.Name != "help" {
+			names = append(names, c.Names()...)
+		}
+	}
+	return nearest(names, typed)
 }
 
 // commandNames lists the visible commands for a message.

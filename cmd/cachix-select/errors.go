@@ -83,15 +83,23 @@ func lookupFlag(flags []cli.Flag, name string) cli.Flag {
 // nearestFlag is the flag name closest to a misspelt one, when close
 // enough to be what was meant ("dryrun" → "dry-run"); "" otherwise.
 func nearestFlag(flags []cli.Flag, typed string) string {
-	best, score := "", 0.0
+	var names []string
 	for _, f := range flags {
-		for _, n := range f.Names() {
-			if len(n) < 2 {
-				continue
-			}
-			if s := smetrics.JaroWinkler(typed, n, 0.7, 4); s > score {
-				best, score = n, s
-			}
+		names = append(names, f.Names()...)
+	}
+	return nearest(names, typed)
+}
+
+// nearest is the name of names closest to typed, when close enough to be
+// what was meant; "" otherwise. One-letter names are never suggested.
+func nearest(names []string, typed string) string {
+	best, score := "", 0.0
+	for _, n := range names {
+		if len(n) < 2 {
+			continue
+		}
+		if s := smetrics.JaroWinkler(typed, n, 0.7, 4); s > score {
+			best, score = n, s
 		}
 	}
 	if score < 0.85 {
