@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"time"
@@ -78,8 +79,9 @@ func activateCommand() *cli.Command {
 // activateAction never fails the caller unless --strict.
 func activateAction(c *cli.Context) error {
 	queued, err := doActivate(c)
-	if err == nil || c.Bool("strict") {
-		return err
+	var usage *usageError
+	if err == nil || c.Bool("strict") || errors.As(err, &usage) {
+		return err // a command line it cannot read is 2 either way
 	}
 	note := "nothing was queued"
 	if queued {
@@ -93,7 +95,10 @@ func activateAction(c *cli.Context) error {
 // unless --strict. queued says whether the manifest is waiting in the queue.
 func doActivate(c *cli.Context) (queued bool, err error) {
 	if c.NArg() != 1 {
-		return false, usageErrorf("activate takes exactly one MANIFEST.json")
+		return false, usageErrorf("activate takes exactly one MANIFEST.json, not %d arguments", c.NArg())
+	}
+	if m := activate.Mode(c.String("mode")); m != activate.Background && m != activate.Foreground {
+		return false, usageErrorf("--mode must be background or foreground, not %s", store.Quote(string(m)))
 	}
 	root, err := rootFlags(c)
 	if err != nil {

@@ -45,3 +45,27 @@ func TestUnknownCommandSuggests(t *testing.T) {
 		}
 	}
 }
+
+// activate's command line that it cannot read is exit 2 even without
+// --strict (a hand-written hook with a typo must not silently never push);
+// a manifest it cannot read is a warning, exit 0.
+func TestActivateCommandLine(t *testing.T) {
+	t.Setenv("XDG_STATE_HOME", t.TempDir())
+	for args, want := range map[string]string{
+		"activate --mode fg m.json":        "--mode must be background or foreground, not fg",
+		"activate":                         "activate takes exactly one MANIFEST.json, not 0 arguments",
+		"activate a.json b.json":           "not 2 arguments",
+		"activate --timeout 0s m.json":     "--timeout 0s is no time at all",
+		"activate --timeout abc m.json":    `invalid value "abc" for --timeout`,
+		"activate --mode foregrund m.json": "not foregrund",
+	} {
+		code, _, errOut := runCLI(strings.Fields(args)...)
+		if code != 2 || !strings.Contains(errOut, want) {
+			t.Errorf("%s: exit %d, stderr %q; want 2 saying %q", args, code, errOut, want)
+		}
+	}
+	code, _, errOut := runCLI("activate", t.TempDir()+"/missing.json")
+	if code != 0 || !strings.Contains(errOut, "warning:") || !strings.Contains(errOut, "activation continues") {
+		t.Errorf("missing manifest: exit %d, stderr %q; want 0 with a warning", code, errOut)
+	}
+}
