@@ -17,6 +17,8 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/xrash/smetrics"
+
 	"github.com/cachix-select/cachix-select/pushlib/backend"
 	"github.com/cachix-select/cachix-select/pushlib/fault"
 	"github.com/cachix-select/cachix-select/pushlib/internal/fsutil"
@@ -253,6 +255,21 @@ func (p *parser) known(obj jsonfield.Object, keys ...string) {
 	}
 }
 
+// missing is the error of the required field key of obj, absent: "is
+// required" and note, naming an unknown field of obj that looks like key
+// misspelt ("storPath" for "storePath"), since that is the likely cause.
+func (p *parser) missing(obj jsonfield.Object, field, key, note string) error {
+	msg := "is required" + note
+	for _, k := range obj.Keys() {
+		if path := obj.Get(k).Path; slices.Contains(p.unknown, path) &&
+			(strings.EqualFold(k, key) || smetrics.JaroWinkler(strings.ToLower(k), strings.ToLower(key), 0.7, 4) >= 0.85) {
+			msg += fmt.Sprintf("; %s is not a field of manifest version 1: is it %s misspelt?", path, key)
+			break
+		}
+	}
+	return p.errf(field, "%s", msg)
+}
+
 func (p *parser) errf(field, format string, args ...any) error {
 	return &Error{File: p.file, Field: field, Msg: fmt.Sprintf(format, args...)}
 }
@@ -307,7 +324,7 @@ func (p *parser) object(v jsonfield.Value) (jsonfield.Object, error) {
 func (p *parser) version(top jsonfield.Object, m *Manifest) error {
 	v := top.Get("version")
 	if v.Absent() {
-		return p.errf("version", "is required (this program reads version 1)")
+		return p.missing(top, "version", "version", " (this program reads version 1)")
 	}
 	if err := p.integer(v, &m.Version); err != nil {
 		return err
@@ -321,7 +338,7 @@ func (p *parser) version(top jsonfield.Object, m *Manifest) error {
 func (p *parser) cache(top jsonfield.Object, m *Manifest) error {
 	v := top.Get("cache")
 	if v.Null() {
-		return p.errf("cache", "is required")
+		return p.missing(top, "cache", "cache", "")
 	}
 	obj, err := p.object(v)
 	if err != nil {
@@ -403,7 +420,7 @@ func (p *parser) paths(top jsonfield.Object, m *Manifest) error {
 		var e Path
 		sp := obj.Get("storePath")
 		if sp.Null() {
-			return p.errf(sp.Path, "is required")
+			return p.missing(obj, sp.Path, "storePath", "")
 		}
 		if err := p.str(sp, &e.StorePath); err != nil {
 			return err
@@ -478,7 +495,7 @@ func (p *parser) pin(v jsonfield.Value) (*Pin, error) {
 	pin := &Pin{}
 	name := obj.Get("name")
 	if name.Null() {
-		return nil, p.errf(name.Path, "is required")
+		return nil, p.missing(obj, name.Path, "name", "")
 	}
 	if err := p.str(name, &pin.Name); err != nil {
 		return nil, err
