@@ -12,6 +12,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/cachix-select/cachix-select/pushlib/fault"
 	"github.com/cachix-select/cachix-select/pushlib/store"
 )
 
@@ -75,6 +76,10 @@ func export(pins []PinInfo, opts ExportOptions) (map[string][]byte, []string, er
 	fetchFrom, err := fetchClosureStore(opts.CacheURL)
 	if err != nil {
 		return nil, nil, err
+	}
+	if opts.CacheURL != "" && fetchFrom == "" {
+		warnings = append(warnings, fmt.Sprintf("builtins.fetchClosure fetches only from http and https caches, not %s: "+
+			"store.nix is null, so the flake lets Nix substitute pinned paths from its own substituters", oneLine(opts.CacheURL)))
 	}
 	flakeSystems := DefaultSystems()
 	if len(opts.Systems) > 0 {
@@ -227,7 +232,7 @@ func fetchClosureStore(cacheURL string) (string, error) {
 	}
 	u, err := url.Parse(cacheURL)
 	if err != nil || u.Scheme == "" {
-		return "", fmt.Errorf("cache URL %q: expected a URL such as https://NAME.cachix.org", cacheURL)
+		return "", fault.BadInputf("cache URL %q: expected a URL such as https://NAME.cachix.org", cacheURL)
 	}
 	if u.Scheme != "http" && u.Scheme != "https" {
 		return "", nil

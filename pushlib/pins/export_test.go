@@ -12,6 +12,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/cachix-select/cachix-select/pushlib/fault"
 	"github.com/cachix-select/cachix-select/pushlib/pins"
 )
 
@@ -316,5 +317,28 @@ func TestExportLeavesOutInvalidPins(t *testing.T) {
 	nix := string(files[pins.PinsFile])
 	if !strings.Contains(nix, odd) || strings.Contains(nix, jq) {
 		t.Errorf("pins.nix does not hold just the good pin:\n%s", nix)
+	}
+}
+
+// A --cache-url fetchClosure cannot fetch from is said, not silently
+// null; one that is no URL at all is bad input.
+func TestExportCacheURLNotHTTP(t *testing.T) {
+	t.Parallel()
+	ps := []pins.PinInfo{{Name: "good", StorePath: odd}}
+	for _, u := range []string{"s3://bucket?region=eu-west-1", "file:///srv/cache", "ftp://x"} {
+		files, warnings, err := pins.ExportWarnings(ps, pins.ExportOptions{CacheURL: u})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.ContainsFunc(warnings, func(w string) bool { return strings.Contains(w, "only from http and https caches, not "+u) }) {
+			t.Errorf("%s: no warning in %q", u, warnings)
+		}
+		if !strings.Contains(string(files[pins.StoreFile]), "null") {
+			t.Errorf("%s: store.nix is not null:\n%s", u, files[pins.StoreFile])
+		}
+	}
+	_, _, err := pins.ExportWarnings(ps, pins.ExportOptions{CacheURL: "not a url"})
+	if !errors.Is(err, fault.ErrBadInput) {
+		t.Errorf("not a URL: %v, want bad input (exit 2)", err)
 	}
 }
