@@ -36,7 +36,8 @@ const (
 
 const exitCodesHelp = `EXIT CODES:
    0    success (also: nothing to push)
-   1    the push failed (cache unreachable or refused, some paths not pushed)
+   1    the push failed (cache unreachable, refusing, or missing: a Cachix
+        cache or S3 bucket that does not exist; some paths not pushed)
    2    bad usage or bad input (malformed manifest, path not in the store,
         unreadable or misplaced token/key file, unusable cache location)
    130  interrupted by SIGINT (Ctrl-C): what was published stays, nothing
@@ -50,6 +51,16 @@ const pinExitCodesHelp = `EXIT CODES:
         token, or could not be reached
    2    bad usage or bad input (a path not in the store, a bad pin name or
         keep flag, an unreadable token file)
+   130  interrupted by SIGINT (Ctrl-C); 143 by SIGTERM`
+
+// pinsExitCodesHelp is exitCodesHelp for pins list and pins export.
+const pinsExitCodesHelp = `EXIT CODES:
+   0    listed, or exported
+   1    the cache could not be read: unreachable, refusing the token, or
+        missing; or the output could not be written
+   2    bad usage or bad input (an --output that exists as a file, a bad
+        --include/--exclude pattern or --cache-url, pins that clash,
+        an unreadable token file)
    130  interrupted by SIGINT (Ctrl-C); 143 by SIGTERM`
 
 // interruptGrace is how long the work may take to wind down after a

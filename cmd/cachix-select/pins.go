@@ -191,6 +191,7 @@ func pinsCommand() *cli.Command {
 				Name:         "list",
 				Usage:        "show the pins of a cache (works without a token for public caches)",
 				ArgsUsage:    "CACHE | --cache NAME",
+				Description:  pinsExitCodesHelp,
 				Flags:        append(cachixFlags(), &cli.BoolFlag{Name: "json", Usage: "print JSON"}),
 				OnUsageError: onUsageError,
 				Action:       pinsListAction,
@@ -205,7 +206,8 @@ func pinsCommand() *cli.Command {
 					"nested attributes (a number between dots is a list index, as Nix reads release-1.0). A pin\n" +
 					"NAME.SYSTEM is also offered as NAME, and PREFIX-SYSTEM-NAME (what push --om-results makes)\n" +
 					"as PREFIX-NAME, with the current system picked. store.nix names the binary cache flake.nix\n" +
-					"fetches from (--cache-url, else the cache's own, as its API says). The output is deterministic.",
+					"fetches from (--cache-url, else the cache's own, as its API says). The output is deterministic.\n\n" +
+					pinsExitCodesHelp,
 				Flags: append(append(cachixFlags(), filterFlags...),
 					&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "write to `DIR`, or to a tarball when it ends in .tar.gz"},
 					&cli.StringFlag{Name: "cache-url", Usage: "binary cache `URL` for fetchClosure in flake.nix (default: the cache's own)"}),
