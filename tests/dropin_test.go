@@ -469,6 +469,8 @@ func TestCommandLineAsCachix(t *testing.T) {
 		{[]string{"pin", single, "pins", "name"}, "pin takes CACHE PIN-NAME STORE-PATH, the store path last; " + single + " is given as the cache"},
 		{[]string{"pin", "pins", single, "name"}, single + " is given as the pin name"},
 		{[]string{"pin", "pins", "name"}, "got pins and name, so the store path is missing"},
+		{[]string{"push", single, "pins"}, "push takes the cache first: push pins PATH..."},
+		{[]string{"push", "--to", "/srv/cache", single}, "/srv/cache is a path, not a URL: a file cache is given as file:///srv/cache"},
 		{[]string{"pin", "pins", "a..b", single}, "pin name a..b has an empty component between dots"},
 		{[]string{"pin", "pins", ".dot", single}, "pin name .dot has an empty component between dots"},
 		{[]string{"pin", "pins", "", single}, `pin name "" is empty`},

@@ -324,6 +324,10 @@ func readInputs(c *cli.Context, st *store.Store, args []string) ([]*manifest.Man
 	case !cache && len(paths) > 0 && strings.Contains(paths[0], "://"):
 		return nil, nil, usageErrorf("%s is a cache URL: give it with --to (push --to %s PATH...); "+
 			"a first argument without \"/\" is a Cachix cache's name", store.Quote(paths[0]), store.Quote(paths[0]))
+	case !cache && len(paths) > 1 && !strings.Contains(paths[len(paths)-1], "/"):
+		last := paths[len(paths)-1]
+		return nil, nil, usageErrorf("push takes the cache first: push %s PATH... (%s, a name without \"/\", is given last)",
+			store.Quote(last), store.Quote(last))
 	case !cache && len(paths) > 0:
 		return nil, nil, usageErrorf("%s is not a manifest (.json), and no cache is given: push CACHE PATH..., "+
 			"or --cache NAME / --to URL with store paths", store.Quote(paths[0]))

@@ -70,6 +70,10 @@ func (S3) ref()     {}
 // Errors are bad input and name the parameter at fault, never the values
 // of an s3:// URL.
 func ParseURL(raw string) (Ref, error) {
+	// Schemes are case-insensitive (RFC 3986): FILE:// is file://.
+	if scheme, rest, ok := strings.Cut(raw, "://"); ok && !strings.ContainsAny(scheme, "/?#") {
+		raw = strings.ToLower(scheme) + "://" + rest
+	}
 	switch {
 	case strings.HasPrefix(raw, "s3://"):
 		loc, err := s3url.Parse(raw)
@@ -83,6 +87,9 @@ func ParseURL(raw string) (Ref, error) {
 			return nil, err
 		}
 		return File{Dir: dir}, nil
+	}
+	if strings.HasPrefix(raw, "/") {
+		return nil, fault.BadInputf("%s is a path, not a URL: a file cache is given as file://%s", store.Quote(raw), raw)
 	}
 	// A URL field never takes a Cachix cache name: say where one goes.
 	return nil, fault.BadInputf("%s is not a supported binary cache URL: use file:///path or s3://bucket?… "+

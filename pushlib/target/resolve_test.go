@@ -825,3 +825,19 @@ func TestURLFieldRefusesCacheNames(t *testing.T) {
 		}
 	}
 }
+
+// URL schemes are case-insensitive; a bare absolute path is said to need
+// file://.
+func TestParseURLSchemeCaseAndPaths(t *testing.T) {
+	r, err := target.ParseURL("FILE:///srv/cache")
+	if err != nil || r.Key() != "file:///srv/cache" {
+		t.Errorf("FILE:///srv/cache: %v, %v", r, err)
+	}
+	r, err = target.ParseURL("S3://bucket?region=eu-west-1")
+	if err != nil || !strings.HasPrefix(r.Key(), "s3://bucket") {
+		t.Errorf("S3://bucket: %v, %v", r, err)
+	}
+	if _, err = target.ParseURL("/srv/cache"); err == nil || !strings.Contains(err.Error(), "given as file:///srv/cache") {
+		t.Errorf("/srv/cache: %v", err)
+	}
+}
