@@ -60,10 +60,14 @@ feed:
 			defer func() { <-slots }()
 			pending, err := x.upload(ctx, p.Missing[path])
 			if err != nil {
-				x.fail(path, err)
 				if isFatal(err) {
+					// First, under the start lock: no other path is said
+					// to start after this one's error.
+					x.startMu.Lock()
 					cancel()
+					x.startMu.Unlock()
 				}
+				x.fail(path, err)
 				return
 			}
 			// The slot is free for the next upload while this one waits
@@ -95,6 +99,9 @@ type executor struct {
 
 	mu sync.Mutex
 	ex *Execution
+	// startMu orders a path's Start event before a fatal error stops
+	// the push, or after it not at all.
+	startMu sync.Mutex
 }
 
 // isFatal reports errors that will fail every other path too.
@@ -145,7 +152,13 @@ func (x *executor) upload(ctx context.Context, info *store.PathInfo) (backend.Pe
 	}
 	var pending backend.Pending
 	err := x.retry(ctx, func(attempt int) error {
+		x.startMu.Lock()
+		if err := ctx.Err(); err != nil {
+			x.startMu.Unlock()
+			return err // stopped before it began: no "Pushing" line for it
+		}
 		x.sink.Emit(events.Event{Kind: events.Start, Cache: x.cache, Path: info.Path, NarSize: info.NarSize, Attempt: attempt})
+		x.startMu.Unlock()
 		var err error
 		pending, err = x.plan.Job.Backend.Upload(ctx, info, x.plan.Compression, stream)
 		return err

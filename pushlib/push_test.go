@@ -484,3 +484,55 @@ func TestSkipInvalidOnlyWhenNeeded(t *testing.T) {
 		})
 	}
 }
+
+// unwritableBackend is a cache that cannot take a byte (a full disk).
+type unwritableBackend struct{ *fakeBackend }
+
+func (unwritableBackend) Upload(context.Context, *store.PathInfo, narstream.Compression, backend.StreamFunc) (backend.Pending, error) {
+	return nil, fmt.Errorf("%w: simulated full disk", backend.ErrUnwritable)
+}
+
+// slowFailures is a sink that takes its time over a failure, as a
+// terminal does over the error line: the window in which other workers
+// could start paths.
+type slowFailures struct{ *eventstest.Recorder }
+
+func (s slowFailures) Emit(e events.Event) {
+	s.Recorder.Emit(e)
+	if e.Kind == events.Failed {
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+// TestNoStartAfterAFatalError: once a path fails in a way that stops the
+// push, no other path is said to start after that error (it would print
+// "Pushing …" lines for paths never pushed).
+func TestNoStartAfterAFatalError(t *testing.T) {
+	t.Parallel()
+	refs := map[string][]string{}
+	for i := range 60 {
+		refs[fmt.Sprintf("leaf%02d", i)] = nil
+	}
+	st, paths := newFakeStore(t, refs)
+	var roots []pushlib.Root
+	for _, p := range paths {
+		roots = append(roots, pushlib.Root{Path: p})
+	}
+	for round := range 10 {
+		rec := &eventstest.Recorder{}
+		_, err := pushlib.Push(context.Background(), pushlib.Job{Backend: unwritableBackend{newFakeBackend()}, Store: st, Events: slowFailures{rec},
+			Target: &target.Target{Jobs: 8}, Roots: roots})
+		if !errors.Is(err, backend.ErrUnwritable) {
+			t.Fatalf("Push = %v, want ErrUnwritable", err)
+		}
+		failed := false
+		for _, e := range rec.Events() {
+			switch {
+			case e.Kind == events.Failed:
+				failed = true
+			case e.Kind == events.Start && failed:
+				t.Fatalf("round %d: %s started after a path failed for good", round, e.Path)
+			}
+		}
+	}
+}

@@ -136,7 +136,11 @@ func (c *Cache) Open(ctx context.Context) (backend.Info, error) {
 		return backend.Info{}, nil
 	}
 	if err := os.MkdirAll(filepath.Join(c.dir, "nar"), 0o755); err != nil {
-		return backend.Info{}, fmt.Errorf("%w: creating %s: %v", ErrBadLocation, c.dir, fsutil.Cause(err))
+		what := "creating " + c.dir
+		if fi, serr := os.Stat(c.dir); serr == nil && fi.IsDir() {
+			what = "creating " + filepath.Join(c.dir, "nar") + " in the existing " + c.dir
+		}
+		return backend.Info{}, fmt.Errorf("%w: %s: %v", ErrBadLocation, what, fsutil.Cause(err))
 	}
 	infoFile := filepath.Join(c.dir, binarycache.CacheInfoFile)
 	data, err := os.ReadFile(infoFile)
