@@ -49,10 +49,14 @@ func checkOmciFlags(c *cli.Context) error {
 	if c.String("om-results") != "" {
 		return nil
 	}
-	for _, name := range []string{"exclude", "include"} {
+	for _, name := range []string{"exclude", "include", "system"} {
 		if c.IsSet(name) {
-			return usageErrorf("--%s selects om ci outputs by name and applies only with --om-results; "+
-				"to leave store paths out of a push, use --exclude-path GLOB or --exclude-regex RE", name)
+			by := "by name"
+			if name == "system" {
+				by = "by system"
+			}
+			return usageErrorf("--%s selects om ci outputs %s and applies only with --om-results; "+
+				"to leave store paths out of a push, use --exclude-path GLOB or --exclude-regex RE", name, by)
 		}
 	}
 	for _, f := range omciFlags() {

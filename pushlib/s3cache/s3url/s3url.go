@@ -72,6 +72,11 @@ var nixOnly = map[string]string{
 	"index-debug-info":     "debug info is not indexed",
 }
 
+// substituterOnly are Nix store settings that say how Nix substitutes
+// from a cache; a substituter URL copied as the push target keeps them,
+// and they are ignored (and left out of the canonical URL).
+var substituterOnly = map[string]bool{"priority": true, "want-mass-query": true, "trusted": true}
+
 // Parse reads an s3:// URL. Its errors name the parameter at fault, never
 // a parameter's value (a URL may hold something secret by mistake).
 func Parse(raw string) (Location, error) {
@@ -117,6 +122,9 @@ func Parse(raw string) (Location, error) {
 			return fail("%s: parameter %s is given %d times", name, k, len(q[k]))
 		}
 		v := q.Get(k)
+		if substituterOnly[k] {
+			continue // how Nix substitutes from the cache: nothing to push
+		}
 		if hint, ok := nixOnly[k]; ok {
 			return fail("%s: the Nix setting %s is not taken from the URL: %s", name, k, hint)
 		}

@@ -25,6 +25,9 @@ func TestParse(t *testing.T) {
 		{"s3://cache?endpoint=http://minio.local:9000", s3url.Location{Bucket: "cache", Region: "us-east-1", Endpoint: "minio.local:9000"}, ""},
 		{"s3://cache?endpoint=https://r2.example.com/&scheme=https&buffer-size=16777216&multipart-upload=true",
 			s3url.Location{Bucket: "cache", Region: "us-east-1", Endpoint: "r2.example.com", Secure: true, PartSize: 16 << 20}, ""},
+		// A substituter URL copied as the target: its substituting settings are ignored.
+		{"s3://cache?region=eu-west-1&priority=30&want-mass-query=true&trusted=1",
+			s3url.Location{Bucket: "cache", Region: "eu-west-1", Secure: true}, "s3://cache?region=eu-west-1"},
 	} {
 		got, err := s3url.Parse(tt.url)
 		if err != nil {
