@@ -84,7 +84,10 @@ func activateAction(c *cli.Context) error {
 		return err // a command line it cannot read is 2 either way
 	}
 	note := "nothing was queued"
-	if queued {
+	switch {
+	case errors.Is(err, errQueueNotEmpty):
+		note = "cachix-select queue list says why"
+	case queued:
 		note = "the push stays queued: cachix-select queue list"
 	}
 	fmt.Fprintf(c.App.ErrWriter, "cachix-select: warning: %v (%s; activation continues)\n", err, note)

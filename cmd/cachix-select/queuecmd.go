@@ -20,6 +20,15 @@ import (
 // errQueueNotEmpty: some queued pushes failed and remain for later.
 var errQueueNotEmpty = errors.New("some queued pushes failed and stay queued")
 
+// queueNotEmpty is errQueueNotEmpty with the count.
+type queueNotEmpty struct{ n int }
+
+func (e *queueNotEmpty) Error() string {
+	return fmt.Sprintf("%d %s failed and %s queued", e.n, plural(e.n, "queued push", "queued pushes"), plural(e.n, "stays", "stay"))
+}
+
+func (e *queueNotEmpty) Unwrap() error { return errQueueNotEmpty }
+
 // systemStateDir is the NixOS module's state directory, which root's
 // `queue list` and `queue flush` read besides their own (a variable for
 // the tests).
@@ -147,7 +156,7 @@ func reportFlush(c *cli.Context, ctx context.Context, r activate.FlushReport, er
 			r.Stopped, r.Remaining, plural(r.Remaining, "push", "pushes"))
 	}
 	if r.Remaining > 0 {
-		return &alreadyReported{fmt.Errorf("%w (%d)", errQueueNotEmpty, r.Remaining)}
+		return &alreadyReported{&queueNotEmpty{r.Remaining}}
 	}
 	if interrupted {
 		return ctx.Err()

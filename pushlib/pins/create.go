@@ -49,6 +49,9 @@ func Create(ctx context.Context, b backend.Backend, st *store.Store, req Request
 		return "", &store.InvalidPathError{Paths: invalid}
 	}
 	for _, a := range req.Artifacts {
+		if strings.Trim(a, "/ ") == "" {
+			return "", fault.BadInputf("artifact %s names no file: give a path inside %s, such as bin/NAME", store.Quote(a), path)
+		}
 		full := filepath.Join(path, strings.TrimPrefix(a, "/"))
 		if fi, err := os.Stat(full); err != nil || !fi.Mode().IsRegular() {
 			return "", fault.BadInputf("artifact %s does not exist as a file in %s", a, path)
