@@ -478,6 +478,7 @@ func TestOpenErrors(t *testing.T) {
 		{"unknown access key", server.URL(b, ""), []string{"AWS_ACCESS_KEY_ID", "nobody"}, 0, backend.ErrUnauthorized, "does not know the access key from $AWS_ACCESS_KEY_ID"},
 		{"wrong secret", server.URL(b, ""), []string{"AWS_SECRET_ACCESS_KEY", "wrong-secret"}, 0, backend.ErrUnauthorized, "refused the secret key from $AWS_SECRET_ACCESS_KEY"},
 		{"wrong region", server.URL(b, "region=eu-west-1"), nil, 0, s3cache.ErrWrongRegion, "is in region us-east-1, not eu-west-1"},
+		{"wrong session token", server.URL(b, ""), []string{"AWS_SESSION_TOKEN", "not-a-session-token"}, 0, backend.ErrUnauthorized, "refused the session token from $AWS_SESSION_TOKEN"},
 		{"unreachable", "s3://" + b + "?endpoint=127.0.0.1:1&scheme=http", nil, 0, s3cache.ErrUnreachable, "cannot reach 127.0.0.1:1"},
 		{"clock skew", "s3://" + b + "?scheme=http&endpoint=" + proxy.Endpoint, nil, 20 * time.Minute, s3cache.ErrClockSkew, "differs from " + proxy.Endpoint + "'s by more than 15 minutes"},
 	} {
