@@ -178,8 +178,18 @@ func Resolve(opts Options, layers ...Layer) (*Target, error) {
 		return nil, err
 	}
 	t := &Target{Ref: ref, OmitDeriver: first(ls, func(l layer) bool { return l.omitDeriver })}
-	if t.Token, t.TokenSource, err = r.token(ls); err != nil {
-		return nil, err
+	if _, cachix := ref.(Cachix); cachix {
+		if t.Token, t.TokenSource, err = r.token(ls); err != nil {
+			return nil, err
+		}
+	} else {
+		for _, l := range ls {
+			if l.token.file != "" {
+				// Not read: a plain binary cache takes no token (nor fails on one).
+				r.warnings = append(r.warnings, fmt.Sprintf("%s is for Cachix caches; %s takes none, so it is not read", l.token.source, ref))
+				break
+			}
+		}
 	}
 	if t.SigningKey, t.SigningKeySource, err = r.signingKey(ls, ref); err != nil {
 		return nil, err

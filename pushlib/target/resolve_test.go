@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -839,5 +840,21 @@ func TestParseURLSchemeCaseAndPaths(t *testing.T) {
 	}
 	if _, err = target.ParseURL("/srv/cache"); err == nil || !strings.Contains(err.Error(), "given as file:///srv/cache") {
 		t.Errorf("/srv/cache: %v", err)
+	}
+}
+
+// A token file given for a plain binary cache is not read (a missing one
+// does not fail the push) and is said to do nothing.
+func TestTokenFileForAPlainCache(t *testing.T) {
+	f := newFixture(t)
+	f.flags = target.Layer{Origin: target.CommandLine, URL: "file://" + f.dir + "/cache", AuthTokenFile: f.dir + "/no-such-token"}
+	tgt, err := f.run()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tgt.Token != "" || !slices.ContainsFunc(tgt.Warnings, func(w string) bool {
+		return strings.Contains(w, "--auth-token-file "+f.dir+"/no-such-token is for Cachix caches")
+	}) {
+		t.Errorf("token %q, warnings %q", tgt.Token, tgt.Warnings)
 	}
 }

@@ -117,6 +117,9 @@ func resolveS3Credentials(s credentialSources) (*S3Credentials, error) {
 
 	if s.File != "" {
 		source := "--s3-credentials-file " + s.File
+		if profile != "default" {
+			source = "profile " + profile + " in " + source
+		}
 		if err := inStore(s.File, s.StoreDir, source); err != nil {
 			return nil, err
 		}
