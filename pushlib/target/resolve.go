@@ -219,6 +219,13 @@ func Resolve(opts Options, layers ...Layer) (*Target, error) {
 			return nil, fault.BadInputf("concurrent chunks %v", err)
 		}
 	}
+	if _, ok := ref.(Cachix); !ok && (t.ChunkSize != 0 || t.ConcurrentChunks != 0) {
+		hint := "a file cache writes each NAR whole"
+		if _, s3 := ref.(S3); s3 {
+			hint = "an s3:// cache's part size is its URL's buffer-size"
+		}
+		r.warnings = append(r.warnings, fmt.Sprintf("the chunk size and concurrent chunks (-s, -n) apply to Cachix uploads; %s, so they are ignored for %s", hint, ref))
+	}
 	if _, ok := ref.(Cachix); ok {
 		t.ConfigPath = r.cfgPath
 		if t.ConfigPath == "" {

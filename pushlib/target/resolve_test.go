@@ -858,3 +858,16 @@ func TestTokenFileForAPlainCache(t *testing.T) {
 		t.Errorf("token %q, warnings %q", tgt.Token, tgt.Warnings)
 	}
 }
+
+// -s/-n for a plain binary cache are said to do nothing.
+func TestChunkFlagsForAPlainCache(t *testing.T) {
+	f := newFixture(t)
+	f.flags = target.Layer{Origin: target.CommandLine, URL: "file://" + f.dir + "/cache", ChunkSize: 16 << 20}
+	tgt, err := f.run()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.ContainsFunc(tgt.Warnings, func(w string) bool { return strings.Contains(w, "apply to Cachix uploads") }) {
+		t.Errorf("warnings %q", tgt.Warnings)
+	}
+}
