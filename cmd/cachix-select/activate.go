@@ -86,7 +86,7 @@ func activateAction(c *cli.Context) error {
 	note := "nothing was queued"
 	switch {
 	case errors.Is(err, errQueueNotEmpty):
-		note = "cachix-select queue list says why"
+		note = "the push stays queued: cachix-select queue list says why"
 	case queued:
 		note = "the push stays queued: cachix-select queue list"
 	}

@@ -24,7 +24,7 @@ var errQueueNotEmpty = errors.New("some queued pushes failed and stay queued")
 type queueNotEmpty struct{ n int }
 
 func (e *queueNotEmpty) Error() string {
-	return fmt.Sprintf("%d %s failed and %s queued", e.n, plural(e.n, "queued push", "queued pushes"), plural(e.n, "stays", "stay"))
+	return fmt.Sprintf("%d %s failed", e.n, plural(e.n, "queued push", "queued pushes"))
 }
 
 func (e *queueNotEmpty) Unwrap() error { return errQueueNotEmpty }
