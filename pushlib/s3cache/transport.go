@@ -244,7 +244,7 @@ func (g *gaveUp) Error() string {
 			words.Seconds(g.elapsed.Round(100*time.Millisecond)))
 	}
 	if g.unreachable {
-		return s + ": check the endpoint and the network (--fail-fast gives up on a host that cannot be reached at all)"
+		return s + ": check the endpoint and the network (given up at once: --fail-fast)"
 	}
 	return s + ": check the endpoint and the network"
 }
