@@ -1,14 +1,15 @@
 package s3cache_test
 
 import (
-	"bufio"
 	"context"
 	"errors"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -50,6 +51,15 @@ func TestStalledEndpointGivesUp(t *testing.T) {
 	}
 	defer ln.Close()
 	var conns atomic.Int32
+	var open []net.Conn // held, so that no finalizer closes one (the client would see EOF)
+	var mu sync.Mutex
+	defer func() {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range open {
+			c.Close()
+		}
+	}()
 	go func() {
 		for {
 			c, err := ln.Accept()
@@ -57,7 +67,10 @@ func TestStalledEndpointGivesUp(t *testing.T) {
 				return
 			}
 			conns.Add(1)
-			go func() { _, _ = http.ReadRequest(bufio.NewReader(c)) }() // read, never answer; closed with ln
+			mu.Lock()
+			open = append(open, c)
+			mu.Unlock()
+			go func() { _, _ = io.Copy(io.Discard, c) }() // read everything, never answer
 		}
 	}()
 	took, err := openAt(t, ln.Addr().String(), func(o *s3cache.Options) {
@@ -134,17 +147,17 @@ func TestSlowMovingAnswerIsNotCut(t *testing.T) {
 		for i := range body {
 			_, _ = w.Write([]byte{body[i]})
 			w.(http.Flusher).Flush()
-			time.Sleep(15 * time.Millisecond) // ~0.8 s in all
+			time.Sleep(30 * time.Millisecond) // ~1.5 s in all
 		}
 	}))
 	defer srv.Close()
 	took, err := openAt(t, strings.TrimPrefix(srv.URL, "http://"), func(o *s3cache.Options) {
-		o.StallTimeout, o.RetryFor = 300*time.Millisecond, -1
+		o.StallTimeout, o.RetryFor = time.Second, -1
 	})
 	if err != nil {
 		t.Fatalf("a moving answer was cut: %v", err)
 	}
-	if took < 300*time.Millisecond {
+	if took < time.Second {
 		t.Errorf("took %v: the answer did not trickle", took)
 	}
 }
