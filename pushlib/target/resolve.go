@@ -365,6 +365,10 @@ func (r *resolver) token(ls []layer) (string, string, error) {
 // signingKey resolves and parses the signing key.
 func (r *resolver) signingKey(ls []layer, ref Ref) (*signing.Key, string, error) {
 	text, source, err := r.secret(ls, "signing key", func(l layer) secret { return l.key })
+	if err == nil && source == "" && r.opts.SigningKeyName != "" {
+		r.warnings = append(r.warnings, "--signing-key-name names a signing key, but none is given (--signing-key-file, "+
+			"$CACHIX_SIGNING_KEY or a manifest's signingKeyFile): the narinfos are not signed")
+	}
 	if err != nil || source == "" {
 		return nil, "", err
 	}

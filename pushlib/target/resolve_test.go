@@ -871,3 +871,17 @@ func TestChunkFlagsForAPlainCache(t *testing.T) {
 		t.Errorf("warnings %q", tgt.Warnings)
 	}
 }
+
+// --signing-key-name without a key is said to sign nothing.
+func TestSigningKeyNameWithoutKey(t *testing.T) {
+	f := newFixture(t)
+	f.flags = target.Layer{Origin: target.CommandLine, URL: "file://" + f.dir + "/cache"}
+	f.opts.SigningKeyName = "cache.example.org-1"
+	tgt, err := f.run()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tgt.SigningKey != nil || !slices.ContainsFunc(tgt.Warnings, func(w string) bool { return strings.Contains(w, "the narinfos are not signed") }) {
+		t.Errorf("key %v, warnings %q", tgt.SigningKey, tgt.Warnings)
+	}
+}
