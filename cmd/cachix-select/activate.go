@@ -38,7 +38,7 @@ func activateCommand() *cli.Command {
 	flags := append(stateFlags(), credentialFlags()...)
 	flags = append(flags,
 		&cli.StringFlag{Name: "mode", Value: "background", Usage: "`background` (queue, push in the background) or foreground (push now, bounded by --timeout)"},
-		&cli.BoolFlag{Name: "strict", Usage: "fail (exit 1 or 2) when the push fails or cannot be queued; by default activate always exits 0"},
+		&cli.BoolFlag{Name: "strict", Usage: "fail (exit 1 or 2) when the push fails or cannot be queued; by default activate exits 0 (but 2 for a command line it cannot read)"},
 		&cli.BoolFlag{Name: "dry-run", Aliases: []string{"n"}, Usage: "report what would be pushed; push and queue nothing"},
 		&cli.StringFlag{Name: "systemd-unit", Usage: "background mode: start `UNIT` to flush the queue (falls back to a detached process without systemd)"},
 		&cli.BoolFlag{Name: "user-unit", Usage: "--systemd-unit is a user unit (systemctl --user), also for root (home-manager)"},

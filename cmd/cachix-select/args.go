@@ -91,8 +91,8 @@ func normalizeArgs(app *cli.App, args []string) ([]string, error) {
 	if leaf == nil {
 		return args, nil
 	}
-	flags, positional := splitFlags(leaf, rest)
-	if slices.ContainsFunc(flags, func(f string) bool { return f == "--help" || f == "-h" }) {
+	flags, positional, help := splitFlags(leaf, rest)
+	if help {
 		// Help asked for anywhere among the flags: the command's help,
 		// whatever the arguments (urfave/cli would take the first one
 		// for a help topic).
@@ -105,7 +105,7 @@ func normalizeArgs(app *cli.App, args []string) ([]string, error) {
 
 // splitFlags separates cmd's flags (with their values) from its arguments,
 // keeping each group in order.
-func splitFlags(cmd *cli.Command, args []string) (flags, positional []string) {
+func splitFlags(cmd *cli.Command, args []string) (flags, positional []string, help bool) {
 	takes := map[string]bool{"help": false, "h": false}
 	for _, f := range cmd.Flags {
 		tv, ok := f.(interface{ TakesValue() bool })
@@ -125,6 +125,7 @@ func splitFlags(cmd *cli.Command, args []string) (flags, positional []string) {
 		}
 		name, hasValue := flagName(a)
 		valued, known := takes[name]
+		help = help || name == "help" || name == "h"
 		if !known && !strings.HasPrefix(a, "--") && len(name) > 1 {
 			// -j8: a short flag with its value attached.
 			if v, ok := takes[name[:1]]; ok && v {
@@ -142,7 +143,7 @@ func splitFlags(cmd *cli.Command, args []string) (flags, positional []string) {
 		// urfave/cli reads "--" only in front of the arguments.
 		positional = append(append([]string{"--"}, positional[:i]...), positional[i+1:]...)
 	}
-	return flags, positional
+	return flags, positional, help
 }
 
 // isFlag reports whether a looks like a flag ("-" alone is an argument).

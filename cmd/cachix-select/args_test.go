@@ -69,3 +69,11 @@ func TestActivateCommandLine(t *testing.T) {
 		t.Errorf("missing manifest: exit %d, stderr %q; want 0 with a warning", code, errOut)
 	}
 }
+
+// A flag's value that reads "-h" is that value, not a request for help.
+func TestHelpAsAFlagValue(t *testing.T) {
+	code, out, _ := runCLI("pin", "mycache", "x", "/nix/store/00000000000000000000000000000000-none", "--artifact", "-h")
+	if code == 0 || strings.Contains(out, "USAGE:") {
+		t.Errorf("--artifact -h showed help (exit %d)", code)
+	}
+}

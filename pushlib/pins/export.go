@@ -565,7 +565,7 @@ func CheckName(name string) error {
 		return errors.New("is not valid UTF-8")
 	}
 	for _, r := range name {
-		if !unicode.IsPrint(r) {
+		if unicode.IsControl(r) {
 			return fmt.Errorf("contains the control character %q", r)
 		}
 	}

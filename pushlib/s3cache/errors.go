@@ -78,12 +78,12 @@ func (c *Cache) classify(err error, op string) error {
 	case "SignatureDoesNotMatch":
 		return mk(backend.ErrUnauthorized, "%s refused the secret key from %s (SignatureDoesNotMatch): check that it belongs to the access key", host, c.creds.SecretSource())
 	case "InvalidTokenId", "InvalidToken", "ExpiredToken":
-		from := c.creds.Source()
-		if from == "$AWS_ACCESS_KEY_ID" {
-			from = "$AWS_SESSION_TOKEN"
+		if from := c.creds.SessionSource(); from != "" {
+			return mk(backend.ErrUnauthorized, "%s refused the session token from %s (%s): it is wrong or has expired; renew it, or unset it for long-term keys",
+				host, from, er.Code)
 		}
-		return mk(backend.ErrUnauthorized, "%s refused the session token from %s (%s): it is wrong or has expired; renew it, or unset it for long-term keys",
-			host, from, er.Code)
+		return mk(backend.ErrUnauthorized, "%s refused the keys from %s as a session's (%s), though no session token was given: check the keys",
+			host, c.creds.Source(), er.Code)
 	case "AccessDenied", "AllAccessDisabled", "AccountProblem", "InvalidSecurity":
 		if c.creds.Anonymous() {
 			return mk(backend.ErrUnauthorized, "%s denied anonymous access to bucket %q (%s): a dry run without S3 keys can only read a public bucket; give keys",

@@ -115,6 +115,40 @@ func TestRetryBudgetOn503(t *testing.T) {
 	if n := hits.Load(); n != 1 {
 		t.Errorf("RetryFor < 0: %d requests, want 1", n)
 	}
+	if strings.Contains(err.Error(), "kept answering") || !strings.Contains(err.Error(), "SlowDown") {
+		t.Errorf("RetryFor < 0: %v, want the service's own answer (SlowDown), once", err)
+	}
+}
+
+// An expired session token is not retried (no retry renews it), and says
+// so; an S3 code minio-go retries whatever the status (RequestTimeout on a
+// 400) counts against the budget.
+func TestExpiredTokenAndRetriedCodes(t *testing.T) {
+	t.Parallel()
+	var hits atomic.Int32
+	code := atomic.Value{}
+	code.Store("ExpiredToken")
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		w.Header().Set("Content-Type", "application/xml")
+		w.WriteHeader(http.StatusBadRequest)
+		_, _ = w.Write([]byte(`<?xml version="1.0"?><Error><Code>` + code.Load().(string) + `</Code><Message>m</Message></Error>`))
+	}))
+	defer srv.Close()
+	endpoint := strings.TrimPrefix(srv.URL, "http://")
+	_, err := openAt(t, endpoint, func(o *s3cache.Options) { o.RetryFor = time.Minute })
+	if !errors.Is(err, backend.ErrUnauthorized) || !strings.Contains(err.Error(), "ExpiredToken") {
+		t.Errorf("expired token: %v, want ErrUnauthorized naming ExpiredToken", err)
+	}
+	if n := hits.Load(); n != 1 {
+		t.Errorf("expired token: %d requests, want 1", n)
+	}
+	code.Store("RequestTimeout")
+	hits.Store(0)
+	took, err := openAt(t, endpoint, func(o *s3cache.Options) { o.RetryFor = 700 * time.Millisecond })
+	if err == nil || !strings.Contains(err.Error(), "gave up after") || hits.Load() < 2 {
+		t.Errorf("RequestTimeout: %v after %v and %d requests, want retries ended by the budget", err, took, hits.Load())
+	}
 }
 
 // With FailFast an endpoint that refuses connections is given up at the

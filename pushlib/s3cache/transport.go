@@ -1,16 +1,19 @@
 package s3cache
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptrace"
+	"regexp"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/minio/minio-go/v7"
 	"github.com/rs/zerolog"
 
 	"github.com/cachix-select/cachix-select/pushlib/backend"
@@ -71,7 +74,29 @@ func (t *roundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
 	return resp, err
 }
 
-// outcome tells the operation's budget how the attempt went.
+// retriedStatus are the HTTP statuses minio-go retries (its
+// retryableHTTPStatusCodes), retriedCodes the S3 error codes it retries
+// whatever the status (its retryableS3Codes): both count as failures for
+// the budget, so that --retry-for ends them too.
+var (
+	retriedStatus = map[int]bool{http.StatusRequestTimeout: true, http.StatusTooManyRequests: true, 499: true,
+		http.StatusInternalServerError: true, http.StatusBadGateway: true, http.StatusServiceUnavailable: true,
+		http.StatusGatewayTimeout: true, 520: true}
+	retriedCodes = map[string]bool{"RequestError": true, "RequestTimeout": true, "Throttling": true,
+		"ThrottlingException": true, "RequestLimitExceeded": true, "RequestThrottled": true, "InternalError": true,
+		"SlowDown": true, "SlowDownWrite": true, "SlowDownRead": true}
+	// expiredCodes are retried by minio-go too, but no retry renews a
+	// session token: the first one ends the operation with the service's
+	// own answer (classify explains it).
+	expiredCodes = map[string]bool{"ExpiredToken": true, "ExpiredTokenException": true}
+)
+
+// errorCode finds the <Code> of an S3 error answer.
+var errorCode = regexp.MustCompile(`<Code>([A-Za-z]+)</Code>`)
+
+// outcome tells the operation's budget how the attempt went. An error
+// answer (4xx but 404) has its body read here, at most 64 KiB, for its S3
+// code, and put back for minio-go.
 func (t *roundTripper) outcome(ctx context.Context, resp *http.Response, err error) {
 	b, _ := ctx.Value(budgetKey{}).(*budget)
 	switch {
@@ -84,18 +109,40 @@ func (t *roundTripper) outcome(ctx context.Context, resp *http.Response, err err
 			return
 		}
 		b.failed(err)
-	case resp.StatusCode >= 500 || resp.StatusCode == http.StatusTooManyRequests:
-		t.answered.Store(true)
-		if b != nil {
-			b.failed(&statusError{resp.Status})
-		}
-	default:
-		t.answered.Store(true)
-		if b != nil {
-			b.succeeded()
+		return
+	}
+	t.answered.Store(true)
+	if b == nil {
+		return
+	}
+	if retriedStatus[resp.StatusCode] {
+		b.failed(&statusError{resp.Status})
+		return
+	}
+	if resp.StatusCode >= 400 && resp.StatusCode != http.StatusNotFound && resp.Body != nil {
+		data, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+		resp.Body = readCloser{io.MultiReader(bytes.NewReader(data), resp.Body), resp.Body}
+		if m := errorCode.FindSubmatch(data); m != nil {
+			switch code := string(m[1]); {
+			case expiredCodes[code]:
+				b.cancel(minio.ErrorResponse{Code: code, StatusCode: resp.StatusCode, Message: "the session token has expired"})
+				return
+			case retriedCodes[code]:
+				b.failed(&statusError{resp.Status + " (" + code + ")"})
+				return
+			}
 		}
 	}
+	b.succeeded()
 }
+
+// readCloser reads from one reader and closes another.
+type readCloser struct {
+	io.Reader
+	c io.Closer
+}
+
+func (r readCloser) Close() error { return r.c.Close() }
 
 // attemptGuard is one attempt's stall watchdog.
 type attemptGuard struct {
@@ -264,11 +311,10 @@ func (g *gaveUp) Unwrap() []error {
 func (c *Cache) bounded(ctx context.Context) (context.Context, func(error) error) {
 	bctx, cancel := context.WithCancelCause(ctx)
 	retryFor := c.opts.RetryFor // > 0: the budget
-	switch {
-	case retryFor < 0:
-		retryFor = 0 // no retries: the first failure ends it
-	case retryFor == 0:
-		retryFor = -1 // MaxRetries alone
+	if retryFor <= 0 {
+		// 0: MaxRetries alone; < 0: no retries, which MaxRetries = 1
+		// makes, so that minio-go still reads the one error answer.
+		retryFor = -1
 	}
 	b := &budget{host: c.loc.Host(), retryFor: retryFor, cancel: cancel}
 	bctx = context.WithValue(bctx, budgetKey{}, b)
@@ -276,8 +322,13 @@ func (c *Cache) bounded(ctx context.Context) (context.Context, func(error) error
 		cause := context.Cause(bctx)
 		cancel(nil)
 		var g *gaveUp
-		if err != nil && ctx.Err() == nil && errors.As(cause, &g) {
+		var er minio.ErrorResponse
+		switch {
+		case err == nil || ctx.Err() != nil:
+		case errors.As(cause, &g):
 			return g
+		case errors.As(cause, &er):
+			return er
 		}
 		return err
 	}

@@ -70,6 +70,7 @@ func (c *Cache) Upload(ctx context.Context, info *store.PathInfo, comp narstream
 	if w.id == "" {
 		err := c.putPart(ctx, key, (*w.buf)[:w.n], res.FileHashHex())
 		w.releaseBuffer(err == nil)
+		w.Cancel() // no parts: end the uploads' context
 		if err != nil {
 			return nil, c.classify(err, "uploading "+key)
 		}

@@ -40,6 +40,21 @@ type S3Credentials struct {
 	source    string
 	anonymous bool
 	warnings  []string
+	// session says $AWS_SESSION_TOKEN came with the environment's keys.
+	session bool
+}
+
+// SessionSource names where the session token came from: Source, but
+// $AWS_SESSION_TOKEN for keys from the environment; "" for environment
+// keys without one.
+func (c *S3Credentials) SessionSource() string {
+	if c.source != "$AWS_ACCESS_KEY_ID" {
+		return c.source
+	}
+	if c.session {
+		return "$AWS_SESSION_TOKEN"
+	}
+	return ""
 }
 
 // Provider gives the keys to minio-go (static keys, or a profile's
@@ -139,6 +154,7 @@ func resolveS3Credentials(s credentialSources) (*S3Credentials, error) {
 		case idOK && secretOK:
 			token, _ := env("AWS_SESSION_TOKEN")
 			r.creds = credentials.NewStaticV4(id, secret, token)
+			r.session = token != ""
 			r.source = "$AWS_ACCESS_KEY_ID"
 			return r, nil
 		case idOK:

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // env builds a LookupEnv from pairs.
@@ -187,5 +188,41 @@ func TestCredentialProcess(t *testing.T) {
 	_, err = resolveS3Credentials(credentialSources{File: file, Profile: "garbage", Lookup: env()})
 	if !errors.Is(err, ErrBadCredentials) || !strings.Contains(err.Error(), "printed no JSON credentials") || strings.Contains(err.Error(), "SECRETVALUE") {
 		t.Errorf("garbage output: %v", err)
+	}
+}
+
+// Keys from a credential_process are fetched again five minutes before
+// they expire, or in the last tenth of a short life; never after.
+func TestProcessRenewal(t *testing.T) {
+	now := time.Date(2026, 12, 3, 12, 0, 0, 0, time.UTC)
+	for _, tt := range []struct{ life, before time.Duration }{
+		{2 * time.Hour, 5 * time.Minute}, {50 * time.Minute, 5 * time.Minute},
+		{10 * time.Minute, time.Minute}, {2 * time.Minute, 12 * time.Second}, {-time.Minute, -6 * time.Second},
+	} {
+		exp := now.Add(tt.life)
+		if got := renewAt(exp, now); !got.Equal(exp.Add(-tt.before)) {
+			t.Errorf("life %v: renewed at %v before expiry, want %v", tt.life, exp.Sub(got), tt.before)
+		}
+	}
+	p := &processCreds{}
+	p.have, p.expires = true, renewAt(time.Now().Add(-time.Second), time.Now())
+	if !p.IsExpired() {
+		t.Error("keys past their expiry are not expired")
+	}
+}
+
+// A credential_process that hangs, children included, is ended by the
+// timeout (a pipeline's second process held the output open).
+func TestProcessTimeoutEndsChildren(t *testing.T) {
+	old := processTimeout
+	processTimeout = 300 * time.Millisecond
+	t.Cleanup(func() { processTimeout = old })
+	start := time.Now()
+	_, err := (&processCreds{line: "sleep 30 | cat; echo x", source: "test"}).Retrieve()
+	if err == nil || !strings.Contains(err.Error(), "did not finish within") {
+		t.Errorf("got %v, want the timeout", err)
+	}
+	if took := time.Since(start); took > 10*time.Second {
+		t.Errorf("Retrieve returned after %v, long past its timeout", took)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/minio/minio-go/v7/pkg/credentials"
@@ -15,8 +16,21 @@ import (
 	"github.com/cachix-select/cachix-select/pushlib/internal/childenv"
 )
 
-// processTimeout bounds one run of a credential_process.
-const processTimeout = time.Minute
+// processTimeout bounds one run of a credential_process; renewBefore is
+// how long before their Expiration its keys are fetched again (the last
+// tenth of their life for keys that live less than ten times that).
+const renewBefore = 5 * time.Minute
+
+// processTimeout is a variable for the tests.
+var processTimeout = time.Minute
+
+// renewAt is when keys that expire at exp are fetched again, seen at now.
+func renewAt(exp, now time.Time) time.Time {
+	if life := exp.Sub(now); life < 10*renewBefore {
+		return exp.Add(-life / 10) // short-lived keys: renew in the last tenth
+	}
+	return exp.Add(-renewBefore)
+}
 
 // processCreds is a profile's credential_process, run as the AWS SDKs run
 // it on Unix — the whole line through sh -c, so a program without
@@ -53,6 +67,12 @@ func (p *processCreds) RetrieveWithCredContext(*credentials.CredContext) (creden
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "/bin/sh", "-c", p.line)
 	cmd.Env = childenv.Environ()
+	// The line may start children (a pipeline, a helper): the timeout
+	// ends the whole process group, and Output stops waiting for pipes a
+	// stray child still holds.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	cmd.WaitDelay = 2 * time.Second
 	var stderr bytes.Buffer
 	cmd.Stderr = &limitedWriter{w: &stderr, left: 4 << 10}
 	out, err := cmd.Output()
@@ -80,10 +100,7 @@ func (p *processCreds) RetrieveWithCredContext(*credentials.CredContext) (creden
 	p.have, p.expires = true, time.Time{}
 	if o.Expiration != nil {
 		v.Expiration = *o.Expiration
-		p.expires = o.Expiration.Add(-credentials.DefaultExpiryWindow)
-		if w := time.Until(*o.Expiration); w < 10*credentials.DefaultExpiryWindow {
-			p.expires = o.Expiration.Add(-w / 10) // short-lived keys: renew in the last tenth
-		}
+		p.expires = renewAt(*o.Expiration, time.Now())
 	}
 	return v, nil
 }
