@@ -9,6 +9,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/cachix-select/cachix-select/pushlib/backend"
+	"github.com/cachix-select/cachix-select/pushlib/internal/stall"
+	"github.com/cachix-select/cachix-select/pushlib/internal/words"
 )
 
 // HTTPError is an answer from Cachix (or its storage) that the client did
@@ -61,7 +63,7 @@ type NetworkError struct {
 func (e *NetworkError) Error() string {
 	s := fmt.Sprintf("%s %s: %s", lostVerb(e.Err), e.Host, describe(e.Err))
 	if e.Attempts > 1 {
-		s += fmt.Sprintf(" (gave up after %d attempts in %s)", e.Attempts, seconds(roundElapsed(e.Elapsed)))
+		s += fmt.Sprintf(" (gave up after %d attempts in %s)", e.Attempts, words.Seconds(roundElapsed(e.Elapsed)))
 	}
 	return s
 }
@@ -143,7 +145,7 @@ func roundElapsed(d time.Duration) time.Duration {
 // a host no connection could be made to, "no answer from" one that took
 // the connection.
 func lostVerb(err error) string {
-	if connectionFailure(err) {
+	if stall.ConnectFailure(err) {
 		return "cannot reach"
 	}
 	return "no answer from"

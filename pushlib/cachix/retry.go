@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"github.com/cachix-select/cachix-select/pushlib/events"
+	"github.com/cachix-select/cachix-select/pushlib/internal/stall"
+	"github.com/cachix-select/cachix-select/pushlib/internal/words"
 )
 
 // RetryPolicy is the HTTP-level retry policy of `cachix push` (protocol
@@ -130,7 +132,7 @@ func (s *retryState) check(ctx context.Context, resp *http.Response, err error) 
 		if !retryableTransportError(err) {
 			return false, nil
 		}
-		if s.client != nil && s.client.failFast && connectionFailure(err) {
+		if s.client != nil && s.client.failFast && stall.ConnectFailure(err) {
 			if _, ok := s.client.reached.Load(s.host); !ok {
 				s.unreachable = true
 				return false, nil
@@ -189,7 +191,7 @@ func (s *retryState) announce(ctx context.Context, resp *http.Response, err erro
 		return
 	}
 	var why, msg string
-	budget := seconds(s.policy.MaxTotal)
+	budget := words.Seconds(s.policy.MaxTotal)
 	if err != nil {
 		why = describe(transportCause(err, s.client.scrub))
 		msg = fmt.Sprintf("%s %s (%s); retrying for up to %s", lostVerb(err), s.host, why, budget)
@@ -198,7 +200,7 @@ func (s *retryState) announce(ctx context.Context, resp *http.Response, err erro
 		msg = fmt.Sprintf("%s answers %s; retrying for up to %s", s.host, why, budget)
 		if past > 0 {
 			msg = fmt.Sprintf("%s answers %s and asks to wait %s; waiting for it, though that ends past the %s of retrying",
-				s.host, why, seconds(past), budget)
+				s.host, why, words.Seconds(past), budget)
 		}
 	}
 	events.FromContext(ctx).Emit(events.Event{Kind: events.HostRetry, Host: s.host, Error: why, Message: msg})

@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/cachix-select/cachix-select/pushlib/internal/stall"
 )
 
 // TestBackoffRange checks cachix's full-jitter schedule: retry n waits in
@@ -223,7 +225,7 @@ func TestConnectionFailureAndDescribe(t *testing.T) {
 		{"closed", &url.Error{Op: "Get", URL: "https://x", Err: io.EOF}, false, "the connection was closed before the answer was complete"},
 	}
 	for _, tt := range tests {
-		if got := connectionFailure(tt.err); got != tt.unreachable {
+		if got := stall.ConnectFailure(tt.err); got != tt.unreachable {
 			t.Errorf("%s: connectionFailure = %v, want %v", tt.name, got, tt.unreachable)
 		}
 		if got := describe(tt.err); got != tt.words {

@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/cachix-select/cachix-select/pushlib/internal/stall"
-	"github.com/cachix-select/cachix-select/pushlib/internal/words"
 )
 
 // Timeouts bound each HTTP attempt, so that a host that accepts
@@ -116,10 +115,6 @@ func (g *stallGuard) RoundTrip(req *http.Request) (*http.Response, error) {
 	return resp, nil
 }
 
-// connectionFailure reports a failure to reach a host at all (see
-// stall.ConnectFailure).
-func connectionFailure(err error) bool { return stall.ConnectFailure(err) }
-
 // describe says in a few words why an attempt got no answer: "connection
 // refused", "unknown host name", "no progress for 60 s". It falls back to
 // the error's own text.
@@ -156,6 +151,3 @@ func describe(err error) string {
 	}
 	return err.Error()
 }
-
-// seconds renders a duration for messages: "90 s", "1.5 s", "250 ms".
-func seconds(d time.Duration) string { return words.Seconds(d) }
