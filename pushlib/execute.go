@@ -134,7 +134,7 @@ func (x *executor) upload(ctx context.Context, info *store.PathInfo) (backend.Pe
 		// A big NAR takes the cores no other NAR is using (they would
 		// idle) and is compressed on all of them; it never waits for one.
 		cores := 1
-		if info.NarSize >= narstream.ParallelThreshold && x.plan.Compression.Method == narstream.Zstd {
+		if narstream.Parallel(info.NarSize) && x.plan.Compression.Method == narstream.Zstd {
 		more:
 			for cores < cap(x.cpu) {
 				select {

@@ -1,10 +1,14 @@
 package tests
 
 import (
+	"bytes"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
+
+	"github.com/cachix-select/cachix-select/pushlib/narstream/narstreamtest"
 )
 
 // TestPushManifestThenRealNixSubstitutes is the proof of the engine: a
@@ -87,6 +91,56 @@ func TestPushManifestThenRealNixSubstitutes(t *testing.T) {
 	_, otherPK := keypair(t, "e2e-test-1")
 	if _, err := substitute(t, cacheURL, otherPK, app); err == nil {
 		t.Error("nix accepted the cache with an unrelated public key")
+	}
+}
+
+// TestLargeNARInFramesSubstitutes: a compressible NAR past the size from
+// which a NAR is compressed on both cores is written as a stream of
+// several independent zstd frames, and real Nix substitutes it (the e2e
+// suite runs this under Nix 2.8, 2.26 and 2.34: each reads the frames one
+// after the other as one stream).
+func TestLargeNARInFramesSubstitutes(t *testing.T) {
+	requireNix(t)
+	if runtime.NumCPU() < 2 {
+		t.Skip("one core: no NAR is compressed in frames")
+	}
+	t.Parallel()
+	text := nixBuild(t, "text", t.Name())
+	skFile, pk := keypair(t, "frames-test-1")
+	dir := t.TempDir()
+	cacheURL := "file://" + filepath.Join(dir, "cache")
+	if r := cli(t, "", nil, "push", "-q", "--to", cacheURL, "--signing-key-file", skFile, text); r.code != 0 {
+		t.Fatalf("push failed (%d): %s", r.code, r.stderr)
+	}
+	nars, err := filepath.Glob(filepath.Join(dir, "cache", "nar", "*.nar.zst"))
+	if err != nil || len(nars) != 1 {
+		t.Fatalf("NAR files %v (%v), want one", nars, err)
+	}
+	b, err := os.ReadFile(nars[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	frames, err := narstreamtest.ZstdFrames(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(frames) < 4 {
+		t.Fatalf("the %d-byte NAR file holds %d zstd frames, want at least 4 (4 MiB each)", len(b), len(frames))
+	}
+	root, err := substitute(t, cacheURL, pk, text)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := narHashIn(t, root, text), narHashIn(t, "", text); got != want || got == "" {
+		t.Errorf("substituted narHash %q, local %q", got, want)
+	}
+	got, err := os.ReadFile(filepath.Join(root, strings.TrimPrefix(text, "/"), "data"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := os.ReadFile(filepath.Join(text, "data"))
+	if err != nil || !bytes.Equal(got, want) {
+		t.Errorf("substituted data: %d bytes, local %d (%v)", len(got), len(want), err)
 	}
 }
 

@@ -50,7 +50,7 @@ func s3CredentialsFlag() cli.Flag {
 // pushTuningFlags are the knobs of the upload itself.
 func pushTuningFlags() []cli.Flag {
 	return []cli.Flag{
-		&cli.IntFlag{Name: "jobs", Aliases: []string{"j"}, Usage: "`N` paths uploaded at once; at most one per core compresses at a time, and one of 128 MiB or more uses the idle cores too (default: manifest, else 8)"},
+		&cli.IntFlag{Name: "jobs", Aliases: []string{"j"}, Usage: "`N` paths uploaded at once; at most one per core compresses at a time, and one of 16 MiB or more uses the idle cores too (default: manifest, else 8)"},
 		&cli.StringFlag{Name: "compression-method", Aliases: []string{"m"}, Usage: "`METHOD`: zstd or xz (default: manifest, else the cache's preference, else zstd)"},
 		&cli.IntFlag{Name: "compression-level", Aliases: []string{"l"}, Usage: "compression `LEVEL`, 0-16 for zstd, 0-9 for xz (default 2)"},
 		&cli.BoolFlag{Name: "omit-deriver", Usage: "do not publish which derivation built each path"},

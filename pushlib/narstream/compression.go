@@ -154,33 +154,29 @@ type poolKey struct {
 const asyncThreshold = 16 << 20
 
 // ParallelThreshold is the NAR size from which a NAR given more than one
-// core (StreamOn) is cut into sections compressed on all of them at once.
-// Below it the smaller window costs more in size than the time it saves:
-// a 100 MB compressible NAR came out 1.06 × `nix copy`'s in that mode.
-const ParallelThreshold = 128 << 20
+// core (StreamOn) is compressed on all of them at once, in frames
+// (frames.go). Below it one core compresses while another reads and
+// hashes (asyncThreshold). Measured on a 100 MB compressible NAR on 2
+// cores: 0.81 × the time it took on one core, at 1.003 × `nix copy`'s size.
+const ParallelThreshold = 16 << 20
 
 // parallelThreshold is ParallelThreshold; tests lower it.
 var parallelThreshold uint64 = ParallelThreshold
 
-// parallelWindow is the window in that mode: it sets the memory. Each
-// section is four windows long (2 MiB), and about five are in memory at
-// once (filled, compressed on each core, waiting to be written), twice
-// that with the encoder's buffer pools. Measured on a 1 GiB compressible
-// NAR on 2 cores: peak RSS 63 MiB with 512 KiB, 81 MiB with 1 MiB, 110
-// with 2 and 173 with 4; the output is 1.041, 1.030, 1.023 and 1.006 ×
-// `nix copy`'s (the sequential encoder's: 1.003 ×, 28 MiB).
-const parallelWindow = 512 << 10
+// Parallel reports whether a NAR of narSize bytes is compressed on every
+// core it is given (StreamOn).
+func Parallel(narSize uint64) bool { return narSize >= parallelThreshold }
 
-// incompressibleWindow is the window in that mode for a NAR whose start
-// does not compress (archives, media, firmware: data compressed already).
-// Its sections' output is as large as their input, four times that of
-// text, and a window buys it nothing. Measured on a 1 GiB random NAR on 2
-// cores, 4 runs each: peak RSS 62–74 MiB with 512 KiB, 44–46 with 256 KiB,
-// 31 with 128 KiB; 2.70, 2.68 and 2.79 s.
+// incompressibleWindow is the window of the parallel sections a NAR goes
+// to when its start does not compress (archives, media, firmware: data
+// compressed already). Their output is as large as their input, and a
+// window buys them nothing. Measured on a 1 GiB random NAR on 2 cores, 4
+// runs each: peak RSS 62–74 MiB with 512 KiB, 44–46 with 256 KiB, 31 with
+// 128 KiB; 2.70, 2.68 and 2.79 s.
 const incompressibleWindow = 256 << 10
 
 // probeSize is how much of a NAR in that mode is looked at before the
-// window is chosen.
+// mode is chosen.
 const probeSize = 256 << 10
 
 // probeBufs hold the probes until the encoder starts.
@@ -189,15 +185,16 @@ var probeBufs = sync.Pool{New: func() any { b := make([]byte, 0, probeSize); ret
 // compressor wraps w in a compressing writer; Close flushes the compressor
 // (never closes w) and returns its resources. narSize and cores pick the
 // mode: synchronous for small NARs, compressing on a goroutine of its own
-// for large ones, and in parallel sections on cores cores for a NAR of
-// ParallelThreshold or more given more than one.
+// for large ones, and on cores cores for a NAR of ParallelThreshold or
+// more given more than one: in frames, or in parallel sections when it
+// starts incompressible (frames.go).
 func (c Compression) compressor(w io.Writer, narSize uint64, cores int) (io.WriteCloser, error) {
 	switch c.Method {
 	case Zstd:
 		lvl := zstdLevel(c.Level)
 		switch {
-		case cores > 1 && narSize >= parallelThreshold:
-			return &probingZstd{w: w, key: poolKey{lvl, cores, true, parallelWindow}}, nil
+		case cores > 1 && Parallel(narSize):
+			return newFramesZstd(w, lvl, cores), nil
 		case narSize >= asyncThreshold:
 			return zstdEncoder(w, poolKey{lvl, 2, false, zstdWindow})
 		}
@@ -235,71 +232,6 @@ func zstdEncoder(w io.Writer, key poolKey) (*pooledZstd, error) {
 		return nil, err
 	}
 	return &pooledZstd{enc, p}, nil
-}
-
-// probingZstd is the parallel mode's writer: it holds the first probeSize
-// bytes, looks at them, and then starts the encoder with the window that
-// fits: incompressibleWindow if they look incompressible, parallelWindow
-// otherwise. A NAR that starts incompressible and goes on compressible
-// loses a little ratio to the smaller window (the benchmark's 1 GiB text
-// NAR all at 256 KiB: 1.4 % larger); one that starts compressible
-// and goes on incompressible costs the memory it did before the probe.
-type probingZstd struct {
-	w   io.Writer
-	key poolKey
-	buf *[]byte
-	enc *pooledZstd
-}
-
-func (p *probingZstd) Write(b []byte) (int, error) {
-	if p.enc != nil {
-		return p.enc.Write(b)
-	}
-	if p.buf == nil {
-		p.buf = probeBufs.Get().(*[]byte)
-	}
-	room := probeSize - len(*p.buf)
-	if len(b) < room {
-		*p.buf = append(*p.buf, b...)
-		return len(b), nil
-	}
-	*p.buf = append(*p.buf, b[:room]...)
-	if err := p.start(); err != nil {
-		return 0, err
-	}
-	if _, err := p.enc.Write(b[room:]); err != nil {
-		return 0, err
-	}
-	return len(b), nil
-}
-
-// start chooses the window, starts the encoder and hands it the probe.
-func (p *probingZstd) start() error {
-	var probe []byte
-	if p.buf != nil {
-		probe = *p.buf
-		defer func() { *p.buf = (*p.buf)[:0]; probeBufs.Put(p.buf); p.buf = nil }()
-	}
-	key := p.key
-	if incompressible(probe) {
-		key.window = incompressibleWindow
-	}
-	enc, err := zstdEncoder(p.w, key)
-	if err != nil {
-		return err
-	}
-	p.enc = enc
-	_, err = enc.Write(probe)
-	return err
-}
-
-func (p *probingZstd) Close() error {
-	if p.enc == nil {
-		if err := p.start(); err != nil {
-			return err
-		}
-	}
-	return p.enc.Close()
 }
 
 // incompressible reports whether sample's bytes are spread so evenly

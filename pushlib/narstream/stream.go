@@ -74,7 +74,8 @@ func Stream(ctx context.Context, info *store.PathInfo, c Compression, dst io.Wri
 
 // StreamOn is Stream for a caller that holds cores cores for this NAR: one
 // of ParallelThreshold or more is then compressed on all of them at once,
-// in sections (zstd only; bounded memory, a few sections in flight).
+// in independent zstd frames (zstd only; bounded memory, a few frames in
+// flight).
 func StreamOn(ctx context.Context, info *store.PathInfo, c Compression, dst io.Writer, progress func(narBytes uint64), cores int) (Result, error) {
 	fileHash := sha256.New()
 	fileCount := &counter{}

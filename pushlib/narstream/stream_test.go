@@ -22,6 +22,7 @@ import (
 	"github.com/ulikunitz/xz"
 
 	"github.com/cachix-select/cachix-select/pushlib/narstream"
+	"github.com/cachix-select/cachix-select/pushlib/narstream/narstreamtest"
 	"github.com/cachix-select/cachix-select/pushlib/store"
 )
 
@@ -158,10 +159,11 @@ func TestCompressionValidate(t *testing.T) {
 }
 
 // TestStreamOnCores: a NAR past the parallel threshold given two cores is
-// compressed in parallel sections into one zstd stream that decompresses
-// to the NAR, with the hashes and sizes of what was written. The window
-// (read back from the frame header) follows the NAR's first MiB: the
-// smaller one for data that does not compress, also when text follows.
+// compressed on both into a zstd stream that decompresses to the NAR, with
+// the hashes and sizes of what was written. Text is cut into frames of at
+// most 4 MiB, each its own window; a NAR that starts incompressible
+// (probe), also when text follows, is one frame of parallel sections with
+// the small window.
 func TestStreamOnCores(t *testing.T) {
 	narstream.SetParallelThreshold(t, 8<<20)
 	random := make([]byte, 3<<20)
@@ -174,18 +176,19 @@ func TestStreamOnCores(t *testing.T) {
 		}
 	}
 	for _, tc := range []struct {
-		name     string
-		write    func(w io.Writer)
-		window   uint64
-		maxRatio float64
+		name      string
+		write     func(w io.Writer)
+		frames    int    // at least
+		maxWindow uint64 // of every frame
+		maxRatio  float64
 	}{
-		{"text", text, 512 << 10, 0.5},
+		{"text", text, 3, 4 << 20, 0.5},
 		{"random", func(w io.Writer) { // 9 MiB: the same 3 MiB three times, beyond any window
 			for range 3 {
 				_, _ = w.Write(random)
 			}
-		}, 256 << 10, 1.01},
-		{"random then text", func(w io.Writer) { _, _ = w.Write(random); text(w) }, 256 << 10, 0.6},
+		}, 1, 256 << 10, 1.01},
+		{"random then text", func(w io.Writer) { _, _ = w.Write(random); text(w) }, 1, 256 << 10, 0.6},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			p := filepath.Join(t.TempDir(), "big")
@@ -216,9 +219,22 @@ func TestStreamOnCores(t *testing.T) {
 			if fh := sha256.Sum256(out.Bytes()); res.FileSize != uint64(out.Len()) || !bytes.Equal(res.FileHash.Digest(), fh[:]) {
 				t.Errorf("file hash and size %x %d, wrote %x %d", res.FileHash.Digest(), res.FileSize, fh, out.Len())
 			}
-			var hdr zstd.Header
-			if err := hdr.Decode(out.Bytes()); err != nil || hdr.WindowSize != tc.window {
-				t.Errorf("frame window %d (%v), want %d", hdr.WindowSize, err, tc.window)
+			frames, err := narstreamtest.ZstdFrames(out.Bytes())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(frames) < tc.frames {
+				t.Errorf("%d frames, want at least %d", len(frames), tc.frames)
+			}
+			var content uint64
+			for i, h := range frames {
+				if h.WindowSize > tc.maxWindow || (h.HasFCS && h.FrameContentSize > 4<<20 && len(frames) > 1) {
+					t.Errorf("frame %d: window %d, content %d: want a window ≤ %d and content ≤ 4 MiB", i, h.WindowSize, h.FrameContentSize, tc.maxWindow)
+				}
+				content += h.FrameContentSize
+			}
+			if len(frames) > 1 && content != info.NarSize {
+				t.Errorf("the frames hold %d bytes, the NAR has %d", content, info.NarSize)
 			}
 			dec, err := zstd.NewReader(&out)
 			if err != nil {
