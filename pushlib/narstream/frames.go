@@ -52,17 +52,16 @@ var spareJobs struct {
 
 const maxSpareJobs = 8
 
-// getJob is a spare frame of at least size bytes, or a new one.
-func getJob(size int) *frameJob {
+// getJob is a spare frame, or a new one.
+func getJob() *frameJob {
 	spareJobs.Lock()
 	defer spareJobs.Unlock()
-	for k := len(spareJobs.jobs) - 1; k >= 0; k-- {
-		if j := spareJobs.jobs[k]; cap(j.in) >= size {
-			spareJobs.jobs = append(spareJobs.jobs[:k], spareJobs.jobs[k+1:]...)
-			return j
-		}
+	if k := len(spareJobs.jobs); k > 0 {
+		j := spareJobs.jobs[k-1]
+		spareJobs.jobs = spareJobs.jobs[:k-1]
+		return j
 	}
-	return &frameJob{in: newFrameBuf(size)[:0], outBuf: newFrameBuf(maxFrameOut(size))[:0], done: make(chan struct{}, 1)}
+	return &frameJob{in: newFrameBuf(frameSize)[:0], outBuf: newFrameBuf(maxFrameOut(frameSize))[:0], done: make(chan struct{}, 1)}
 }
 
 // putJob keeps a frame whose compression has ended for the next NAR.
@@ -116,13 +115,12 @@ func frameEncoder(level zstd.EncoderLevel) (*zstd.Encoder, error) {
 // other is cut into frames: Write fills the current one, a full frame is
 // compressed on a goroutine of its own while the next fills, and finished
 // frames are written to w in order, on the writer's goroutine, as soon as
-// they are done and Write or Close comes by. At most jobs frames exist at
-// once.
+// they are done and Write or Close comes by. At most cores + frameSpare
+// frames exist at once.
 type framesZstd struct {
 	w        io.Writer
 	level    zstd.EncoderLevel
 	cores    int
-	jobs     int
 	probe    *[]byte     // the NAR's start, until the mode is chosen
 	sections *pooledZstd // the encoder of a NAR that starts incompressible
 	enc      *zstd.Encoder
@@ -135,7 +133,7 @@ type framesZstd struct {
 }
 
 func newFramesZstd(w io.Writer, level zstd.EncoderLevel, cores int) *framesZstd {
-	return &framesZstd{w: w, level: level, cores: cores, jobs: cores + frameSpare}
+	return &framesZstd{w: w, level: level, cores: cores}
 }
 
 func (f *framesZstd) started() bool { return f.enc != nil || f.sections != nil }
@@ -212,7 +210,8 @@ func (f *framesZstd) fill(b []byte) error {
 }
 
 // take makes f.cur an empty frame, writing out the frames that are done
-// first and waiting for the oldest when all jobs frames are taken.
+// first and waiting for the oldest when all cores + frameSpare frames are
+// taken.
 func (f *framesZstd) take() error {
 	for len(f.pending) > 0 {
 		select {
@@ -221,7 +220,7 @@ func (f *framesZstd) take() error {
 			continue
 		default:
 		}
-		if len(f.pending) < f.jobs {
+		if len(f.pending) < f.cores+frameSpare {
 			break
 		}
 		<-f.pending[0].done
@@ -233,7 +232,7 @@ func (f *framesZstd) take() error {
 	if k := len(f.free); k > 0 {
 		f.cur, f.free = f.free[k-1], f.free[:k-1]
 	} else {
-		f.cur = getJob(frameSize)
+		f.cur = getJob()
 	}
 	return nil
 }
