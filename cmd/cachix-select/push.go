@@ -69,7 +69,7 @@ func networkFlags() []cli.Flag {
 		&cli.DurationFlag{Name: "connect-timeout", Value: cachix.DefaultConnectTimeout, EnvVars: []string{"CACHIX_SELECT_CONNECT_TIMEOUT"},
 			Usage: "give up connecting to a Cachix or S3 host (TCP, then TLS) after `DURATION`; the request is retried"},
 		&cli.DurationFlag{Name: "stall-timeout", Value: cachix.DefaultStallTimeout, EnvVars: []string{"CACHIX_SELECT_STALL_TIMEOUT"},
-			Usage: "fail an HTTP request that moves no byte, sent or received, for `DURATION`; it is retried (a slow transfer that moves is never cut)"},
+			Usage: "fail an HTTP request that, once connected, moves no byte, sent or received, for `DURATION`; it is retried (a slow transfer that moves is never cut)"},
 		&cli.DurationFlag{Name: "retry-for", Value: defaultRetryFor, EnvVars: []string{"CACHIX_SELECT_RETRY_FOR"},
 			Usage: "retry failed requests (connection errors, timeouts, HTTP 429 and 5xx) for up to `DURATION` after the first failure; 0: do not retry"},
 		&cli.BoolFlag{Name: "fail-fast", EnvVars: []string{"CACHIX_SELECT_FAIL_FAST"},

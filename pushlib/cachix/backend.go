@@ -177,7 +177,7 @@ func New(opts Options) (*Backend, error) {
 			base = http.DefaultTransport
 		}
 	}
-	hc.Transport = &stallGuard{base: base, stall: timeouts.Stall}
+	hc.Transport = &stallGuard{base: base, stall: timeouts.Stall, connect: timeouts.Connect}
 	hc.CheckRedirect = keepTokenAtHome
 	chunk := opts.ChunkSize
 	switch {

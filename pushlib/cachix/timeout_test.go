@@ -20,6 +20,7 @@ import (
 	"github.com/cachix-select/cachix-select/pushlib/cachix"
 	"github.com/cachix-select/cachix-select/pushlib/events"
 	"github.com/cachix-select/cachix-select/pushlib/events/eventstest"
+	"github.com/cachix-select/cachix-select/pushlib/internal/stall/stalltest"
 	"github.com/cachix-select/cachix-select/pushlib/narstream"
 )
 
@@ -318,5 +319,47 @@ func TestHostRetryAnnouncedOnce(t *testing.T) {
 	got = rec.OfKind(events.HostRetry)
 	if len(got) != 1 || got[0].Message != "cannot reach "+addr+" (connection refused); retrying for up to 40 ms" {
 		t.Errorf("events %+v", got)
+	}
+}
+
+// TestSlowDialIsNotAStall: a connection that takes longer to make than
+// the stall timeout, but less than the connect timeout, is waited for:
+// the stall timeout counts from the connection on.
+func TestSlowDialIsNotAStall(t *testing.T) {
+	t.Parallel()
+	srv := httptest.NewServer(http.HandlerFunc(cacheInfoHandler))
+	t.Cleanup(srv.Close)
+	var dials atomic.Int32
+	b := newBackend(t, srv.URL, func(o *cachix.Options) {
+		o.Timeouts = cachix.Timeouts{Connect: 5 * time.Second, Stall: 100 * time.Millisecond}
+		o.HTTPClient = &http.Client{Transport: stalltest.SlowDial(500*time.Millisecond, &dials)}
+	})
+	if _, err := b.CacheInfo(t.Context()); err != nil {
+		t.Fatalf("CacheInfo over a dial of 0.5 s with a 0.1 s stall timeout: %v", err)
+	}
+	if n := dials.Load(); n != 1 {
+		t.Errorf("%d dials, want 1: the slow dial must not have been cut and retried", n)
+	}
+}
+
+// TestDialThatNeverEnds: when the transport's own connect timeouts do not
+// end a connection attempt, the watchdog does, at twice the connect
+// timeout plus the stall timeout, and says so.
+func TestDialThatNeverEnds(t *testing.T) {
+	t.Parallel()
+	var dials atomic.Int32
+	retry := cachix.RetryPolicy{Base: time.Millisecond, MaxDelay: 5 * time.Millisecond, MaxTotal: 200 * time.Millisecond}
+	b := newBackend(t, "http://127.0.0.1:9", func(o *cachix.Options) {
+		o.Timeouts = cachix.Timeouts{Connect: 100 * time.Millisecond, Stall: 100 * time.Millisecond}
+		o.HTTPClient = &http.Client{Transport: stalltest.SlowDial(-1, &dials)}
+		o.Retry = retry
+	})
+	start := time.Now()
+	_, err := b.CacheInfo(t.Context())
+	if err == nil || !strings.Contains(err.Error(), "no connection made in 300 ms") {
+		t.Fatalf("CacheInfo = %v, want no connection made in 300 ms", err)
+	}
+	if took := time.Since(start); took < 300*time.Millisecond || took > 10*time.Second {
+		t.Errorf("gave up after %v", took)
 	}
 }

@@ -69,15 +69,16 @@ type StallError = stall.Error
 // stops half-way is a failed attempt, retried, not a broken body handed to
 // the caller.
 type stallGuard struct {
-	base  http.RoundTripper
-	stall time.Duration
+	base    http.RoundTripper
+	stall   time.Duration
+	connect time.Duration
 }
 
 // RoundTrip runs one attempt under the watchdog.
 func (g *stallGuard) RoundTrip(req *http.Request) (*http.Response, error) {
 	ctx, cancel := context.WithCancel(req.Context())
 	defer cancel()
-	w := stall.Start(g.stall, cancel)
+	w := stall.Start(g.stall, stall.ConnectBound(g.stall, g.connect), cancel)
 	defer w.Stop()
 
 	ctx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{GotConn: func(info httptrace.GotConnInfo) {
@@ -99,7 +100,7 @@ func (g *stallGuard) RoundTrip(req *http.Request) (*http.Response, error) {
 	resp, err := g.base.RoundTrip(r)
 	if err != nil {
 		if w.Fired() && req.Context().Err() == nil {
-			return nil, &StallError{After: g.stall}
+			return nil, w.Err()
 		}
 		return nil, err
 	}
@@ -107,7 +108,7 @@ func (g *stallGuard) RoundTrip(req *http.Request) (*http.Response, error) {
 	_ = resp.Body.Close()
 	if err != nil {
 		if w.Fired() && req.Context().Err() == nil {
-			return nil, &StallError{After: g.stall}
+			return nil, w.Err()
 		}
 		return nil, err
 	}

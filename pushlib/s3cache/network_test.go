@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/cachix-select/cachix-select/pushlib/backend"
+	"github.com/cachix-select/cachix-select/pushlib/internal/stall/stalltest"
 	"github.com/cachix-select/cachix-select/pushlib/s3cache"
 )
 
@@ -193,5 +194,47 @@ func TestSlowMovingAnswerIsNotCut(t *testing.T) {
 	}
 	if took < time.Second {
 		t.Errorf("took %v: the answer did not trickle", took)
+	}
+}
+
+// cacheInfoServer answers every GET with a nix-cache-info.
+func cacheInfoServer(t *testing.T) *httptest.Server {
+	body := "StoreDir: /nix/store\nWantMassQuery: 1\nPriority: 40\n"
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/x-nix-cache-info")
+		w.Header().Set("Last-Modified", time.Now().UTC().Format(http.TimeFormat))
+		w.Header().Set("ETag", `"0123456789abcdef0123456789abcdef"`)
+		w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+		_, _ = io.WriteString(w, body)
+	}))
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+// A connection slower to make than the stall timeout, within the connect
+// timeout, is waited for; one that never ends is cut at twice the
+// connect timeout plus the stall timeout, and the error says no
+// connection was made.
+func TestSlowDialIsNotAStall(t *testing.T) {
+	t.Parallel()
+	srv := cacheInfoServer(t)
+	var dials atomic.Int32
+	_, err := openAt(t, strings.TrimPrefix(srv.URL, "http://"), func(o *s3cache.Options) {
+		o.StallTimeout, o.ConnectTimeout, o.RetryFor = 100*time.Millisecond, 5*time.Second, -1
+		o.Transport = stalltest.SlowDial(500*time.Millisecond, &dials)
+	})
+	if err != nil {
+		t.Fatalf("Open over a dial of 0.5 s with a 0.1 s stall timeout: %v", err)
+	}
+	if n := dials.Load(); n != 1 {
+		t.Errorf("%d dials, want 1", n)
+	}
+
+	_, err = openAt(t, strings.TrimPrefix(srv.URL, "http://"), func(o *s3cache.Options) {
+		o.StallTimeout, o.ConnectTimeout, o.RetryFor = 100*time.Millisecond, 100*time.Millisecond, -1
+		o.Transport = stalltest.SlowDial(-1, &dials)
+	})
+	if err == nil || !strings.Contains(err.Error(), "no connection made in 300 ms") {
+		t.Fatalf("Open over a dial that never ends = %v, want no connection made in 300 ms", err)
 	}
 }

@@ -203,15 +203,15 @@ func New(opts Options) (*Cache, error) {
 			return nil, fmt.Errorf("%s: %w", loc, err)
 		}
 	}
+	connect := opts.ConnectTimeout
+	if connect <= 0 {
+		connect = defaultConnectTimeout
+	}
 	base := opts.Transport
 	if base == nil {
 		tr, err := minio.DefaultTransport(loc.Secure)
 		if err != nil {
 			return nil, err
-		}
-		connect := opts.ConnectTimeout
-		if connect <= 0 {
-			connect = defaultConnectTimeout
 		}
 		tr.DialContext = (&net.Dialer{Timeout: connect, KeepAlive: 30 * time.Second}).DialContext
 		tr.TLSHandshakeTimeout = connect
@@ -226,7 +226,7 @@ func New(opts Options) (*Cache, error) {
 	case opts.RetryFor > 0 && opts.MaxRetries == 0:
 		opts.MaxRetries = budgetMaxRetries
 	}
-	rt := &roundTripper{base: base, log: opts.Logger, stall: opts.StallTimeout, failFast: opts.FailFast}
+	rt := &roundTripper{base: base, log: opts.Logger, stall: opts.StallTimeout, connect: connect, failFast: opts.FailFast}
 	lookup := minio.BucketLookupDNS
 	if loc.Endpoint != "" {
 		lookup = minio.BucketLookupPath // as Nix does for a custom endpoint

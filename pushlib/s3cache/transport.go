@@ -31,6 +31,7 @@ type roundTripper struct {
 	base     http.RoundTripper
 	log      *zerolog.Logger
 	stall    time.Duration
+	connect  time.Duration
 	failFast bool
 	answered atomic.Bool // the service answered a request once
 
@@ -149,7 +150,6 @@ type attemptGuard struct {
 	w      *stall.Watchdog
 	cancel context.CancelFunc
 	parent context.Context
-	after  time.Duration
 	once   sync.Once
 }
 
@@ -159,7 +159,7 @@ func (t *roundTripper) guard(req *http.Request) (*http.Request, *attemptGuard) {
 		return req, nil
 	}
 	ctx, cancel := context.WithCancel(req.Context())
-	g := &attemptGuard{w: stall.Start(t.stall, cancel), cancel: cancel, parent: req.Context(), after: t.stall}
+	g := &attemptGuard{w: stall.Start(t.stall, stall.ConnectBound(t.stall, t.connect), cancel), cancel: cancel, parent: req.Context()}
 	ctx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{GotConn: func(info httptrace.GotConnInfo) {
 		g.w.SetConn(info.Conn)
 	}})
@@ -184,7 +184,7 @@ func (t *roundTripper) guard(req *http.Request) (*http.Request, *attemptGuard) {
 func (g *attemptGuard) end(err error) error {
 	g.once.Do(func() { g.w.Stop(); g.cancel() })
 	if err != nil && g.w.Fired() && g.parent.Err() == nil {
-		return &stall.Error{After: g.after}
+		return g.w.Err()
 	}
 	return err
 }
@@ -199,7 +199,7 @@ type guardedBody struct {
 func (b *guardedBody) Read(p []byte) (int, error) {
 	n, err := b.ReadCloser.Read(p)
 	if err != nil && err != io.EOF && b.g.w.Fired() && b.g.parent.Err() == nil {
-		err = &stall.Error{After: b.g.after}
+		err = b.g.w.Err()
 	}
 	return n, err
 }
