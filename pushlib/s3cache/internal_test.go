@@ -1,6 +1,16 @@
 package s3cache
 
-import "testing"
+import (
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"github.com/cachix-select/cachix-select/pushlib/internal/stall"
+)
 
 func TestHashFraction(t *testing.T) {
 	t.Parallel()
@@ -54,5 +64,43 @@ func TestIsNarName(t *testing.T) {
 		if got := isNarName(name); got != want {
 			t.Errorf("isNarName(%s) = %v", name, got)
 		}
+	}
+}
+
+// A request that asks the service to copy an object may wait for its
+// answer longer than the stall timeout, by the object's size at
+// serverCopyRate; any other request may not.
+func TestServerWorkOutlastsTheStallTimeout(t *testing.T) {
+	t.Parallel()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-time.After(600 * time.Millisecond): // copying, silent
+		case <-r.Context().Done():
+			return
+		}
+		_, _ = io.WriteString(w, "<CompleteMultipartUploadResult/>")
+	}))
+	t.Cleanup(srv.Close)
+	rt := &roundTripper{base: http.DefaultTransport, stall: 200 * time.Millisecond, connect: time.Second}
+	get := func(ctx context.Context) error {
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, srv.URL+"/bucket/key?uploadId=1", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, err := rt.RoundTrip(req)
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		_, err = io.ReadAll(resp.Body)
+		return err
+	}
+	var se *stall.Error
+	if err := get(t.Context()); !errors.As(err, &se) || se.Connecting {
+		t.Fatalf("a plain request silent for 0.6 s with a 0.2 s stall timeout: %v, want a stall", err)
+	}
+	// 1 GiB at 16 MiB/s: 64 s more.
+	if err := get(withServerWork(t.Context(), 1<<30)); err != nil {
+		t.Fatalf("a copy of 1 GiB silent for 0.6 s: %v", err)
 	}
 }

@@ -153,13 +153,35 @@ type attemptGuard struct {
 	once   sync.Once
 }
 
+// serverCopyRate is the slowest a service is taken to copy an object on
+// its side (completing a multipart upload, copying the staging object to
+// its content address) before it answers: an S3 service may send no byte
+// while it works (AWS sends spaces to keep the connection alive, not every
+// service does), so such a request may be silent for its object's size at
+// this rate beyond the stall timeout before it is cut.
+const serverCopyRate = 16 << 20 // bytes per second
+
+// serverWorkKey holds, in a request's context, how much longer than the
+// stall timeout its answer may take (withServerWork).
+type serverWorkKey struct{}
+
+// withServerWork marks the requests made with ctx as asking the service
+// to copy size bytes before it answers.
+func withServerWork(ctx context.Context, size uint64) context.Context {
+	return context.WithValue(ctx, serverWorkKey{}, time.Duration(size/serverCopyRate+1)*time.Second)
+}
+
 // guard puts the attempt under a stall watchdog (none when t.stall is 0).
 func (t *roundTripper) guard(req *http.Request) (*http.Request, *attemptGuard) {
 	if t.stall <= 0 {
 		return req, nil
 	}
+	d := t.stall
+	if extra, ok := req.Context().Value(serverWorkKey{}).(time.Duration); ok {
+		d += extra
+	}
 	ctx, cancel := context.WithCancel(req.Context())
-	g := &attemptGuard{w: stall.Start(t.stall, stall.ConnectBound(t.stall, t.connect), cancel), cancel: cancel, parent: req.Context()}
+	g := &attemptGuard{w: stall.Start(d, stall.ConnectBound(t.stall, t.connect), cancel), cancel: cancel, parent: req.Context()}
 	ctx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{GotConn: func(info httptrace.GotConnInfo) {
 		g.w.SetConn(info.Conn)
 	}})

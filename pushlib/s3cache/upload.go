@@ -76,7 +76,7 @@ func (c *Cache) Upload(ctx context.Context, info *store.PathInfo, comp narstream
 		}
 		return p, nil
 	}
-	if err := w.complete(); err != nil {
+	if err := w.complete(res.FileSize); err != nil {
 		return nil, err
 	}
 	defer c.remove(ctx, w.key)
@@ -87,7 +87,7 @@ func (c *Cache) Upload(ctx context.Context, info *store.PathInfo, comp narstream
 	if !ok {
 		// Copied with its content type; ComposeObject copies in parts
 		// what is larger than a single copy may be (5 GiB).
-		err := c.do(ctx, func(ctx context.Context) error {
+		err := c.do(withServerWork(ctx, res.FileSize), func(ctx context.Context) error {
 			_, err := c.core.ComposeObject(ctx,
 				minio.CopyDestOptions{Bucket: c.loc.Bucket, Object: key, ReplaceMetadata: true, UserMetadata: map[string]string{"Content-Type": narType}},
 				minio.CopySrcOptions{Bucket: c.loc.Bucket, Object: w.key})
@@ -380,8 +380,9 @@ func (w *narWriter) releaseBuffer(reusable bool) {
 }
 
 // complete ships the last part, waits for every part and completes the
-// staging upload; on failure it cleans up and returns the error.
-func (w *narWriter) complete() error {
+// staging upload of a NAR file of size bytes; on failure it cleans up and
+// returns the error.
+func (w *narWriter) complete(size uint64) error {
 	var err error
 	if w.buf != nil && w.n > 0 {
 		err = w.ship()
@@ -398,7 +399,7 @@ func (w *narWriter) complete() error {
 		for i, p := range done {
 			completed[i] = minio.CompletePart{PartNumber: p.Number, ETag: p.ETag}
 		}
-		err = w.c.do(w.Context(), func(ctx context.Context) error {
+		err = w.c.do(withServerWork(w.Context(), size), func(ctx context.Context) error {
 			_, err := w.c.core.CompleteMultipartUpload(ctx, w.c.loc.Bucket, w.key, w.id, completed, minio.PutObjectOptions{})
 			return err
 		})
