@@ -113,7 +113,8 @@ func runInterruptible(args []string, stdin io.Reader, stdout, stderr io.Writer) 
 	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
 	defer signal.Stop(sigs)
-	ctx, cancel := context.WithCancelCause(context.Background())
+	progress := &tally{}
+	ctx, cancel := context.WithCancelCause(context.WithValue(context.Background(), tallyKey{}, progress))
 	defer cancel(nil)
 	quiet := &gatedWriter{w: stderr}
 	done := make(chan int, 1)
@@ -130,9 +131,12 @@ func runInterruptible(args []string, stdin io.Reader, stdout, stderr io.Writer) 
 		defer t.Stop()
 		select {
 		case <-done:
+			msg += progress.interruptedAfter()
 		case <-t.C:
+			msg += progress.interruptedAfter()
 			msg += fmt.Sprintf(" (an operation was still blocked after %s: exiting anyway)", interruptGrace)
 		case <-sigs:
+			msg += progress.interruptedAfter()
 		}
 		fmt.Fprintf(stderr, "cachix-select: %s\n", msg)
 		return intr.code()

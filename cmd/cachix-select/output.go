@@ -2,8 +2,10 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"os"
+	"sync/atomic"
 
 	"github.com/mattn/go-isatty"
 	"github.com/urfave/cli/v2"
@@ -54,11 +56,53 @@ func termWidth(w io.Writer) int {
 func runJobs(c *cli.Context, jobs []pushlib.Job) error {
 	out := newPrinter(c)
 	defer out.Close()
-	err := pushlib.RunJobs(c.Context, jobs, out, out.Result)
+	var sink events.Sink = out
+	if t, ok := c.Context.Value(tallyKey{}).(*tally); ok {
+		sink = tallySink{out, t}
+	}
+	err := pushlib.RunJobs(c.Context, jobs, sink, out.Result)
 	if err != nil && out.ReportedErrors() {
 		return &alreadyReported{err}
 	}
 	return err
+}
+
+// tally counts, for the line an interrupted run ends with, the paths its
+// pushes found missing and those they published (to every cache).
+type tally struct{ missing, pushed atomic.Int64 }
+
+// tallyKey holds the run's *tally in its context.
+type tallyKey struct{}
+
+// interruptedAfter is what the line of an interrupted run adds: how far
+// its pushes had got. Empty when no push had planned anything.
+func (t *tally) interruptedAfter() string {
+	missing, pushed := t.missing.Load(), t.pushed.Load()
+	if missing == 0 {
+		return ""
+	}
+	noun := "missing paths"
+	if missing == 1 {
+		noun = "missing path"
+	}
+	return fmt.Sprintf(" after pushing %d of %d %s; running it again pushes the rest", pushed, missing, noun)
+}
+
+// tallySink counts the plans' missing paths and the published ones on
+// their way to the printer.
+type tallySink struct {
+	events.Sink
+	t *tally
+}
+
+func (s tallySink) Emit(e events.Event) {
+	switch {
+	case e.Kind == events.Plan && !e.DryRun:
+		s.t.missing.Add(int64(e.Missing))
+	case e.Kind == events.Done:
+		s.t.pushed.Add(1)
+	}
+	s.Sink.Emit(e)
 }
 
 // hostRetryLines is the event sink of the commands that make requests but
