@@ -9,6 +9,26 @@ import (
 	"github.com/cachix-select/cachix-select/pushlib/events"
 )
 
+// noPinsHere is the warning for the pin of root r on a cache that has
+// no pins; done says what became of it ("not created", "would not be
+// created").
+func noPinsHere(cache string, r Root, done string) events.Event {
+	return events.Event{Kind: events.Warning, Cache: cache, Path: r.Path, Pin: r.Pin.Name,
+		Message: fmt.Sprintf("pin %q %s: pins are a Cachix feature and %s is a plain binary cache", r.Pin.Name, done, cache)}
+}
+
+// warnNoPins warns, in a dry run, of each pin the cache cannot have.
+func (p *Plan) warnNoPins() {
+	if _, canPin := p.Job.Backend.(backend.Pinner); canPin {
+		return
+	}
+	for _, r := range p.Job.Roots {
+		if r.Pin != nil {
+			p.Job.Events.Emit(noPinsHere(p.Job.Backend.String(), r, "would not be created"))
+		}
+	}
+}
+
 // Pin creates the pins of the roots whose closure is entirely in the cache
 // (failed lists the paths that are not), the last step of a push. A pin
 // that already points at its root is left alone: a new revision of the
@@ -28,8 +48,7 @@ func (p *Plan) Pin(ctx context.Context, failed map[string]bool) (pinned []string
 			continue
 		}
 		if !canPin {
-			sink.Emit(events.Event{Kind: events.Warning, Cache: cache, Path: r.Path, Pin: r.Pin.Name,
-				Message: fmt.Sprintf("pin %q not created: pins are a Cachix feature and %s is a plain binary cache", r.Pin.Name, cache)})
+			sink.Emit(noPinsHere(cache, r, "not created"))
 			continue
 		}
 		if why, out := p.NotPushed[r.Path]; out {

@@ -316,6 +316,7 @@ func Push(ctx context.Context, job Job) (*Result, error) {
 			sink.Emit(events.Event{Kind: events.WouldPush, Cache: cache, Path: p, NarSize: plan.Missing[p].NarSize})
 		}
 		emitSelection(sink, cache, res, true)
+		plan.warnNoPins()
 		sink.Emit(events.Event{Kind: events.Summary, Cache: cache, Closure: plan.Closure, Missing: len(plan.Order),
 			Present: res.Present, NarSize: plan.NarSize, DryRun: true})
 		return res, nil

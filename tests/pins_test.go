@@ -148,6 +148,10 @@ func TestManifestPinsOnlyAfterUpload(t *testing.T) {
 	// A plain binary cache says clearly that it cannot pin.
 	fm := writeManifest(t, t.TempDir(), map[string]any{"version": 1, "cache": map[string]any{"url": "file://" + filepath.Join(dir, "fc")},
 		"paths": []any{map[string]any{"storePath": lib, "pin": map[string]any{"name": "lib-pin"}}}})
+	r = cli(t, "", nil, "push", "--dry-run", fm)
+	if r.code != 0 || !strings.Contains(r.stderr, `pin "lib-pin" would not be created: pins are a Cachix feature`) {
+		t.Errorf("dry run to a file cache with pins: %d %s", r.code, r.stderr)
+	}
 	r = cli(t, "", nil, "push", fm)
 	if r.code != 0 || !strings.Contains(r.stderr, `pin "lib-pin" not created: pins are a Cachix feature`) {
 		t.Errorf("file cache with pins: %d %s", r.code, r.stderr)

@@ -28,7 +28,7 @@ func credentialFlags() []cli.Flag {
 	return []cli.Flag{
 		&cli.StringFlag{Name: "auth-token-file", Usage: "read the Cachix auth token from `FILE` (wins over the manifests')"},
 		&cli.StringFlag{Name: "signing-key-file", Usage: "read the signing key from `FILE` (wins over the manifests')"},
-		&cli.StringFlag{Name: "config", Usage: "Cachix config `FILE` for the token and key when neither a flag, the manifest nor the environment gives them (default $XDG_CONFIG_HOME/cachix/cachix.dhall)"},
+		&cli.StringFlag{Name: "config", Usage: "Cachix config `FILE` for the token and key when neither a flag, the manifest nor the environment gives them (default $XDG_CONFIG_HOME/cachix/cachix.dhall, else ~/.config/cachix/cachix.dhall, read when present)"},
 		s3CredentialsFlag(),
 	}
 }

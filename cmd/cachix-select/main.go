@@ -53,7 +53,16 @@ const pinExitCodesHelp = `EXIT CODES:
         keep flag, an unreadable token file)
    130  interrupted by SIGINT (Ctrl-C); 143 by SIGTERM`
 
-// pinsExitCodesHelp is exitCodesHelp for pins list and pins export.
+// pinsListExitCodesHelp is exitCodesHelp for pins list.
+const pinsListExitCodesHelp = `EXIT CODES:
+   0    listed
+   1    the cache could not be read: unreachable, refusing the token, or
+        missing
+   2    bad usage or bad input (a bad cache name, an unreadable token
+        file)
+   130  interrupted by SIGINT (Ctrl-C); 143 by SIGTERM`
+
+// pinsExitCodesHelp is exitCodesHelp for pins export.
 const pinsExitCodesHelp = `EXIT CODES:
    0    listed, or exported
    1    the cache could not be read: unreachable, refusing the token, or

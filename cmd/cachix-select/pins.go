@@ -191,7 +191,7 @@ func pinsCommand() *cli.Command {
 				Name:         "list",
 				Usage:        "show the pins of a cache (works without a token for public caches)",
 				ArgsUsage:    "CACHE | --cache NAME",
-				Description:  pinsExitCodesHelp,
+				Description:  pinsListExitCodesHelp,
 				Flags:        append(cachixFlags(), &cli.BoolFlag{Name: "json", Usage: "print JSON"}),
 				OnUsageError: onUsageError,
 				Action:       pinsListAction,

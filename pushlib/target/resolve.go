@@ -190,6 +190,11 @@ func Resolve(opts Options, layers ...Layer) (*Target, error) {
 				break
 			}
 		}
+		if r.opts.ConfigRequired && r.opts.ConfigPath != "" {
+			// Named explicitly, and read only for a Cachix cache (its
+			// authToken, hostname and that cache's secretKey).
+			r.warnings = append(r.warnings, fmt.Sprintf("the cachix config %s (--config) is for Cachix caches; %s does not use it, so it is not read", r.opts.ConfigPath, ref))
+		}
 	}
 	if t.SigningKey, t.SigningKeySource, err = r.signingKey(ls, ref); err != nil {
 		return nil, err

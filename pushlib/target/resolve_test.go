@@ -859,6 +859,23 @@ func TestTokenFileForAPlainCache(t *testing.T) {
 	}
 }
 
+// A cachix config named for a plain binary cache is not read (a missing
+// one does not fail the push) and is said to do nothing.
+func TestConfigFileForAPlainCache(t *testing.T) {
+	f := newFixture(t)
+	f.opts.ConfigPath, f.opts.ConfigRequired = f.dir+"/no-such.dhall", true
+	f.flags = target.Layer{Origin: target.CommandLine, URL: "file://" + f.dir + "/cache"}
+	tgt, err := f.run()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.ContainsFunc(tgt.Warnings, func(w string) bool {
+		return strings.Contains(w, "the cachix config "+f.dir+"/no-such.dhall (--config) is for Cachix caches")
+	}) {
+		t.Errorf("warnings %q", tgt.Warnings)
+	}
+}
+
 // -s/-n for a plain binary cache are said to do nothing.
 func TestChunkFlagsForAPlainCache(t *testing.T) {
 	f := newFixture(t)
