@@ -172,20 +172,7 @@ func TestFailFastRefused(t *testing.T) {
 // moving, is not cut.
 func TestSlowMovingAnswerIsNotCut(t *testing.T) {
 	t.Parallel()
-	body := "StoreDir: /nix/store\nWantMassQuery: 1\nPriority: 40\n"
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "text/x-nix-cache-info")
-		w.Header().Set("Last-Modified", time.Now().UTC().Format(http.TimeFormat))
-		w.Header().Set("ETag", `"0123456789abcdef0123456789abcdef"`)
-		w.Header().Set("Content-Length", strconv.Itoa(len(body)))
-		w.WriteHeader(http.StatusOK)
-		for i := range body {
-			_, _ = w.Write([]byte{body[i]})
-			w.(http.Flusher).Flush()
-			time.Sleep(30 * time.Millisecond) // ~1.5 s in all
-		}
-	}))
-	defer srv.Close()
+	srv := cacheInfoServer(t, 30*time.Millisecond) // ~1.5 s in all
 	took, err := openAt(t, strings.TrimPrefix(srv.URL, "http://"), func(o *s3cache.Options) {
 		o.StallTimeout, o.RetryFor = time.Second, -1
 	})
@@ -197,15 +184,25 @@ func TestSlowMovingAnswerIsNotCut(t *testing.T) {
 	}
 }
 
-// cacheInfoServer answers every GET with a nix-cache-info.
-func cacheInfoServer(t *testing.T) *httptest.Server {
+// cacheInfoServer answers every GET with a nix-cache-info, a byte per
+// pause when pause is not 0.
+func cacheInfoServer(t *testing.T, pause time.Duration) *httptest.Server {
 	body := "StoreDir: /nix/store\nWantMassQuery: 1\nPriority: 40\n"
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/x-nix-cache-info")
 		w.Header().Set("Last-Modified", time.Now().UTC().Format(http.TimeFormat))
 		w.Header().Set("ETag", `"0123456789abcdef0123456789abcdef"`)
 		w.Header().Set("Content-Length", strconv.Itoa(len(body)))
-		_, _ = io.WriteString(w, body)
+		if pause == 0 {
+			_, _ = io.WriteString(w, body)
+			return
+		}
+		w.WriteHeader(http.StatusOK)
+		for i := range body {
+			_, _ = w.Write([]byte{body[i]})
+			w.(http.Flusher).Flush()
+			time.Sleep(pause)
+		}
 	}))
 	t.Cleanup(srv.Close)
 	return srv
@@ -217,7 +214,7 @@ func cacheInfoServer(t *testing.T) *httptest.Server {
 // connection was made.
 func TestSlowDialIsNotAStall(t *testing.T) {
 	t.Parallel()
-	srv := cacheInfoServer(t)
+	srv := cacheInfoServer(t, 0)
 	var dials atomic.Int32
 	_, err := openAt(t, strings.TrimPrefix(srv.URL, "http://"), func(o *s3cache.Options) {
 		o.StallTimeout, o.ConnectTimeout, o.RetryFor = 100*time.Millisecond, 5*time.Second, -1
